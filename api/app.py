@@ -1,0 +1,67 @@
+"""The application factory. Everything the views need lives in ``app.extensions["meowstik"]``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask
+
+from api.errors import register_error_handlers
+from orchestrator.dispatch import Dispatcher
+from orchestrator.engine import Engine
+from orchestrator.settings import Settings
+from orchestrator.store.agents import AgentRegistry
+from orchestrator.store.keys import Keys
+from orchestrator.store.logbook import Logbook
+from orchestrator.store.sessions import SessionStore
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    client: redis.Redis
+    engine: Engine
+    registry: AgentRegistry
+    logbook: Logbook
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis_client: redis.Redis | None = None,
+    dispatcher: Dispatcher | None = None,
+    test_config: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the API. With no arguments (as under gunicorn) it reads MEOWSTIK_* settings,
+    connects to Redis, and publishes steps with Celery."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False
+    if test_config:
+        app.config.update(test_config)
+    client = redis_client or redis.Redis.from_url(
+        settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+    if dispatcher is None:
+        from workers.celery_app import create_celery_app
+        from workers.dispatcher import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(create_celery_app(settings))
+    keys = Keys(settings.key_prefix)
+    logbook = Logbook(client, keys)
+    registry = AgentRegistry(client, keys)
+    engine = Engine(SessionStore(client, keys, logbook), registry, dispatcher, settings,
+                    clock=time.time)
+    app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
+
+    from api.routes import health, orchestrator
+
+    app.register_blueprint(orchestrator.blueprint)
+    app.register_blueprint(health.blueprint)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,61 @@
+"""/api/orchestrator/...: the spec's REST contract."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from flask import Blueprint, current_app, jsonify
+
+from api.body import json_body
+from orchestrator.models import OrchestrateRequest
+from orchestrator.statuses import AgentStatus
+
+blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
+
+
+def services():
+    return current_app.extensions["meowstik"]
+
+
+@blueprint.post("/orchestrate")
+def orchestrate():
+    """Start a session: returns 202 with the session snapshot (status ``executing``)."""
+    request_model = OrchestrateRequest.model_validate(json_body())
+    snapshot = services().engine.submit(request_model)
+    response = jsonify(snapshot.to_json_dict())
+    response.status_code = 202
+    response.headers["Location"] = f"/api/orchestrator/sessions/{snapshot.session_id}"
+    return response
+
+
+@blueprint.get("/sessions/<session_id>")
+def get_session(session_id: str):
+    return jsonify(services().engine.snapshot(session_id).to_json_dict())
+
+
+@blueprint.get("/sessions/<session_id>/logs")
+def get_session_logs(session_id: str):
+    services().engine.snapshot(session_id)  # 404 for an unknown session
+    return jsonify({"sessionId": session_id,
+                    "logs": services().logbook.session_entries(session_id)})
+
+
+@blueprint.get("/agents")
+def list_agents():
+    agents = [agent.to_json_dict() for agent in services().registry.list()]
+    return jsonify({"agents": agents, "count": len(agents)})
+
+
+@blueprint.get("/stats")
+def stats():
+    """The spec's statistics, computed from the same registry records GET /agents shows."""
+    agents = services().registry.list()
+    active = [a for a in agents if a.status == AgentStatus.ACTIVE]
+    return jsonify({
+        "totalAgents": len(agents),
+        "activeAgents": len(active),
+        "busyAgents": sum(1 for a in agents if a.current_load > 0),
+        "totalCapacity": sum(a.max_load for a in active),
+        "usedCapacity": sum(a.current_load for a in agents),
+        "agentsByType": dict(Counter(a.type for a in agents)),
+    })

@@ -1,0 +1,27 @@
+"""The one thing the domain needs from the message broker: send released steps to their queues.
+
+``workers.dispatcher.CeleryDispatcher`` implements it with Celery; tests use a recording twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StepDispatch:
+    """One step message: ids and routing hints only, never the graph."""
+
+    session_id: str
+    step_id: str
+    job_id: str
+    queue: str
+    required_capabilities: tuple[str, ...]
+    agent_type: str | None = None
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, dispatches: Sequence[StepDispatch], countdown_s: float = 0.0) -> None:
+        """Publish every dispatch; raise DispatchError if the broker cannot take them."""

@@ -1,0 +1,202 @@
+"""Submission and inspection of sessions: goal -> plan -> validated graph -> stored session ->
+first steps dispatched. Steps after the first are released by the workers (execution.py)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+
+from orchestrator.dispatch import Dispatcher, StepDispatch
+from orchestrator.errors import DispatchError, LimitExceededError, SessionNotFoundError
+from orchestrator.graph import PlanGraph
+from orchestrator.models import OrchestrateRequest, SessionSnapshot, StepError, StepState, TaskPlan
+from orchestrator.planning.rules import plan_goal
+from orchestrator.settings import Settings
+from orchestrator.store.agents import AgentRegistry
+from orchestrator.store.keys import capability_queue, job_id
+from orchestrator.store.logbook import LogEntry, iso_from_ms
+from orchestrator.store.sessions import NewSession, NewStep, SessionRecord, SessionStore
+
+_COMPACT = (",", ":")
+
+
+def new_session_id(now_ms: int) -> str:
+    """``orch-<ms>-<random>``, as in the spec's examples."""
+    return f"orch-{now_ms}-{secrets.token_hex(4)}"
+
+
+def plan_for(request: OrchestrateRequest) -> TaskPlan:
+    """The explicit plan of the request, or the rule-based planner's plan for its goal."""
+    if request.plan is None:
+        return plan_goal(request.goal, request.initial_context)
+    steps = request.plan.steps
+    parallel = request.plan.parallelizable
+    if parallel is None:
+        parallel = PlanGraph.build(steps).is_parallelizable()
+    return TaskPlan(goal=request.goal, steps=steps, parallelizable=parallel)
+
+
+class Engine:
+    def __init__(
+        self,
+        sessions: SessionStore,
+        registry: AgentRegistry,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self._clock = clock
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def submit(self, request: OrchestrateRequest) -> SessionSnapshot:
+        """Plan, validate, store and start a session.
+
+        Raises:
+            PlanError: the plan is invalid or needs capabilities no registered agent has (422).
+            LimitExceededError: the goal or plan is over a configured limit (422).
+            DispatchError: the broker did not take the first steps; the session is failed (503).
+        """
+        self._check_limits(request)
+        plan = plan_for(request)
+        graph = PlanGraph.build(plan.steps)
+        if len(graph.nodes) > self.settings.max_plan_steps:
+            raise LimitExceededError(
+                "plan steps", self.settings.max_plan_steps, len(graph.nodes), "MEOWSTIK_MAX_PLAN_STEPS"
+            )
+        graph.check_routable((a.capability_names, a.type) for a in self.registry.list())
+        now = self.now_ms()
+        new = self._new_session(request, plan, graph, now)
+        created = LogEntry(
+            "info", "orchestrator", f"Session created with {len(new.steps)} steps",
+            session_id=new.session_id, data={"goal": request.goal, "roots": graph.roots},
+        )
+        self.sessions.create(new, logs=[created])
+        self._dispatch_roots(new)
+        return self.snapshot(new.session_id)
+
+    def snapshot(self, session_id: str) -> SessionSnapshot:
+        record = self.sessions.read(session_id)
+        if record is None:
+            raise SessionNotFoundError(session_id)
+        return build_snapshot(session_id, record)
+
+    def _check_limits(self, request: OrchestrateRequest) -> None:
+        if len(request.goal) > self.settings.max_goal_chars:
+            raise LimitExceededError(
+                "goal length", self.settings.max_goal_chars, len(request.goal), "MEOWSTIK_MAX_GOAL_CHARS"
+            )
+
+    def _new_session(
+        self, request: OrchestrateRequest, plan: TaskPlan, graph: PlanGraph, now: int
+    ) -> NewSession:
+        steps = tuple(
+            NewStep(
+                step_id=node.id,
+                step_json=node.step.model_copy(update={"subtasks": []}).model_dump_json(by_alias=True),
+                depends_on=node.depends_on,
+                children=node.children,
+                queue=capability_queue(node.step.required_capabilities[0]),
+                parent_id=node.parent_id,
+                title=node.step.title,
+                required_capabilities=tuple(node.step.required_capabilities),
+                agent_type=node.step.agent_type,
+            )
+            for node in graph.nodes.values()
+        )
+        return NewSession(
+            session_id=new_session_id(now),
+            goal=request.goal,
+            user_id=request.user_id,
+            chat_id=request.chat_id,
+            created_at_ms=now,
+            plan_json=plan.model_dump_json(by_alias=True),
+            initial_context_json=json.dumps(request.initial_context, separators=_COMPACT),
+            metadata_json=json.dumps(request.metadata, separators=_COMPACT),
+            failure_policy=request.failure_policy.value,
+            max_attempts=request.max_attempts or self.settings.step_max_attempts,
+            steps=steps,
+        )
+
+    def _dispatch_roots(self, new: NewSession) -> None:
+        roots = [
+            StepDispatch(
+                session_id=new.session_id,
+                step_id=step.step_id,
+                job_id=job_id(new.session_id, step.step_id),
+                queue=step.queue,
+                required_capabilities=step.required_capabilities,
+                agent_type=step.agent_type,
+            )
+            for step in new.steps
+            if not step.depends_on
+        ]
+        try:
+            self.dispatcher.dispatch(roots)
+        except DispatchError as exc:
+            self._fail_undispatched(new.session_id, roots, exc)
+            raise
+
+    def _fail_undispatched(self, session_id: str, roots: list[StepDispatch], exc: DispatchError) -> None:
+        now = self.now_ms()
+        for root in roots:
+            error = StepError(
+                step_id=root.step_id, job_id=root.job_id, error_type="DispatchError",
+                message=exc.message, attempt=0, timestamp=iso_from_ms(now) or "",
+            )
+            self.sessions.fail(
+                session_id, root.step_id, token="", now_ms=now, message=exc.message,
+                error_json=error.model_dump_json(by_alias=True), agent_id=None,
+            )
+        exc.details["sessionId"] = session_id
+
+
+def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
+    """Turn the stored record into the REST snapshot (pure)."""
+    fields = record.fields
+    order: list[str] = json.loads(fields["jobOrder"])
+    steps = {}
+    for step_id in order:
+        rec = record.steps.get(step_id, {})
+        steps[step_id] = StepState(
+            step_id=step_id,
+            job_id=job_id(session_id, step_id),
+            title=rec.get("title", step_id),
+            status=rec.get("status", "pending"),
+            queue=rec.get("queue", ""),
+            depends_on=record.depends.get(step_id, []),
+            parent_id=rec.get("parentId"),
+            agent_id=rec.get("agentId"),
+            attempts=int(rec.get("attempts", 0)),
+            queued_at=iso_from_ms(rec.get("queuedAt")),
+            started_at=iso_from_ms(rec.get("startedAt")),
+            finished_at=iso_from_ms(rec.get("finishedAt")),
+            error=rec.get("error"),
+        )
+    return SessionSnapshot(
+        session_id=session_id,
+        status=fields["status"],
+        goal=fields["goal"],
+        user_id=fields.get("userId"),
+        chat_id=fields.get("chatId"),
+        plan=TaskPlan.model_validate_json(fields["plan"]),
+        job_ids=[job_id(session_id, step_id) for step_id in order],
+        completed_tasks=int(fields["completedTasks"]),
+        failed_tasks=int(fields["failedTasks"]),
+        total_tasks=int(fields["totalTasks"]),
+        results={job_id(session_id, k): v for k, v in record.results.items()},
+        errors=[StepError.model_validate(e) for e in record.errors],
+        start_time=iso_from_ms(int(fields["startTime"])) or "",
+        end_time=iso_from_ms(int(fields["endTime"])) if fields.get("endTime") else None,
+        failure_policy=fields["failurePolicy"],
+        metadata=json.loads(fields.get("metadata", "{}")),
+        steps=steps,
+    )

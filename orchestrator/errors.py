@@ -1,0 +1,150 @@
+"""The domain's exception tree. Every error carries its data as attributes and a message that
+says what failed, the bad value, and how to fix it.
+
+    OrchestratorError
+    ├── PlanError                  invalid plan (422): details name the offending steps
+    │   ├── DuplicateStepError
+    │   ├── UnknownDependencyError
+    │   ├── CycleError
+    │   └── UnroutableStepError    no registered agent has every required capability
+    ├── LimitExceededError         a request over a configured limit (422)
+    ├── SessionNotFoundError       (404)
+    ├── AgentNotFoundError         (404)
+    ├── StoreUnavailableError      Redis unreachable (503)
+    ├── DispatchError              broker refused or timed out a publish (503)
+    └── StepError                  raised by an agent's work
+        ├── RetryableStepError     retried with backoff, then the step fails
+        └── PermanentStepError     the step fails at once
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OrchestratorError(Exception):
+    code = "orchestrator_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class PlanError(OrchestratorError):
+    code = "invalid_plan"
+    http_status = 422
+
+
+class DuplicateStepError(PlanError):
+    code = "duplicate_step_id"
+
+    def __init__(self, step_ids: list[str]) -> None:
+        self.step_ids = step_ids
+        super().__init__(
+            f"step ids must be unique across the plan and its subtasks; duplicated: {', '.join(step_ids)}."
+            " Rename the repeated steps.",
+            details={"stepIds": step_ids},
+        )
+
+
+class UnknownDependencyError(PlanError):
+    code = "unknown_dependency"
+
+    def __init__(self, missing: dict[str, list[str]]) -> None:
+        self.missing = missing
+        listed = "; ".join(f"{step} -> {', '.join(deps)}" for step, deps in missing.items())
+        super().__init__(
+            f"dependsOn names steps that are not in the plan ({listed}). "
+            "Add those steps or remove them from dependsOn.",
+            details={"missing": missing},
+        )
+
+
+class CycleError(PlanError):
+    code = "dependency_cycle"
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(
+            f"the plan's dependencies form a cycle: {' -> '.join(cycle)}. "
+            "Remove one of these dependsOn links.",
+            details={"cycle": cycle},
+        )
+
+
+class UnroutableStepError(PlanError):
+    code = "unroutable_step"
+
+    def __init__(self, unroutable: dict[str, list[str]], known_capabilities: list[str]) -> None:
+        self.unroutable = unroutable
+        listed = "; ".join(f"{step} needs {', '.join(caps)}" for step, caps in unroutable.items())
+        super().__init__(
+            f"no registered agent has every capability these steps require ({listed}). "
+            "Register an agent with them (GET /api/orchestrator/agents lists what exists) "
+            "or change requiredCapabilities/agentType.",
+            details={"steps": unroutable, "knownCapabilities": known_capabilities},
+        )
+
+
+class LimitExceededError(OrchestratorError):
+    code = "limit_exceeded"
+    http_status = 422
+
+    def __init__(self, field: str, limit: int, actual: int, setting: str) -> None:
+        self.field, self.limit, self.actual = field, limit, actual
+        super().__init__(
+            f"{field} is {actual}, over the limit of {limit}. Shorten it, or raise the limit with "
+            f"the {setting} setting.",
+            details={"field": field, "limit": limit, "actual": actual, "setting": setting},
+        )
+
+
+class SessionNotFoundError(OrchestratorError):
+    code = "session_not_found"
+    http_status = 404
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"no session with id {session_id!r}; it may never have existed or has expired. "
+            "POST /api/orchestrator/orchestrate returns the ids of new sessions.",
+            details={"sessionId": session_id},
+        )
+
+
+class AgentNotFoundError(OrchestratorError):
+    code = "agent_not_found"
+    http_status = 404
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(
+            f"no agent with id {agent_id!r}; GET /api/orchestrator/agents lists registered agents.",
+            details={"agentId": agent_id},
+        )
+
+
+class StoreUnavailableError(OrchestratorError):
+    code = "store_unavailable"
+    http_status = 503
+
+
+class DispatchError(OrchestratorError):
+    code = "broker_unavailable"
+    http_status = 503
+
+
+class StepError(OrchestratorError):
+    """Raised by agent code. Not retryable unless it is a RetryableStepError."""
+
+    code = "step_error"
+
+
+class RetryableStepError(StepError):
+    code = "step_retryable_error"
+
+
+class PermanentStepError(StepError):
+    code = "step_permanent_error"

@@ -1,0 +1,169 @@
+"""The plan graph: flatten subtasks into one DAG, validate it, and answer questions about it.
+
+Pure functions, no I/O. A parent step with subtasks becomes a node that depends on all of its
+subtasks; each subtask depends on its parent's own dependencies plus its declared siblings, so the
+subtasks start when the parent could have, run in parallel where they can, and the parent runs
+last with their outputs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from orchestrator.errors import CycleError, DuplicateStepError, UnknownDependencyError, UnroutableStepError
+from orchestrator.models import PlanStep
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One executable step of the flattened plan."""
+
+    step: PlanStep
+    depends_on: tuple[str, ...]
+    parent_id: str | None = None
+    children: tuple[str, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        return self.step.id
+
+
+def _walk(steps: Iterable[PlanStep]) -> Iterable[PlanStep]:
+    for step in steps:
+        yield step
+        yield from _walk(step.subtasks)
+
+
+def _check_unique(steps: list[PlanStep]) -> None:
+    counts = Counter(step.id for step in _walk(steps))
+    duplicated = sorted(step_id for step_id, count in counts.items() if count > 1)
+    if duplicated:
+        raise DuplicateStepError(duplicated)
+
+
+def _flatten(
+    steps: list[PlanStep], inherited: tuple[str, ...], parent_id: str | None, out: dict[str, list]
+) -> None:
+    for step in steps:
+        own = tuple(dict.fromkeys((*inherited, *step.depends_on)))
+        sub_ids = tuple(sub.id for sub in step.subtasks)
+        out[step.id] = [step, (*own, *sub_ids), parent_id]
+        if step.subtasks:
+            _flatten(step.subtasks, own, step.id, out)
+
+
+def _check_dependencies(raw: Mapping[str, list]) -> None:
+    missing: dict[str, list[str]] = {}
+    for step_id, (step, _deps, _parent) in raw.items():
+        unknown = [dep for dep in step.depends_on if dep not in raw]
+        self_ref = [dep for dep in step.depends_on if dep == step_id]
+        if unknown:
+            missing[step_id] = unknown
+        if self_ref:
+            raise CycleError([step_id, step_id])
+    if missing:
+        raise UnknownDependencyError(missing)
+
+
+def find_cycle(dependencies: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """Return one dependency cycle as a closed path of step ids, or None for a DAG."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in dependencies:
+        if state.get(start):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterable[str]]] = [(start, iter(dependencies[start]))]
+        state[start] = 1
+        path.append(start)
+        while stack:
+            node, edges = stack[-1]
+            advanced = False
+            for dep in edges:
+                if state.get(dep) == 1:
+                    return [*path[path.index(dep):], dep]
+                if not state.get(dep):
+                    state[dep] = 1
+                    path.append(dep)
+                    stack.append((dep, iter(dependencies.get(dep, ()))))
+                    advanced = True
+                    break
+            if not advanced:
+                state[node] = 2
+                path.pop()
+                stack.pop()
+    return None
+
+
+@dataclass(frozen=True)
+class PlanGraph:
+    """A validated, flattened plan: nodes in plan order with their dependents."""
+
+    nodes: dict[str, GraphNode]
+
+    @classmethod
+    def build(cls, steps: list[PlanStep]) -> PlanGraph:
+        """Flatten and validate. Raises a PlanError subclass naming the offending steps."""
+        _check_unique(steps)
+        raw: dict[str, list] = {}
+        _flatten(steps, (), None, raw)
+        _check_dependencies(raw)
+        cycle = find_cycle({step_id: deps for step_id, (_s, deps, _p) in raw.items()})
+        if cycle:
+            raise CycleError(cycle)
+        children: dict[str, list[str]] = {step_id: [] for step_id in raw}
+        for step_id, (_step, deps, _parent) in raw.items():
+            for dep in deps:
+                children[dep].append(step_id)
+        nodes = {
+            step_id: GraphNode(step, tuple(deps), parent, tuple(children[step_id]))
+            for step_id, (step, deps, parent) in raw.items()
+        }
+        return cls(nodes)
+
+    @property
+    def roots(self) -> list[str]:
+        return [step_id for step_id, node in self.nodes.items() if not node.depends_on]
+
+    def is_parallelizable(self) -> bool:
+        """True when at least two steps could run at the same time."""
+        depth: dict[str, int] = {}
+        for step_id in self.topological_order():
+            node = self.nodes[step_id]
+            depth[step_id] = 1 + max((depth[dep] for dep in node.depends_on), default=0)
+        return len(depth) > len(set(depth.values()))
+
+    def topological_order(self) -> list[str]:
+        remaining = {step_id: len(node.depends_on) for step_id, node in self.nodes.items()}
+        ready = [step_id for step_id, count in remaining.items() if count == 0]
+        order: list[str] = []
+        while ready:
+            step_id = ready.pop(0)
+            order.append(step_id)
+            for child in self.nodes[step_id].children:
+                remaining[child] -= 1
+                if remaining[child] == 0:
+                    ready.append(child)
+        return order
+
+    def check_routable(self, agents_by_capabilities: Iterable[tuple[frozenset[str], str]]) -> None:
+        """Raise UnroutableStepError unless every step has an agent with all its capabilities.
+
+        Args:
+            agents_by_capabilities: (capability names, agent type) for every routable agent.
+        """
+        agents = list(agents_by_capabilities)
+        unroutable: dict[str, list[str]] = {}
+        for step_id, node in self.nodes.items():
+            needed = set(node.step.required_capabilities)
+            wanted_type = node.step.agent_type
+            if not any(
+                needed <= caps and (wanted_type is None or wanted_type == agent_type)
+                for caps, agent_type in agents
+            ):
+                label = sorted(needed) + ([f"agentType={wanted_type}"] if wanted_type else [])
+                unroutable[step_id] = label
+        if unroutable:
+            known = sorted({cap for caps, _type in agents for cap in caps})
+            raise UnroutableStepError(unroutable, known)

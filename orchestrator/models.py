@@ -1,0 +1,164 @@
+"""Pydantic models of the REST contract, in the spec's camelCase JSON.
+
+Pure: no I/O. Requests forbid unknown fields so that a typo gets a 422 naming it instead of
+being silently ignored.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from orchestrator.statuses import AgentStatus, SessionStatus, StepStatus
+
+STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CAPABILITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+StepId = Annotated[str, StringConstraints(pattern=STEP_ID_PATTERN)]
+AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
+CapabilityName = Annotated[str, StringConstraints(pattern=CAPABILITY_NAME_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class CamelModel(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, validation on assignment."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(alias=to_camel),
+        populate_by_name=True,
+        validate_assignment=True,
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict, by alias, without unset optional fields that are None."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class RequestModel(CamelModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FailurePolicy(StrEnum):
+    FAIL_FAST = "fail_fast"  # the first failed step fails the session; nothing new starts
+    CONTINUE = "continue"  # independent branches finish; dependents of a failure are skipped
+
+
+class Capability(RequestModel):
+    name: CapabilityName
+    description: LongText = ""
+    domains: list[ShortText] = Field(default_factory=list, max_length=50)
+    tools: list[ShortText] = Field(default_factory=list, max_length=50)
+
+
+class AgentDefinition(RequestModel):
+    """An agent as the registry stores and lists it (spec: AgentDefinition)."""
+
+    id: AgentId
+    name: ShortText
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+    description: LongText = ""
+    capabilities: list[Capability] = Field(min_length=1, max_length=100)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    status: AgentStatus = AgentStatus.ACTIVE
+    current_load: int = Field(default=0, ge=0)
+    max_load: int = Field(default=1, ge=1, le=10_000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def capability_names(self) -> frozenset[str]:
+        return frozenset(capability.name for capability in self.capabilities)
+
+
+class PlanStep(RequestModel):
+    """One step of a plan. ``subtasks`` run before their parent, which receives their outputs."""
+
+    id: StepId
+    title: ShortText
+    description: LongText = ""
+    agent_type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] | None = None
+    required_capabilities: list[CapabilityName] = Field(min_length=1, max_length=20)
+    depends_on: list[StepId] = Field(default_factory=list, max_length=1000)
+    subtasks: list[PlanStep] = Field(default_factory=list, max_length=100)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    estimated_duration_s: float | None = Field(default=None, ge=0)
+
+
+class TaskPlan(RequestModel):
+    goal: LongText
+    steps: list[PlanStep] = Field(min_length=1)
+    parallelizable: bool = False
+
+
+class ExplicitPlan(RequestModel):
+    """A plan given by the client: the goal comes from the request."""
+
+    steps: list[PlanStep] = Field(min_length=1)
+    parallelizable: bool | None = None
+
+
+class OrchestrateRequest(RequestModel):
+    """Body of POST /api/orchestrator/orchestrate."""
+
+    goal: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    user_id: ShortText | None = None
+    chat_id: ShortText | None = None
+    initial_context: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    plan: ExplicitPlan | None = None
+    failure_policy: FailurePolicy = FailurePolicy.FAIL_FAST
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class StepError(CamelModel):
+    step_id: str
+    job_id: str
+    agent_id: str | None = None
+    error_type: str
+    message: str
+    attempt: int
+    timestamp: str
+
+
+class StepState(CamelModel):
+    """Runtime record of one step, as the session snapshot shows it."""
+
+    step_id: str
+    job_id: str
+    title: str
+    status: StepStatus
+    queue: str
+    depends_on: list[str] = Field(default_factory=list)
+    parent_id: str | None = None
+    agent_id: str | None = None
+    attempts: int = 0
+    queued_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+
+
+class SessionSnapshot(CamelModel):
+    """What GET /api/orchestrator/sessions/<id> returns (spec shape plus per-step states)."""
+
+    session_id: str
+    status: SessionStatus
+    goal: str
+    user_id: str | None = None
+    chat_id: str | None = None
+    plan: TaskPlan
+    job_ids: list[str]
+    completed_tasks: int
+    failed_tasks: int
+    total_tasks: int
+    results: dict[str, Any]
+    errors: list[StepError]
+    start_time: str
+    end_time: str | None = None
+    failure_policy: FailurePolicy
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, StepState]

@@ -1,0 +1,67 @@
+"""One settings object for every process, read from ``MEOWSTIK_*`` environment variables.
+
+Create it only at process edges (the app factory, the worker start, the CLI) and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDED_REDIS_PORT = 6399
+DEFAULT_API_PORT = 5000
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_LEASE_S = 15.0
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+DEFAULT_SESSION_RETENTION_S = 7 * 24 * 3600
+
+
+class Settings(BaseSettings):
+    """Effective configuration. Every field maps to ``MEOWSTIK_<FIELD_NAME_UPPERCASE>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MEOWSTIK_", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for broker and state. Unset: `meowstik up` starts an embedded Redis.",
+    )
+    embedded_redis_port: int = Field(default=DEFAULT_EMBEDDED_REDIS_PORT, ge=1, le=65535)
+    data_dir: Path = Field(default=Path(".meowstik"), description="Embedded Redis data and AOF.")
+    key_prefix: str = Field(default="meowstik", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=DEFAULT_API_PORT, ge=1, le=65535)
+    api_processes: int = Field(default=2, ge=1, le=64)
+    api_threads: int = Field(default=8, ge=1, le=256)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    max_goal_chars: int = Field(default=4000, ge=1)
+    max_plan_steps: int = Field(default=1000, ge=1)
+
+    step_max_attempts: int = Field(default=3, ge=1, le=100)
+    retry_backoff_s: float = Field(default=0.5, ge=0)
+    retry_backoff_max_s: float = Field(default=30.0, ge=0)
+    lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
+    visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=10)
+    publish_max_retries: int = Field(default=2, ge=0)
+    session_retention_s: int = Field(default=DEFAULT_SESSION_RETENTION_S, ge=60)
+
+    agent_modules: str = Field(default="", description="Comma-separated modules defining agents.")
+    worker_concurrency: int | None = Field(default=None, ge=1, le=64)
+    worker_pool: str = Field(default="prefork", pattern=r"^(prefork|threads|solo)$")
+
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+
+    @property
+    def effective_redis_url(self) -> str:
+        """The Redis URL every process uses: the configured one, else the embedded server's."""
+        if self.redis_url:
+            return self.redis_url
+        return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def agent_module_names(self) -> list[str]:
+        return [name.strip() for name in self.agent_modules.split(",") if name.strip()]

@@ -1,0 +1,114 @@
+"""Every Redis key and queue name, as functions of ids, under one configurable prefix.
+
+A session's keys share the hash tag ``{<session id>}`` so that a Lua script touching them stays in
+one slot, should the deployment ever move to a slot-aware proxy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "meowstik"
+
+    # --- sessions -------------------------------------------------------------------------------
+    def session(self, session_id: str) -> str:
+        """Hash: status, goal, counters, plan JSON, initial context, times (ms)."""
+        return f"{self.prefix}:session:{{{session_id}}}"
+
+    def steps(self, session_id: str) -> str:
+        """Hash: step id -> JSON runtime record (status, attempts, agentId, token, lease, times)."""
+        return f"{self.session(session_id)}:steps"
+
+    def plan(self, session_id: str) -> str:
+        """Hash: step id -> PlanStep JSON (subtasks flattened away). Written once."""
+        return f"{self.session(session_id)}:plan"
+
+    def depends(self, session_id: str) -> str:
+        """Hash: step id -> JSON list of the step ids it depends on. Written once."""
+        return f"{self.session(session_id)}:depends"
+
+    def children(self, session_id: str) -> str:
+        """Hash: step id -> JSON list of the step ids that depend on it. Written once."""
+        return f"{self.session(session_id)}:children"
+
+    def remaining(self, session_id: str) -> str:
+        """Hash: step id -> number of its dependencies not yet completed."""
+        return f"{self.session(session_id)}:remaining"
+
+    def results(self, session_id: str) -> str:
+        """Hash: step id -> output JSON."""
+        return f"{self.session(session_id)}:results"
+
+    def shared_state(self, session_id: str) -> str:
+        """Hash: key -> JSON value, visible to every step of the session."""
+        return f"{self.session(session_id)}:state"
+
+    def errors(self, session_id: str) -> str:
+        """List of StepError JSON documents, in the order they happened."""
+        return f"{self.session(session_id)}:errors"
+
+    def session_logs(self, session_id: str) -> str:
+        """Capped stream of the session's log entries."""
+        return f"{self.session(session_id)}:logs"
+
+    def session_keys(self, session_id: str) -> list[str]:
+        """Every key a session owns (for retention and deletion)."""
+        return [
+            self.session(session_id),
+            self.steps(session_id),
+            self.plan(session_id),
+            self.depends(session_id),
+            self.children(session_id),
+            self.remaining(session_id),
+            self.results(session_id),
+            self.shared_state(session_id),
+            self.errors(session_id),
+            self.session_logs(session_id),
+        ]
+
+    @property
+    def sessions_index(self) -> str:
+        """Sorted set: session id scored by creation time (ms)."""
+        return f"{self.prefix}:sessions"
+
+    @property
+    def global_logs(self) -> str:
+        return f"{self.prefix}:logs"
+
+    # --- agents and workers ---------------------------------------------------------------------
+    def agent(self, agent_id: str) -> str:
+        """Hash: the agent's definition fields, currentLoad, workers hosting it, heartbeat."""
+        return f"{self.prefix}:agent:{agent_id}"
+
+    @property
+    def agents_index(self) -> str:
+        return f"{self.prefix}:agents"
+
+    def capability_agents(self, capability: str) -> str:
+        return f"{self.prefix}:capability:{capability}:agents"
+
+    def worker(self, worker_name: str) -> str:
+        """Hash with TTL: the worker's hosted agents and last heartbeat."""
+        return f"{self.prefix}:worker:{worker_name}"
+
+    @property
+    def workers_index(self) -> str:
+        return f"{self.prefix}:workers"
+
+
+def capability_queue(capability: str) -> str:
+    """The Celery queue of one capability."""
+    return f"cap.{capability}"
+
+
+def agent_queue(agent_id: str) -> str:
+    """The Celery queue of one agent, for pinned and forwarded steps."""
+    return f"agent.{agent_id}"
+
+
+def job_id(session_id: str, step_id: str) -> str:
+    """The deterministic Celery task id of a step (also its jobId in the REST contract)."""
+    return f"{session_id}.{step_id}"

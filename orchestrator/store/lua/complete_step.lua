@@ -1,0 +1,67 @@
+-- complete_step: record a step's output exactly once and release the dependents whose last
+-- dependency this was ("complete and release"). A duplicate or stale completion changes nothing.
+--
+-- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] remaining hash
+-- KEYS[5] results hash   KEYS[6] shared state hash   KEYS[7] agent hash
+-- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] output JSON
+-- ARGV[5], ARGV[6], ... shared state updates as key, value JSON pairs
+--
+-- Returns one of:
+--   {"ok", session status, {released id, its record JSON, released id, its record JSON, ...}}
+--   {"duplicate"}           the step was already completed: nothing changed
+--   {"stale", step status}  this run no longer owns the step (lease lost, cancelled): nothing changed
+--   {"missing"}
+local raw = redis.call("HGET", KEYS[2], ARGV[1])
+if not raw then
+  return {"missing"}
+end
+local rec = cjson.decode(raw)
+if rec["status"] == "completed" then
+  return {"duplicate"}
+end
+if rec["status"] ~= "running" or rec["token"] ~= ARGV[2] then
+  return {"stale", rec["status"]}
+end
+local now = tonumber(ARGV[3])
+rec["status"] = "completed"
+rec["finishedAt"] = now
+rec["token"] = nil
+rec["leaseUntil"] = nil
+redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
+redis.call("HSET", KEYS[5], ARGV[1], ARGV[4])
+for i = 5, #ARGV, 2 do
+  redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
+end
+if tonumber(redis.call("HGET", KEYS[7], "currentLoad") or "0") > 0 then
+  redis.call("HINCRBY", KEYS[7], "currentLoad", -1)
+end
+redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
+local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
+
+local session_status = redis.call("HGET", KEYS[1], "status")
+local released = {}
+if session_status == "executing" or session_status == "waiting_for_input" then
+  local children = cjson.decode(redis.call("HGET", KEYS[3], ARGV[1]) or "[]")
+  for _, child in ipairs(children) do
+    if redis.call("HINCRBY", KEYS[4], child, -1) <= 0 then
+      local child_rec = cjson.decode(redis.call("HGET", KEYS[2], child))
+      if child_rec["status"] == "pending" then
+        child_rec["status"] = "queued"
+        child_rec["queuedAt"] = now
+        local encoded = cjson.encode(child_rec)
+        redis.call("HSET", KEYS[2], child, encoded)
+        table.insert(released, child)
+        table.insert(released, encoded)
+      end
+    end
+  end
+  if finished >= tonumber(redis.call("HGET", KEYS[1], "totalTasks")) then
+    if tonumber(redis.call("HGET", KEYS[1], "failedTasks") or "0") > 0 then
+      session_status = "failed"
+    else
+      session_status = "completed"
+    end
+    redis.call("HSET", KEYS[1], "status", session_status, "endTime", now)
+  end
+end
+return {"ok", session_status, released}

@@ -1,0 +1,79 @@
+-- fail_step: record that a step failed for good, then apply the session's failure policy:
+--   fail_fast  the session fails now; every step not yet started is cancelled
+--   continue   every step that (transitively) depends on this one is skipped; the rest go on
+-- A duplicate or stale failure changes nothing.
+--
+-- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] agent hash
+-- KEYS[5] errors list
+-- ARGV[1] step id   ARGV[2] run token ("" when the step was never claimed)   ARGV[3] now (ms)
+-- ARGV[4] error message   ARGV[5] StepError JSON for the errors list
+--
+-- Returns {"ok", session status, {affected step id, ...}} | {"duplicate"} | {"stale", status}
+--   | {"missing"}
+local raw = redis.call("HGET", KEYS[2], ARGV[1])
+if not raw then
+  return {"missing"}
+end
+local rec = cjson.decode(raw)
+local status = rec["status"]
+if status == "completed" or status == "failed" or status == "skipped" or status == "cancelled" then
+  return {"duplicate"}
+end
+if ARGV[2] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[2]) then
+  return {"stale", status}
+end
+local now = tonumber(ARGV[3])
+if status == "running" and tonumber(redis.call("HGET", KEYS[4], "currentLoad") or "0") > 0 then
+  redis.call("HINCRBY", KEYS[4], "currentLoad", -1)
+end
+rec["status"] = "failed"
+rec["finishedAt"] = now
+rec["error"] = ARGV[4]
+rec["token"] = nil
+rec["leaseUntil"] = nil
+redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
+redis.call("RPUSH", KEYS[5], ARGV[5])
+redis.call("HINCRBY", KEYS[1], "failedTasks", 1)
+local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
+
+local session_status = redis.call("HGET", KEYS[1], "status")
+local affected = {}
+if session_status ~= "executing" and session_status ~= "waiting_for_input" then
+  return {"ok", session_status, affected}
+end
+local function finish_step(step_id, step_rec, new_status)
+  step_rec["status"] = new_status
+  step_rec["finishedAt"] = now
+  redis.call("HSET", KEYS[2], step_id, cjson.encode(step_rec))
+  table.insert(affected, step_id)
+  finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
+end
+if redis.call("HGET", KEYS[1], "failurePolicy") == "continue" then
+  local frontier = cjson.decode(redis.call("HGET", KEYS[3], ARGV[1]) or "[]")
+  while #frontier > 0 do
+    local step_id = table.remove(frontier)
+    local step_rec = cjson.decode(redis.call("HGET", KEYS[2], step_id))
+    if step_rec["status"] == "pending" then
+      finish_step(step_id, step_rec, "skipped")
+      for _, child in ipairs(cjson.decode(redis.call("HGET", KEYS[3], step_id) or "[]")) do
+        table.insert(frontier, child)
+      end
+    end
+  end
+  if finished >= tonumber(redis.call("HGET", KEYS[1], "totalTasks")) then
+    session_status = "failed"
+  end
+else
+  local all = redis.call("HGETALL", KEYS[2])
+  for i = 1, #all, 2 do
+    local step_rec = cjson.decode(all[i + 1])
+    if step_rec["status"] == "pending" or step_rec["status"] == "queued" then
+      finish_step(all[i], step_rec, "cancelled")
+    end
+  end
+  session_status = "failed"
+end
+if session_status == "failed" then
+  redis.call("HSET", KEYS[1], "status", "failed", "endTime", now)
+end
+return {"ok", session_status, affected}

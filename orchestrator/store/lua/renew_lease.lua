@@ -1,0 +1,17 @@
+-- renew_lease: extend the lease of a running step, only for the run that owns it.
+--
+-- KEYS[1] steps hash
+-- ARGV[1] step id   ARGV[2] run token   ARGV[3] new leaseUntil (ms)
+--
+-- Returns 1 when renewed, 0 when this run no longer owns the step (it must stop reporting).
+local raw = redis.call("HGET", KEYS[1], ARGV[1])
+if not raw then
+  return 0
+end
+local rec = cjson.decode(raw)
+if rec["status"] ~= "running" or rec["token"] ~= ARGV[2] then
+  return 0
+end
+rec["leaseUntil"] = tonumber(ARGV[3])
+redis.call("HSET", KEYS[1], ARGV[1], cjson.encode(rec))
+return 1

@@ -1,0 +1,205 @@
+"""Session records in Redis: creation, the step lifecycle scripts, and snapshots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from orchestrator.store.keys import Keys
+from orchestrator.store.logbook import LogEntry, Logbook
+from orchestrator.store.scripts import Claim, Scripts, Transition, text
+
+_COMPACT = (",", ":")
+
+
+@dataclass(frozen=True)
+class NewStep:
+    step_id: str
+    step_json: str
+    depends_on: tuple[str, ...]
+    children: tuple[str, ...]
+    queue: str
+    parent_id: str | None
+    title: str
+    required_capabilities: tuple[str, ...]
+    agent_type: str | None
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session_id: str
+    goal: str
+    user_id: str | None
+    chat_id: str | None
+    created_at_ms: int
+    plan_json: str
+    initial_context_json: str
+    metadata_json: str
+    failure_policy: str
+    max_attempts: int
+    steps: tuple[NewStep, ...]
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """Everything stored about a session, decoded to plain Python values."""
+
+    fields: dict[str, str]
+    steps: dict[str, dict[str, Any]]
+    results: dict[str, Any]
+    depends: dict[str, list[str]]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SessionStore:
+    """Sessions and their steps. Each lifecycle change is one Lua call (one round trip), with
+    any log entries sent in the same pipeline."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, logbook: Logbook | None = None) -> None:
+        self._client = client
+        self._keys = keys
+        self._scripts = Scripts(client)
+        self._logbook = logbook or Logbook(client, keys)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    def create(self, new: NewSession, logs: Sequence[LogEntry] = ()) -> None:
+        """Write a whole session atomically (MULTI/EXEC). Steps without dependencies are queued."""
+        k, sid = self._keys, new.session_id
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(k.session(sid), mapping=_session_fields(new))
+        pipe.hset(k.plan(sid), mapping={s.step_id: s.step_json for s in new.steps})
+        pipe.hset(k.depends(sid), mapping={s.step_id: _dumps(s.depends_on) for s in new.steps})
+        pipe.hset(k.children(sid), mapping={s.step_id: _dumps(s.children) for s in new.steps})
+        pipe.hset(k.remaining(sid), mapping={s.step_id: len(s.depends_on) for s in new.steps})
+        pipe.hset(k.steps(sid), mapping={s.step_id: _initial_record(s, new) for s in new.steps})
+        pipe.zadd(k.sessions_index, {sid: new.created_at_ms})
+        for entry in logs:
+            self._logbook.append(pipe, entry, new.created_at_ms)
+        pipe.execute()
+
+    def claim(self, sid: str, step_id: str, *, token: str, now_ms: int, lease_ms: int,
+              agent_id: str, logs: Sequence[LogEntry] = ()) -> Claim:
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.plan(sid), k.depends(sid), k.results(sid),
+                k.shared_state(sid), k.agent(agent_id)]
+        args = [step_id, token, now_ms, lease_ms, agent_id]
+        return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
+
+    def complete(self, sid: str, step_id: str, *, token: str, now_ms: int, output_json: str,
+                 agent_id: str, state_updates: dict[str, str] | None = None,
+                 logs: Sequence[LogEntry] = ()) -> Transition:
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.children(sid), k.remaining(sid), k.results(sid),
+                k.shared_state(sid), k.agent(agent_id)]
+        args: list[Any] = [step_id, token, now_ms, output_json]
+        for key, value_json in (state_updates or {}).items():
+            args.extend((key, value_json))
+        return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))
+
+    def fail(self, sid: str, step_id: str, *, token: str, now_ms: int, message: str,
+             error_json: str, agent_id: str | None, logs: Sequence[LogEntry] = ()) -> Transition:
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.children(sid), k.agent(agent_id or "-"),
+                k.errors(sid)]
+        args = [step_id, token, now_ms, message, error_json]
+        return Transition.parse_failure(self._run("fail_step", keys, args, logs, now_ms))
+
+    def requeue(self, sid: str, step_id: str, *, token: str, now_ms: int, message: str,
+                queue: str, agent_id: str, logs: Sequence[LogEntry] = ()) -> Transition:
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.agent(agent_id)]
+        args = [step_id, token, now_ms, message, queue]
+        return Transition.parse_requeue(self._run("requeue_step", keys, args, logs, now_ms))
+
+    def renew_lease(self, sid: str, step_id: str, *, token: str, lease_until_ms: int) -> bool:
+        reply = self._scripts.renew_lease(
+            keys=[self._keys.steps(sid)], args=[step_id, token, lease_until_ms]
+        )
+        return bool(int(reply))
+
+    def log(self, entry: LogEntry, now_ms: int) -> None:
+        """Write one log entry on its own (lifecycle calls send theirs with the script)."""
+        self._logbook.write(entry, now_ms)
+
+    def read(self, sid: str) -> SessionRecord | None:
+        """The whole session in one round trip, or None if it does not exist."""
+        k = self._keys
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(k.session(sid))
+        pipe.hgetall(k.steps(sid))
+        pipe.hgetall(k.results(sid))
+        pipe.lrange(k.errors(sid), 0, -1)
+        pipe.hgetall(k.depends(sid))
+        fields, steps, results, errors, depends = pipe.execute()
+        if not fields:
+            return None
+        return SessionRecord(
+            fields={text(key): text(value) for key, value in fields.items()},
+            steps={text(key): json.loads(value) for key, value in steps.items()},
+            results={text(key): json.loads(value) for key, value in results.items()},
+            depends={text(key): json.loads(value) for key, value in depends.items()},
+            errors=[json.loads(item) for item in errors],
+        )
+
+    def _run(self, script: str, keys: list[str], args: list[Any], logs: Sequence[LogEntry],
+             now_ms: int) -> list[Any]:
+        if not logs:
+            return getattr(self._scripts, script)(keys=keys, args=args)
+        pipe = self._client.pipeline(transaction=False)
+        getattr(self._scripts, script)(keys=keys, args=args, client=pipe)
+        for entry in logs:
+            self._logbook.append(pipe, entry, now_ms)
+        return pipe.execute()[0]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=_COMPACT)
+
+
+def _session_fields(new: NewSession) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "sessionId": new.session_id,
+        "status": "executing",
+        "goal": new.goal,
+        "createdAt": new.created_at_ms,
+        "startTime": new.created_at_ms,
+        "totalTasks": len(new.steps),
+        "completedTasks": 0,
+        "failedTasks": 0,
+        "finishedTasks": 0,
+        "plan": new.plan_json,
+        "initialContext": new.initial_context_json,
+        "metadata": new.metadata_json,
+        "failurePolicy": new.failure_policy,
+        "maxAttempts": new.max_attempts,
+        "jobOrder": _dumps([s.step_id for s in new.steps]),
+    }
+    if new.user_id is not None:
+        fields["userId"] = new.user_id
+    if new.chat_id is not None:
+        fields["chatId"] = new.chat_id
+    return fields
+
+
+def _initial_record(step: NewStep, new: NewSession) -> str:
+    record: dict[str, Any] = {
+        "status": "queued" if not step.depends_on else "pending",
+        "attempts": 0,
+        "queue": step.queue,
+        "title": step.title,
+        "caps": list(step.required_capabilities),
+    }
+    if step.agent_type:
+        record["agentType"] = step.agent_type
+    if not step.depends_on:
+        record["queuedAt"] = new.created_at_ms
+    if step.parent_id:
+        record["parentId"] = step.parent_id
+    return _dumps(record)

@@ -1,0 +1,66 @@
+"""Agents for the integration tests, loaded by real workers via MEOWSTIK_AGENT_MODULES.
+
+They report what they received so tests can check context propagation, and the gate agent
+blocks on a Redis list until the test opens the gate: slowness without sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from orchestrator.errors import PermanentStepError, RetryableStepError
+from orchestrator.settings import Settings
+from orchestrator.steps import StepInput, StepResult
+from workers.agents.base import agent
+
+GATE_TIMEOUT_S = 60
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(Settings().effective_redis_url)
+
+
+def _report(step_input: StepInput, **extra) -> dict:
+    return {
+        "stepId": step_input.step_id,
+        "agentId": step_input.agent_id,
+        "attempt": step_input.attempt,
+        "pid": os.getpid(),
+        "dependencies": step_input.dependencies,
+        "initialContext": step_input.initial_context,
+        "sharedState": step_input.shared_state,
+        **extra,
+    }
+
+
+@agent(id="echo-001", name="Echo", type="tester", capabilities=["echo_work"], max_load=4)
+def echo(step_input: StepInput) -> StepResult:
+    """Returns what it was given; publishes its step id into shared state."""
+    return StepResult(_report(step_input), {f"seen_{step_input.step_id}": True})
+
+
+@agent(id="gate-001", name="Gate", type="tester", capabilities=["gated_work"], max_load=4)
+def gate(step_input: StepInput) -> dict:
+    """Waits until the test pushes to the gate list named in parameters['gate']."""
+    name = step_input.step.parameters["gate"]
+    opened = _client().blpop([f"test:gate:{name}"], timeout=GATE_TIMEOUT_S)
+    if opened is None:
+        raise PermanentStepError(f"gate {name} was never opened")
+    return _report(step_input, gate=name, openedAt=time.time())
+
+
+@agent(id="flaky-001", name="Flaky", type="tester", capabilities=["flaky_work"], max_load=2)
+def flaky(step_input: StepInput) -> dict:
+    """Fails with a retryable error until attempt parameters['succeedOn']."""
+    if step_input.attempt < int(step_input.step.parameters.get("succeedOn", 2)):
+        raise RetryableStepError(f"transient failure on attempt {step_input.attempt}")
+    return _report(step_input)
+
+
+@agent(id="broken-001", name="Broken", type="tester", capabilities=["broken_work"], max_load=2)
+def broken(step_input: StepInput) -> dict:
+    """Always fails permanently."""
+    raise PermanentStepError("this agent always fails")

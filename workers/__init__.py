@@ -1,0 +1,1 @@
+"""The Celery side: the app and its configuration, the step task, agents and their hosting."""

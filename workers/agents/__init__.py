@@ -1,0 +1,1 @@
+"""Agents: the base class, the built-in offline fleet, and discovery of user agents."""

@@ -1,0 +1,70 @@
+"""The agent base class: what a worker process needs to run one step for one agent.
+
+Write an agent by subclassing ``Agent`` (set ``definition``, implement ``run``) or by decorating a
+function with ``@agent(...)``. ``run`` returns a ``StepResult`` or any JSON-serialisable value
+(taken as the output). Raise ``RetryableStepError`` for failures worth retrying (timeouts,
+rate limits) and ``PermanentStepError`` (or any other exception) for the rest.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.models import AgentDefinition, Capability
+from orchestrator.steps import StepInput, StepResult
+
+
+class Agent(ABC):
+    definition: AgentDefinition
+
+    @abstractmethod
+    def run(self, step_input: StepInput) -> StepResult | Any:
+        """Do the step's work and return its result."""
+
+
+class FunctionAgent(Agent):
+    """An agent whose work is one plain function."""
+
+    def __init__(self, definition: AgentDefinition, function: Callable[[StepInput], Any]) -> None:
+        self.definition = definition
+        self._function = function
+
+    def run(self, step_input: StepInput) -> StepResult | Any:
+        return self._function(step_input)
+
+
+def agent(
+    *,
+    id: str,  # noqa: A002 - the spec's field name
+    name: str,
+    type: str,  # noqa: A002
+    capabilities: list[str | Capability],
+    description: str = "",
+    priority: int = 0,
+    max_load: int = 1,
+    metadata: dict[str, Any] | None = None,
+) -> Callable[[Callable[[StepInput], Any]], FunctionAgent]:
+    """Decorator turning ``def work(step_input) -> output`` into a FunctionAgent."""
+
+    def wrap(function: Callable[[StepInput], Any]) -> FunctionAgent:
+        definition = AgentDefinition(
+            id=id,
+            name=name,
+            type=type,
+            description=description or (function.__doc__ or "").strip(),
+            capabilities=[
+                c if isinstance(c, Capability) else Capability(name=c) for c in capabilities
+            ],
+            priority=priority,
+            max_load=max_load,
+            metadata=metadata or {},
+        )
+        return FunctionAgent(definition, function)
+
+    return wrap
+
+
+def coerce_result(value: StepResult | Any) -> StepResult:
+    return value if isinstance(value, StepResult) else StepResult(output=value)

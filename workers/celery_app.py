@@ -1,0 +1,50 @@
+"""The Celery app and its configuration, built from Settings.
+
+Choices (see docs/architecture.md): JSON only; no result backend (our Redis record is the truth,
+and without a backend a publish never blocks on a backend reconnect); acks_late together with
+reject_on_worker_lost so a killed child's message comes back; prefetch 1 so a busy worker holds
+no message an idle one could run; publish retries bounded so the API answers 503 quickly.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.settings import Settings
+
+RUN_STEP_TASK = "meowstik.run_step"
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    app = Celery("meowstik", broker=settings.effective_redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        task_create_missing_queues=True,
+        task_default_queue="meowstik.default",
+        task_publish_retry=True,
+        task_publish_retry_policy={
+            "max_retries": settings.publish_max_retries,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        broker_pool_limit=10,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+    )
+    app.conf.meowstik_settings = settings
+    from workers.tasks import register_tasks
+
+    register_tasks(app)
+    return app
