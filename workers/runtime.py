@@ -76,7 +76,7 @@ class WorkerRuntime:
             return self._forward(session_id, step_id, capabilities, agent_type)
         run = self.lifecycle.begin(session_id, step_id, local.id)
         if isinstance(run, Skip):
-            log.info("not running %s/%s: %s", session_id, step_id, run.reason)
+            self._record_skip(session_id, step_id, local.id, run)
             return run
         agent = self.agents[local.id]
         with LeaseKeeper(self.lifecycle, run):
@@ -87,6 +87,18 @@ class WorkerRuntime:
                 return None
         self.lifecycle.succeed(run, result)
         return None
+
+    def _record_skip(self, session_id: str, step_id: str, agent_id: str, skip: Skip) -> None:
+        """A delivery that must not run (duplicate, late, or session over) is logged, not run."""
+        log.info("not running %s/%s: %s", session_id, step_id, skip.reason)
+        if skip.reason.startswith("missing"):
+            return
+        data = {"reason": skip.reason}
+        if skip.retry_after_s is not None:
+            data["retryAfterS"] = round(skip.retry_after_s, 3)
+        self.sessions.log(LogEntry("info", "orchestrator", "Delivery not run", session_id=session_id,
+                                   agent_id=agent_id, task_id=step_id, data=data),
+                          self.lifecycle.now_ms())
 
     def _forward(self, session_id: str, step_id: str, capabilities: Sequence[str],
                  agent_type: str | None) -> Skip:

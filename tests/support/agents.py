@@ -46,7 +46,9 @@ def echo(step_input: StepInput) -> StepResult:
 def gate(step_input: StepInput) -> dict:
     """Waits until the test pushes to the gate list named in parameters['gate']."""
     name = step_input.step.parameters["gate"]
-    opened = _client().blpop([f"test:gate:{name}"], timeout=GATE_TIMEOUT_S)
+    client = _client()
+    client.incr(f"test:runs:{name}")
+    opened = client.blpop([f"test:gate:{name}"], timeout=GATE_TIMEOUT_S)
     if opened is None:
         raise PermanentStepError(f"gate {name} was never opened")
     return _report(step_input, gate=name, openedAt=time.time())

@@ -38,6 +38,7 @@ def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
     env.update(
         MEOWSTIK_REDIS_URL=redis_url,
         MEOWSTIK_AGENT_MODULES=TEST_AGENT_MODULE,
+        MEOWSTIK_LEASE_S="3",
         PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         **extra,
     )
@@ -106,6 +107,12 @@ class Cluster:
             return snapshot if snapshot["status"] in statuses else None
 
         return wait_for(finished, timeout_s, what=f"session {session_id} in {statuses}")
+
+    def logs(self, session_id: str) -> list[dict]:
+        response = requests.get(f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs",
+                                timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()["logs"]
 
     def stop(self) -> None:
         for process in self.processes.values():

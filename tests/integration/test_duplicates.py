@@ -1,0 +1,50 @@
+"""DESIGN rule 8: a redelivered or duplicated step runs once and completes once in the record."""
+
+import uuid
+
+import pytest
+import redis
+
+from orchestrator.dispatch import StepDispatch
+from orchestrator.settings import Settings
+from tests.support.cluster import wait_for
+from workers.celery_app import create_celery_app
+from workers.dispatcher import CeleryDispatcher
+
+pytestmark = pytest.mark.integration
+
+
+def skipped(cluster, sid, step_id, *reason_prefixes):
+    return [e for e in cluster.logs(sid)
+            if e["message"] == "Delivery not run" and e.get("taskId") == step_id
+            and e["data"]["reason"].startswith(reason_prefixes)]
+
+
+def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(cluster):
+    # Given a step G held open by its gate, and a step E after it
+    gate = uuid.uuid4().hex
+    plan = {"steps": [
+        {"id": "G", "title": "gated", "requiredCapabilities": ["gated_work"], "parameters": {"gate": gate}},
+        {"id": "E", "title": "after", "requiredCapabilities": ["echo_work"], "dependsOn": ["G"]}]}
+    sid = cluster.submit({"goal": "duplicate delivery", "plan": plan})["sessionId"]
+    wait_for(lambda: cluster.session(sid)["steps"]["G"]["status"] == "running", 30, what="G running")
+
+    # When the broker delivers G's message a second time (same task id, same queue)
+    dispatcher = CeleryDispatcher(create_celery_app(Settings(redis_url=cluster.redis_url)))
+    dispatcher.dispatch([StepDispatch(sid, "G", f"{sid}.G", "cap.gated_work", ("gated_work",))])
+
+    # Then the duplicate sees the live lease and does not run
+    wait_for(lambda: skipped(cluster, sid, "G", "leased"), 30, what="duplicate refused by lease")
+    client = redis.Redis.from_url(cluster.redis_url)
+    client.lpush(f"test:gate:{gate}", "open")
+    done = cluster.wait_session(sid)
+    # and when it comes back after the lease, it finds the step (here: the whole session)
+    # finished and changes nothing
+    wait_for(lambda: skipped(cluster, sid, "G", "finished", "ended"), 30,
+             what="late duplicate ignored")
+    assert int(client.get(f"test:runs:{gate}")) == 1
+    final = cluster.session(sid)
+    assert final["status"] == "completed" and final["completedTasks"] == 2
+    assert final["steps"]["G"]["attempts"] == 1
+    assert len([e for e in cluster.logs(sid) if e["message"] == "Step completed"]) == 2
+    assert done["results"] == final["results"]
