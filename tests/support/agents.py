@@ -48,6 +48,7 @@ def gate(step_input: StepInput) -> dict:
     name = step_input.step.parameters["gate"]
     client = _client()
     client.incr(f"test:runs:{name}")
+    client.rpush(f"test:pids:{name}", os.getpid())
     opened = client.blpop([f"test:gate:{name}"], timeout=GATE_TIMEOUT_S)
     if opened is None:
         raise PermanentStepError(f"gate {name} was never opened")

@@ -1,9 +1,12 @@
-"""DESIGN rule 8: a redelivered or duplicated step runs once and completes once in the record."""
+"""DESIGN rule 8: steps run at least once and complete exactly once in the record."""
 
+import os
+import signal
 import uuid
 
 import pytest
 import redis
+import requests
 
 from orchestrator.dispatch import StepDispatch
 from orchestrator.settings import Settings
@@ -48,3 +51,28 @@ def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(c
     assert final["steps"]["G"]["attempts"] == 1
     assert len([e for e in cluster.logs(sid) if e["message"] == "Step completed"]) == 2
     assert done["results"] == final["results"]
+
+
+def test_a_step_whose_worker_process_is_killed_runs_again_and_completes_once(cluster):
+    # Given a gated step running in a prefork child
+    gate = uuid.uuid4().hex
+    plan = {"steps": [
+        {"id": "G", "title": "gated", "requiredCapabilities": ["gated_work"], "parameters": {"gate": gate}},
+        {"id": "E", "title": "after", "requiredCapabilities": ["echo_work"], "dependsOn": ["G"]}]}
+    sid = cluster.submit({"goal": "killed child", "plan": plan})["sessionId"]
+    client = redis.Redis.from_url(cluster.redis_url)
+    first_pid = int(wait_for(lambda: client.lindex(f"test:pids:{gate}", 0), 30, what="G started"))
+
+    # When that child is killed with SIGKILL mid-step
+    os.kill(first_pid, signal.SIGKILL)
+
+    # Then the message comes back, waits out the dead run's lease, and a new run takes over
+    second_pid = int(wait_for(lambda: client.lindex(f"test:pids:{gate}", 1), 60, what="G rerun"))
+    assert second_pid != first_pid
+    client.lpush(f"test:gate:{gate}", "open")
+    done = cluster.wait_session(sid)
+    assert done["status"] == "completed", done["errors"]
+    assert done["steps"]["G"]["attempts"] == 2 and done["completedTasks"] == 2
+    assert done["results"][f"{sid}.G"]["attempt"] == 2
+    listed = requests.get(f"{cluster.api_url}/api/orchestrator/agents", timeout=5).json()
+    assert {a["id"]: a["currentLoad"] for a in listed["agents"]}["gate-001"] == 0

@@ -1,0 +1,131 @@
+"""docker-compose.yml is a valid Compose file and runs the same commands as `meowstik up`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cli.up import api_command, worker_command
+from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+REDIS_URL_IN_COMPOSE = "redis://redis:6379/0"
+
+
+def check_jsonschema() -> str:
+    """The check-jsonschema executable; skip without it locally, fail without it in CI."""
+    beside_python = Path(sys.executable).parent / "check-jsonschema"
+    found = str(beside_python) if beside_python.exists() else shutil.which("check-jsonschema")
+    if found:
+        return found
+    if os.environ.get("CI") == "true":
+        pytest.fail(
+            "CI needs check-jsonschema (pip install check-jsonschema) "
+            "to validate docker-compose.yml"
+        )
+    pytest.skip("check-jsonschema is not installed")
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [check_jsonschema(), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def default(field: str) -> Any:
+    return Settings.model_fields[field].default
+
+
+def test_the_compose_file_validates_against_the_compose_specification() -> None:
+    result = validate(COMPOSE_FILE)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_validator_rejects_a_compose_file_with_an_unknown_service_key(tmp_path: Path) -> None:
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
+    broken["services"]["api"]["no_such_key"] = True
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+
+    result = validate(path)
+
+    assert result.returncode != 0
+    assert "no_such_key" in result.stdout + result.stderr
+
+
+def test_the_api_service_runs_the_gunicorn_command_that_up_builds(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+
+    expected = api_command(
+        "0.0.0.0",
+        default("api_port"),
+        default("api_processes"),
+        default("api_threads"),
+        python="python",
+    )
+    assert api["command"] == expected
+    assert api["environment"]["MEOWSTIK_REDIS_URL"] == REDIS_URL_IN_COMPOSE
+    assert api["environment"]["MEOWSTIK_API_HOST"] == "0.0.0.0"
+    assert f"{default('api_port')}:{default('api_port')}" in api["ports"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_there_is_one_worker_service_per_default_agent_running_the_command_up_builds(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+
+    for agent in DEFAULT_AGENTS:
+        service = services[agent.type]
+        assert service["command"] == worker_command(agent, program=["meowstik"])
+        assert service["environment"]["MEOWSTIK_REDIS_URL"] == REDIS_URL_IN_COMPOSE
+
+
+def test_api_and_workers_wait_for_a_healthy_redis_with_append_only_persistence(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    redis = services["redis"]
+
+    assert redis["image"].startswith("redis:7")
+    assert redis["command"][:1] == ["redis-server"]
+    assert redis["command"][1:] == ["--appendonly", "yes", "--appendfsync", "everysec"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    for name in ["api", *(agent.type for agent in DEFAULT_AGENTS)]:
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_the_dockerfile_runs_as_a_non_root_user_and_defaults_to_the_api() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    cmd_line = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "USER meowstik" in dockerfile
+    assert "pip install ." in dockerfile
+    assert yaml.safe_load(cmd_line.removeprefix("CMD ")) == api_command(
+        "0.0.0.0",
+        default("api_port"),
+        default("api_processes"),
+        default("api_threads"),
+        python="python",
+    )
