@@ -1,0 +1,25 @@
+# The Meowstik image: the API by default; docker-compose.yml runs the workers from it too.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MEOWSTIK_API_HOST=0.0.0.0
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin meowstik
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY orchestrator ./orchestrator
+COPY workers ./workers
+COPY api ./api
+COPY cli ./cli
+RUN pip install . && rm -rf /src
+
+USER meowstik
+WORKDIR /home/meowstik
+EXPOSE 5000
+
+# The same command `meowstik up` builds (cli.up.api_command), bound to every interface.
+CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:5000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "--graceful-timeout", "10", "api:create_app()"]

@@ -1,0 +1,368 @@
+"""`meowstik up`: the local cluster in the foreground.
+
+It starts an embedded Redis (unless MEOWSTIK_REDIS_URL names one), the API under gunicorn, and one
+`meowstik worker` per hosted agent; waits until the API is healthy and every hosted agent is
+active; prints the URLs; restarts children that crash; and on Ctrl-C (SIGINT, or SIGTERM to its
+process group) stops everything it started. A lock on the data dir keeps a second `up` off it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import sys
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import requests
+from pydantic import ValidationError
+
+from cli.embedded_redis import EmbeddedRedis
+from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_port_free
+from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.models import AgentDefinition
+from orchestrator.settings import Settings
+
+API_GRACEFUL_TIMEOUT_S = 10
+REDIS_START_TIMEOUT_S = 15.0
+DEFAULT_STARTUP_TIMEOUT_S = 90.0
+HTTP_PROBE_TIMEOUT_S = 2.0
+LOCK_FILE_NAME = "up.lock"
+AGENTS_PATH = "/api/orchestrator/agents"
+HEALTH_PATH = "/healthz"
+AGENTS_BY_ID = {agent.id: agent for agent in DEFAULT_AGENTS}
+EXAMPLE_BODY = (
+    '{"goal": "Research and implement user authentication", "userId": "user-123", '
+    '"chatId": "chat-456"}'
+)
+
+
+class AlreadyRunningError(SupervisorError):
+    def __init__(self, lock_path: Path, holder_pid: int | None) -> None:
+        self.lock_path = lock_path
+        self.holder_pid = holder_pid
+        holder = f"pid {holder_pid}" if holder_pid else "pid unknown"
+        super().__init__(
+            f"meowstik up is already running on data dir {lock_path.parent} ({holder}). "
+            "Stop it with Ctrl-C (or kill -TERM the pid), "
+            "or set MEOWSTIK_DATA_DIR to another directory."
+        )
+
+
+def api_command(
+    host: str, port: int, processes: int, threads: int, *, python: str = sys.executable
+) -> list[str]:
+    """The API server command: gunicorn with threaded workers, shared by `up` and docker-compose."""
+    return [
+        python, "-m", "gunicorn",
+        "--bind", f"{host}:{port}",
+        "--workers", str(processes),
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
+        "api:create_app()",
+    ]  # fmt: skip
+
+
+def worker_command(
+    agent: AgentDefinition, *, concurrency: int | None = None, program: Sequence[str] | None = None
+) -> list[str]:
+    """The `meowstik worker` command hosting one agent, shared by `up` and docker-compose.
+
+    Args:
+        program: how to invoke `meowstik`; defaults to this interpreter running cli.main.
+    """
+    prefix = list(program) if program is not None else [sys.executable, "-m", "cli.main"]
+    command = [*prefix, "worker", "--agents", agent.id, "--name", f"{agent.type}@%h"]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    return command
+
+
+def _agent_ids(text: str) -> list[AgentDefinition]:
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [agent_id for agent_id in ids if agent_id not in AGENTS_BY_ID]
+    if not ids or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown agent ids {unknown or [text]}; choose from {', '.join(AGENTS_BY_ID)}"
+        )
+    return [AGENTS_BY_ID[agent_id] for agent_id in dict.fromkeys(ids)]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `meowstik up` and its flags on the `meowstik` command."""
+    parser = subparsers.add_parser(
+        "up",
+        help="run the local cluster (Redis, API, workers) in the foreground",
+        description="Run the local cluster in the foreground; Ctrl-C stops everything it started.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_agent_ids,
+        default=list(DEFAULT_AGENTS),
+        metavar="IDS",
+        help="comma-separated agent ids to host, one worker each "
+        f"(default: {','.join(AGENTS_BY_ID)})",
+    )
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=None, help="concurrency of each worker"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=DEFAULT_STARTUP_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for the API and agents (default: {DEFAULT_STARTUP_TIMEOUT_S:g})",
+    )
+    parser.set_defaults(handler=run)
+
+
+class DataDirLock:
+    """An exclusive flock on <data_dir>/up.lock, held while this `up` runs; it holds our pid."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Raises AlreadyRunningError if another process holds the lock."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise AlreadyRunningError(
+                self.path, int(holder) if holder.isdigit() else None
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """What `up` will run, derived from settings and flags (no I/O)."""
+
+    settings: Settings
+    data_dir: Path
+    agents: list[AgentDefinition]
+    concurrency: int | None
+    startup_timeout_s: float
+
+    @property
+    def embedded(self) -> bool:
+        return not self.settings.redis_url
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def api_url(self) -> str:
+        host = self.settings.api_host
+        probe_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
+            host, f"[{host}]" if ":" in host else host
+        )
+        return f"http://{probe_host}:{self.settings.api_port}"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["MEOWSTIK_REDIS_URL"] = self.settings.effective_redis_url
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def app_children(self) -> list[ManagedProcess]:
+        """The API and one worker per agent; they stop before Redis (stage 0)."""
+        env = self.child_env()
+        s = self.settings
+        api = ManagedProcess(
+            "api",
+            api_command(s.api_host, s.api_port, s.api_processes, s.api_threads),
+            env,
+            self.log_dir / "api.log",
+        )
+        workers = [
+            ManagedProcess(
+                f"worker {agent.id}",
+                worker_command(agent, concurrency=self.concurrency),
+                env,
+                self.log_dir / f"worker-{agent.id}.log",
+            )
+            for agent in self.agents
+        ]
+        return [api, *workers]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `meowstik up`; returns the process exit code."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"meowstik up: invalid MEOWSTIK_* settings:\n{exc}", file=sys.stderr)
+        return 2
+    data_dir = settings.data_dir.resolve()
+    plan = ClusterPlan(settings, data_dir, args.workers, args.concurrency, args.startup_timeout)
+    plan.log_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor()
+    # Handlers go in before the lock is taken, so a Ctrl-C at any later moment stops cleanly.
+    supervisor.install_signal_handlers()
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+        return _run_cluster(supervisor, plan)
+    except AlreadyRunningError as exc:
+        print(f"meowstik up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        supervisor.restore_signal_handlers()
+        lock.release()
+
+
+def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
+    """Start the cluster, keep it up until a stop signal, then stop it; return the exit code."""
+    print(f"meowstik up (pid {os.getpid()}): starting; data dir {plan.data_dir}", flush=True)
+    try:
+        if not _start(supervisor, plan):
+            return 0
+        print(_banner(plan), flush=True)
+        supervisor.run_until_stopped()
+        return 0
+    except SupervisorError as exc:
+        print(f"meowstik up: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if supervisor.children:
+            print("meowstik up: stopping workers and API, then Redis", flush=True)
+            supervisor.shutdown()
+        print("meowstik up: stopped", flush=True)
+
+
+def _start(supervisor: Supervisor, plan: ClusterPlan) -> bool:
+    """Start Redis, then the API and workers, and wait until they serve; False if interrupted."""
+    s = plan.settings
+    ensure_port_free(s.api_host, s.api_port, setting="MEOWSTIK_API_PORT")
+    if not _start_redis(supervisor, plan):
+        return False
+    for child in plan.app_children():
+        supervisor.start(child)
+    api_url = plan.api_url
+    if not supervisor.wait_until(
+        lambda: _http_ok(api_url + HEALTH_PATH),
+        what=f"the API at {api_url}{HEALTH_PATH} (log: {plan.log_dir / 'api.log'})",
+        timeout_s=plan.startup_timeout_s,
+    ):
+        return False
+    agent_ids = [agent.id for agent in plan.agents]
+    return supervisor.wait_until(
+        lambda: _agents_active(api_url, agent_ids),
+        what=f"agents {', '.join(agent_ids)} to be active at {api_url}{AGENTS_PATH} "
+        f"(logs: {plan.log_dir})",
+        timeout_s=plan.startup_timeout_s,
+    )
+
+
+def _start_redis(supervisor: Supervisor, plan: ClusterPlan) -> bool:
+    """Start the embedded Redis, or check that the configured one answers; False if interrupted."""
+    s = plan.settings
+    if plan.embedded:
+        embedded = EmbeddedRedis(plan.data_dir, s.embedded_redis_port)
+        embedded.prepare()
+        supervisor.start(
+            ManagedProcess("redis", embedded.command(), None, embedded.log_path, stop_stage=1)
+        )
+        ping = embedded.ping
+        what = f"the embedded Redis at {embedded.url} (log: {embedded.log_path})"
+    else:
+        ping = _redis_answers(s.effective_redis_url)
+        what = f"Redis at {redact_url(s.effective_redis_url)} (MEOWSTIK_REDIS_URL)"
+    return supervisor.wait_until(ping, what=what, timeout_s=REDIS_START_TIMEOUT_S)
+
+
+def _redis_answers(url: str) -> Callable[[], bool]:
+    """A PING probe for the Redis at url that reports failure as False."""
+
+    def ping() -> bool:
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            return bool(client.ping())
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        finally:
+            client.close()
+
+    return ping
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=HTTP_PROBE_TIMEOUT_S).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _agents_active(api_url: str, agent_ids: Sequence[str]) -> bool:
+    """Whether the API lists every hosted agent with status "active"."""
+    try:
+        response = requests.get(api_url + AGENTS_PATH, timeout=HTTP_PROBE_TIMEOUT_S)
+        listed = response.json().get("agents", []) if response.status_code == 200 else []
+    except (requests.RequestException, ValueError, AttributeError):
+        return False
+    active = {
+        agent.get("id")
+        for agent in listed
+        if isinstance(agent, dict) and agent.get("status") == "active"
+    }
+    return set(agent_ids) <= active
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to print."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _banner(plan: ClusterPlan) -> str:
+    api = plan.api_url
+    redis_kind = (
+        f"embedded, AOF in {plan.data_dir / 'redis'}" if plan.embedded else "MEOWSTIK_REDIS_URL"
+    )
+    # The dashboard line appears only once the API serves one, so no printed URL answers 404.
+    dashboard = [f"  Dashboard:  {api}/"] if _http_ok(api + "/") else []
+    return "\n".join(
+        [
+            "meowstik up: ready",
+            f"  API:        {api}/api/orchestrator",
+            *dashboard,
+            f"  Health:     {api}{HEALTH_PATH}",
+            f"  Redis:      {redact_url(plan.settings.effective_redis_url)} ({redis_kind})",
+            f"  Data dir:   {plan.data_dir}",
+            f"  Logs:       {plan.log_dir}",
+            f"  Agents:     {', '.join(agent.id for agent in plan.agents)}",
+            "Try:",
+            f"  curl -s -X POST {api}/api/orchestrator/orchestrate \\",
+            "       -H 'Content-Type: application/json' \\",
+            f"       -d '{EXAMPLE_BODY}'",
+            f"  curl -s {api}/api/orchestrator/sessions/<sessionId>",
+            "Press Ctrl-C to stop.",
+        ]
+    )
