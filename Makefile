@@ -29,5 +29,8 @@ test-integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+lint: $(STAMP)
+	$(BIN)/ruff check orchestrator workers api cli tests benchmarks
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -44,7 +44,9 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     client = redis_client or redis.Redis.from_url(
-        settings.effective_redis_url, socket_timeout=5, socket_connect_timeout=2,
+        settings.effective_redis_url,
+        socket_timeout=5,
+        socket_connect_timeout=2,
         health_check_interval=30,
     )
     if dispatcher is None:
@@ -55,8 +57,9 @@ def create_app(
     keys = Keys(settings.key_prefix)
     logbook = Logbook(client, keys)
     registry = AgentRegistry(client, keys)
-    engine = Engine(SessionStore(client, keys, logbook), registry, dispatcher, settings,
-                    clock=time.time)
+    engine = Engine(
+        SessionStore(client, keys, logbook), registry, dispatcher, settings, clock=time.time
+    )
     app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
 
     from api.routes import health, orchestrator

@@ -35,22 +35,32 @@ def _depth(value: Any, limit: int) -> int:
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or an ApiError (400/415) that says how to fix the request."""
     if not request.mimetype or request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type",
-                       f"send the body as JSON with 'Content-Type: application/json' "
-                       f"(got {request.mimetype or 'no content type'!r})")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the body as JSON with 'Content-Type: application/json' "
+            f"(got {request.mimetype or 'no content type'!r})",
+        )
     raw = request.get_data(cache=True)
     try:
         data = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json",
-                       f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                       {"line": exc.lineno, "column": exc.colno}) from exc
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            {"line": exc.lineno, "column": exc.colno},
+        ) from exc
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ApiError(400, "malformed_json",
-                       f"the body must be a JSON object, got {type(data).__name__}")
+        raise ApiError(
+            400, "malformed_json", f"the body must be a JSON object, got {type(data).__name__}"
+        )
     if _depth(data, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH:
-        raise ApiError(400, "too_deeply_nested",
-                       f"the body nests deeper than {MAX_NESTING_DEPTH} levels; flatten it")
+        raise ApiError(
+            400,
+            "too_deeply_nested",
+            f"the body nests deeper than {MAX_NESTING_DEPTH} levels; flatten it",
+        )
     return data

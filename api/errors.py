@@ -33,7 +33,7 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 
 def validation_details(exc: ValidationError, root: str = "body") -> list[dict[str, Any]]:
-    """Pydantic errors as [{location, message, type}] with dotted locations like body.plan.steps.0.id."""
+    """Pydantic errors as [{location, message, type}]; locations like body.plan.steps.0.id."""
     return [
         {
             "location": ".".join([root, *(str(part) for part in error["loc"])]),
@@ -60,8 +60,10 @@ def register_error_handlers(app: Flask) -> None:
     def _validation(exc: ValidationError):
         details = validation_details(exc)
         first = details[0] if details else {"location": "body", "message": "invalid"}
-        message = (f"request body is invalid at {first['location']}: {first['message']}"
-                   f"{f' (and {len(details) - 1} more)' if len(details) > 1 else ''}")
+        message = (
+            f"request body is invalid at {first['location']}: {first['message']}"
+            f"{f' (and {len(details) - 1} more)' if len(details) > 1 else ''}"
+        )
         return error_response(422, "validation_error", message, {"errors": details})
 
     @app.errorhandler(OrchestratorError)
@@ -72,14 +74,18 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     def _redis(exc: redis.RedisError):
         log.warning("redis unavailable: %s", exc)
-        return error_response(503, "store_unavailable",
-                              f"Redis did not answer ({type(exc).__name__}); retry shortly",
-                              {"retryable": True})
+        return error_response(
+            503,
+            "store_unavailable",
+            f"Redis did not answer ({type(exc).__name__}); retry shortly",
+            {"retryable": True},
+        )
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        code, message = _HTTP_MESSAGES.get(exc.code or 500, (exc.name.lower().replace(" ", "_"),
-                                                             exc.description or exc.name))
+        code, message = _HTTP_MESSAGES.get(
+            exc.code or 500, (exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+        )
         details = {"limitBytes": app.config.get("MAX_CONTENT_LENGTH")} if exc.code == 413 else {}
         return error_response(exc.code or 500, code, message, details)
 

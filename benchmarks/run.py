@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 
 from cli.embedded_redis import EmbeddedRedis
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster
 from tests.support.redis_server import free_port
 
 RUNS = 3
@@ -27,8 +27,12 @@ RESULTS_DIR = Path("bench-results")
 
 
 def noop(step_id: str, *deps: str) -> dict:
-    return {"id": step_id, "title": step_id, "requiredCapabilities": ["noop_work"],
-            "dependsOn": list(deps)}
+    return {
+        "id": step_id,
+        "title": step_id,
+        "requiredCapabilities": ["noop_work"],
+        "dependsOn": list(deps),
+    }
 
 
 def chain(length: int) -> list[dict]:
@@ -57,8 +61,11 @@ def hop_latencies_ms(session: dict) -> list[float]:
     """For every step with dependencies: its start minus its last dependency's finish (for a wide
     layer this includes the wait for a free worker process, not only the release)."""
     steps = session["steps"]
-    return [ms(s["startedAt"]) - max(ms(steps[d]["finishedAt"]) for d in s["dependsOn"])
-            for s in steps.values() if s["dependsOn"]]
+    return [
+        ms(s["startedAt"]) - max(ms(steps[d]["finishedAt"]) for d in s["dependsOn"])
+        for s in steps.values()
+        if s["dependsOn"]
+    ]
 
 
 def commands_processed(client: redis.Redis) -> int:
@@ -86,10 +93,12 @@ def run_shape(cluster: Cluster, client: redis.Redis, name: str, steps: list[dict
         polling = reads * commands_per_status_read(cluster, client, sid)
         per_step_cmds.append((used - polling) / len(steps))
         hops += hop_latencies_ms(done)
-        first_starts.append(min(ms(s["startedAt"]) for s in done["steps"].values())
-                            - ms(done["startTime"]))
+        first_starts.append(
+            min(ms(s["startedAt"]) for s in done["steps"].values()) - ms(done["startTime"])
+        )
     return {
-        "shape": name, "steps": len(steps),
+        "shape": name,
+        "steps": len(steps),
         "wallS": {"median": statistics.median(walls), "min": min(walls), "max": max(walls)},
         "stepsPerS": len(steps) / statistics.median(walls),
         "releaseToStartMs": _percentiles(hops),
@@ -107,14 +116,18 @@ def _percentiles(values: list[float]) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    print(f"{'shape':<16}{'steps':>6}{'wall med s':>11}{'min':>7}{'max':>7}{'steps/s':>8}"
-          f"{'submit>1st ms':>14}{'dep>start p50':>14}{'p95':>7}{'cmds/step':>10}")
+    print(
+        f"{'shape':<16}{'steps':>6}{'wall med s':>11}{'min':>7}{'max':>7}{'steps/s':>8}"
+        f"{'submit>1st ms':>14}{'dep>start p50':>14}{'p95':>7}{'cmds/step':>10}"
+    )
     for r in results:
         hop = r["releaseToStartMs"]
-        print(f"{r['shape']:<16}{r['steps']:>6}{r['wallS']['median']:>11.3f}{r['wallS']['min']:>7.3f}"
-              f"{r['wallS']['max']:>7.3f}{r['stepsPerS']:>8.0f}{r['submitToFirstStartMs']:>14.1f}"
-              f"{hop.get('p50', 0):>14.1f}{hop.get('p95', 0):>7.1f}"
-              f"{r['redisCommandsPerStep']:>10.1f}")
+        print(
+            f"{r['shape']:<16}{r['steps']:>6}{r['wallS']['median']:>11.3f}{r['wallS']['min']:>7.3f}"
+            f"{r['wallS']['max']:>7.3f}{r['stepsPerS']:>8.0f}{r['submitToFirstStartMs']:>14.1f}"
+            f"{hop.get('p50', 0):>14.1f}{hop.get('p95', 0):>7.1f}"
+            f"{r['redisCommandsPerStep']:>10.1f}"
+        )
 
 
 def main() -> int:
@@ -125,13 +138,19 @@ def main() -> int:
             cluster.start_api()
             cluster.wait_ready({"noop-001"})
             client = redis.Redis.from_url(server.url)
-            shapes = [("single", [noop("only")]), ("chain 100", chain(100)),
-                      ("wide 1-200-1", wide(200)), ("layered 5x50", layered(5, 50))]
+            shapes = [
+                ("single", [noop("only")]),
+                ("chain 100", chain(100)),
+                ("wide 1-200-1", wide(200)),
+                ("layered 5x50", layered(5, 50)),
+            ]
             results = [run_shape(cluster, client, name, steps) for name, steps in shapes]
         finally:
             cluster.stop()
-    print(f"Meowstik benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-          f"Python {platform.python_version()}, {RUNS} runs per shape, worker concurrency 2")
+    print(
+        f"Meowstik benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"Python {platform.python_version()}, {RUNS} runs per shape, worker concurrency 2"
+    )
     print_table(results)
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "latest.json").write_text(json.dumps(results, indent=2))

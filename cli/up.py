@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import os
 import sys
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 import requests
 from pydantic import ValidationError
 
-from cli.embedded_redis import EmbeddedRedis
+from cli.embedded_redis import EmbeddedRedis, redis_answers
 from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_port_free
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.models import AgentDefinition
@@ -290,24 +290,9 @@ def _start_redis(supervisor: Supervisor, plan: ClusterPlan) -> bool:
         ping = embedded.ping
         what = f"the embedded Redis at {embedded.url} (log: {embedded.log_path})"
     else:
-        ping = _redis_answers(s.effective_redis_url)
+        ping = functools.partial(redis_answers, s.effective_redis_url)
         what = f"Redis at {redact_url(s.effective_redis_url)} (MEOWSTIK_REDIS_URL)"
     return supervisor.wait_until(ping, what=what, timeout_s=REDIS_START_TIMEOUT_S)
-
-
-def _redis_answers(url: str) -> Callable[[], bool]:
-    """A PING probe for the Redis at url that reports failure as False."""
-
-    def ping() -> bool:
-        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError):
-            return False
-        finally:
-            client.close()
-
-    return ping
 
 
 def _http_ok(url: str) -> bool:

@@ -70,14 +70,20 @@ class Engine:
         graph = PlanGraph.build(plan.steps)
         if len(graph.nodes) > self.settings.max_plan_steps:
             raise LimitExceededError(
-                "plan steps", self.settings.max_plan_steps, len(graph.nodes), "MEOWSTIK_MAX_PLAN_STEPS"
+                "plan steps",
+                self.settings.max_plan_steps,
+                len(graph.nodes),
+                "MEOWSTIK_MAX_PLAN_STEPS",
             )
         graph.check_routable((a.capability_names, a.type) for a in self.registry.list())
         now = self.now_ms()
         new = self._new_session(request, plan, graph, now)
         created = LogEntry(
-            "info", "orchestrator", f"Session created with {len(new.steps)} steps",
-            session_id=new.session_id, data={"goal": request.goal, "roots": graph.roots},
+            "info",
+            "orchestrator",
+            f"Session created with {len(new.steps)} steps",
+            session_id=new.session_id,
+            data={"goal": request.goal, "roots": graph.roots},
         )
         self.sessions.create(new, logs=[created])
         self._dispatch_roots(new)
@@ -92,7 +98,10 @@ class Engine:
     def _check_limits(self, request: OrchestrateRequest) -> None:
         if len(request.goal) > self.settings.max_goal_chars:
             raise LimitExceededError(
-                "goal length", self.settings.max_goal_chars, len(request.goal), "MEOWSTIK_MAX_GOAL_CHARS"
+                "goal length",
+                self.settings.max_goal_chars,
+                len(request.goal),
+                "MEOWSTIK_MAX_GOAL_CHARS",
             )
 
     def _new_session(
@@ -101,7 +110,9 @@ class Engine:
         steps = tuple(
             NewStep(
                 step_id=node.id,
-                step_json=node.step.model_copy(update={"subtasks": []}).model_dump_json(by_alias=True),
+                step_json=node.step.model_copy(update={"subtasks": []}).model_dump_json(
+                    by_alias=True
+                ),
                 depends_on=node.depends_on,
                 children=node.children,
                 queue=capability_queue(node.step.required_capabilities[0]),
@@ -145,16 +156,27 @@ class Engine:
             self._fail_undispatched(new.session_id, roots, exc)
             raise
 
-    def _fail_undispatched(self, session_id: str, roots: list[StepDispatch], exc: DispatchError) -> None:
+    def _fail_undispatched(
+        self, session_id: str, roots: list[StepDispatch], exc: DispatchError
+    ) -> None:
         now = self.now_ms()
         for root in roots:
             error = StepError(
-                step_id=root.step_id, job_id=root.job_id, error_type="DispatchError",
-                message=exc.message, attempt=0, timestamp=iso_from_ms(now) or "",
+                step_id=root.step_id,
+                job_id=root.job_id,
+                error_type="DispatchError",
+                message=exc.message,
+                attempt=0,
+                timestamp=iso_from_ms(now) or "",
             )
             self.sessions.fail(
-                session_id, root.step_id, token="", now_ms=now, message=exc.message,
-                error_json=error.model_dump_json(by_alias=True), agent_id=None,
+                session_id,
+                root.step_id,
+                token="",
+                now_ms=now,
+                message=exc.message,
+                error_json=error.model_dump_json(by_alias=True),
+                agent_id=None,
             )
         exc.details["sessionId"] = session_id
 

@@ -43,8 +43,8 @@ class DuplicateStepError(PlanError):
     def __init__(self, step_ids: list[str]) -> None:
         self.step_ids = step_ids
         super().__init__(
-            f"step ids must be unique across the plan and its subtasks; duplicated: {', '.join(step_ids)}."
-            " Rename the repeated steps.",
+            "step ids must be unique across the plan and its subtasks; duplicated: "
+            f"{', '.join(step_ids)}. Rename the repeated steps.",
             details={"stepIds": step_ids},
         )
 

@@ -21,7 +21,11 @@ from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.scripts import Transition
 from orchestrator.store.sessions import SessionStore
 
-RETRYABLE_TYPES: tuple[type[BaseException], ...] = (RetryableStepError, TimeoutError, ConnectionError)
+RETRYABLE_TYPES: tuple[type[BaseException], ...] = (
+    RetryableStepError,
+    TimeoutError,
+    ConnectionError,
+)
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,23 @@ class StepLifecycle:
     def begin(self, session_id: str, step_id: str, agent_id: str) -> StepRun | Skip:
         """Claim the step for ``agent_id`` and assemble its input (one round trip)."""
         token = secrets.token_hex(8)
-        started = LogEntry("info", "task", "Step started", session_id=session_id,
-                           agent_id=agent_id, task_id=step_id)
-        claim = self.sessions.claim(session_id, step_id, token=token, now_ms=self.now_ms(),
-                                    lease_ms=self.lease_ms, agent_id=agent_id, logs=[started])
+        started = LogEntry(
+            "info",
+            "task",
+            "Step started",
+            session_id=session_id,
+            agent_id=agent_id,
+            task_id=step_id,
+        )
+        claim = self.sessions.claim(
+            session_id,
+            step_id,
+            token=token,
+            now_ms=self.now_ms(),
+            lease_ms=self.lease_ms,
+            agent_id=agent_id,
+            logs=[started],
+        )
         if claim.code == "leased":
             return Skip("leased", retry_after_s=int(claim.detail) / 1000 + 0.1)
         if claim.code != "ok":
@@ -109,24 +126,41 @@ class StepLifecycle:
 
     def renew(self, run: StepRun) -> bool:
         until = self.now_ms() + self.lease_ms
-        return self.sessions.renew_lease(run.session_id, run.step_id, token=run.token,
-                                         lease_until_ms=until)
+        return self.sessions.renew_lease(
+            run.session_id, run.step_id, token=run.token, lease_until_ms=until
+        )
 
     def succeed(self, run: StepRun, result: StepResult) -> Transition:
         """Record the output exactly once, then dispatch every dependent it released."""
         try:
             output_json = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
-            updates = {key: json.dumps(value, allow_nan=False)
-                       for key, value in result.state_updates.items()}
+            updates = {
+                key: json.dumps(value, allow_nan=False)
+                for key, value in result.state_updates.items()
+            }
         except (TypeError, ValueError) as exc:
-            error = PermanentStepError(f"agent {run.agent_id} returned an output that is not "
-                                       f"JSON-serialisable ({exc}); return plain JSON values")
+            error = PermanentStepError(
+                f"agent {run.agent_id} returned an output that is not "
+                f"JSON-serialisable ({exc}); return plain JSON values"
+            )
             return self.fail(run, error)
-        done = LogEntry("info", "task", "Step completed", session_id=run.session_id,
-                        agent_id=run.agent_id, task_id=run.step_id)
+        done = LogEntry(
+            "info",
+            "task",
+            "Step completed",
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            task_id=run.step_id,
+        )
         transition = self.sessions.complete(
-            run.session_id, run.step_id, token=run.token, now_ms=self.now_ms(),
-            output_json=output_json, agent_id=run.agent_id, state_updates=updates, logs=[done],
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=self.now_ms(),
+            output_json=output_json,
+            agent_id=run.agent_id,
+            state_updates=updates,
+            logs=[done],
         )
         self._dispatch_released(run.session_id, transition)
         return transition
@@ -137,15 +171,35 @@ class StepLifecycle:
         if is_retryable(exc) and run.attempt < run.max_attempts:
             return self._retry(run, message)
         now = self.now_ms()
-        error = StepError(step_id=run.step_id, job_id=run.step_input.job_id, agent_id=run.agent_id,
-                          error_type=type(exc).__name__, message=str(exc), attempt=run.attempt,
-                          timestamp=iso_from_ms(now) or "")
-        failed = LogEntry("error", "task", "Step failed", session_id=run.session_id,
-                          agent_id=run.agent_id, task_id=run.step_id, error=message,
-                          data={"attempt": run.attempt, "maxAttempts": run.max_attempts})
-        return self.sessions.fail(run.session_id, run.step_id, token=run.token, now_ms=now,
-                                  message=message, error_json=error.model_dump_json(by_alias=True),
-                                  agent_id=run.agent_id, logs=[failed])
+        error = StepError(
+            step_id=run.step_id,
+            job_id=run.step_input.job_id,
+            agent_id=run.agent_id,
+            error_type=type(exc).__name__,
+            message=str(exc),
+            attempt=run.attempt,
+            timestamp=iso_from_ms(now) or "",
+        )
+        failed = LogEntry(
+            "error",
+            "task",
+            "Step failed",
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            task_id=run.step_id,
+            error=message,
+            data={"attempt": run.attempt, "maxAttempts": run.max_attempts},
+        )
+        return self.sessions.fail(
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=now,
+            message=message,
+            error_json=error.model_dump_json(by_alias=True),
+            agent_id=run.agent_id,
+            logs=[failed],
+        )
 
     def forward(self, run: StepRun, queue: str, reason: str) -> Transition:
         """Give the step to another queue (e.g. ``agent.<id>``) without counting a failure."""
@@ -155,19 +209,42 @@ class StepLifecycle:
         delay = backoff_s(self.settings, run.attempt)
         return self._requeue(run, _queue_of(run), message, countdown_s=delay, level="warn")
 
-    def _requeue(self, run: StepRun, queue: str, message: str, *, countdown_s: float,
-                 level: str) -> Transition:
-        entry = LogEntry(level, "task", "Step requeued", session_id=run.session_id,
-                         agent_id=run.agent_id, task_id=run.step_id, error=message,
-                         data={"attempt": run.attempt, "queue": queue, "delayS": countdown_s})
-        transition = self.sessions.requeue(run.session_id, run.step_id, token=run.token,
-                                           now_ms=self.now_ms(), message=message, queue=queue,
-                                           agent_id=run.agent_id, logs=[entry])
+    def _requeue(
+        self, run: StepRun, queue: str, message: str, *, countdown_s: float, level: str
+    ) -> Transition:
+        entry = LogEntry(
+            level,
+            "task",
+            "Step requeued",
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            task_id=run.step_id,
+            error=message,
+            data={"attempt": run.attempt, "queue": queue, "delayS": countdown_s},
+        )
+        transition = self.sessions.requeue(
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=self.now_ms(),
+            message=message,
+            queue=queue,
+            agent_id=run.agent_id,
+            logs=[entry],
+        )
         if transition.code == "ok":
             step = run.step_input.step
             self.dispatcher.dispatch(
-                [StepDispatch(run.session_id, run.step_id, run.step_input.job_id, queue,
-                              tuple(step.required_capabilities), step.agent_type)],
+                [
+                    StepDispatch(
+                        run.session_id,
+                        run.step_id,
+                        run.step_input.job_id,
+                        queue,
+                        tuple(step.required_capabilities),
+                        step.agent_type,
+                    )
+                ],
                 countdown_s=countdown_s,
             )
         return transition
@@ -175,11 +252,19 @@ class StepLifecycle:
     def _dispatch_released(self, session_id: str, transition: Transition) -> None:
         if transition.code != "ok" or not transition.released:
             return
-        self.dispatcher.dispatch([
-            StepDispatch(session_id, step_id, job_id(session_id, step_id), record["queue"],
-                         tuple(record["caps"]), record.get("agentType"))
-            for step_id, record in transition.released
-        ])
+        self.dispatcher.dispatch(
+            [
+                StepDispatch(
+                    session_id,
+                    step_id,
+                    job_id(session_id, step_id),
+                    record["queue"],
+                    tuple(record["caps"]),
+                    record.get("agentType"),
+                )
+                for step_id, record in transition.released
+            ]
+        )
 
 
 def _queue_of(run: StepRun) -> str:

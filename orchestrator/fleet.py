@@ -15,7 +15,12 @@ PLANNER = AgentDefinition(
     type="planner",
     description="Breaks goals into steps, analyses dependencies and designs workflows.",
     capabilities=[
-        _cap("task_decomposition", "Break down complex goals into actionable subtasks", "planning", "strategy"),
+        _cap(
+            "task_decomposition",
+            "Break down complex goals into actionable subtasks",
+            "planning",
+            "strategy",
+        ),
         _cap("dependency_analysis", "Find what must happen before what", "planning"),
         _cap("workflow_design", "Design the order and shape of work", "planning", "design"),
     ],

@@ -12,7 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from orchestrator.errors import CycleError, DuplicateStepError, UnknownDependencyError, UnroutableStepError
+from orchestrator.errors import (
+    CycleError,
+    DuplicateStepError,
+    UnknownDependencyError,
+    UnroutableStepError,
+)
 from orchestrator.models import PlanStep
 
 
@@ -82,7 +87,7 @@ def find_cycle(dependencies: Mapping[str, Iterable[str]]) -> list[str] | None:
             advanced = False
             for dep in edges:
                 if state.get(dep) == 1:
-                    return [*path[path.index(dep):], dep]
+                    return [*path[path.index(dep) :], dep]
                 if not state.get(dep):
                     state[dep] = 1
                     path.append(dep)

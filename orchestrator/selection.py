@@ -14,7 +14,11 @@ SelectionPolicy = Callable[[Sequence[AgentDefinition]], AgentDefinition | None]
 
 
 def is_eligible(
-    agent: AgentDefinition, required: Iterable[str], agent_type: str | None, *, check_load: bool = True
+    agent: AgentDefinition,
+    required: Iterable[str],
+    agent_type: str | None,
+    *,
+    check_load: bool = True,
 ) -> bool:
     if agent.status != AgentStatus.ACTIVE:
         return False

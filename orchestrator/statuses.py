@@ -31,7 +31,9 @@ class AgentStatus(StrEnum):
     OFFLINE = "offline"
 
 
-SESSION_TERMINAL = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED})
+SESSION_TERMINAL = frozenset(
+    {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+)
 SESSION_ACTIVE = frozenset(SessionStatus) - SESSION_TERMINAL
 STEP_TERMINAL = frozenset(
     {StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED}

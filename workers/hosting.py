@@ -36,8 +36,9 @@ def default_concurrency(agents: Iterable[Agent], ceiling: int = 8) -> int:
 def host_agents(app: Celery, settings: Settings, agents: Mapping[str, Agent]) -> None:
     """Make ``agents`` the ones this worker runs, and register them once it is ready."""
     app.conf.meowstik_hosted_agents = dict(agents)
-    registry = AgentRegistry(redis.Redis.from_url(settings.effective_redis_url),
-                             Keys(settings.key_prefix))
+    registry = AgentRegistry(
+        redis.Redis.from_url(settings.effective_redis_url), Keys(settings.key_prefix)
+    )
     names: dict[str, str] = {}
 
     def on_ready(sender: object = None, **_: object) -> None:

@@ -15,11 +15,11 @@ from celery import Celery
 from orchestrator.dispatch import StepDispatch
 from orchestrator.errors import PermanentStepError
 from orchestrator.execution import Skip, StepLifecycle, StepRun
+from orchestrator.models import StepError
 from orchestrator.selection import select_agent
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys, agent_queue, job_id
-from orchestrator.models import StepError
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.sessions import SessionStore
 from workers.agents.base import Agent, coerce_result
@@ -58,8 +58,13 @@ class LeaseKeeper:
 
 
 class WorkerRuntime:
-    def __init__(self, settings: Settings, agents: Mapping[str, Agent], client: redis.Redis,
-                 dispatcher: CeleryDispatcher) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        agents: Mapping[str, Agent],
+        client: redis.Redis,
+        dispatcher: CeleryDispatcher,
+    ) -> None:
         keys = Keys(settings.key_prefix)
         self.agents = dict(agents)
         self.sessions = SessionStore(client, keys)
@@ -67,11 +72,13 @@ class WorkerRuntime:
         self.dispatcher = dispatcher
         self.lifecycle = StepLifecycle(self.sessions, dispatcher, settings)
 
-    def execute(self, session_id: str, step_id: str, capabilities: Sequence[str],
-                agent_type: str | None) -> Skip | None:
+    def execute(
+        self, session_id: str, step_id: str, capabilities: Sequence[str], agent_type: str | None
+    ) -> Skip | None:
         """Run the step on a hosted agent, or forward it. Returns a Skip when it did not run."""
-        local = select_agent((a.definition for a in self.agents.values()), capabilities,
-                             agent_type, check_load=False)
+        local = select_agent(
+            (a.definition for a in self.agents.values()), capabilities, agent_type, check_load=False
+        )
         if local is None:
             return self._forward(session_id, step_id, capabilities, agent_type)
         run = self.lifecycle.begin(session_id, step_id, local.id)
@@ -96,39 +103,83 @@ class WorkerRuntime:
         data = {"reason": skip.reason}
         if skip.retry_after_s is not None:
             data["retryAfterS"] = round(skip.retry_after_s, 3)
-        self.sessions.log(LogEntry("info", "orchestrator", "Delivery not run", session_id=session_id,
-                                   agent_id=agent_id, task_id=step_id, data=data),
-                          self.lifecycle.now_ms())
+        self.sessions.log(
+            LogEntry(
+                "info",
+                "orchestrator",
+                "Delivery not run",
+                session_id=session_id,
+                agent_id=agent_id,
+                task_id=step_id,
+                data=data,
+            ),
+            self.lifecycle.now_ms(),
+        )
 
-    def _forward(self, session_id: str, step_id: str, capabilities: Sequence[str],
-                 agent_type: str | None) -> Skip:
+    def _forward(
+        self, session_id: str, step_id: str, capabilities: Sequence[str], agent_type: str | None
+    ) -> Skip:
         """This worker hosts no agent for the step: send it to the queue of one that can."""
         registered = self.registry.list()
         target = select_agent(registered, capabilities, agent_type, check_load=False) or next(
-            (a for a in registered
-             if set(capabilities) <= a.capability_names and agent_type in (None, a.type)), None)
+            (
+                a
+                for a in registered
+                if set(capabilities) <= a.capability_names and agent_type in (None, a.type)
+            ),
+            None,
+        )
         now = self.lifecycle.now_ms()
         if target is None:
-            message = (f"no registered agent has capabilities {sorted(capabilities)}"
-                       + (f" and type {agent_type}" if agent_type else ""))
+            message = f"no registered agent has capabilities {sorted(capabilities)}" + (
+                f" and type {agent_type}" if agent_type else ""
+            )
             error = PermanentStepError(message)
-            self.sessions.fail(session_id, step_id, token="", now_ms=now, message=message,
-                               error_json=_error_json(session_id, step_id, error, now),
-                               agent_id=None)
+            self.sessions.fail(
+                session_id,
+                step_id,
+                token="",
+                now_ms=now,
+                message=message,
+                error_json=_error_json(session_id, step_id, error, now),
+                agent_id=None,
+            )
             return Skip("unroutable")
         queue = agent_queue(target.id)
-        self.dispatcher.dispatch([StepDispatch(session_id, step_id, job_id(session_id, step_id),
-                                               queue, tuple(capabilities), agent_type)])
-        self.sessions.log(LogEntry("info", "orchestrator", f"Step forwarded to {queue}",
-                                   session_id=session_id, task_id=step_id, agent_id=target.id),
-                          now)
+        self.dispatcher.dispatch(
+            [
+                StepDispatch(
+                    session_id,
+                    step_id,
+                    job_id(session_id, step_id),
+                    queue,
+                    tuple(capabilities),
+                    agent_type,
+                )
+            ]
+        )
+        self.sessions.log(
+            LogEntry(
+                "info",
+                "orchestrator",
+                f"Step forwarded to {queue}",
+                session_id=session_id,
+                task_id=step_id,
+                agent_id=target.id,
+            ),
+            now,
+        )
         return Skip(f"forwarded:{queue}")
 
 
 def _error_json(session_id: str, step_id: str, error: Exception, now_ms: int) -> str:
     return StepError(
-        step_id=step_id, job_id=job_id(session_id, step_id), error_type=type(error).__name__,
-        message=str(error), attempt=0, timestamp=iso_from_ms(now_ms) or "",
+        step_id=step_id,
+        job_id=job_id(session_id, step_id),
+        error_type=type(error).__name__,
+        message=str(error),
+        attempt=0,
+        timestamp=iso_from_ms(now_ms) or "",
     ).model_dump_json(by_alias=True)
 
 
@@ -142,8 +193,9 @@ def runtime_for(app: Celery) -> WorkerRuntime:
     if runtime is None:
         settings: Settings = app.conf.meowstik_settings
         client = redis.Redis.from_url(settings.effective_redis_url, health_check_interval=30)
-        runtime = WorkerRuntime(settings, app.conf.meowstik_hosted_agents, client,
-                                CeleryDispatcher(app))
+        runtime = WorkerRuntime(
+            settings, app.conf.meowstik_hosted_agents, client, CeleryDispatcher(app)
+        )
         _RUNTIMES.clear()
         _RUNTIMES[pid] = runtime
     return runtime

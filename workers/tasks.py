@@ -14,23 +14,38 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _CAPABILITY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-def valid_payload(session_id: object, step_id: object, capabilities: object,
-                  agent_type: object) -> bool:
+def valid_payload(
+    session_id: object, step_id: object, capabilities: object, agent_type: object
+) -> bool:
     """A message from the queue is untrusted: check its shape before anything uses it."""
     return (
-        isinstance(session_id, str) and bool(_ID.match(session_id))
-        and isinstance(step_id, str) and bool(_ID.match(step_id))
-        and isinstance(capabilities, list) and 0 < len(capabilities) <= 20
+        isinstance(session_id, str)
+        and bool(_ID.match(session_id))
+        and isinstance(step_id, str)
+        and bool(_ID.match(step_id))
+        and isinstance(capabilities, list)
+        and 0 < len(capabilities) <= 20
         and all(isinstance(c, str) and _CAPABILITY.match(c) for c in capabilities)
         and (agent_type is None or (isinstance(agent_type, str) and bool(_ID.match(agent_type))))
     )
 
 
 def register_tasks(app: Celery) -> None:
-    @app.task(name=RUN_STEP_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-              ignore_result=True, max_retries=None)
-    def run_step(self: Task, session_id: str, step_id: str, capabilities: list[str],
-                 agent_type: str | None = None) -> None:
+    @app.task(
+        name=RUN_STEP_TASK,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        max_retries=None,
+    )
+    def run_step(
+        self: Task,
+        session_id: str,
+        step_id: str,
+        capabilities: list[str],
+        agent_type: str | None = None,
+    ) -> None:
         if not valid_payload(session_id, step_id, capabilities, agent_type):
             log.error("dropping malformed step message %r", self.request.id)
             return

@@ -36,8 +36,9 @@ def get_session(session_id: str):
 @blueprint.get("/sessions/<session_id>/logs")
 def get_session_logs(session_id: str):
     services().engine.snapshot(session_id)  # 404 for an unknown session
-    return jsonify({"sessionId": session_id,
-                    "logs": services().logbook.session_entries(session_id)})
+    return jsonify(
+        {"sessionId": session_id, "logs": services().logbook.session_entries(session_id)}
+    )
 
 
 @blueprint.get("/agents")
@@ -51,11 +52,13 @@ def stats():
     """The spec's statistics, computed from the same registry records GET /agents shows."""
     agents = services().registry.list()
     active = [a for a in agents if a.status == AgentStatus.ACTIVE]
-    return jsonify({
-        "totalAgents": len(agents),
-        "activeAgents": len(active),
-        "busyAgents": sum(1 for a in agents if a.current_load > 0),
-        "totalCapacity": sum(a.max_load for a in active),
-        "usedCapacity": sum(a.current_load for a in agents),
-        "agentsByType": dict(Counter(a.type for a in agents)),
-    })
+    return jsonify(
+        {
+            "totalAgents": len(agents),
+            "activeAgents": len(active),
+            "busyAgents": sum(1 for a in agents if a.current_load > 0),
+            "totalCapacity": sum(a.max_load for a in active),
+            "usedCapacity": sum(a.current_load for a in agents),
+            "agentsByType": dict(Counter(a.type for a in agents)),
+        }
+    )

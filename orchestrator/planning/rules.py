@@ -58,16 +58,30 @@ FILLER_WORDS = frozenset(
     " what which how is are do does".split()
 )
 JOINING_WORDS = frozenset({"and", "then", "also", "or"})
-FRAMING_WORDS = FILLER_WORDS | JOINING_WORDS | frozenset(
-    "a an the some my our your this short long brief detailed technical comprehensive new simple"
-    " quick concise in-depth beginner friendly beginner-friendly".split()
+FRAMING_WORDS = (
+    FILLER_WORDS
+    | JOINING_WORDS
+    | frozenset(
+        "a an the some my our your this short long brief detailed technical comprehensive new"
+        " simple quick concise in-depth beginner friendly beginner-friendly".split()
+    )
 )
 # Document nouns (singular) and what titles call them.
 DOCUMENT_KINDS: dict[str, str] = {
-    "post": "post", "report": "report", "article": "article", "essay": "essay", "guide": "guide",
-    "newsletter": "newsletter", "summary": "summary", "tutorial": "tutorial", "readme": "README",
-    "whitepaper": "whitepaper", "documentation": "documentation", "doc": "documentation",
-    "document": "documentation", "documenting": "documentation",
+    "post": "post",
+    "report": "report",
+    "article": "article",
+    "essay": "essay",
+    "guide": "guide",
+    "newsletter": "newsletter",
+    "summary": "summary",
+    "tutorial": "tutorial",
+    "readme": "README",
+    "whitepaper": "whitepaper",
+    "documentation": "documentation",
+    "doc": "documentation",
+    "document": "documentation",
+    "documenting": "documentation",
 }
 
 _TOKEN = re.compile(r"\w+(?:['’-]\w+)*")
@@ -132,87 +146,224 @@ class StepTemplate:
     per_item: bool = False
 
 
-def _t(key: str, agent_type: str, capability: str, title: str, description: str,
-       *after: str, per_item: bool = False) -> StepTemplate:
+def _t(
+    key: str,
+    agent_type: str,
+    capability: str,
+    title: str,
+    description: str,
+    *after: str,
+    per_item: bool = False,
+) -> StepTemplate:
     return StepTemplate(key, agent_type, capability, title, description, after, per_item)
 
 
 _IMPLEMENT = (
-    _t("implement", "coder", "code_generation", "Implement {subject}",
-       "Write the code for {subject} following the design.", "design"),
-    _t("tests", "coder", "testing", "Write tests for {subject}", "Write and run automated tests"
-       " for {subject}: normal use, invalid input and failure paths.", "implement"),
-    _t("review", "reviewer", "code_review", "Review the implementation of {subject}", "Review the"
-       " code and tests for {subject} for defects, security and style.", "implement", "tests"),
+    _t(
+        "implement",
+        "coder",
+        "code_generation",
+        "Implement {subject}",
+        "Write the code for {subject} following the design.",
+        "design",
+    ),
+    _t(
+        "tests",
+        "coder",
+        "testing",
+        "Write tests for {subject}",
+        "Write and run automated tests for {subject}: normal use, invalid input and failure paths.",
+        "implement",
+    ),
+    _t(
+        "review",
+        "reviewer",
+        "code_review",
+        "Review the implementation of {subject}",
+        "Review the code and tests for {subject} for defects, security and style.",
+        "implement",
+        "tests",
+    ),
 )
-_REVIEW_DRAFT = _t("review", "researcher", "document_analysis", "Review the draft {kind} about"
-                   " {subject}", "Review the draft for accuracy, structure, clarity and length;"
-                   " list what must change.", "draft")
+_REVIEW_DRAFT = _t(
+    "review",
+    "researcher",
+    "document_analysis",
+    "Review the draft {kind} about {subject}",
+    "Review the draft for accuracy, structure, clarity and length; list what must change.",
+    "draft",
+)
 
 TEMPLATES: dict[str, tuple[StepTemplate, ...]] = {
     "research_build": (
-        _t("research", "researcher", "web_research", "Research approaches to {subject}", "Find the"
-           " established approaches to {subject} and their trade-offs, with sources."),
-        _t("design", "planner", "task_decomposition", "Design the implementation of {subject}",
-           "Turn the research into a design for {subject}: components, interfaces, order of work.",
-           "research"),
+        _t(
+            "research",
+            "researcher",
+            "web_research",
+            "Research approaches to {subject}",
+            "Find the established approaches to {subject} and their trade-offs, with sources.",
+        ),
+        _t(
+            "design",
+            "planner",
+            "task_decomposition",
+            "Design the implementation of {subject}",
+            "Turn the research into a design for {subject}: components, interfaces, order of work.",
+            "research",
+        ),
         *_IMPLEMENT,
     ),
     "build": (
-        _t("design", "planner", "task_decomposition", "Design {subject}",
-           "Break {subject} down into components and interfaces and decide the order of work."),
+        _t(
+            "design",
+            "planner",
+            "task_decomposition",
+            "Design {subject}",
+            "Break {subject} down into components and interfaces and decide the order of work.",
+        ),
         *_IMPLEMENT,
     ),
     "research_write": (
-        _t("research", "researcher", "web_research", "Research {subject}",
-           "Collect the facts about {subject} that the {kind} will rely on, with sources."),
-        _t("draft", "researcher", "document_creation", "Draft the {kind} about {subject}", "Draft"
-           " the {kind} about {subject} from the research, for the audience in the context.",
-           "research"),
+        _t(
+            "research",
+            "researcher",
+            "web_research",
+            "Research {subject}",
+            "Collect the facts about {subject} that the {kind} will rely on, with sources.",
+        ),
+        _t(
+            "draft",
+            "researcher",
+            "document_creation",
+            "Draft the {kind} about {subject}",
+            "Draft the {kind} about {subject} from the research, for the audience in the context.",
+            "research",
+        ),
         _REVIEW_DRAFT,
     ),
     "write": (
-        _t("outline", "planner", "workflow_design", "Outline the {kind} about {subject}",
-           "Outline the {kind} about {subject}: audience, purpose, sections and their order."),
-        _t("draft", "researcher", "document_creation", "Draft the {kind} about {subject}",
-           "Draft the {kind} about {subject} following the outline.", "outline"),
+        _t(
+            "outline",
+            "planner",
+            "workflow_design",
+            "Outline the {kind} about {subject}",
+            "Outline the {kind} about {subject}: audience, purpose, sections and their order.",
+        ),
+        _t(
+            "draft",
+            "researcher",
+            "document_creation",
+            "Draft the {kind} about {subject}",
+            "Draft the {kind} about {subject} following the outline.",
+            "outline",
+        ),
         _REVIEW_DRAFT,
     ),
     "research": (
-        _t("plan", "planner", "task_decomposition", "Plan the research into {subject}",
-           "Decide the questions the research into {subject} must answer and where to look."),
-        _t("research", "researcher", "web_research", "Research {item}", "Research {item}: facts,"
-           " options and trade-offs that answer the planned questions, with sources.", "plan",
-           per_item=True),
-        _t("synthesise", "researcher", "data_synthesis", "Synthesise the findings on {subject}",
-           "Combine the findings on {subject} into one comparison or summary with a conclusion.",
-           "research"),
+        _t(
+            "plan",
+            "planner",
+            "task_decomposition",
+            "Plan the research into {subject}",
+            "Decide the questions the research into {subject} must answer and where to look.",
+        ),
+        _t(
+            "research",
+            "researcher",
+            "web_research",
+            "Research {item}",
+            "Research {item}: facts,"
+            " options and trade-offs that answer the planned questions, with sources.",
+            "plan",
+            per_item=True,
+        ),
+        _t(
+            "synthesise",
+            "researcher",
+            "data_synthesis",
+            "Synthesise the findings on {subject}",
+            "Combine the findings on {subject} into one comparison or summary with a conclusion.",
+            "research",
+        ),
     ),
     "test": (
-        _t("plan", "planner", "task_decomposition", "Plan the tests for {subject}", "List the"
-           " behaviours of {subject} to test: normal use, edge cases, invalid input, failures."),
-        _t("tests", "coder", "testing", "Write tests for {subject}",
-           "Write and run automated tests for {subject} following the plan.", "plan"),
-        _t("review", "reviewer", "code_review", "Review the tests for {subject}",
-           "Review the tests for {subject} for coverage of the plan, clarity and flakiness.",
-           "tests"),
+        _t(
+            "plan",
+            "planner",
+            "task_decomposition",
+            "Plan the tests for {subject}",
+            "List the"
+            " behaviours of {subject} to test: normal use, edge cases, invalid input, failures.",
+        ),
+        _t(
+            "tests",
+            "coder",
+            "testing",
+            "Write tests for {subject}",
+            "Write and run automated tests for {subject} following the plan.",
+            "plan",
+        ),
+        _t(
+            "review",
+            "reviewer",
+            "code_review",
+            "Review the tests for {subject}",
+            "Review the tests for {subject} for coverage of the plan, clarity and flakiness.",
+            "tests",
+        ),
     ),
     "debug": (
-        _t("diagnose", "reviewer", "error_diagnosis", "Diagnose {subject}", "Find the cause of"
-           " {subject}: reproduce it, collect the error and trace it to the faulty code."),
-        _t("fix", "coder", "code_refactoring", "Apply a fix for {subject}",
-           "Change the code to remove the diagnosed cause, keeping the change small.", "diagnose"),
-        _t("test", "coder", "testing", "Test the fix for {subject}", "Add a test that fails"
-           " without the fix and passes with it, then run the existing tests.", "fix"),
+        _t(
+            "diagnose",
+            "reviewer",
+            "error_diagnosis",
+            "Diagnose {subject}",
+            "Find the cause of"
+            " {subject}: reproduce it, collect the error and trace it to the faulty code.",
+        ),
+        _t(
+            "fix",
+            "coder",
+            "code_refactoring",
+            "Apply a fix for {subject}",
+            "Change the code to remove the diagnosed cause, keeping the change small.",
+            "diagnose",
+        ),
+        _t(
+            "test",
+            "coder",
+            "testing",
+            "Test the fix for {subject}",
+            "Add a test that fails"
+            " without the fix and passes with it, then run the existing tests.",
+            "fix",
+        ),
     ),
     "general": (
-        _t("analyse", "planner", "task_decomposition", "Break down the goal: {subject}", "Work out"
-           " what the goal asks for, what a good result looks like and the steps: {subject}."),
-        _t("carry_out", "researcher", "data_synthesis", "Carry out: {subject}",
-           "Carry out the goal following the analysis: {subject}.", "analyse"),
-        _t("review", "researcher", "document_analysis", "Review the outcome: {subject}",
-           "Check the result against the goal and the analysis; list what is missing.",
-           "carry_out"),
+        _t(
+            "analyse",
+            "planner",
+            "task_decomposition",
+            "Break down the goal: {subject}",
+            "Work out"
+            " what the goal asks for, what a good result looks like and the steps: {subject}.",
+        ),
+        _t(
+            "carry_out",
+            "researcher",
+            "data_synthesis",
+            "Carry out: {subject}",
+            "Carry out the goal following the analysis: {subject}.",
+            "analyse",
+        ),
+        _t(
+            "review",
+            "researcher",
+            "document_analysis",
+            "Review the outcome: {subject}",
+            "Check the result against the goal and the analysis; list what is missing.",
+            "carry_out",
+        ),
     ),
 }
 
@@ -229,8 +380,9 @@ class GoalReading:
 
 def _families(text: str) -> frozenset[str]:
     words = (token.casefold() for token in _TOKEN.findall(text))
-    return frozenset(family for word in words for family, rx in _KEYWORDS.items()
-                     if rx.fullmatch(word))
+    return frozenset(
+        family for word in words for family, rx in _KEYWORDS.items() if rx.fullmatch(word)
+    )
 
 
 def _read_lead(goal: str) -> tuple[frozenset[str], int]:
@@ -245,7 +397,7 @@ def _read_lead(goal: str) -> tuple[frozenset[str], int]:
     for match in _TOKEN.finditer(goal):
         word = match.group().casefold()
         verbs = _families(word) & LEAD_FAMILIES
-        if verbs and (joined or _JOINING_PUNCTUATION.search(goal[end: match.start()])):
+        if verbs and (joined or _JOINING_PUNCTUATION.search(goal[end : match.start()])):
             families |= verbs
             joined = False
         elif families and word in JOINING_WORDS:
@@ -265,7 +417,7 @@ def _split_frame(goal: str, lead_end: int) -> tuple[str, str]:
     """(frame text, raw subject): split at a topic word when the head is pure framing."""
     topic = _TOPIC.search(goal)
     if topic and _is_framing(goal[: topic.start()]):
-        return goal[: topic.start()], goal[topic.end():]
+        return goal[: topic.start()], goal[topic.end() :]
     return goal, goal[lead_end:]
 
 
@@ -319,7 +471,7 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     head = text[: limit - 1]  # room for the ellipsis
-    if " " in head[limit // 2:]:
+    if " " in head[limit // 2 :]:
         head = head.rsplit(" ", 1)[0]
     return head.rstrip(" ,;:-") + "…"
 
@@ -334,12 +486,21 @@ def _context_sentence(initial_context: Mapping[str, Any]) -> str:
 
 def _fields(reading: GoalReading, item: str | None, limit: int) -> dict[str, str]:
     subject = _clip(reading.subject, limit)
-    return {"subject": subject, "item": _clip(item or reading.subject, limit),
-            "kind": reading.document_kind}
+    return {
+        "subject": subject,
+        "item": _clip(item or reading.subject, limit),
+        "kind": reading.document_kind,
+    }
 
 
-def _make_step(template: StepTemplate, step_id: str, depends_on: list[str], reading: GoalReading,
-               item: str | None, context_sentence: str) -> PlanStep:
+def _make_step(
+    template: StepTemplate,
+    step_id: str,
+    depends_on: list[str],
+    reading: GoalReading,
+    item: str | None,
+    context_sentence: str,
+) -> PlanStep:
     title_fields = _fields(reading, item, TITLE_SUBJECT_CHARS)
     text_fields = _fields(reading, item, DESCRIPTION_SUBJECT_CHARS)
     parameters: dict[str, Any] = {"rule": reading.template, "subject": text_fields["subject"]}

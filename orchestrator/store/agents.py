@@ -56,7 +56,9 @@ class AgentRegistry:
         for agent_id in agent_ids:
             key = self._keys.agent(agent_id)
             if text(self._client.hget(key, "worker") or b"") == worker:
-                self._client.hset(key, mapping={"status": AgentStatus.OFFLINE.value, "currentLoad": 0})
+                self._client.hset(
+                    key, mapping={"status": AgentStatus.OFFLINE.value, "currentLoad": 0}
+                )
 
     def heartbeat(self, agent_ids: Iterable[str], *, now_ms: int) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -43,7 +43,12 @@ class LogEntry:
     error: str | None = None
 
     def fields(self, now_ms: int) -> dict[str, str]:
-        out = {"ts": str(now_ms), "level": self.level, "source": self.source, "message": self.message}
+        out = {
+            "ts": str(now_ms),
+            "level": self.level,
+            "source": self.source,
+            "message": self.message,
+        }
         optional = {"sessionId": self.session_id, "agentId": self.agent_id, "taskId": self.task_id}
         out.update({key: value for key, value in optional.items() if value})
         if self.data:

@@ -17,7 +17,7 @@ def _source(name: str) -> str:
 
 
 class Scripts:
-    """The registered scripts of one Redis client (redis-py's Script: EVALSHA with EVAL fallback)."""
+    """The registered scripts of one Redis client (redis-py's Script: EVALSHA, EVAL fallback)."""
 
     def __init__(self, client: redis.Redis) -> None:
         for name in SCRIPT_NAMES:

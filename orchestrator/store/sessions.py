@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from orchestrator.store.keys import Keys
-from orchestrator.store.logbook import LogEntry, Logbook
+from orchestrator.store.logbook import Logbook, LogEntry
 from orchestrator.store.scripts import Claim, Scripts, Transition, text
 
 _COMPACT = (",", ":")
@@ -84,35 +84,92 @@ class SessionStore:
             self._logbook.append(pipe, entry, new.created_at_ms)
         pipe.execute()
 
-    def claim(self, sid: str, step_id: str, *, token: str, now_ms: int, lease_ms: int,
-              agent_id: str, logs: Sequence[LogEntry] = ()) -> Claim:
+    def claim(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        token: str,
+        now_ms: int,
+        lease_ms: int,
+        agent_id: str,
+        logs: Sequence[LogEntry] = (),
+    ) -> Claim:
         k = self._keys
-        keys = [k.session(sid), k.steps(sid), k.plan(sid), k.depends(sid), k.results(sid),
-                k.shared_state(sid), k.agent(agent_id)]
+        keys = [
+            k.session(sid),
+            k.steps(sid),
+            k.plan(sid),
+            k.depends(sid),
+            k.results(sid),
+            k.shared_state(sid),
+            k.agent(agent_id),
+        ]
         args = [step_id, token, now_ms, lease_ms, agent_id]
         return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
 
-    def complete(self, sid: str, step_id: str, *, token: str, now_ms: int, output_json: str,
-                 agent_id: str, state_updates: dict[str, str] | None = None,
-                 logs: Sequence[LogEntry] = ()) -> Transition:
+    def complete(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        token: str,
+        now_ms: int,
+        output_json: str,
+        agent_id: str,
+        state_updates: dict[str, str] | None = None,
+        logs: Sequence[LogEntry] = (),
+    ) -> Transition:
         k = self._keys
-        keys = [k.session(sid), k.steps(sid), k.children(sid), k.remaining(sid), k.results(sid),
-                k.shared_state(sid), k.agent(agent_id)]
+        keys = [
+            k.session(sid),
+            k.steps(sid),
+            k.children(sid),
+            k.remaining(sid),
+            k.results(sid),
+            k.shared_state(sid),
+            k.agent(agent_id),
+        ]
         args: list[Any] = [step_id, token, now_ms, output_json]
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
         return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))
 
-    def fail(self, sid: str, step_id: str, *, token: str, now_ms: int, message: str,
-             error_json: str, agent_id: str | None, logs: Sequence[LogEntry] = ()) -> Transition:
+    def fail(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        token: str,
+        now_ms: int,
+        message: str,
+        error_json: str,
+        agent_id: str | None,
+        logs: Sequence[LogEntry] = (),
+    ) -> Transition:
         k = self._keys
-        keys = [k.session(sid), k.steps(sid), k.children(sid), k.agent(agent_id or "-"),
-                k.errors(sid)]
+        keys = [
+            k.session(sid),
+            k.steps(sid),
+            k.children(sid),
+            k.agent(agent_id or "-"),
+            k.errors(sid),
+        ]
         args = [step_id, token, now_ms, message, error_json]
         return Transition.parse_failure(self._run("fail_step", keys, args, logs, now_ms))
 
-    def requeue(self, sid: str, step_id: str, *, token: str, now_ms: int, message: str,
-                queue: str, agent_id: str, logs: Sequence[LogEntry] = ()) -> Transition:
+    def requeue(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        token: str,
+        now_ms: int,
+        message: str,
+        queue: str,
+        agent_id: str,
+        logs: Sequence[LogEntry] = (),
+    ) -> Transition:
         k = self._keys
         keys = [k.session(sid), k.steps(sid), k.agent(agent_id)]
         args = [step_id, token, now_ms, message, queue]
@@ -148,8 +205,9 @@ class SessionStore:
             errors=[json.loads(item) for item in errors],
         )
 
-    def _run(self, script: str, keys: list[str], args: list[Any], logs: Sequence[LogEntry],
-             now_ms: int) -> list[Any]:
+    def _run(
+        self, script: str, keys: list[str], args: list[Any], logs: Sequence[LogEntry], now_ms: int
+    ) -> list[Any]:
         if not logs:
             return getattr(self._scripts, script)(keys=keys, args=args)
         pipe = self._client.pipeline(transaction=False)

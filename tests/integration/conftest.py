@@ -3,8 +3,16 @@ import redis
 
 from tests.support.cluster import Cluster
 
-ALL_AGENTS = {"planner-001", "researcher-001", "coder-001", "reviewer-001",
-              "echo-001", "gate-001", "flaky-001", "broken-001"}
+ALL_AGENTS = {
+    "planner-001",
+    "researcher-001",
+    "coder-001",
+    "reviewer-001",
+    "echo-001",
+    "gate-001",
+    "flaky-001",
+    "broken-001",
+}
 
 
 @pytest.fixture(scope="module")

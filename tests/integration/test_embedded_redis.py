@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,16 +12,11 @@ import redis
 
 from cli.embedded_redis import EmbeddedRedis, redis_server_executable
 from cli.supervisor import PortInUseError, SupervisorError
+from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.integration
 
 AOF_DEADLINE_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def require_redis_binary() -> str:

@@ -7,16 +7,9 @@ import pytest
 import redis
 
 from tests.support.cluster import wait_for
+from tests.support.spec import SPEC_ORCHESTRATE_BODY
 
 pytestmark = pytest.mark.integration
-
-SPEC_BODY = {
-    "goal": "Research and implement user authentication",
-    "userId": "user-123",
-    "chatId": "chat-456",
-    "initialContext": {"framework": "express", "database": "postgresql"},
-    "metadata": {"priority": "high"},
-}
 
 
 def at(timestamp: str) -> datetime:
@@ -24,13 +17,18 @@ def at(timestamp: str) -> datetime:
 
 
 def step(step_id, cap, *deps, **parameters):
-    return {"id": step_id, "title": step_id, "requiredCapabilities": [cap],
-            "dependsOn": list(deps), "parameters": parameters}
+    return {
+        "id": step_id,
+        "title": step_id,
+        "requiredCapabilities": [cap],
+        "dependsOn": list(deps),
+        "parameters": parameters,
+    }
 
 
 def test_the_spec_request_completes_with_a_result_for_every_job(cluster):
     # Given the default fleet, when the spec's own request body is submitted
-    submitted = cluster.submit(SPEC_BODY)
+    submitted = cluster.submit(SPEC_ORCHESTRATE_BODY)
     # Then the session completes with one result per job id
     done = cluster.wait_session(submitted["sessionId"])
     assert done["status"] == "completed", done["errors"]
@@ -47,13 +45,23 @@ def test_the_spec_request_completes_with_a_result_for_every_job(cluster):
 def test_a_step_starts_after_its_own_dependencies_and_never_waits_for_others(cluster):
     # Given A->C, A->D, B->D where B is held open by a gate
     gate = uuid.uuid4().hex
-    plan = {"steps": [step("A", "echo_work"), step("B", "gated_work", gate=gate),
-                      step("C", "echo_work", "A"), step("D", "echo_work", "A", "B")]}
-    sid = cluster.submit({"goal": "dependency test", "plan": plan,
-                          "initialContext": {"run": gate}})["sessionId"]
+    plan = {
+        "steps": [
+            step("A", "echo_work"),
+            step("B", "gated_work", gate=gate),
+            step("C", "echo_work", "A"),
+            step("D", "echo_work", "A", "B"),
+        ]
+    }
+    sid = cluster.submit(
+        {"goal": "dependency test", "plan": plan, "initialContext": {"run": gate}}
+    )["sessionId"]
     # When C completes while B is still running
-    snapshot = wait_for(lambda: (s := cluster.session(sid))["steps"]["C"]["status"] == "completed" and s,
-                        30, what="C completed")
+    snapshot = wait_for(
+        lambda: (s := cluster.session(sid))["steps"]["C"]["status"] == "completed" and s,
+        30,
+        what="C completed",
+    )
     assert snapshot["steps"]["B"]["status"] == "running"
     assert snapshot["steps"]["D"]["status"] == "pending"
     # Then, once B is released, D runs with the outputs of both A and B
@@ -90,18 +98,26 @@ def test_a_permanent_failure_fails_the_session_fast_and_never_hangs(cluster):
 
 
 def test_continue_policy_finishes_independent_branches(cluster):
-    plan = {"steps": [step("X", "broken_work"), step("Y", "echo_work", "X"), step("Z", "echo_work")]}
-    done = cluster.wait_session(cluster.submit(
-        {"goal": "continue", "plan": plan, "failurePolicy": "continue"})["sessionId"])
+    plan = {
+        "steps": [step("X", "broken_work"), step("Y", "echo_work", "X"), step("Z", "echo_work")]
+    }
+    done = cluster.wait_session(
+        cluster.submit({"goal": "continue", "plan": plan, "failurePolicy": "continue"})["sessionId"]
+    )
     assert done["status"] == "failed"
     assert {k: v["status"] for k, v in done["steps"].items()} == {
-        "X": "failed", "Y": "skipped", "Z": "completed"}
+        "X": "failed",
+        "Y": "skipped",
+        "Z": "completed",
+    }
 
 
 def test_subtasks_run_before_their_parent_which_receives_their_outputs(cluster):
     parent = step("P", "echo_work")
     parent["subtasks"] = [step("S1", "echo_work"), step("S2", "echo_work", "S1")]
-    done = cluster.wait_session(cluster.submit({"goal": "tree", "plan": {"steps": [parent]}})["sessionId"])
+    done = cluster.wait_session(
+        cluster.submit({"goal": "tree", "plan": {"steps": [parent]}})["sessionId"]
+    )
     assert done["status"] == "completed", done["errors"]
     assert set(done["results"][f"{done['sessionId']}.P"]["dependencies"]) == {"S1", "S2"}
     assert done["steps"]["S1"]["parentId"] == "P"
@@ -114,8 +130,9 @@ def test_agent_load_returns_to_zero_and_logs_record_every_step(cluster):
     assert done["status"] == "completed"
     agents = requests.get(f"{cluster.api_url}/api/orchestrator/agents", timeout=5).json()["agents"]
     assert all(a["currentLoad"] == 0 for a in agents)
-    logs = requests.get(f"{cluster.api_url}/api/orchestrator/sessions/{done['sessionId']}/logs",
-                        timeout=5).json()["logs"]
+    logs = requests.get(
+        f"{cluster.api_url}/api/orchestrator/sessions/{done['sessionId']}/logs", timeout=5
+    ).json()["logs"]
     messages = [(entry["message"], entry.get("taskId")) for entry in logs]
     for step_id in done["steps"]:
         assert ("Step started", step_id) in messages and ("Step completed", step_id) in messages

@@ -18,19 +18,38 @@ pytestmark = pytest.mark.integration
 
 
 def skipped(cluster, sid, step_id, *reason_prefixes):
-    return [e for e in cluster.logs(sid)
-            if e["message"] == "Delivery not run" and e.get("taskId") == step_id
-            and e["data"]["reason"].startswith(reason_prefixes)]
+    return [
+        e
+        for e in cluster.logs(sid)
+        if e["message"] == "Delivery not run"
+        and e.get("taskId") == step_id
+        and e["data"]["reason"].startswith(reason_prefixes)
+    ]
 
 
 def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(cluster):
     # Given a step G held open by its gate, and a step E after it
     gate = uuid.uuid4().hex
-    plan = {"steps": [
-        {"id": "G", "title": "gated", "requiredCapabilities": ["gated_work"], "parameters": {"gate": gate}},
-        {"id": "E", "title": "after", "requiredCapabilities": ["echo_work"], "dependsOn": ["G"]}]}
+    plan = {
+        "steps": [
+            {
+                "id": "G",
+                "title": "gated",
+                "requiredCapabilities": ["gated_work"],
+                "parameters": {"gate": gate},
+            },
+            {
+                "id": "E",
+                "title": "after",
+                "requiredCapabilities": ["echo_work"],
+                "dependsOn": ["G"],
+            },
+        ]
+    }
     sid = cluster.submit({"goal": "duplicate delivery", "plan": plan})["sessionId"]
-    wait_for(lambda: cluster.session(sid)["steps"]["G"]["status"] == "running", 30, what="G running")
+    wait_for(
+        lambda: cluster.session(sid)["steps"]["G"]["status"] == "running", 30, what="G running"
+    )
 
     # When the broker delivers G's message a second time (same task id, same queue)
     dispatcher = CeleryDispatcher(create_celery_app(Settings(redis_url=cluster.redis_url)))
@@ -43,8 +62,9 @@ def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(c
     done = cluster.wait_session(sid)
     # and when it comes back after the lease, it finds the step (here: the whole session)
     # finished and changes nothing
-    wait_for(lambda: skipped(cluster, sid, "G", "finished", "ended"), 30,
-             what="late duplicate ignored")
+    wait_for(
+        lambda: skipped(cluster, sid, "G", "finished", "ended"), 30, what="late duplicate ignored"
+    )
     assert int(client.get(f"test:runs:{gate}")) == 1
     final = cluster.session(sid)
     assert final["status"] == "completed" and final["completedTasks"] == 2
@@ -56,9 +76,22 @@ def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(c
 def test_a_step_whose_worker_process_is_killed_runs_again_and_completes_once(cluster):
     # Given a gated step running in a prefork child
     gate = uuid.uuid4().hex
-    plan = {"steps": [
-        {"id": "G", "title": "gated", "requiredCapabilities": ["gated_work"], "parameters": {"gate": gate}},
-        {"id": "E", "title": "after", "requiredCapabilities": ["echo_work"], "dependsOn": ["G"]}]}
+    plan = {
+        "steps": [
+            {
+                "id": "G",
+                "title": "gated",
+                "requiredCapabilities": ["gated_work"],
+                "parameters": {"gate": gate},
+            },
+            {
+                "id": "E",
+                "title": "after",
+                "requiredCapabilities": ["echo_work"],
+                "dependsOn": ["G"],
+            },
+        ]
+    }
     sid = cluster.submit({"goal": "killed child", "plan": plan})["sessionId"]
     client = redis.Redis.from_url(cluster.redis_url)
     first_pid = int(wait_for(lambda: client.lindex(f"test:pids:{gate}", 0), 30, what="G started"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ import requests
 from cli.embedded_redis import redis_server_executable
 from cli.supervisor import SupervisorError
 from orchestrator.fleet import DEFAULT_AGENTS
+from tests.support.redis_server import free_port
+from tests.support.spec import SPEC_ORCHESTRATE_BODY
 
 pytestmark = pytest.mark.integration
 
@@ -33,19 +34,6 @@ SESSION_DEADLINE_S = 60.0
 SHUTDOWN_DEADLINE_S = 45.0
 POLL_INTERVAL_S = 0.1
 READY_MARKER = "meowstik up: ready"
-SPEC_GOAL = {
-    "goal": "Research and implement user authentication",
-    "userId": "user-123",
-    "chatId": "chat-456",
-    "initialContext": {"framework": "express", "database": "postgresql"},
-    "metadata": {"priority": "high"},
-}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def require_redis_binary() -> None:
@@ -197,7 +185,7 @@ def test_up_runs_a_goal_to_completion_and_ctrl_c_leaves_no_process_behind(
     assert len(descendants) >= 2 + len(DEFAULT_AGENTS)  # Redis, gunicorn, one worker per agent
 
     # When the spec's goal is submitted
-    accepted = post_goal(up.api_url, SPEC_GOAL)
+    accepted = post_goal(up.api_url, SPEC_ORCHESTRATE_BODY)
     session_id = accepted["sessionId"]
 
     # Then the session completes with a result for every job

@@ -20,8 +20,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_AGENT_MODULE = "tests.support.agents"
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.05,
-             what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout_s: float = 30.0,
+    interval_s: float = 0.05,
+    what: str = "condition",
+) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -35,12 +39,14 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, interval_s: 
 
 def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEOWSTIK_")}
-    env.update({
-        "MEOWSTIK_REDIS_URL": redis_url,
-        "MEOWSTIK_AGENT_MODULES": TEST_AGENT_MODULE,
-        "MEOWSTIK_LEASE_S": "3",
-        "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-    })
+    env.update(
+        {
+            "MEOWSTIK_REDIS_URL": redis_url,
+            "MEOWSTIK_AGENT_MODULES": TEST_AGENT_MODULE,
+            "MEOWSTIK_LEASE_S": "3",
+            "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        }
+    )
     env.update(extra)
     return env
 
@@ -57,14 +63,30 @@ class Cluster:
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.processes[name] = process
         return process
 
     def start_worker(self, name: str = "worker", concurrency: int = 4, agents: str = "") -> None:
-        command = [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency),
-                   "--name", f"{name}@%h", "--loglevel", "INFO"]
+        command = [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--name",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+        ]
         if agents:
             command += ["--agents", agents]
         self._spawn(name, command)
@@ -91,18 +113,26 @@ class Cluster:
                 raise AssertionError(f"{name} exited with {process.returncode}:\n{log}")
 
     def submit(self, body: dict) -> dict:
-        response = requests.post(f"{self.api_url}/api/orchestrator/orchestrate", json=body, timeout=10)
+        response = requests.post(
+            f"{self.api_url}/api/orchestrator/orchestrate", json=body, timeout=10
+        )
         assert response.status_code == 202, response.text
         return response.json()
 
     def session(self, session_id: str) -> dict:
         self.status_reads += 1
-        response = requests.get(f"{self.api_url}/api/orchestrator/sessions/{session_id}", timeout=10)
+        response = requests.get(
+            f"{self.api_url}/api/orchestrator/sessions/{session_id}", timeout=10
+        )
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait_session(self, session_id: str, statuses=("completed", "failed", "cancelled"),
-                     timeout_s: float = 60.0) -> dict:
+    def wait_session(
+        self,
+        session_id: str,
+        statuses=("completed", "failed", "cancelled"),
+        timeout_s: float = 60.0,
+    ) -> dict:
         def finished() -> dict | None:
             self.check_alive()
             snapshot = self.session(session_id)
@@ -111,8 +141,9 @@ class Cluster:
         return wait_for(finished, timeout_s, what=f"session {session_id} in {statuses}")
 
     def logs(self, session_id: str) -> list[dict]:
-        response = requests.get(f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs",
-                                timeout=10)
+        response = requests.get(
+            f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs", timeout=10
+        )
         assert response.status_code == 200, response.text
         return response.json()["logs"]
 

@@ -10,14 +10,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from tests.support.recording import RecordingDispatcher
-
-SPEC_BODY = {
-    "goal": "Research and implement user authentication",
-    "userId": "user-123",
-    "chatId": "chat-456",
-    "initialContext": {"framework": "express", "database": "postgresql"},
-    "metadata": {"priority": "high"},
-}
+from tests.support.spec import SPEC_ORCHESTRATE_BODY
 
 
 @pytest.fixture
@@ -45,11 +38,11 @@ def assert_json_error(response, status, code):
 
 def test_the_spec_request_starts_a_session_with_the_spec_shape(setup):
     client, dispatcher, _ = setup
-    response = post(client, SPEC_BODY)
+    response = post(client, SPEC_ORCHESTRATE_BODY)
     assert response.status_code == 202
     body = response.get_json()
     assert body["sessionId"].startswith("orch-") and body["status"] == "executing"
-    assert body["plan"]["goal"] == SPEC_BODY["goal"] and body["totalTasks"] == 5
+    assert body["plan"]["goal"] == SPEC_ORCHESTRATE_BODY["goal"] and body["totalTasks"] == 5
     assert body["plan"]["steps"][0]["requiredCapabilities"] == ["web_research"]
     assert len(body["jobIds"]) == 5 and body["completedTasks"] == 0
     assert body["results"] == {} and body["errors"] == [] and body["startTime"].endswith("Z")
@@ -61,21 +54,35 @@ def test_the_spec_request_starts_a_session_with_the_spec_shape(setup):
 
 def test_an_explicit_plan_is_used_as_given(setup):
     client, dispatcher, _ = setup
-    plan = {"steps": [
-        {"id": "s1", "title": "one", "requiredCapabilities": ["web_research"]},
-        {"id": "s2", "title": "two", "requiredCapabilities": ["code_generation"], "dependsOn": ["s1"]}]}
+    plan = {
+        "steps": [
+            {"id": "s1", "title": "one", "requiredCapabilities": ["web_research"]},
+            {
+                "id": "s2",
+                "title": "two",
+                "requiredCapabilities": ["code_generation"],
+                "dependsOn": ["s1"],
+            },
+        ]
+    }
     body = post(client, {"goal": "g", "plan": plan}).get_json()
     assert [s["id"] for s in body["plan"]["steps"]] == ["s1", "s2"]
-    assert body["steps"]["s2"]["status"] == "pending" and body["steps"]["s2"]["queue"] == "cap.code_generation"
+    assert (
+        body["steps"]["s2"]["status"] == "pending"
+        and body["steps"]["s2"]["queue"] == "cap.code_generation"
+    )
     assert body["plan"]["parallelizable"] is False
 
 
 def test_a_dependency_cycle_is_a_422_naming_the_steps(setup):
     client, dispatcher, redis_client = setup
     before = set(redis_client.keys())
-    plan = {"steps": [
-        {"id": "x", "title": "x", "requiredCapabilities": ["web_research"], "dependsOn": ["y"]},
-        {"id": "y", "title": "y", "requiredCapabilities": ["web_research"], "dependsOn": ["x"]}]}
+    plan = {
+        "steps": [
+            {"id": "x", "title": "x", "requiredCapabilities": ["web_research"], "dependsOn": ["y"]},
+            {"id": "y", "title": "y", "requiredCapabilities": ["web_research"], "dependsOn": ["x"]},
+        ]
+    }
     error = assert_json_error(post(client, {"goal": "g", "plan": plan}), 422, "dependency_cycle")
     assert set(error["details"]["cycle"]) == {"x", "y"}
     assert set(redis_client.keys()) == before and dispatcher.sent == []
@@ -83,46 +90,82 @@ def test_a_dependency_cycle_is_a_422_naming_the_steps(setup):
 
 def test_unknown_dependencies_duplicates_and_unroutable_steps_are_422(setup):
     client, _, _ = setup
-    unknown = {"steps": [{"id": "x", "title": "x", "requiredCapabilities": ["web_research"],
-                          "dependsOn": ["ghost"]}]}
-    error = assert_json_error(post(client, {"goal": "g", "plan": unknown}), 422, "unknown_dependency")
+    unknown = {
+        "steps": [
+            {
+                "id": "x",
+                "title": "x",
+                "requiredCapabilities": ["web_research"],
+                "dependsOn": ["ghost"],
+            }
+        ]
+    }
+    error = assert_json_error(
+        post(client, {"goal": "g", "plan": unknown}), 422, "unknown_dependency"
+    )
     assert error["details"]["missing"] == {"x": ["ghost"]}
     dup = {"steps": [{"id": "x", "title": "x", "requiredCapabilities": ["web_research"]}] * 2}
     assert_json_error(post(client, {"goal": "g", "plan": dup}), 422, "duplicate_step_id")
     unroutable = {"steps": [{"id": "x", "title": "x", "requiredCapabilities": ["time_travel"]}]}
-    error = assert_json_error(post(client, {"goal": "g", "plan": unroutable}), 422, "unroutable_step")
+    error = assert_json_error(
+        post(client, {"goal": "g", "plan": unroutable}), 422, "unroutable_step"
+    )
     assert error["details"]["steps"] == {"x": ["time_travel"]}
 
 
-@pytest.mark.parametrize("body, location", [
-    ({}, "body.goal"),
-    ({"goal": ""}, "body.goal"),
-    ({"goal": 42}, "body.goal"),
-    ({"goal": "g", "initialContext": []}, "body.initialContext"),
-    ({"goal": "g", "plan": {"steps": [{"id": "bad id!", "title": "t",
-                                       "requiredCapabilities": ["web_research"]}]}},
-     "body.plan.steps.0.id"),
-    ({"goal": "g", "plan": {"steps": [{"id": "s", "title": "t",
-                                       "requiredCapabilities": ["Not A Cap"]}]}},
-     "body.plan.steps.0.requiredCapabilities.0"),
-    ({"goal": "g", "unexpected": 1}, "body.unexpected"),
-])
+@pytest.mark.parametrize(
+    "body, location",
+    [
+        ({}, "body.goal"),
+        ({"goal": ""}, "body.goal"),
+        ({"goal": 42}, "body.goal"),
+        ({"goal": "g", "initialContext": []}, "body.initialContext"),
+        (
+            {
+                "goal": "g",
+                "plan": {
+                    "steps": [
+                        {"id": "bad id!", "title": "t", "requiredCapabilities": ["web_research"]}
+                    ]
+                },
+            },
+            "body.plan.steps.0.id",
+        ),
+        (
+            {
+                "goal": "g",
+                "plan": {
+                    "steps": [{"id": "s", "title": "t", "requiredCapabilities": ["Not A Cap"]}]
+                },
+            },
+            "body.plan.steps.0.requiredCapabilities.0",
+        ),
+        ({"goal": "g", "unexpected": 1}, "body.unexpected"),
+    ],
+)
 def test_wrong_fields_are_a_422_that_says_where(setup, body, location):
     client, _, _ = setup
     error = assert_json_error(post(client, body), 422, "validation_error")
     assert location in [e["location"] for e in error["details"]["errors"]]
 
 
-@pytest.mark.parametrize("data, content_type, status, code", [
-    ("{not json", "application/json", 400, "malformed_json"),
-    ('{"goal": NaN}', "application/json", 400, "malformed_json"),
-    ("[1, 2]", "application/json", 400, "malformed_json"),
-    ("goal=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-    ('{"goal": "x"}', None, 415, "unsupported_media_type"),
-    ('{"goal": "x", "initialContext": {"a": ' + "[" * 100 + "]" * 100 + "}}",
-     "application/json", 400, "too_deeply_nested"),
-    ("[" * 1500 + "]" * 1500, "application/json", 400, "malformed_json"),
-])
+@pytest.mark.parametrize(
+    "data, content_type, status, code",
+    [
+        ("{not json", "application/json", 400, "malformed_json"),
+        ('{"goal": NaN}', "application/json", 400, "malformed_json"),
+        ("[1, 2]", "application/json", 400, "malformed_json"),
+        ("goal=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ('{"goal": "x"}', None, 415, "unsupported_media_type"),
+        (
+            '{"goal": "x", "initialContext": {"a": ' + "[" * 100 + "]" * 100 + "}}",
+            "application/json",
+            400,
+            "too_deeply_nested",
+        ),
+        ("[" * 1500 + "]" * 1500, "application/json", 400, "malformed_json"),
+    ],
+)
 def test_bodies_that_are_not_a_json_object_get_a_json_4xx(setup, data, content_type, status, code):
     client, _, _ = setup
     headers = {"Content-Type": content_type} if content_type else {}
@@ -133,8 +176,9 @@ def test_bodies_that_are_not_a_json_object_get_a_json_4xx(setup, data, content_t
 def test_an_oversized_body_is_a_json_413(setup):
     client, _, _ = setup
     body = json.dumps({"goal": "x" * 10_000})
-    response = client.post("/api/orchestrator/orchestrate", data=body,
-                           headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/api/orchestrator/orchestrate", data=body, headers={"Content-Type": "application/json"}
+    )
     error = assert_json_error(response, 413, "payload_too_large")
     assert error["details"]["limitBytes"] == 4096
 
@@ -148,7 +192,9 @@ def test_a_goal_over_the_limit_is_a_422_naming_the_setting(setup):
 def test_unknown_sessions_and_routes_are_json_404s(setup):
     client, _, _ = setup
     assert_json_error(client.get("/api/orchestrator/sessions/orch-nope"), 404, "session_not_found")
-    assert_json_error(client.get("/api/orchestrator/sessions/orch-nope/logs"), 404, "session_not_found")
+    assert_json_error(
+        client.get("/api/orchestrator/sessions/orch-nope/logs"), 404, "session_not_found"
+    )
     assert_json_error(client.get("/nowhere"), 404, "not_found")
     assert_json_error(client.delete("/api/orchestrator/orchestrate"), 405, "method_not_allowed")
 
@@ -159,7 +205,7 @@ def test_broker_down_at_submit_is_a_503_and_the_session_is_failed_not_hung(fake_
         registry.register(agent, worker="w1", now_ms=0)
     app = create_app(Settings(), redis_client=fake_redis, dispatcher=RecordingDispatcher(fail=True))
     client = app.test_client()
-    error = assert_json_error(post(client, SPEC_BODY), 503, "broker_unavailable")
+    error = assert_json_error(post(client, SPEC_ORCHESTRATE_BODY), 503, "broker_unavailable")
     session = client.get(f"/api/orchestrator/sessions/{error['details']['sessionId']}").get_json()
     assert session["status"] == "failed" and session["errors"][0]["errorType"] == "DispatchError"
 
@@ -172,10 +218,14 @@ def test_agents_and_stats_agree(setup):
     planner = next(a for a in agents["agents"] if a["id"] == "planner-001")
     assert planner["capabilities"][0]["name"] == "task_decomposition" and planner["maxLoad"] == 5
     stats = client.get("/api/orchestrator/stats").get_json()
-    assert stats == {"totalAgents": 4, "activeAgents": 4, "busyAgents": 0,
-                     "totalCapacity": sum(a["maxLoad"] for a in agents["agents"]),
-                     "usedCapacity": 0,
-                     "agentsByType": {"coder": 1, "planner": 1, "researcher": 1, "reviewer": 1}}
+    assert stats == {
+        "totalAgents": 4,
+        "activeAgents": 4,
+        "busyAgents": 0,
+        "totalCapacity": sum(a["maxLoad"] for a in agents["agents"]),
+        "usedCapacity": 0,
+        "agentsByType": {"coder": 1, "planner": 1, "researcher": 1, "reviewer": 1},
+    }
 
 
 def test_healthz_reports_redis(setup):
@@ -185,7 +235,9 @@ def test_healthz_reports_redis(setup):
 
 def test_session_logs_record_creation(setup):
     client, _, _ = setup
-    sid = post(client, SPEC_BODY).get_json()["sessionId"]
+    sid = post(client, SPEC_ORCHESTRATE_BODY).get_json()["sessionId"]
     logs = client.get(f"/api/orchestrator/sessions/{sid}/logs").get_json()
     assert logs["sessionId"] == sid
-    assert logs["logs"][0]["message"].startswith("Session created") and logs["logs"][0]["id"].startswith("log-")
+    assert logs["logs"][0]["message"].startswith("Session created") and logs["logs"][0][
+        "id"
+    ].startswith("log-")

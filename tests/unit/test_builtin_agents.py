@@ -48,10 +48,16 @@ def make_input(
         parameters=parameters or {},
     )
     return StepInput(
-        session_id="orch-1", step_id=step_id, job_id=f"orch-1.{step_id}", goal=GOAL, step=step,
-        agent_id=agent.definition.id, attempt=1,
+        session_id="orch-1",
+        step_id=step_id,
+        job_id=f"orch-1.{step_id}",
+        goal=GOAL,
+        step=step,
+        agent_id=agent.definition.id,
+        attempt=1,
         initial_context=CONTEXT if initial_context is None else initial_context,
-        shared_state=shared_state or {}, dependencies=dependencies,
+        shared_state=shared_state or {},
+        dependencies=dependencies,
     )
 
 
@@ -66,7 +72,10 @@ def offline_output(step_id: str, **fields: Any) -> dict[str, Any]:
 def test_builtin_agents_are_the_default_fleet_one_instance_each() -> None:
     assert [agent.definition for agent in BUILTIN_AGENTS] == list(DEFAULT_AGENTS)
     assert [type(agent) for agent in BUILTIN_AGENTS] == [
-        PlannerAgent, ResearcherAgent, CoderAgent, ReviewerAgent
+        PlannerAgent,
+        ResearcherAgent,
+        CoderAgent,
+        ReviewerAgent,
     ]
 
 
@@ -97,8 +106,9 @@ def test_every_capability_says_offline_names_its_inputs_and_serialises(
 
 def test_research_step_lists_questions_and_queries_marked_not_executed() -> None:
     agent = AGENTS_BY_TYPE["researcher"]
-    step_input = make_input("web_research", agent=agent, step_id="step-1",
-                            parameters={"subject": "user authentication"})
+    step_input = make_input(
+        "web_research", agent=agent, step_id="step-1", parameters={"subject": "user authentication"}
+    )
 
     output = run(agent, step_input)
 
@@ -134,8 +144,15 @@ def test_draft_skeleton_has_a_section_per_research_question_and_no_prose() -> No
     research = offline_output("step-1", questions=["What is JWT?", "What is OAuth2?"])
     parameters = {"subject": "quantum computing", "documentKind": "blog post"}
 
-    output = run(agent, make_input("document_creation", agent=agent, parameters=parameters,
-                                   dependencies={"step-1": research}))
+    output = run(
+        agent,
+        make_input(
+            "document_creation",
+            agent=agent,
+            parameters=parameters,
+            dependencies={"step-1": research},
+        ),
+    )
 
     skeleton = output["draftSkeleton"]
     assert skeleton["label"].startswith("skeleton only")
@@ -173,9 +190,12 @@ def test_document_review_measures_a_real_draft_and_a_skeleton() -> None:
 
 def test_planner_checklist_covers_the_description_context_and_dependencies() -> None:
     agent = AGENTS_BY_TYPE["planner"]
-    step_input = make_input("task_decomposition", agent=agent,
-                            description="Design it: components, interfaces and data.",
-                            dependencies={"step-1": offline_output("step-1")})
+    step_input = make_input(
+        "task_decomposition",
+        agent=agent,
+        description="Design it: components, interfaces and data.",
+        dependencies={"step-1": offline_output("step-1")},
+    )
 
     output = run(agent, step_input)
 
@@ -188,8 +208,9 @@ def test_planner_checklist_covers_the_description_context_and_dependencies() -> 
 
 def test_coder_outline_is_labelled_an_outline_with_names_from_the_goal() -> None:
     agent = AGENTS_BY_TYPE["coder"]
-    step_input = make_input("code_generation", agent=agent,
-                            parameters={"subject": "user authentication"})
+    step_input = make_input(
+        "code_generation", agent=agent, parameters={"subject": "user authentication"}
+    )
 
     outline = run(agent, step_input)["outline"]
 
@@ -202,8 +223,12 @@ def test_coder_outline_is_labelled_an_outline_with_names_from_the_goal() -> None
 def test_test_plan_turns_an_outline_into_test_cases_it_did_not_run() -> None:
     agent = AGENTS_BY_TYPE["coder"]
     outline = {"functions": [{"name": "login_user", "purpose": "check a password"}]}
-    step_input = make_input("testing", agent=agent, parameters={"subject": "user authentication"},
-                            dependencies={"step-3": offline_output("step-3", outline=outline)})
+    step_input = make_input(
+        "testing",
+        agent=agent,
+        parameters={"subject": "user authentication"},
+        dependencies={"step-3": offline_output("step-3", outline=outline)},
+    )
 
     plan = run(agent, step_input)["testPlan"]
 
@@ -229,12 +254,21 @@ def test_reviewer_flags_missing_empty_and_error_like_inputs() -> None:
     dependencies = {"step-3": {}, "step-4": {"error": "boom"}, "step-5": "Traceback (most recent)"}
 
     flagged = run(agent, make_input("code_review", agent=agent, dependencies=dependencies))
-    missing = run(agent, make_input("code_review", agent=agent, dependencies=dependencies,
-                                    depends_on=["step-3", "step-4", "step-5", "step-6"]))
+    missing = run(
+        agent,
+        make_input(
+            "code_review",
+            agent=agent,
+            dependencies=dependencies,
+            depends_on=["step-3", "step-4", "step-5", "step-6"],
+        ),
+    )
 
     assert flagged["verdict"] == "inputs_look_wrong"
     assert [(c["empty"], c["errorLike"]) for c in flagged["checks"]] == [
-        (True, False), (False, True), (False, True)
+        (True, False),
+        (False, True),
+        (False, True),
     ]
     assert (missing["verdict"], missing["missingInputs"]) == ("missing_inputs", ["step-6"])
 
@@ -250,14 +284,20 @@ def test_reviewer_never_approves_real_looking_inputs_it_cannot_judge() -> None:
 
 def test_diagnosis_reports_error_evidence_from_context_and_shared_state() -> None:
     agent = AGENTS_BY_TYPE["reviewer"]
-    step_input = make_input("error_diagnosis", agent=agent, step_id="step-1",
-                            initial_context={"errorMessage": "KeyError: 'user'", "team": "core"},
-                            shared_state={"workerLogs": "started\nfailed"})
+    step_input = make_input(
+        "error_diagnosis",
+        agent=agent,
+        step_id="step-1",
+        initial_context={"errorMessage": "KeyError: 'user'", "team": "core"},
+        shared_state={"workerLogs": "started\nfailed"},
+    )
 
     output = run(agent, step_input)
 
-    assert output["evidenceProvided"] == {"errorMessage": "KeyError: 'user'",
-                                          "workerLogs": "started failed"}
+    assert output["evidenceProvided"] == {
+        "errorMessage": "KeyError: 'user'",
+        "workerLogs": "started failed",
+    }
     assert output["verdict"] == "needs_real_execution"
     assert output["diagnosisSteps"]
 
@@ -267,8 +307,12 @@ def test_unusual_input_values_still_give_json_ready_output() -> None:
     context = {"ключ": "значение 🔐", "numbers": {1, 2}, "long": "word " * 500, "none": None}
     dependencies = {"step-1": ["a", 1, None], "step-0": None}
 
-    output = run(agent, make_input("data_synthesis", agent=agent, initial_context=context,
-                                   dependencies=dependencies))
+    output = run(
+        agent,
+        make_input(
+            "data_synthesis", agent=agent, initial_context=context, dependencies=dependencies
+        ),
+    )
 
     json.dumps(output)
     assert all(len(preview) <= 80 for preview in output["digest"]["initialContext"].values())
@@ -285,9 +329,16 @@ def test_spec_plan_runs_through_the_offline_fleet_end_to_end() -> None:
     for step in plan.steps:
         agent = AGENTS_BY_TYPE[step.agent_type]
         step_input = StepInput(
-            session_id="orch-1", step_id=step.id, job_id=f"orch-1.{step.id}", goal=GOAL,
-            step=step, agent_id=agent.definition.id, attempt=1, initial_context=CONTEXT,
-            shared_state={}, dependencies={dep: outputs[dep] for dep in step.depends_on},
+            session_id="orch-1",
+            step_id=step.id,
+            job_id=f"orch-1.{step.id}",
+            goal=GOAL,
+            step=step,
+            agent_id=agent.definition.id,
+            attempt=1,
+            initial_context=CONTEXT,
+            shared_state={},
+            dependencies={dep: outputs[dep] for dep in step.depends_on},
         )
         outputs[step.id] = run(agent, step_input)
 

@@ -1,14 +1,24 @@
 import pytest
 
-from orchestrator.errors import CycleError, DuplicateStepError, UnknownDependencyError, UnroutableStepError
+from orchestrator.errors import (
+    CycleError,
+    DuplicateStepError,
+    UnknownDependencyError,
+    UnroutableStepError,
+)
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.graph import PlanGraph, find_cycle
 from orchestrator.models import PlanStep
 
 
 def step(step_id, *deps, caps=("web_research",), subtasks=()):
-    return PlanStep(id=step_id, title=step_id, required_capabilities=list(caps),
-                    depends_on=list(deps), subtasks=list(subtasks))
+    return PlanStep(
+        id=step_id,
+        title=step_id,
+        required_capabilities=list(caps),
+        depends_on=list(deps),
+        subtasks=list(subtasks),
+    )
 
 
 FLEET = [(a.capability_names, a.type) for a in DEFAULT_AGENTS]
@@ -52,8 +62,12 @@ def test_duplicate_ids_across_subtasks_are_rejected():
 
 
 def test_subtasks_run_before_their_parent_and_after_its_dependencies():
-    parent = step("impl", "design", caps=("code_generation",),
-                  subtasks=[step("s1"), step("s2"), step("s3", "s1")])
+    parent = step(
+        "impl",
+        "design",
+        caps=("code_generation",),
+        subtasks=[step("s1"), step("s2"), step("s3", "s1")],
+    )
     graph = PlanGraph.build([step("design"), parent, step("review", "impl")])
     assert graph.nodes["impl"].depends_on == ("design", "s1", "s2", "s3")
     assert graph.nodes["s1"].depends_on == ("design",)
@@ -64,8 +78,13 @@ def test_subtasks_run_before_their_parent_and_after_its_dependencies():
 
 
 def test_steps_no_agent_can_serve_are_named_with_what_they_need():
-    graph = PlanGraph.build([step("a"), step("b", caps=("web_research", "code_generation")),
-                             step("c", caps=("quantum_magic",))])
+    graph = PlanGraph.build(
+        [
+            step("a"),
+            step("b", caps=("web_research", "code_generation")),
+            step("c", caps=("quantum_magic",)),
+        ]
+    )
     with pytest.raises(UnroutableStepError) as caught:
         graph.check_routable(FLEET)
     assert set(caught.value.unroutable) == {"b", "c"}

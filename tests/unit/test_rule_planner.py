@@ -134,7 +134,9 @@ def test_the_topic_after_about_does_not_change_the_kind_of_plan() -> None:
     reading = read_goal("Write a blog post about building REST APIs")
 
     assert (reading.template, reading.subject, reading.document_kind) == (
-        "write", "building REST APIs", "blog post"
+        "write",
+        "building REST APIs",
+        "blog post",
     )
 
 
@@ -153,7 +155,8 @@ def test_writing_tests_plans_writes_and_reviews_the_tests() -> None:
     plan = plan_goal("Write unit tests for the parser")
 
     assert [step.title for step in plan.steps] == [
-        "Plan the tests for the parser", "Write tests for the parser",
+        "Plan the tests for the parser",
+        "Write tests for the parser",
         "Review the tests for the parser",
     ]
     assert plan.steps[1].required_capabilities == ["testing"]
@@ -173,8 +176,10 @@ def test_the_same_goal_always_gives_the_same_plan() -> None:
 
 
 def test_context_keys_are_named_in_every_description() -> None:
-    plan = plan_goal("Research and implement user authentication",
-                     {"framework": "express", "database": "postgresql"})
+    plan = plan_goal(
+        "Research and implement user authentication",
+        {"framework": "express", "database": "postgresql"},
+    )
 
     assert all("framework, database" in step.description for step in plan.steps)
 

@@ -32,10 +32,13 @@ class Audited:
         dispatcher = RecordingDispatcher()
         self.engine = Engine(sessions, registry, dispatcher, settings, clock=self.clock)
         self.lifecycle = StepLifecycle(sessions, dispatcher, settings, clock=self.clock)
-        steps = [{"id": s, "title": s, "requiredCapabilities": ["web_research"], "dependsOn": d}
-                 for s, d in [("a", []), ("b", []), ("c", ["a"]), ("d", ["a", "b"])]]
+        steps = [
+            {"id": s, "title": s, "requiredCapabilities": ["web_research"], "dependsOn": d}
+            for s, d in [("a", []), ("b", []), ("c", ["a"]), ("d", ["a", "b"])]
+        ]
         request = OrchestrateRequest.model_validate(
-            {"goal": "audit", "plan": {"steps": steps}, "failurePolicy": policy})
+            {"goal": "audit", "plan": {"steps": steps}, "failurePolicy": policy}
+        )
         self.sid = self.engine.submit(request).session_id
         self.seen: set[tuple[str, str]] = set()
 
@@ -49,8 +52,9 @@ class Audited:
         for step_id, old in before.items():
             new = after[step_id]
             if old != new:
-                assert can_transition(StepStatus(old), StepStatus(new)), \
+                assert can_transition(StepStatus(old), StepStatus(new)), (
                     f"{step_id}: {old} -> {new} not in STEP_TRANSITIONS"
+                )
                 self.seen.add((old, new))
         return result
 

@@ -33,13 +33,25 @@ def world(any_redis):
 
 
 def diamond(policy="fail_fast"):
-    steps = [{"id": "a", "title": "A", "requiredCapabilities": ["web_research"]},
-             {"id": "b", "title": "B", "requiredCapabilities": ["web_research"]},
-             {"id": "c", "title": "C", "requiredCapabilities": ["web_research"], "dependsOn": ["a"]},
-             {"id": "d", "title": "D", "requiredCapabilities": ["web_research"], "dependsOn": ["a", "b"]}]
+    steps = [
+        {"id": "a", "title": "A", "requiredCapabilities": ["web_research"]},
+        {"id": "b", "title": "B", "requiredCapabilities": ["web_research"]},
+        {"id": "c", "title": "C", "requiredCapabilities": ["web_research"], "dependsOn": ["a"]},
+        {
+            "id": "d",
+            "title": "D",
+            "requiredCapabilities": ["web_research"],
+            "dependsOn": ["a", "b"],
+        },
+    ]
     return OrchestrateRequest.model_validate(
-        {"goal": "diamond", "plan": {"steps": steps}, "failurePolicy": policy,
-         "initialContext": {"lang": "python"}})
+        {
+            "goal": "diamond",
+            "plan": {"steps": steps},
+            "failurePolicy": policy,
+            "initialContext": {"lang": "python"},
+        }
+    )
 
 
 def run(lifecycle, sid, step_id) -> StepRun:
@@ -53,7 +65,11 @@ def test_submit_queues_only_steps_without_dependencies(world):
     snap = engine.submit(diamond())
     assert dispatcher.step_ids == ["a", "b"]
     assert {k: v.status for k, v in snap.steps.items()} == {
-        "a": "queued", "b": "queued", "c": "pending", "d": "pending"}
+        "a": "queued",
+        "b": "queued",
+        "c": "pending",
+        "d": "pending",
+    }
     assert snap.job_ids == [f"{snap.session_id}.{s}" for s in "abcd"]
     assert dispatcher.sent[0][0].queue == "cap.web_research"
 
@@ -117,7 +133,11 @@ def test_fail_fast_cancels_everything_not_started(world):
     lifecycle.fail(a, ValueError("bad input"))
     snap = engine.snapshot(sid)
     assert snap.status == "failed"
-    assert {s: snap.steps[s].status for s in "acd"} == {"a": "failed", "c": "cancelled", "d": "cancelled"}
+    assert {s: snap.steps[s].status for s in "acd"} == {
+        "a": "failed",
+        "c": "cancelled",
+        "d": "cancelled",
+    }
     assert snap.errors[0].step_id == "a" and "bad input" in snap.errors[0].message
     assert lifecycle.succeed(b, StepResult("b")).released == []
     assert engine.snapshot(sid).steps["d"].status == "cancelled"

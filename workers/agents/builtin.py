@@ -97,8 +97,14 @@ def _describe(step_id: str, value: Any) -> dict[str, Any]:
     """What can be said about one dependency output without judging its content."""
     keys = sorted(str(key) for key in value)[:MAX_LISTED] if isinstance(value, Mapping) else []
     shown = value.get("summary", value) if _is_offline(value) else value
-    return {"stepId": step_id, "offline": _is_offline(value), "empty": _is_empty(value),
-            "errorLike": _looks_like_error(value), "keys": keys, "preview": _preview(shown)}
+    return {
+        "stepId": step_id,
+        "offline": _is_offline(value),
+        "empty": _is_empty(value),
+        "errorLike": _looks_like_error(value),
+        "keys": keys,
+        "preview": _preview(shown),
+    }
 
 
 def _previews(mapping: Mapping[str, Any]) -> dict[str, str]:
@@ -142,16 +148,21 @@ PLANNING_CHECKLISTS: dict[str, tuple[str, ...]] = {
     "task_decomposition": (
         "State the expected result for {subject} in one sentence",
         "List the deliverables and how each one will be accepted",
-        "Split the work into steps one agent can finish", "Record which step needs which result",
+        "Split the work into steps one agent can finish",
+        "Record which step needs which result",
         "Mark the steps that can run in parallel",
     ),
     "dependency_analysis": (
-        "List every piece of work {subject} involves", "Name what each piece needs to start",
-        "Find the longest chain of dependent work", "Flag dependencies on people or systems",
+        "List every piece of work {subject} involves",
+        "Name what each piece needs to start",
+        "Find the longest chain of dependent work",
+        "Flag dependencies on people or systems",
     ),
     "workflow_design": (
-        "Name the audience and purpose for {subject}", "Choose the sections and their order",
-        "Mark each claim that needs a source before drafting", "Set the length and tone",
+        "Name the audience and purpose for {subject}",
+        "Choose the sections and their order",
+        "Mark each claim that needs a source before drafting",
+        "Set the length and tone",
         "Decide how the draft will be reviewed",
     ),
 }
@@ -183,8 +194,10 @@ def _research_questions(step_input: StepInput, subject: str) -> list[str]:
         compared = _clip(str(parameters["subject"]), SUBJECT_CHARS)
         questions.append(f"How does {subject} differ from the alternatives in {compared}?")
     context = _previews(step_input.initial_context)
-    questions += [f"What does the given {key} ({value}) change for {subject}?"
-                  for key, value in context.items()]
+    questions += [
+        f"What does the given {key} ({value}) change for {subject}?"
+        for key, value in context.items()
+    ]
     return questions
 
 
@@ -194,8 +207,11 @@ def _research_plan(step_input: StepInput) -> Work:
     terms = [_preview(v) for v in step_input.initial_context.values() if isinstance(v, str)]
     queries = [subject, f"{subject} best practices", f"{subject} trade-offs"]
     queries += [f"{subject} {term}" for term in terms[:3]]
-    fields = {"questions": questions, "searchQueries": {"executed": False, "queries": queries},
-              "contextDigest": _digest(step_input)}
+    fields = {
+        "questions": questions,
+        "searchQueries": {"executed": False, "queries": queries},
+        "contextDigest": _digest(step_input),
+    }
     listed = _count(len(queries), "search query", "search queries")
     asked = _count(len(questions), "question")
     return Work(f"listed {asked} and {listed} on {subject}, none of them run", fields)
@@ -205,8 +221,14 @@ def _sections_from(step_id: str, value: Any) -> list[dict[str, Any]]:
     """Skeleton sections a dependency output suggests: one per research question, else one."""
     questions = value.get("questions") if isinstance(value, Mapping) else None
     if isinstance(questions, list) and questions:
-        return [{"heading": _clip(str(q), SUBJECT_CHARS), "toCover": "the answer, from real"
-                 " research", "source": step_id} for q in questions[:MAX_LISTED]]
+        return [
+            {
+                "heading": _clip(str(q), SUBJECT_CHARS),
+                "toCover": "the answer, from real research",
+                "source": step_id,
+            }
+            for q in questions[:MAX_LISTED]
+        ]
     state = "offline: no real findings yet" if _is_offline(value) else _preview(value)
     return [{"heading": f"Findings from {step_id}", "toCover": state, "source": step_id}]
 
@@ -218,9 +240,12 @@ def _draft_skeleton(step_input: StepInput) -> Work:
     for step_id, value in step_input.dependencies.items():
         sections += _sections_from(step_id, value)
     sections.append({"heading": "Conclusion", "toCover": "the answer to the goal, in brief"})
-    skeleton = {"label": "skeleton only: headings and what each must cover; no prose was written",
-                "title": f"{kind[:1].upper()}{kind[1:]} about {subject}", "sections": sections,
-                "constraints": _previews(step_input.initial_context)}
+    skeleton = {
+        "label": "skeleton only: headings and what each must cover; no prose was written",
+        "title": f"{kind[:1].upper()}{kind[1:]} about {subject}",
+        "sections": sections,
+        "constraints": _previews(step_input.initial_context),
+    }
     summary = f"built a skeleton of {_count(len(sections), 'section')} for the {kind}"
     return Work(summary, {"draftSkeleton": skeleton})
 
@@ -230,9 +255,13 @@ def _synthesis_digest(step_input: StepInput) -> Work:
     described = digest["dependencies"]
     offline = [entry["stepId"] for entry in described if entry["offline"]]
     real = [entry for entry in described if not entry["offline"]]
-    fields = {"digest": digest, "inputCount": len(described), "offlineInputs": offline,
-              "realInputs": [entry["stepId"] for entry in real],
-              "combinedKeys": sorted({key for entry in real for key in entry["keys"]})}
+    fields = {
+        "digest": digest,
+        "inputCount": len(described),
+        "offlineInputs": offline,
+        "realInputs": [entry["stepId"] for entry in real],
+        "combinedKeys": sorted({key for entry in real for key in entry["keys"]}),
+    }
     digested = _count(len(described), "input")
     return Work(f"digested {digested}, {len(offline)} from offline work", fields)
 
@@ -257,10 +286,13 @@ def _code_outline(step_input: StepInput) -> Work:
         {"name": f"run_{name}", "purpose": f"carry out {subject} for valid input"},
         {"name": f"report_{name}_failure", "purpose": "turn failures into clear, typed errors"},
     ]
-    outline = {"label": "outline only: proposed names and responsibilities, not working code",
-               "module": f"{name}.py", "functions": functions,
-               "designInputs": list(step_input.dependencies),
-               "constraints": _previews(step_input.initial_context)}
+    outline = {
+        "label": "outline only: proposed names and responsibilities, not working code",
+        "module": f"{name}.py",
+        "functions": functions,
+        "designInputs": list(step_input.dependencies),
+        "constraints": _previews(step_input.initial_context),
+    }
     return Work(f"outlined a module for {subject}", {"outline": outline})
 
 
@@ -278,14 +310,20 @@ def _cases_from(step_id: str, value: Any, name: str) -> list[dict[str, str]]:
         return [{"name": f"test_{name}_stays_fixed", "checks": f"the problem {step_id} fixed"}]
     outline = value.get("outline")
     functions = outline.get("functions", []) if isinstance(outline, Mapping) else []
-    return [{"name": f"test_{f['name']}", "checks": f"{step_id}'s outline: {f['purpose']}"}
-            for f in functions if isinstance(f, Mapping) and "name" in f and "purpose" in f]
+    return [
+        {"name": f"test_{f['name']}", "checks": f"{step_id}'s outline: {f['purpose']}"}
+        for f in functions
+        if isinstance(f, Mapping) and "name" in f and "purpose" in f
+    ]
 
 
 def _test_plan(step_input: StepInput) -> Work:
     name = _identifier(_subject(step_input))
-    cases = [case for step_id, value in step_input.dependencies.items()
-             for case in _cases_from(step_id, value, name)]
+    cases = [
+        case
+        for step_id, value in step_input.dependencies.items()
+        for case in _cases_from(step_id, value, name)
+    ]
     cases += [
         {"name": f"test_{name}_accepts_valid_input", "checks": "the normal case works"},
         {"name": f"test_{name}_rejects_invalid_input", "checks": "bad input gets a clear error"},
@@ -350,10 +388,14 @@ class OfflineAgent(Agent):
         capabilities = dict.fromkeys(chosen or [self.default_capability])
         works = [self.handlers[capability](step_input) for capability in capabilities]
         summary = "; ".join(work.summary for work in works)
-        output: dict[str, Any] = {"mode": "offline", "agentId": self.definition.id,
-                                  "stepId": step_input.step_id,
-                                  "summary": f"{summary[:1].upper()}{summary[1:]} (offline).",
-                                  "note": OFFLINE_NOTE, "inputsUsed": list(step_input.dependencies)}
+        output: dict[str, Any] = {
+            "mode": "offline",
+            "agentId": self.definition.id,
+            "stepId": step_input.step_id,
+            "summary": f"{summary[:1].upper()}{summary[1:]} (offline).",
+            "note": OFFLINE_NOTE,
+            "inputsUsed": list(step_input.dependencies),
+        }
         for work in works:
             output.update(work.fields)
         return StepResult(output=output)
@@ -371,8 +413,12 @@ class ResearcherAgent(OfflineAgent):
     """Prepares research (questions, unexecuted queries), draft skeletons and input digests."""
 
     definition = RESEARCHER
-    handlers = {"web_research": _research_plan, "document_creation": _draft_skeleton,
-                "data_synthesis": _synthesis_digest, "document_analysis": _analyse_document}
+    handlers = {
+        "web_research": _research_plan,
+        "document_creation": _draft_skeleton,
+        "data_synthesis": _synthesis_digest,
+        "document_analysis": _analyse_document,
+    }
     default_capability = "data_synthesis"
 
 
@@ -380,8 +426,11 @@ class CoderAgent(OfflineAgent):
     """Proposes module outlines, fix plans and test cases; never code presented as working."""
 
     definition = CODER
-    handlers = {"code_generation": _code_outline, "code_refactoring": _fix_plan,
-                "testing": _test_plan}
+    handlers = {
+        "code_generation": _code_outline,
+        "code_refactoring": _fix_plan,
+        "testing": _test_plan,
+    }
     default_capability = "code_generation"
 
 
@@ -394,5 +443,8 @@ class ReviewerAgent(OfflineAgent):
 
 
 BUILTIN_AGENTS: tuple[Agent, ...] = (
-    PlannerAgent(), ResearcherAgent(), CoderAgent(), ReviewerAgent()
+    PlannerAgent(),
+    ResearcherAgent(),
+    CoderAgent(),
+    ReviewerAgent(),
 )
