@@ -30,7 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check orchestrator workers api cli tests benchmarks
+	$(BIN)/ruff check orchestrator workers api cli tests benchmarks examples
+	$(BIN)/ruff format --check orchestrator workers api cli tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info

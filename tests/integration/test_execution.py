@@ -56,16 +56,22 @@ def test_a_step_starts_after_its_own_dependencies_and_never_waits_for_others(clu
     sid = cluster.submit(
         {"goal": "dependency test", "plan": plan, "initialContext": {"run": gate}}
     )["sessionId"]
-    # When C completes while B is still running
-    snapshot = wait_for(
-        lambda: (s := cluster.session(sid))["steps"]["C"]["status"] == "completed" and s,
-        30,
-        what="C completed",
-    )
-    assert snapshot["steps"]["B"]["status"] == "running"
-    assert snapshot["steps"]["D"]["status"] == "pending"
-    # Then, once B is released, D runs with the outputs of both A and B
-    redis.Redis.from_url(cluster.redis_url).lpush(f"test:gate:{gate}", "open")
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        # Then C completes while B has not finished (B may not even have been claimed yet)
+        snapshot = wait_for(
+            lambda: (s := cluster.session(sid))["steps"]["C"]["status"] == "completed" and s,
+            30,
+            what="C completed",
+        )
+        assert snapshot["steps"]["B"]["status"] in ("queued", "running")
+        assert snapshot["steps"]["D"]["status"] == "pending"
+        # and B really is running, holding D back, before the gate opens
+        wait_for(lambda: cluster.session(sid)["steps"]["B"]["status"] == "running", 30, what="B")
+        assert cluster.session(sid)["steps"]["D"]["status"] == "pending"
+    finally:
+        client.lpush(f"test:gate:{gate}", "open")
+    # When B is released, D runs with the outputs of both A and B
     done = cluster.wait_session(sid)
     assert done["status"] == "completed", done["errors"]
     steps, results = done["steps"], done["results"]

@@ -1,0 +1,44 @@
+import pytest
+
+from orchestrator.models import PlanStep
+from orchestrator.settings import Settings
+from orchestrator.steps import StepInput
+from workers.agents.catalog import AgentCatalogError, load_agents
+from workers.hosting import default_concurrency, worker_queues
+
+
+def test_the_readme_example_module_is_discovered_and_runs():
+    catalog = load_agents(Settings(agent_modules="examples.my_agents"))
+    summariser = catalog["summariser-001"]
+    assert summariser.definition.capability_names == {"summarisation"}
+    step = PlanStep(id="sum", title="sum", required_capabilities=["summarisation"])
+    step_input = StepInput(
+        session_id="s",
+        step_id="sum",
+        job_id="s.sum",
+        goal="g",
+        step=step,
+        agent_id="summariser-001",
+        attempt=1,
+        dependencies={"b": 1, "a": 2},
+    )
+    assert summariser.run(step_input) == {"summary": "2 inputs", "inputs": ["a", "b"]}
+
+
+def test_the_built_in_fleet_is_always_known():
+    assert {"planner-001", "researcher-001", "coder-001", "reviewer-001"} <= set(
+        load_agents(Settings())
+    )
+
+
+def test_an_unimportable_agent_module_is_a_clear_error():
+    with pytest.raises(AgentCatalogError, match="no_such_module"):
+        load_agents(Settings(agent_modules="no_such_module"))
+
+
+def test_a_worker_consumes_its_capability_queues_and_its_agent_queues():
+    catalog = load_agents(Settings())
+    queues = worker_queues([catalog["reviewer-001"]])
+    assert queues == ["agent.reviewer-001", "cap.code_review", "cap.error_diagnosis"]
+    assert default_concurrency([catalog["planner-001"], catalog["coder-001"]]) == 8
+    assert default_concurrency([catalog["reviewer-001"]]) == 2
