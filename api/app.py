@@ -12,6 +12,7 @@ from flask import Flask
 from api.errors import register_error_handlers
 from orchestrator.dispatch import Dispatcher
 from orchestrator.engine import Engine
+from orchestrator.routing import Router
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
@@ -57,14 +58,14 @@ def create_app(
     keys = Keys(settings.key_prefix)
     logbook = Logbook(client, keys)
     registry = AgentRegistry(client, keys)
-    engine = Engine(
-        SessionStore(client, keys, logbook), registry, dispatcher, settings, clock=time.time
-    )
+    router = Router(SessionStore(client, keys, logbook), registry, dispatcher, settings)
+    engine = Engine(router, clock=time.time)
     app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
 
-    from api.routes import health, orchestrator
+    from api.routes import agents, health, orchestrator
 
     app.register_blueprint(orchestrator.blueprint)
+    app.register_blueprint(agents.blueprint)
     app.register_blueprint(health.blueprint)
     register_error_handlers(app)
     return app

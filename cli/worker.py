@@ -10,6 +10,8 @@ from workers.agents.catalog import AgentCatalogError, load_agents
 from workers.celery_app import create_celery_app
 from workers.hosting import default_concurrency, host_agents, worker_queues
 
+REMOTE_CONCURRENCY = 16  # HTTP and LLM calls wait on the network: threads, and more of them
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("worker", help="run a worker hosting agents")
@@ -22,6 +24,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--pool", default=None, choices=["prefork", "threads", "solo"])
     parser.add_argument("--name", default=None, help="Celery node name, e.g. coder@%%h")
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="also execute HTTP and LLM agents registered over the API (queue executor.remote)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -32,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     except AgentCatalogError as exc:
         print(f"meowstik worker: {exc}", file=sys.stderr)
         return 2
-    wanted = [name.strip() for name in args.agents.split(",") if name.strip()] or sorted(catalog)
+    requested = [name.strip() for name in args.agents.split(",") if name.strip()]
+    wanted = requested or ([] if args.remote else sorted(catalog))
     unknown = [name for name in wanted if name not in catalog]
     if unknown:
         print(
@@ -43,20 +51,30 @@ def run(args: argparse.Namespace) -> int:
         return 2
     hosted = {name: catalog[name] for name in wanted}
     app = create_celery_app(settings)
-    host_agents(app, settings, hosted)
+    host_agents(app, settings, hosted, remote=args.remote)
     concurrency = (
-        args.concurrency or settings.worker_concurrency or default_concurrency(hosted.values())
+        args.concurrency
+        or settings.worker_concurrency
+        or (
+            REMOTE_CONCURRENCY
+            if args.remote and not hosted
+            else default_concurrency(hosted.values())
+        )
     )
-    name = args.name or f"{'+'.join(sorted({a.definition.type for a in hosted.values()}))}@%h"
+    pool = args.pool or ("threads" if args.remote and not hosted else settings.worker_pool)
+    kinds = sorted(
+        {a.definition.type for a in hosted.values()} | ({"remote"} if args.remote else set())
+    )
+    name = args.name or f"{'+'.join(kinds)}@%h"
     app.worker_main(
         [
             "worker",
             "--queues",
-            ",".join(worker_queues(hosted.values())),
+            ",".join(worker_queues(hosted.values(), remote=args.remote)),
             "--concurrency",
             str(concurrency),
             "--pool",
-            args.pool or settings.worker_pool,
+            pool,
             "--hostname",
             name,
             "--loglevel",

@@ -18,8 +18,7 @@ class StepDispatch:
     step_id: str
     job_id: str
     queue: str
-    required_capabilities: tuple[str, ...]
-    agent_type: str | None = None
+    agent_id: str | None = None
 
 
 class Dispatcher(Protocol):

@@ -8,16 +8,14 @@ import secrets
 import time
 from collections.abc import Callable
 
-from orchestrator.dispatch import Dispatcher, StepDispatch
 from orchestrator.errors import DispatchError, LimitExceededError, SessionNotFoundError
 from orchestrator.graph import PlanGraph
 from orchestrator.models import OrchestrateRequest, SessionSnapshot, StepError, StepState, TaskPlan
 from orchestrator.planning.rules import plan_goal
-from orchestrator.settings import Settings
-from orchestrator.store.agents import AgentRegistry
+from orchestrator.routing import Router, RouteRequest
 from orchestrator.store.keys import capability_queue, job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
-from orchestrator.store.sessions import NewSession, NewStep, SessionRecord, SessionStore
+from orchestrator.store.sessions import NewSession, NewStep, SessionRecord
 
 _COMPACT = (",", ":")
 
@@ -39,19 +37,11 @@ def plan_for(request: OrchestrateRequest) -> TaskPlan:
 
 
 class Engine:
-    def __init__(
-        self,
-        sessions: SessionStore,
-        registry: AgentRegistry,
-        dispatcher: Dispatcher,
-        settings: Settings,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.sessions = sessions
-        self.registry = registry
-        self.dispatcher = dispatcher
-        self.settings = settings
+    def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
+        self.router = router
+        self.sessions = router.sessions
+        self.registry = router.registry
+        self.settings = router.settings
         self._clock = clock
 
     def now_ms(self) -> int:
@@ -75,7 +65,8 @@ class Engine:
                 len(graph.nodes),
                 "MEOWSTIK_MAX_PLAN_STEPS",
             )
-        graph.check_routable((a.capability_names, a.type) for a in self.registry.list())
+        registered = self.registry.list(self.now_ms())
+        graph.check_routable((a.capability_names, a.type) for a in registered)
         now = self.now_ms()
         new = self._new_session(request, plan, graph, now)
         created = LogEntry(
@@ -139,31 +130,22 @@ class Engine:
 
     def _dispatch_roots(self, new: NewSession) -> None:
         roots = [
-            StepDispatch(
-                session_id=new.session_id,
-                step_id=step.step_id,
-                job_id=job_id(new.session_id, step.step_id),
-                queue=step.queue,
-                required_capabilities=step.required_capabilities,
-                agent_type=step.agent_type,
-            )
+            RouteRequest(step.step_id, step.required_capabilities, step.agent_type)
             for step in new.steps
             if not step.depends_on
         ]
         try:
-            self.dispatcher.dispatch(roots)
+            self.router.route(new.session_id, roots)
         except DispatchError as exc:
-            self._fail_undispatched(new.session_id, roots, exc)
+            self._fail_undispatched(new.session_id, [root.step_id for root in roots], exc)
             raise
 
-    def _fail_undispatched(
-        self, session_id: str, roots: list[StepDispatch], exc: DispatchError
-    ) -> None:
+    def _fail_undispatched(self, session_id: str, step_ids: list[str], exc: DispatchError) -> None:
         now = self.now_ms()
-        for root in roots:
+        for step_id in step_ids:
             error = StepError(
-                step_id=root.step_id,
-                job_id=root.job_id,
+                step_id=step_id,
+                job_id=job_id(session_id, step_id),
                 error_type="DispatchError",
                 message=exc.message,
                 attempt=0,
@@ -171,12 +153,12 @@ class Engine:
             )
             self.sessions.fail(
                 session_id,
-                root.step_id,
+                step_id,
                 token="",
                 now_ms=now,
                 message=exc.message,
                 error_json=error.model_dump_json(by_alias=True),
-                agent_id=None,
+                reserve_ms=self.router.reserve_ms,
             )
         exc.details["sessionId"] = session_id
 
@@ -202,6 +184,8 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             started_at=iso_from_ms(rec.get("startedAt")),
             finished_at=iso_from_ms(rec.get("finishedAt")),
             error=rec.get("error"),
+            waiting_for=rec.get("waitingFor"),
+            failed_agents=rec.get("failedAgents") or [],
         )
     return SessionSnapshot(
         session_id=session_id,

@@ -1,6 +1,6 @@
 """The life of one step run, in domain terms: claim, build its input, record its outcome, release
-its dependents, retry or fail. The Celery task (workers/tasks.py) only adapts a message to these.
-"""
+its dependents, retry, fall back to another agent, or fail. The Celery task (workers/tasks.py)
+only adapts a message to these calls."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator.dispatch import Dispatcher, StepDispatch
+from orchestrator.dispatch import StepDispatch
 from orchestrator.errors import PermanentStepError, RetryableStepError
 from orchestrator.models import PlanStep, StepError
+from orchestrator.routing import Router, RouteRequest
 from orchestrator.settings import Settings
 from orchestrator.steps import StepInput, StepResult
-from orchestrator.store.keys import capability_queue, job_id
+from orchestrator.store.keys import job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.scripts import Transition
-from orchestrator.store.sessions import SessionStore
 
 RETRYABLE_TYPES: tuple[type[BaseException], ...] = (
     RetryableStepError,
@@ -34,7 +34,9 @@ class StepRun:
 
     token: str
     agent_id: str
+    queue: str
     attempt: int
+    agent_attempt: int
     max_attempts: int
     step_input: StepInput
 
@@ -66,17 +68,11 @@ def backoff_s(settings: Settings, attempt: int) -> float:
 
 
 class StepLifecycle:
-    def __init__(
-        self,
-        sessions: SessionStore,
-        dispatcher: Dispatcher,
-        settings: Settings,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.sessions = sessions
-        self.dispatcher = dispatcher
-        self.settings = settings
+    def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
+        self.router = router
+        self.sessions = router.sessions
+        self.registry = router.registry
+        self.settings = router.settings
         self._clock = clock
 
     def now_ms(self) -> int:
@@ -97,19 +93,25 @@ class StepLifecycle:
             agent_id=agent_id,
             task_id=step_id,
         )
+        now = self.now_ms()
         claim = self.sessions.claim(
             session_id,
             step_id,
             token=token,
-            now_ms=self.now_ms(),
+            now_ms=now,
             lease_ms=self.lease_ms,
             agent_id=agent_id,
             logs=[started],
         )
         if claim.code == "leased":
             return Skip("leased", retry_after_s=int(claim.detail) / 1000 + 0.1)
+        if claim.code in ("finished", "ended"):
+            handed = self.sessions.release_slot(
+                agent_id, session_id, step_id, now_ms=now, reserve_ms=self.router.reserve_ms
+            )
+            self.router.dispatch_handoffs(handed)
         if claim.code != "ok":
-            return Skip(f"{claim.code}:{claim.detail}")
+            return Skip(f"{claim.code}:{claim.detail}" if claim.detail else claim.code)
         step_input = StepInput(
             session_id=session_id,
             step_id=step_id,
@@ -122,16 +124,28 @@ class StepLifecycle:
             shared_state={key: json.loads(value) for key, value in claim.state},
             dependencies={dep: json.loads(output) for dep, output in claim.dependency_outputs},
         )
-        return StepRun(token, agent_id, claim.attempt, claim.max_attempts, step_input)
+        return StepRun(
+            token,
+            agent_id,
+            claim.queue,
+            claim.attempt,
+            claim.agent_attempt,
+            claim.max_attempts,
+            step_input,
+        )
 
     def renew(self, run: StepRun) -> bool:
         until = self.now_ms() + self.lease_ms
         return self.sessions.renew_lease(
-            run.session_id, run.step_id, token=run.token, lease_until_ms=until
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            lease_until_ms=until,
+            agent_id=run.agent_id,
         )
 
     def succeed(self, run: StepRun, result: StepResult) -> Transition:
-        """Record the output exactly once, then dispatch every dependent it released."""
+        """Record the output exactly once, then route every dependent it released."""
         try:
             output_json = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
             updates = {
@@ -140,8 +154,8 @@ class StepLifecycle:
             }
         except (TypeError, ValueError) as exc:
             error = PermanentStepError(
-                f"agent {run.agent_id} returned an output that is not "
-                f"JSON-serialisable ({exc}); return plain JSON values"
+                f"agent {run.agent_id} returned an output that is not JSON-serialisable ({exc});"
+                " return plain JSON values"
             )
             return self.fail(run, error)
         done = LogEntry(
@@ -159,17 +173,145 @@ class StepLifecycle:
             now_ms=self.now_ms(),
             output_json=output_json,
             agent_id=run.agent_id,
+            reserve_ms=self.router.reserve_ms,
             state_updates=updates,
             logs=[done],
         )
-        self._dispatch_released(run.session_id, transition)
+        self.router.dispatch_handoffs(transition.handed)
+        if transition.code == "ok" and transition.released:
+            self.router.route(
+                run.session_id,
+                [
+                    RouteRequest.from_record(step_id, record)
+                    for step_id, record in transition.released
+                ],
+            )
         return transition
 
     def fail(self, run: StepRun, exc: BaseException) -> Transition:
-        """Retry with backoff if the error is retryable and attempts remain, else fail the step."""
+        """Retry on the same agent while attempts remain for a retryable error; then fall back to
+        another agent with the same capabilities; then fail the step."""
         message = f"{type(exc).__name__}: {exc}"
-        if is_retryable(exc) and run.attempt < run.max_attempts:
+        self._count_failure(run)
+        if is_retryable(exc) and run.agent_attempt < run.max_attempts:
             return self._retry(run, message)
+        step = run.step_input.step
+        failed_on = self._failed_agents(run)
+        if len(failed_on) <= self.settings.max_fallbacks and self.router.has_fallback(
+            step.required_capabilities, step.agent_type, failed_on
+        ):
+            return self._fall_back(run, message)
+        return self._fail(run, exc, message)
+
+    def _failed_agents(self, run: StepRun) -> list[str]:
+        record = self.sessions.step_record(run.session_id, run.step_id)
+        return [*(record.get("failedAgents") or []), run.agent_id]
+
+    def _count_failure(self, run: StepRun) -> None:
+        now = self.now_ms()
+        open_until = self.registry.record_failure(
+            run.agent_id,
+            now_ms=now,
+            window_ms=int(self.settings.circuit_window_s * 1000),
+            threshold=self.settings.circuit_failure_threshold,
+            cooldown_ms=int(self.settings.circuit_cooldown_s * 1000),
+        )
+        if open_until:
+            self.sessions.log(
+                LogEntry(
+                    "warn",
+                    "agent",
+                    f"Circuit opened for agent {run.agent_id}",
+                    session_id=run.session_id,
+                    agent_id=run.agent_id,
+                    task_id=run.step_id,
+                    data={
+                        "openUntil": iso_from_ms(open_until),
+                        "threshold": self.settings.circuit_failure_threshold,
+                        "windowS": self.settings.circuit_window_s,
+                    },
+                ),
+                now,
+            )
+
+    def _retry(self, run: StepRun, message: str) -> Transition:
+        delay_s = backoff_s(self.settings, run.agent_attempt)
+        entry = LogEntry(
+            "warn",
+            "task",
+            "Step retrying",
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            task_id=run.step_id,
+            error=message,
+            data={"attempt": run.agent_attempt, "maxAttempts": run.max_attempts, "delayS": delay_s},
+        )
+        transition = self.sessions.requeue(
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=self.now_ms(),
+            message=message,
+            reroute=False,
+            agent_id=run.agent_id,
+            reserve_ms=self.router.reserve_ms,
+            backoff_ms=int(delay_s * 1000),
+            logs=[entry],
+        )
+        if transition.code == "ok":
+            self.router.dispatcher.dispatch(
+                [
+                    StepDispatch(
+                        run.session_id, run.step_id, run.step_input.job_id, run.queue, run.agent_id
+                    )
+                ],
+                countdown_s=delay_s,
+            )
+        return transition
+
+    def _fall_back(self, run: StepRun, message: str) -> Transition:
+        transition = self.sessions.requeue(
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=self.now_ms(),
+            message=message,
+            reroute=True,
+            agent_id=run.agent_id,
+            reserve_ms=self.router.reserve_ms,
+        )
+        self.router.dispatch_handoffs(transition.handed)
+        if transition.code != "ok":
+            return transition
+        step = run.step_input.step
+        request = RouteRequest(
+            run.step_id,
+            tuple(step.required_capabilities),
+            step.agent_type,
+            tuple(transition.failed_agents),
+        )
+        routed = self.router.route(run.session_id, [request])
+        target = routed[0].agent_id if routed else None
+        self.sessions.log(
+            LogEntry(
+                "warn",
+                "orchestrator",
+                f"Step falling back from {run.agent_id} to {target or 'the next free agent'}",
+                session_id=run.session_id,
+                agent_id=run.agent_id,
+                task_id=run.step_id,
+                error=message,
+                data={
+                    "fromAgent": run.agent_id,
+                    "toAgent": target,
+                    "failedAgents": transition.failed_agents,
+                },
+            ),
+            self.now_ms(),
+        )
+        return transition
+
+    def _fail(self, run: StepRun, exc: BaseException, message: str) -> Transition:
         now = self.now_ms()
         error = StepError(
             step_id=run.step_id,
@@ -190,82 +332,15 @@ class StepLifecycle:
             error=message,
             data={"attempt": run.attempt, "maxAttempts": run.max_attempts},
         )
-        return self.sessions.fail(
+        transition = self.sessions.fail(
             run.session_id,
             run.step_id,
             token=run.token,
             now_ms=now,
             message=message,
             error_json=error.model_dump_json(by_alias=True),
-            agent_id=run.agent_id,
+            reserve_ms=self.router.reserve_ms,
             logs=[failed],
         )
-
-    def forward(self, run: StepRun, queue: str, reason: str) -> Transition:
-        """Give the step to another queue (e.g. ``agent.<id>``) without counting a failure."""
-        return self._requeue(run, queue, reason, countdown_s=0.0, level="info")
-
-    def _retry(self, run: StepRun, message: str) -> Transition:
-        delay = backoff_s(self.settings, run.attempt)
-        return self._requeue(run, _queue_of(run), message, countdown_s=delay, level="warn")
-
-    def _requeue(
-        self, run: StepRun, queue: str, message: str, *, countdown_s: float, level: str
-    ) -> Transition:
-        entry = LogEntry(
-            level,
-            "task",
-            "Step requeued",
-            session_id=run.session_id,
-            agent_id=run.agent_id,
-            task_id=run.step_id,
-            error=message,
-            data={"attempt": run.attempt, "queue": queue, "delayS": countdown_s},
-        )
-        transition = self.sessions.requeue(
-            run.session_id,
-            run.step_id,
-            token=run.token,
-            now_ms=self.now_ms(),
-            message=message,
-            queue=queue,
-            agent_id=run.agent_id,
-            logs=[entry],
-        )
-        if transition.code == "ok":
-            step = run.step_input.step
-            self.dispatcher.dispatch(
-                [
-                    StepDispatch(
-                        run.session_id,
-                        run.step_id,
-                        run.step_input.job_id,
-                        queue,
-                        tuple(step.required_capabilities),
-                        step.agent_type,
-                    )
-                ],
-                countdown_s=countdown_s,
-            )
+        self.router.dispatch_handoffs(transition.handed)
         return transition
-
-    def _dispatch_released(self, session_id: str, transition: Transition) -> None:
-        if transition.code != "ok" or not transition.released:
-            return
-        self.dispatcher.dispatch(
-            [
-                StepDispatch(
-                    session_id,
-                    step_id,
-                    job_id(session_id, step_id),
-                    record["queue"],
-                    tuple(record["caps"]),
-                    record.get("agentType"),
-                )
-                for step_id, record in transition.released
-            ]
-        )
-
-
-def _queue_of(run: StepRun) -> str:
-    return capability_queue(run.step_input.step.required_capabilities[0])

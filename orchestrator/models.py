@@ -55,6 +55,14 @@ class Capability(RequestModel):
     tools: list[ShortText] = Field(default_factory=list, max_length=50)
 
 
+class AgentExecutor(StrEnum):
+    """What runs an agent's steps."""
+
+    PYTHON = "python"  # code hosted by `meowstik worker` processes
+    HTTP = "http"  # a remote endpoint the remote executor POSTs each step to
+    LLM = "llm"  # an OpenAI-compatible chat model the remote executor asks
+
+
 class AgentDefinition(RequestModel):
     """An agent as the registry stores and lists it (spec: AgentDefinition)."""
 
@@ -68,10 +76,42 @@ class AgentDefinition(RequestModel):
     current_load: int = Field(default=0, ge=0)
     max_load: int = Field(default=1, ge=1, le=10_000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    executor: AgentExecutor = AgentExecutor.PYTHON
+    endpoint: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    system_prompt: LongText | None = None
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
     @property
     def capability_names(self) -> frozenset[str]:
         return frozenset(capability.name for capability in self.capabilities)
+
+
+class CircuitState(CamelModel):
+    state: str  # closed | open
+    open_until: str | None = None
+
+
+class RegisteredAgent(AgentDefinition):
+    """An agent as GET /api/orchestrator/agents shows it: the definition with its live status
+    (offline when its worker stopped heartbeating), live load, worker and circuit breaker."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    worker: str | None = None
+    queue: str | None = None
+    last_heartbeat: str | None = None
+    circuit: CircuitState = Field(default_factory=lambda: CircuitState(state="closed"))
+
+
+class AgentUpdate(RequestModel):
+    """Body of PATCH /api/orchestrator/agents/<id>: only these fields may change."""
+
+    status: AgentStatus | None = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    max_load: int | None = Field(default=None, ge=1, le=10_000)
+    name: ShortText | None = None
+    description: LongText | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class PlanStep(RequestModel):
@@ -140,6 +180,8 @@ class StepState(CamelModel):
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
+    waiting_for: str | None = None  # "capacity": every eligible agent is full
+    failed_agents: list[str] = Field(default_factory=list)
 
 
 class SessionSnapshot(CamelModel):

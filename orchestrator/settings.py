@@ -47,13 +47,38 @@ class Settings(BaseSettings):
     publish_max_retries: int = Field(default=2, ge=0)
     session_retention_s: int = Field(default=DEFAULT_SESSION_RETENTION_S, ge=60)
 
+    selection_policy: str = Field(
+        default="least_loaded", pattern=r"^(least_loaded|priority_first|round_robin)$"
+    )
+    reservation_s: float = Field(
+        default=60.0, gt=0, description="How long a routed step holds its agent's slot unclaimed."
+    )
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_timeout_s: float = Field(
+        default=15.0, gt=0, description="An agent whose worker is silent this long is offline."
+    )
+    max_fallbacks: int = Field(default=2, ge=0, le=20)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_window_s: float = Field(default=60.0, gt=0)
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+
     agent_modules: str = Field(default="", description="Comma-separated modules defining agents.")
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_pool: str = Field(default="prefork", pattern=r"^(prefork|threads|solo)$")
 
-    llm_base_url: str | None = None
+    llm_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible API base URL, e.g. http://localhost:11434/v1"
+    )
     llm_model: str = "gpt-4o-mini"
     llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+
+    http_agent_allowed_schemes: str = Field(default="http,https")
+    http_agent_allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,::1",
+        description="Comma-separated hosts HTTP agents may use; '*' allows any host.",
+    )
+    http_agent_max_retries: int = Field(default=2, ge=0, le=10)
 
     @property
     def effective_redis_url(self) -> str:

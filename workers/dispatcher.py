@@ -25,12 +25,7 @@ class CeleryDispatcher:
                 for item in dispatches:
                     self.app.send_task(
                         RUN_STEP_TASK,
-                        args=[
-                            item.session_id,
-                            item.step_id,
-                            list(item.required_capabilities),
-                            item.agent_type,
-                        ],
+                        args=[item.session_id, item.step_id, item.agent_id],
                         task_id=item.job_id,
                         queue=item.queue,
                         routing_key=item.queue,

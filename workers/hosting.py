@@ -1,5 +1,11 @@
-"""Hosting agents in a Celery worker: which queues it consumes, and registering its agents in
-the registry when it is ready (offline again on a clean shutdown)."""
+"""Hosting agents in a Celery worker: the queues it consumes, registering its agents when it is
+ready, heartbeats while it consumes, and offline on a clean shutdown.
+
+The heartbeat runs on the worker's event-loop timer, in the same loop that consumes messages, so
+a worker whose loop stops consuming also stops heartbeating and its agents go offline. Each beat
+also drops the expired slots of its agents and hands free slots to waiting steps, so capacity
+that appears without a release (an agent coming online, a dead run's lease expiring) is used.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,30 @@ import time
 from collections.abc import Iterable, Mapping
 
 import redis
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_ready, worker_shutdown
 
+from orchestrator.routing import Router
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import Keys, agent_queue, capability_queue
+from orchestrator.store.keys import REMOTE_EXECUTOR_QUEUE, Keys, agent_queue, capability_queue
+from orchestrator.store.sessions import SessionStore
 from workers.agents.base import Agent
+from workers.dispatcher import CeleryDispatcher
 
 log = logging.getLogger(__name__)
 
 
-def worker_queues(agents: Iterable[Agent]) -> list[str]:
-    """``cap.<capability>`` for every capability of the hosted agents, plus ``agent.<id>``."""
+def worker_queues(agents: Iterable[Agent], *, remote: bool = False) -> list[str]:
+    """``agent.<id>`` for every hosted agent (where the router sends their steps), ``cap.<name>``
+    for their capabilities (a message published there without an agent is routed on arrival),
+    and the remote executor's queue if asked."""
     queues: set[str] = set()
     for agent in agents:
         queues.add(agent_queue(agent.definition.id))
         queues.update(capability_queue(name) for name in agent.definition.capability_names)
+    if remote:
+        queues.add(REMOTE_EXECUTOR_QUEUE)
     return sorted(queues)
 
 
@@ -33,28 +46,99 @@ def default_concurrency(agents: Iterable[Agent], ceiling: int = 8) -> int:
     return max(1, min(ceiling, sum(agent.definition.max_load for agent in agents)))
 
 
-def host_agents(app: Celery, settings: Settings, agents: Mapping[str, Agent]) -> None:
-    """Make ``agents`` the ones this worker runs, and register them once it is ready."""
+class Presence:
+    """Registration, heartbeat and slot reaping for the agents one worker executes."""
+
+    def __init__(self, app: Celery, settings: Settings, agents: Mapping[str, Agent], remote: bool):
+        client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5)
+        keys = Keys(settings.key_prefix)
+        self.settings = settings
+        self.agents = dict(agents)
+        self.remote = remote
+        self.registry = AgentRegistry(client, keys)
+        self.sessions = SessionStore(client, keys)
+        self.router = Router(self.sessions, self.registry, CeleryDispatcher(app), settings)
+        self.worker = ""
+
+    @property
+    def alive_ms(self) -> int:
+        return int(self.settings.heartbeat_timeout_s * 1000)
+
+    def agent_ids(self) -> list[str]:
+        ids = list(self.agents)
+        if self.remote:
+            ids += self.registry.remote_agent_ids()
+        return ids
+
+    def ready(self, worker: str) -> None:
+        self.worker = worker
+        now_ms = int(time.time() * 1000)
+        for agent in self.agents.values():
+            self.registry.register(
+                agent.definition, worker=worker, now_ms=now_ms, alive_ms=self.alive_ms
+            )
+        log.info("worker %s registered agents %s", worker, ", ".join(sorted(self.agents)))
+        self.beat()
+
+    def beat(self) -> None:
+        if not self.worker:
+            return
+        now_ms = int(time.time() * 1000)
+        try:
+            ids = self.agent_ids()
+            self.registry.heartbeat(
+                ids, worker=self.worker, now_ms=now_ms, alive_ms=self.alive_ms, remote=self.remote
+            )
+            for agent_id in ids:
+                handed = self.sessions.reap_agent(
+                    agent_id, now_ms=now_ms, reserve_ms=self.router.reserve_ms
+                )
+                self.router.dispatch_handoffs(handed)
+        except Exception as exc:  # noqa: BLE001 - a missed beat must not stop the worker
+            log.warning("heartbeat failed: %s", exc)
+
+    def shutdown(self) -> None:
+        if not self.worker:
+            return
+        try:
+            self.registry.mark_offline(self.agent_ids(), worker=self.worker)
+        except redis.RedisError as exc:
+            log.warning("could not mark agents offline: %s", exc)
+
+
+def host_agents(
+    app: Celery, settings: Settings, agents: Mapping[str, Agent], *, remote: bool = False
+) -> Presence:
+    """Make ``agents`` the ones this worker runs (and remote agents, if ``remote``)."""
     app.conf.meowstik_hosted_agents = dict(agents)
-    registry = AgentRegistry(
-        redis.Redis.from_url(settings.effective_redis_url), Keys(settings.key_prefix)
-    )
-    names: dict[str, str] = {}
+    app.conf.meowstik_remote = remote
+    presence = Presence(app, settings, agents, remote)
+
+    class Heartbeat(bootsteps.StartStopStep):
+        requires = {"celery.worker.components:Timer"}
+
+        def __init__(self, worker, **kwargs):
+            super().__init__(worker, **kwargs)
+            self.tref = None
+
+        def start(self, worker):
+            self.tref = worker.timer.call_repeatedly(
+                settings.heartbeat_interval_s, presence.beat, priority=10
+            )
+
+        def stop(self, worker):
+            if self.tref is not None:
+                self.tref.cancel()
+                self.tref = None
+
+    app.steps["worker"].add(Heartbeat)
 
     def on_ready(sender: object = None, **_: object) -> None:
-        worker = str(getattr(sender, "hostname", "") or "worker")
-        names["worker"] = worker
-        now_ms = int(time.time() * 1000)
-        for agent in agents.values():
-            registry.register(agent.definition, worker=worker, now_ms=now_ms)
-        log.info("worker %s registered agents %s", worker, ", ".join(sorted(agents)))
+        presence.ready(str(getattr(sender, "hostname", "") or "worker"))
 
     def on_shutdown(**_: object) -> None:
-        if "worker" in names:
-            try:
-                registry.mark_offline(agents, worker=names["worker"])
-            except redis.RedisError as exc:
-                log.warning("could not mark agents offline: %s", exc)
+        presence.shutdown()
 
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
+    return presence

@@ -1,26 +1,24 @@
-"""What a worker process does with one step message: choose a hosted agent, claim the step,
-run the agent while renewing the lease, record the outcome. One runtime per process (prefork
-children each build their own Redis connection after the fork)."""
+"""What a worker process does with one step message: claim the step for its agent, run the agent
+while renewing the lease, record the outcome. One runtime per process (prefork children each
+build their own Redis connection after the fork)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import redis
 from celery import Celery
 
-from orchestrator.dispatch import StepDispatch
-from orchestrator.errors import PermanentStepError
 from orchestrator.execution import Skip, StepLifecycle, StepRun
-from orchestrator.models import StepError
-from orchestrator.selection import select_agent
+from orchestrator.models import AgentExecutor
+from orchestrator.routing import Router, RouteRequest
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import Keys, agent_queue, job_id
-from orchestrator.store.logbook import LogEntry, iso_from_ms
+from orchestrator.store.keys import Keys
+from orchestrator.store.logbook import LogEntry
 from orchestrator.store.sessions import SessionStore
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
@@ -29,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    """Renews a run's lease every third of its length while the agent works."""
+    """Renews a run's lease (and its agent slot) every third of its length while the agent works."""
 
     def __init__(self, lifecycle: StepLifecycle, run: StepRun) -> None:
         self._lifecycle = lifecycle
@@ -57,6 +55,17 @@ class LeaseKeeper:
         self._thread.join()
 
 
+def build_remote_agent(definition, settings: Settings) -> Agent:
+    """An HTTP or LLM agent from its registry record."""
+    if definition.executor == AgentExecutor.HTTP:
+        from workers.executors.http_agent import HttpAgent
+
+        return HttpAgent(definition, settings)
+    from workers.executors.llm import LlmAgent
+
+    return LlmAgent(definition, settings)
+
+
 class WorkerRuntime:
     def __init__(
         self,
@@ -64,28 +73,29 @@ class WorkerRuntime:
         agents: Mapping[str, Agent],
         client: redis.Redis,
         dispatcher: CeleryDispatcher,
+        *,
+        remote: bool = False,
     ) -> None:
         keys = Keys(settings.key_prefix)
+        self.settings = settings
         self.agents = dict(agents)
+        self.remote = remote
         self.sessions = SessionStore(client, keys)
         self.registry = AgentRegistry(client, keys)
-        self.dispatcher = dispatcher
-        self.lifecycle = StepLifecycle(self.sessions, dispatcher, settings)
+        self.router = Router(self.sessions, self.registry, dispatcher, settings)
+        self.lifecycle = StepLifecycle(self.router)
 
-    def execute(
-        self, session_id: str, step_id: str, capabilities: Sequence[str], agent_type: str | None
-    ) -> Skip | None:
-        """Run the step on a hosted agent, or forward it. Returns a Skip when it did not run."""
-        local = select_agent(
-            (a.definition for a in self.agents.values()), capabilities, agent_type, check_load=False
-        )
-        if local is None:
-            return self._forward(session_id, step_id, capabilities, agent_type)
-        run = self.lifecycle.begin(session_id, step_id, local.id)
+    def execute(self, session_id: str, step_id: str, agent_id: str | None) -> Skip | None:
+        """Run the step on the agent it was routed to. Returns a Skip when it did not run."""
+        agent = self._resolve(agent_id) if agent_id else None
+        if agent is None:
+            return self._reroute(session_id, step_id, agent_id)
+        run = self.lifecycle.begin(session_id, step_id, agent.definition.id)
         if isinstance(run, Skip):
-            self._record_skip(session_id, step_id, local.id, run)
+            self._record_skip(session_id, step_id, agent.definition.id, run)
+            if run.reason == "full":
+                self._reroute(session_id, step_id, agent_id)
             return run
-        agent = self.agents[local.id]
         with LeaseKeeper(self.lifecycle, run):
             try:
                 result = coerce_result(agent.run(run.step_input))
@@ -95,12 +105,42 @@ class WorkerRuntime:
         self.lifecycle.succeed(run, result)
         return None
 
+    def _resolve(self, agent_id: str) -> Agent | None:
+        if agent_id in self.agents:
+            return self.agents[agent_id]
+        if not self.remote:
+            return None
+        try:
+            definition = self.registry.get(agent_id, self.lifecycle.now_ms())
+        except Exception:  # noqa: BLE001 - a deleted agent: the step is routed again
+            return None
+        if definition.executor == AgentExecutor.PYTHON:
+            return None
+        return build_remote_agent(definition, self.settings)
+
+    def _reroute(self, session_id: str, step_id: str, agent_id: str | None) -> Skip:
+        """The message names no agent this worker runs (or the agent was full): route again."""
+        record = self.sessions.step_record(session_id, step_id)
+        if not record or record.get("status") != "queued":
+            return Skip("not_routable_here")
+        if agent_id:
+            handed = self.sessions.release_slot(
+                agent_id,
+                session_id,
+                step_id,
+                now_ms=self.lifecycle.now_ms(),
+                reserve_ms=self.router.reserve_ms,
+            )
+            self.router.dispatch_handoffs(handed)
+        self.router.route(session_id, [RouteRequest.from_record(step_id, record)])
+        return Skip("rerouted")
+
     def _record_skip(self, session_id: str, step_id: str, agent_id: str, skip: Skip) -> None:
         """A delivery that must not run (duplicate, late, or session over) is logged, not run."""
         log.info("not running %s/%s: %s", session_id, step_id, skip.reason)
         if skip.reason.startswith("missing"):
             return
-        data = {"reason": skip.reason}
+        data: dict = {"reason": skip.reason}
         if skip.retry_after_s is not None:
             data["retryAfterS"] = round(skip.retry_after_s, 3)
         self.sessions.log(
@@ -116,72 +156,6 @@ class WorkerRuntime:
             self.lifecycle.now_ms(),
         )
 
-    def _forward(
-        self, session_id: str, step_id: str, capabilities: Sequence[str], agent_type: str | None
-    ) -> Skip:
-        """This worker hosts no agent for the step: send it to the queue of one that can."""
-        registered = self.registry.list()
-        target = select_agent(registered, capabilities, agent_type, check_load=False) or next(
-            (
-                a
-                for a in registered
-                if set(capabilities) <= a.capability_names and agent_type in (None, a.type)
-            ),
-            None,
-        )
-        now = self.lifecycle.now_ms()
-        if target is None:
-            message = f"no registered agent has capabilities {sorted(capabilities)}" + (
-                f" and type {agent_type}" if agent_type else ""
-            )
-            error = PermanentStepError(message)
-            self.sessions.fail(
-                session_id,
-                step_id,
-                token="",
-                now_ms=now,
-                message=message,
-                error_json=_error_json(session_id, step_id, error, now),
-                agent_id=None,
-            )
-            return Skip("unroutable")
-        queue = agent_queue(target.id)
-        self.dispatcher.dispatch(
-            [
-                StepDispatch(
-                    session_id,
-                    step_id,
-                    job_id(session_id, step_id),
-                    queue,
-                    tuple(capabilities),
-                    agent_type,
-                )
-            ]
-        )
-        self.sessions.log(
-            LogEntry(
-                "info",
-                "orchestrator",
-                f"Step forwarded to {queue}",
-                session_id=session_id,
-                task_id=step_id,
-                agent_id=target.id,
-            ),
-            now,
-        )
-        return Skip(f"forwarded:{queue}")
-
-
-def _error_json(session_id: str, step_id: str, error: Exception, now_ms: int) -> str:
-    return StepError(
-        step_id=step_id,
-        job_id=job_id(session_id, step_id),
-        error_type=type(error).__name__,
-        message=str(error),
-        attempt=0,
-        timestamp=iso_from_ms(now_ms) or "",
-    ).model_dump_json(by_alias=True)
-
 
 _RUNTIMES: dict[int, WorkerRuntime] = {}
 
@@ -194,7 +168,11 @@ def runtime_for(app: Celery) -> WorkerRuntime:
         settings: Settings = app.conf.meowstik_settings
         client = redis.Redis.from_url(settings.effective_redis_url, health_check_interval=30)
         runtime = WorkerRuntime(
-            settings, app.conf.meowstik_hosted_agents, client, CeleryDispatcher(app)
+            settings,
+            app.conf.meowstik_hosted_agents,
+            client,
+            CeleryDispatcher(app),
+            remote=bool(app.conf.get("meowstik_remote", False)),
         )
         _RUNTIMES.clear()
         _RUNTIMES[pid] = runtime

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from flask import Blueprint, current_app, jsonify
 
 from api.body import json_body
 from orchestrator.models import OrchestrateRequest
-from orchestrator.statuses import AgentStatus
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
 
@@ -38,27 +35,4 @@ def get_session_logs(session_id: str):
     services().engine.snapshot(session_id)  # 404 for an unknown session
     return jsonify(
         {"sessionId": session_id, "logs": services().logbook.session_entries(session_id)}
-    )
-
-
-@blueprint.get("/agents")
-def list_agents():
-    agents = [agent.to_json_dict() for agent in services().registry.list()]
-    return jsonify({"agents": agents, "count": len(agents)})
-
-
-@blueprint.get("/stats")
-def stats():
-    """The spec's statistics, computed from the same registry records GET /agents shows."""
-    agents = services().registry.list()
-    active = [a for a in agents if a.status == AgentStatus.ACTIVE]
-    return jsonify(
-        {
-            "totalAgents": len(agents),
-            "activeAgents": len(active),
-            "busyAgents": sum(1 for a in agents if a.current_load > 0),
-            "totalCapacity": sum(a.max_load for a in active),
-            "usedCapacity": sum(a.current_load for a in agents),
-            "agentsByType": dict(Counter(a.type for a in agents)),
-        }
     )

@@ -1,98 +1,208 @@
 """The agent registry in Redis: one hash per agent plus index sets (all agents, agents per
-capability), so listing and routing never scan keys."""
+capability, remote agents), so listing and routing never scan keys.
+
+An agent's load is its slots sorted set (see lua/_slots.lua); its liveness is ``aliveUntil``,
+pushed forward by the heartbeats of the workers that execute it. The stored ``status`` is what an
+operator set (active, inactive, draining); the status shown is ``offline`` while no worker is alive.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import redis
 
 from orchestrator.errors import AgentNotFoundError
-from orchestrator.models import AgentDefinition
+from orchestrator.models import AgentDefinition, AgentExecutor, AgentUpdate, RegisteredAgent
 from orchestrator.statuses import AgentStatus
-from orchestrator.store.keys import Keys
-from orchestrator.store.scripts import text
+from orchestrator.store.keys import REMOTE_EXECUTOR_QUEUE, Keys, agent_queue
+from orchestrator.store.logbook import iso_from_ms
+from orchestrator.store.scripts import Scripts, text
 
-ROUTABLE_STATUSES = frozenset({AgentStatus.ACTIVE})
+_KEEP_ON_REREGISTER = frozenset({AgentStatus.INACTIVE.value, AgentStatus.DRAINING.value})
 
 
 class AgentRegistry:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
         self._keys = keys
+        self._scripts = Scripts(client)
 
-    def register(self, definition: AgentDefinition, *, worker: str, now_ms: int) -> None:
-        """Register (or re-register) an agent hosted by ``worker`` as active.
+    @property
+    def keys(self) -> Keys:
+        return self._keys
 
-        A worker registers its agents when it starts, when none of their steps can be running on
-        it, so the load counter starts again from zero.
-        """
-        k = self._keys
-        static = definition.model_dump(
-            mode="json", by_alias=True, exclude={"status", "current_load", "max_load", "priority"}
-        )
+    def register(
+        self, definition: AgentDefinition, *, worker: str | None, now_ms: int, alive_ms: int
+    ) -> None:
+        """Register or refresh an agent. An operator's inactive/draining status survives a
+        worker restart; load is never reset here (slots expire by themselves)."""
+        k, agent_id = self._keys, definition.id
+        previous = self._client.hget(k.agent(agent_id), "status")
+        status = definition.status.value
+        if previous is not None and text(previous) in _KEEP_ON_REREGISTER:
+            status = text(previous)
+        remote = definition.executor != AgentExecutor.PYTHON
+        fields: dict[str, Any] = {
+            "definition": json.dumps(_static(definition), separators=(",", ":")),
+            "status": status,
+            "maxLoad": definition.max_load,
+            "priority": definition.priority,
+            "type": definition.type,
+            "executor": definition.executor.value,
+            "capabilities": json.dumps(sorted(definition.capability_names)),
+            "queue": REMOTE_EXECUTOR_QUEUE if remote else agent_queue(agent_id),
+            "registeredAt": now_ms,
+        }
+        if worker is not None:
+            fields.update(worker=worker, heartbeatAt=now_ms, aliveUntil=now_ms + alive_ms)
         pipe = self._client.pipeline(transaction=True)
-        pipe.hset(
-            k.agent(definition.id),
-            mapping={
-                "definition": json.dumps(static, separators=(",", ":")),
-                "status": AgentStatus.ACTIVE.value,
-                "currentLoad": 0,
-                "maxLoad": definition.max_load,
-                "priority": definition.priority,
-                "worker": worker,
-                "registeredAt": now_ms,
-                "heartbeatAt": now_ms,
-            },
-        )
-        pipe.sadd(k.agents_index, definition.id)
+        pipe.hset(k.agent(agent_id), mapping=fields)
+        pipe.sadd(k.agents_index, agent_id)
+        if remote:
+            pipe.sadd(k.remote_agents_index, agent_id)
         for capability in definition.capability_names:
-            pipe.sadd(k.capability_agents(capability), definition.id)
+            pipe.sadd(k.capability_agents(capability), agent_id)
+        pipe.execute()
+
+    def register_remote(self, definition: AgentDefinition, *, now_ms: int) -> None:
+        """Register an HTTP or LLM agent; it is alive while a remote-executor worker is."""
+        self.register(definition, worker=None, now_ms=now_ms, alive_ms=0)
+        alive_until = self._client.get(self._keys.remote_executor_alive)
+        if alive_until is not None:
+            self._client.hset(self._keys.agent(definition.id), "aliveUntil", text(alive_until))
+
+    def heartbeat(
+        self,
+        agent_ids: Iterable[str],
+        *,
+        worker: str,
+        now_ms: int,
+        alive_ms: int,
+        remote: bool = False,
+    ) -> None:
+        """The worker executing these agents is alive and consuming."""
+        pipe = self._client.pipeline(transaction=False)
+        if remote:
+            pipe.set(self._keys.remote_executor_alive, now_ms + alive_ms, px=alive_ms)
+        for agent_id in agent_ids:
+            key = self._keys.agent(agent_id)
+            pipe.hset(key, mapping={"heartbeatAt": now_ms, "aliveUntil": now_ms + alive_ms})
+            pipe.hset(key, "worker", worker)
         pipe.execute()
 
     def mark_offline(self, agent_ids: Iterable[str], *, worker: str) -> None:
-        """Mark the worker's agents offline (clean shutdown), unless another worker took them."""
+        """A clean shutdown: the worker's agents are offline at once, unless another worker
+        executes them now."""
         for agent_id in agent_ids:
             key = self._keys.agent(agent_id)
             if text(self._client.hget(key, "worker") or b"") == worker:
-                self._client.hset(
-                    key, mapping={"status": AgentStatus.OFFLINE.value, "currentLoad": 0}
-                )
+                self._client.hset(key, "aliveUntil", 0)
 
-    def heartbeat(self, agent_ids: Iterable[str], *, now_ms: int) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for agent_id in agent_ids:
-            pipe.hset(self._keys.agent(agent_id), "heartbeatAt", now_ms)
-        pipe.execute()
+    def remote_agent_ids(self) -> list[str]:
+        return sorted(text(i) for i in self._client.smembers(self._keys.remote_agents_index))
 
-    def list(self) -> list[AgentDefinition]:
+    def list(self, now_ms: int) -> list[RegisteredAgent]:
         """Every registered agent with its live status and load, sorted by id."""
         ids = sorted(text(i) for i in self._client.smembers(self._keys.agents_index))
+        return self._load(ids, now_ms)
+
+    def get(self, agent_id: str, now_ms: int) -> RegisteredAgent:
+        found = self._load([agent_id], now_ms)
+        if not found:
+            raise AgentNotFoundError(agent_id)
+        return found[0]
+
+    def exists(self, agent_id: str) -> bool:
+        return bool(self._client.exists(self._keys.agent(agent_id)))
+
+    def candidates(self, capabilities: Sequence[str], now_ms: int) -> list[RegisteredAgent]:
+        """Agents that have every capability (any status), with live status and load."""
+        keys = [self._keys.capability_agents(c) for c in capabilities]
+        ids = sorted(text(i) for i in self._client.sinter(keys))
+        return self._load(ids, now_ms)
+
+    def update(self, agent_id: str, change: AgentUpdate, now_ms: int) -> RegisteredAgent:
+        current = self.get(agent_id, now_ms)
+        changed = change.model_dump(exclude_none=True)
+        definition = current.model_copy(update=changed)
+        fields: dict[str, Any] = {
+            "definition": json.dumps(_static(definition), separators=(",", ":"))
+        }
+        if change.status is not None:
+            fields["status"] = change.status.value
+        if change.priority is not None:
+            fields["priority"] = change.priority
+        if change.max_load is not None:
+            fields["maxLoad"] = change.max_load
+        self._client.hset(self._keys.agent(agent_id), mapping=fields)
+        return self.get(agent_id, now_ms)
+
+    def delete(self, agent_id: str, now_ms: int) -> RegisteredAgent:
+        """Deregister. Running steps finish; their slot release is harmless afterwards."""
+        current = self.get(agent_id, now_ms)
+        k = self._keys
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(k.agent(agent_id), k.agent_failures(agent_id))
+        pipe.srem(k.agents_index, agent_id)
+        pipe.srem(k.remote_agents_index, agent_id)
+        for capability in current.capability_names:
+            pipe.srem(k.capability_agents(capability), agent_id)
+        pipe.execute()
+        return current
+
+    def record_failure(
+        self, agent_id: str, *, now_ms: int, window_ms: int, threshold: int, cooldown_ms: int
+    ) -> int:
+        """Count a failure; returns the time (ms) the circuit stays open until, or 0."""
+        keys = [self._keys.agent(agent_id), self._keys.agent_failures(agent_id)]
+        member = f"{now_ms}-{secrets.token_hex(4)}"
+        reply = self._scripts.record_failure(
+            keys=keys, args=[now_ms, window_ms, threshold, cooldown_ms, member]
+        )
+        return int(reply[1])
+
+    def _load(self, ids: Sequence[str], now_ms: int) -> list[RegisteredAgent]:
         pipe = self._client.pipeline(transaction=False)
         for agent_id in ids:
             pipe.hgetall(self._keys.agent(agent_id))
-        return [_decode(raw) for raw in pipe.execute() if raw]
-
-    def get(self, agent_id: str) -> AgentDefinition:
-        raw = self._client.hgetall(self._keys.agent(agent_id))
-        if not raw:
-            raise AgentNotFoundError(agent_id)
-        return _decode(raw)
-
-    def routable(self) -> list[AgentDefinition]:
-        """Agents that may receive new work now (a draining agent only finishes what it has)."""
-        return [agent for agent in self.list() if agent.status in ROUTABLE_STATUSES]
+            pipe.zcount(self._keys.agent_slots(agent_id), now_ms, "+inf")
+        replies = pipe.execute()
+        agents = []
+        for index in range(0, len(replies), 2):
+            if replies[index]:
+                agents.append(_decode(replies[index], int(replies[index + 1]), now_ms))
+        return agents
 
 
-def _decode(raw: dict) -> AgentDefinition:
+def _static(definition: AgentDefinition) -> dict[str, Any]:
+    return definition.model_dump(
+        mode="json",
+        by_alias=True,
+        include=set(AgentDefinition.model_fields)
+        - {"status", "current_load", "max_load", "priority"},
+    )
+
+
+def _decode(raw: dict, live_load: int, now_ms: int) -> RegisteredAgent:
     fields = {text(key): text(value) for key, value in raw.items()}
     data = json.loads(fields["definition"])
+    alive = int(float(fields.get("aliveUntil", 0))) >= now_ms
+    open_until = int(float(fields.get("circuitOpenUntil", 0)))
+    heartbeat = fields.get("heartbeatAt")
     data.update(
-        status=fields["status"],
-        currentLoad=max(0, int(fields.get("currentLoad", 0))),
+        status=fields["status"] if alive else AgentStatus.OFFLINE.value,
+        currentLoad=live_load,
         maxLoad=int(fields["maxLoad"]),
         priority=int(fields["priority"]),
+        worker=fields.get("worker"),
+        queue=fields.get("queue"),
+        lastHeartbeat=iso_from_ms(int(float(heartbeat))) if heartbeat else None,
+        circuit={"state": "open", "openUntil": iso_from_ms(open_until)}
+        if open_until > now_ms
+        else {"state": "closed"},
     )
-    data["metadata"] = {**data.get("metadata", {}), "worker": fields.get("worker")}
-    return AgentDefinition.model_validate(data)
+    return RegisteredAgent.model_validate(data)

@@ -83,9 +83,32 @@ class Keys:
         """Hash: the agent's definition fields, currentLoad, workers hosting it, heartbeat."""
         return f"{self.prefix}:agent:{agent_id}"
 
+    def agent_slots(self, agent_id: str) -> str:
+        """Sorted set: "<session id>|<step id>" scored by lease expiry (ms): the agent's load.
+        (Lua builds this name too: orchestrator/store/lua/_slots.lua.)"""
+        return f"{self.prefix}:agent:{agent_id}:slots"
+
+    def agent_failures(self, agent_id: str) -> str:
+        """Sorted set of recent failure times (ms), for the circuit breaker."""
+        return f"{self.prefix}:agent:{agent_id}:failures"
+
+    def waiting(self, capability: str) -> str:
+        """List of steps waiting for a free slot, by their first capability (Lua builds it too)."""
+        return f"{self.prefix}:waiting:{capability}"
+
     @property
     def agents_index(self) -> str:
         return f"{self.prefix}:agents"
+
+    @property
+    def remote_executor_alive(self) -> str:
+        """String with TTL: until when (ms) some remote-executor worker is known alive."""
+        return f"{self.prefix}:executor:remote:aliveUntil"
+
+    @property
+    def remote_agents_index(self) -> str:
+        """Set of the ids of HTTP and LLM agents (executed by remote-executor workers)."""
+        return f"{self.prefix}:agents:remote"
 
     def capability_agents(self, capability: str) -> str:
         return f"{self.prefix}:capability:{capability}:agents"
@@ -105,8 +128,16 @@ def capability_queue(capability: str) -> str:
 
 
 def agent_queue(agent_id: str) -> str:
-    """The Celery queue of one agent, for pinned and forwarded steps."""
+    """The Celery queue of one agent hosted by `meowstik worker` processes."""
     return f"agent.{agent_id}"
+
+
+REMOTE_EXECUTOR_QUEUE = "executor.remote"
+"""The queue of HTTP and LLM agents, consumed by workers started with --remote."""
+
+
+def slot_member(session_id: str, step_id: str) -> str:
+    return f"{session_id}|{step_id}"
 
 
 def job_id(session_id: str, step_id: str) -> str:

@@ -9,11 +9,25 @@ from typing import Any
 
 import redis
 
-SCRIPT_NAMES = ("claim_step", "complete_step", "fail_step", "requeue_step", "renew_lease")
+SCRIPT_NAMES = (
+    "claim_step",
+    "complete_step",
+    "fail_step",
+    "requeue_step",
+    "renew_lease",
+    "route_steps",
+    "release_slot",
+    "reap_agent",
+    "record_failure",
+)
+PRELUDE_MARKER = "(prepended: _slots.lua)"
 
 
 def _source(name: str) -> str:
-    return resources.files("orchestrator.store").joinpath("lua", f"{name}.lua").read_text()
+    text_ = resources.files("orchestrator.store").joinpath("lua", f"{name}.lua").read_text()
+    if PRELUDE_MARKER in text_:
+        return _source("_slots") + "\n" + text_
+    return text_
 
 
 class Scripts:
@@ -34,9 +48,27 @@ def pairs(flat: list[Any]) -> list[tuple[str, str]]:
     return [(text(flat[i]), text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
+def triples(flat: list[Any]) -> list[tuple[str, str, str]]:
+    return [(text(flat[i]), text(flat[i + 1]), text(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A waiting step a released slot was given to: dispatch it to ``queue`` for ``agent_id``."""
+
+    session_id: str
+    step_id: str
+    queue: str
+    agent_id: str
+
+
+def handoffs(flat: list[Any]) -> list[Handoff]:
+    return [Handoff(*(text(v) for v in flat[i : i + 4])) for i in range(0, len(flat), 4)]
+
+
 @dataclass(frozen=True)
 class Claim:
-    """Reply of claim_step. ``code`` is ok, missing, ended, finished, leased or not_ready."""
+    """Reply of claim_step. ``code`` is ok, missing, ended, finished, leased, not_ready or full."""
 
     code: str
     detail: str = ""
@@ -47,6 +79,8 @@ class Claim:
     state: list[tuple[str, str]] = field(default_factory=list)
     dependency_outputs: list[tuple[str, str]] = field(default_factory=list)
     max_attempts: int = 1
+    agent_attempt: int = 0
+    queue: str = ""
 
     @classmethod
     def parse(cls, reply: list[Any]) -> Claim:
@@ -62,6 +96,8 @@ class Claim:
             state=pairs(reply[5]),
             dependency_outputs=pairs(reply[6]),
             max_attempts=int(reply[7]),
+            agent_attempt=int(reply[8]),
+            queue=text(reply[9]),
         )
 
 
@@ -71,13 +107,16 @@ class Transition:
 
     ``code`` is ok, duplicate, stale, ended or missing. ``session_status`` is the status after the
     call, ``released`` the (step id, step record) pairs now queued, ``affected`` the ids the failure
-    policy cancelled or skipped.
+    policy cancelled or skipped, ``failed_agents`` the agents a step failed on so far, and
+    ``handed`` the waiting steps a freed slot was given to.
     """
 
     code: str
     session_status: str = ""
     released: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     affected: list[str] = field(default_factory=list)
+    failed_agents: list[str] = field(default_factory=list)
+    handed: list[Handoff] = field(default_factory=list)
     detail: str = ""
 
     @classmethod
@@ -86,16 +125,46 @@ class Transition:
         if code != "ok":
             return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
         released = [(step_id, json.loads(record)) for step_id, record in pairs(reply[2])]
-        return cls(code=code, session_status=text(reply[1]), released=released)
+        return cls(
+            code=code, session_status=text(reply[1]), released=released, handed=handoffs(reply[3])
+        )
 
     @classmethod
     def parse_failure(cls, reply: list[Any]) -> Transition:
         code = text(reply[0])
         if code != "ok":
             return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
-        return cls(code=code, session_status=text(reply[1]), affected=[text(i) for i in reply[2]])
+        return cls(
+            code=code,
+            session_status=text(reply[1]),
+            affected=[text(i) for i in reply[2]],
+            handed=handoffs(reply[3]),
+        )
 
     @classmethod
     def parse_requeue(cls, reply: list[Any]) -> Transition:
         code = text(reply[0])
-        return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
+        if code != "ok":
+            return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
+        return cls(
+            code=code,
+            detail=text(reply[1]),
+            failed_agents=[text(i) for i in reply[2]],
+            handed=handoffs(reply[3]),
+        )
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Reply of route_steps: ``reserved`` (step id, agent id, queue); ``waiting`` step ids."""
+
+    code: str
+    reserved: list[tuple[str, str, str]] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> Routing:
+        code = text(reply[0])
+        if code != "ok":
+            return cls(code=code)
+        return cls(code=code, reserved=triples(reply[1]), waiting=[text(i) for i in reply[2]])

@@ -9,9 +9,17 @@ from typing import Any
 
 import redis
 
-from orchestrator.store.keys import Keys
+from orchestrator.store.keys import Keys, slot_member
 from orchestrator.store.logbook import Logbook, LogEntry
-from orchestrator.store.scripts import Claim, Scripts, Transition, text
+from orchestrator.store.scripts import (
+    Claim,
+    Handoff,
+    Routing,
+    Scripts,
+    Transition,
+    handoffs,
+    text,
+)
 
 _COMPACT = (",", ":")
 
@@ -104,8 +112,9 @@ class SessionStore:
             k.results(sid),
             k.shared_state(sid),
             k.agent(agent_id),
+            k.agent_slots(agent_id),
         ]
-        args = [step_id, token, now_ms, lease_ms, agent_id]
+        args = [step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id)]
         return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
 
     def complete(
@@ -117,6 +126,7 @@ class SessionStore:
         now_ms: int,
         output_json: str,
         agent_id: str,
+        reserve_ms: int,
         state_updates: dict[str, str] | None = None,
         logs: Sequence[LogEntry] = (),
     ) -> Transition:
@@ -128,9 +138,9 @@ class SessionStore:
             k.remaining(sid),
             k.results(sid),
             k.shared_state(sid),
-            k.agent(agent_id),
         ]
-        args: list[Any] = [step_id, token, now_ms, output_json]
+        args: list[Any] = [step_id, token, now_ms, output_json, k.prefix, agent_id]
+        args += [slot_member(sid, step_id), reserve_ms]
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
         return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))
@@ -144,18 +154,13 @@ class SessionStore:
         now_ms: int,
         message: str,
         error_json: str,
-        agent_id: str | None,
+        reserve_ms: int,
         logs: Sequence[LogEntry] = (),
     ) -> Transition:
         k = self._keys
-        keys = [
-            k.session(sid),
-            k.steps(sid),
-            k.children(sid),
-            k.agent(agent_id or "-"),
-            k.errors(sid),
-        ]
-        args = [step_id, token, now_ms, message, error_json]
+        keys = [k.session(sid), k.steps(sid), k.children(sid), k.errors(sid)]
+        args = [step_id, token, now_ms, message, error_json, k.prefix, slot_member(sid, step_id)]
+        args.append(reserve_ms)
         return Transition.parse_failure(self._run("fail_step", keys, args, logs, now_ms))
 
     def requeue(
@@ -166,20 +171,61 @@ class SessionStore:
         token: str,
         now_ms: int,
         message: str,
-        queue: str,
+        reroute: bool,
         agent_id: str,
+        reserve_ms: int,
+        backoff_ms: int = 0,
         logs: Sequence[LogEntry] = (),
     ) -> Transition:
+        """Retry on the same agent after ``backoff_ms``, or (``reroute``) free it for a fallback."""
         k = self._keys
-        keys = [k.session(sid), k.steps(sid), k.agent(agent_id)]
-        args = [step_id, token, now_ms, message, queue]
+        keys = [k.session(sid), k.steps(sid), k.agent_slots(agent_id)]
+        args = [step_id, token, now_ms, message, "reroute" if reroute else "retry", k.prefix]
+        args += [slot_member(sid, step_id), reserve_ms, backoff_ms]
         return Transition.parse_requeue(self._run("requeue_step", keys, args, logs, now_ms))
 
-    def renew_lease(self, sid: str, step_id: str, *, token: str, lease_until_ms: int) -> bool:
-        reply = self._scripts.renew_lease(
-            keys=[self._keys.steps(sid)], args=[step_id, token, lease_until_ms]
-        )
-        return bool(int(reply))
+    def renew_lease(
+        self, sid: str, step_id: str, *, token: str, lease_until_ms: int, agent_id: str
+    ) -> bool:
+        keys = [self._keys.steps(sid), self._keys.agent_slots(agent_id)]
+        args = [step_id, token, lease_until_ms, slot_member(sid, step_id)]
+        return bool(int(self._scripts.renew_lease(keys=keys, args=args)))
+
+    def route(
+        self,
+        sid: str,
+        step_ids: Sequence[str],
+        *,
+        now_ms: int,
+        reserve_ms: int,
+        capabilities: Sequence[str],
+        agent_type: str | None,
+        excluded: Sequence[str],
+        candidates: Sequence[str],
+    ) -> Routing:
+        """Reserve a slot on the first candidate with room for each step, else park it."""
+        k = self._keys
+        args: list[Any] = [k.prefix, sid, now_ms, reserve_ms, capabilities[0]]
+        args += [_dumps(list(step_ids)), _dumps(list(capabilities)), agent_type or ""]
+        args += [_dumps(list(excluded)), *candidates]
+        reply = self._scripts.route_steps(keys=[k.session(sid), k.steps(sid)], args=args)
+        return Routing.parse(reply)
+
+    def release_slot(
+        self, agent_id: str, sid: str, step_id: str, *, now_ms: int, reserve_ms: int
+    ) -> list[Handoff]:
+        args = [self._keys.prefix, agent_id, slot_member(sid, step_id), now_ms, reserve_ms]
+        return handoffs(self._scripts.release_slot(keys=[], args=args))
+
+    def reap_agent(self, agent_id: str, *, now_ms: int, reserve_ms: int) -> list[Handoff]:
+        """Drop the agent's expired slots and hand free ones to waiting steps."""
+        args = [self._keys.prefix, agent_id, now_ms, reserve_ms]
+        return handoffs(self._scripts.reap_agent(keys=[], args=args))
+
+    def step_record(self, sid: str, step_id: str) -> dict[str, Any]:
+        """One step's runtime record ({} if there is none)."""
+        raw = self._client.hget(self._keys.steps(sid), step_id)
+        return json.loads(raw) if raw else {}
 
     def log(self, entry: LogEntry, now_ms: int) -> None:
         """Write one log entry on its own (lifecycle calls send theirs with the script)."""

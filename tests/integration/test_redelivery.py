@@ -53,7 +53,7 @@ def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(c
 
     # When the broker delivers G's message a second time (same task id, same queue)
     dispatcher = CeleryDispatcher(create_celery_app(Settings(redis_url=cluster.redis_url)))
-    dispatcher.dispatch([StepDispatch(sid, "G", f"{sid}.G", "cap.gated_work", ("gated_work",))])
+    dispatcher.dispatch([StepDispatch(sid, "G", f"{sid}.G", "agent.gate-001", "gate-001")])
 
     # Then the duplicate sees the live lease and does not run
     wait_for(lambda: skipped(cluster, sid, "G", "leased"), 30, what="duplicate refused by lease")

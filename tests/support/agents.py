@@ -67,3 +67,51 @@ def flaky(step_input: StepInput) -> dict:
 def broken(step_input: StepInput) -> dict:
     """Always fails permanently."""
     raise PermanentStepError("this agent always fails")
+
+
+@agent(id="pair-001", name="Pair", type="tester", capabilities=["pair_work"], max_load=2)
+def pair(step_input: StepInput) -> dict:
+    """Records its own start and end around a short piece of simulated work."""
+    started = time.time()
+    time.sleep(float(step_input.step.parameters.get("workS", 0.05)))  # the work itself
+    return _report(step_input, startedAt=started, endedAt=time.time())
+
+
+@agent(id="victim-001", name="Victim", type="tester", capabilities=["victim_work"], max_load=2)
+def victim(step_input: StepInput) -> dict:
+    """Holds its step until the gate opens (its worker is killed meanwhile)."""
+    return gate.run(step_input)
+
+
+@agent(id="solo-001", name="Solo", type="tester", capabilities=["solo_work"], max_load=1)
+def solo(step_input: StepInput) -> dict:
+    """One at a time; gated when parameters name a gate."""
+    if "gate" in step_input.step.parameters:
+        return gate.run(step_input)
+    return _report(step_input)
+
+
+@agent(
+    id="primary-001",
+    name="Primary",
+    type="tester",
+    capabilities=["fallback_work"],
+    priority=10,
+    max_load=2,
+)
+def primary(step_input: StepInput) -> dict:
+    """Preferred by priority, and always fails."""
+    raise PermanentStepError("primary agent is broken")
+
+
+@agent(
+    id="secondary-001",
+    name="Secondary",
+    type="tester",
+    capabilities=["fallback_work"],
+    priority=1,
+    max_load=2,
+)
+def secondary(step_input: StepInput) -> dict:
+    """The fallback: same capability, lower priority."""
+    return _report(step_input)

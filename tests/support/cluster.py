@@ -44,6 +44,8 @@ def cluster_env(redis_url: str, **extra: str) -> dict[str, str]:
             "MEOWSTIK_REDIS_URL": redis_url,
             "MEOWSTIK_AGENT_MODULES": TEST_AGENT_MODULE,
             "MEOWSTIK_LEASE_S": "3",
+            "MEOWSTIK_HEARTBEAT_INTERVAL_S": "1",
+            "MEOWSTIK_HEARTBEAT_TIMEOUT_S": "3",
             "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
         }
     )
@@ -74,22 +76,27 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    def start_worker(self, name: str = "worker", concurrency: int = 4, agents: str = "") -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "worker",
-            "--concurrency",
-            str(concurrency),
-            "--name",
-            f"{name}@%h",
-            "--loglevel",
-            "INFO",
-        ]
+    def start_worker(
+        self, name: str = "worker", concurrency: int = 4, agents: str = "", *, remote: bool = False
+    ) -> subprocess.Popen:
+        command = [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency)]
+        command += ["--name", f"{name}@%h", "--loglevel", "INFO"]
         if agents:
             command += ["--agents", agents]
-        self._spawn(name, command)
+        if remote:
+            command.append("--remote")
+        return self._spawn(name, command)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and its whole group (a worker and its pool), and forget it."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def agents(self) -> dict[str, dict]:
+        response = requests.get(f"{self.api_url}/api/orchestrator/agents", timeout=10)
+        assert response.status_code == 200, response.text
+        return {agent["id"]: agent for agent in response.json()["agents"]}
 
     def start_api(self) -> None:
         self._spawn("api", api_command("127.0.0.1", self.port, 1, 8))

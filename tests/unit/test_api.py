@@ -18,7 +18,7 @@ def setup(fake_redis):
     settings = Settings(max_body_bytes=4096, max_goal_chars=500)
     registry = AgentRegistry(fake_redis, Keys(settings.key_prefix))
     for agent in DEFAULT_AGENTS:
-        registry.register(agent, worker="w1", now_ms=0)
+        registry.register(agent, worker="w1", now_ms=0, alive_ms=10**13)
     dispatcher = RecordingDispatcher()
     app = create_app(settings, redis_client=fake_redis, dispatcher=dispatcher)
     return app.test_client(), dispatcher, fake_redis
@@ -202,7 +202,7 @@ def test_unknown_sessions_and_routes_are_json_404s(setup):
 def test_broker_down_at_submit_is_a_503_and_the_session_is_failed_not_hung(fake_redis):
     registry = AgentRegistry(fake_redis, Keys("meowstik"))
     for agent in DEFAULT_AGENTS:
-        registry.register(agent, worker="w1", now_ms=0)
+        registry.register(agent, worker="w1", now_ms=0, alive_ms=10**13)
     app = create_app(Settings(), redis_client=fake_redis, dispatcher=RecordingDispatcher(fail=True))
     client = app.test_client()
     error = assert_json_error(post(client, SPEC_ORCHESTRATE_BODY), 503, "broker_unavailable")

@@ -2,18 +2,12 @@
 
 import pytest
 
-from orchestrator.engine import Engine
 from orchestrator.errors import RetryableStepError
-from orchestrator.execution import StepLifecycle
-from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.models import OrchestrateRequest
 from orchestrator.settings import Settings
 from orchestrator.statuses import STEP_TERMINAL, STEP_TRANSITIONS, StepStatus, can_transition
 from orchestrator.steps import StepResult
-from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import Keys
-from orchestrator.store.sessions import SessionStore
-from tests.support.recording import ManualClock, RecordingDispatcher
+from tests.support.world import build_world
 
 AGENT = "researcher-001"
 
@@ -22,16 +16,8 @@ class Audited:
     """Runs lifecycle operations and checks every status change they cause."""
 
     def __init__(self, fake_redis, policy):
-        keys = Keys("t")
-        registry = AgentRegistry(fake_redis, keys)
-        for agent in DEFAULT_AGENTS:
-            registry.register(agent, worker="w", now_ms=0)
-        settings = Settings(lease_s=5, step_max_attempts=2)
-        self.clock = ManualClock()
-        sessions = SessionStore(fake_redis, keys)
-        dispatcher = RecordingDispatcher()
-        self.engine = Engine(sessions, registry, dispatcher, settings, clock=self.clock)
-        self.lifecycle = StepLifecycle(sessions, dispatcher, settings, clock=self.clock)
+        world = build_world(fake_redis, Settings(lease_s=5, step_max_attempts=2))
+        self.clock, self.engine, self.lifecycle = world.clock, world.engine, world.lifecycle
         steps = [
             {"id": s, "title": s, "requiredCapabilities": ["web_research"], "dependsOn": d}
             for s, d in [("a", []), ("b", []), ("c", ["a"]), ("d", ["a", "b"])]

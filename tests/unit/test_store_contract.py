@@ -2,17 +2,12 @@
 
 import pytest
 
-from orchestrator.engine import Engine
 from orchestrator.errors import RetryableStepError
-from orchestrator.execution import Skip, StepLifecycle, StepRun
-from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.execution import Skip, StepRun
 from orchestrator.models import OrchestrateRequest
 from orchestrator.settings import Settings
 from orchestrator.steps import StepResult
-from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import Keys
-from orchestrator.store.sessions import SessionStore
-from tests.support.recording import ManualClock, RecordingDispatcher
+from tests.support.world import build_world
 
 SETTINGS = Settings(lease_s=10, step_max_attempts=2, retry_backoff_s=0.5)
 R = "researcher-001"
@@ -20,16 +15,13 @@ R = "researcher-001"
 
 @pytest.fixture
 def world(any_redis):
-    keys = Keys("t")
-    registry = AgentRegistry(any_redis, keys)
-    for agent in DEFAULT_AGENTS:
-        registry.register(agent, worker="w1", now_ms=0)
-    clock = ManualClock()
-    dispatcher = RecordingDispatcher()
-    sessions = SessionStore(any_redis, keys)
-    engine = Engine(sessions, registry, dispatcher, SETTINGS, clock=clock)
-    lifecycle = StepLifecycle(sessions, dispatcher, SETTINGS, clock=clock)
-    return engine, lifecycle, dispatcher, clock, registry
+    w = build_world(any_redis, SETTINGS)
+    return w.engine, w.lifecycle, w.dispatcher, w.clock, w.registry
+
+
+def load(world, agent_id=R) -> int:
+    _, _, _, clock, registry = world
+    return registry.get(agent_id, int(clock() * 1000)).current_load
 
 
 def diamond(policy="fail_fast"):
@@ -71,7 +63,9 @@ def test_submit_queues_only_steps_without_dependencies(world):
         "d": "pending",
     }
     assert snap.job_ids == [f"{snap.session_id}.{s}" for s in "abcd"]
-    assert dispatcher.sent[0][0].queue == "cap.web_research"
+    assert {(d.queue, d.agent_id) for d, _ in dispatcher.sent} == {
+        ("agent.researcher-001", "researcher-001")
+    }
 
 
 def test_a_step_is_released_exactly_when_its_last_dependency_completes(world):
@@ -115,14 +109,16 @@ def test_a_live_lease_blocks_a_second_run_and_an_expired_one_is_taken_over(world
 def test_session_completes_when_every_step_completes_and_load_returns_to_zero(world):
     engine, lifecycle, _, _, registry = world
     sid = engine.submit(diamond()).session_id
+    assert load(world) == 2  # a and b reserved on the only researcher when routed
+    expected_after = {"a": 2, "b": 2, "c": 1, "d": 0}  # each completion releases c, then d
     for step_id in "abcd":
         claimed = run(lifecycle, sid, step_id)
-        assert registry.get(R).current_load == 1
         lifecycle.succeed(claimed, StepResult(step_id))
+        assert load(world) == expected_after[step_id]
     snap = engine.snapshot(sid)
     assert snap.status == "completed" and snap.end_time is not None
     assert set(snap.results) == set(snap.job_ids)
-    assert registry.get(R).current_load == 0
+    assert load(world) == 0
 
 
 def test_fail_fast_cancels_everything_not_started(world):
@@ -141,7 +137,7 @@ def test_fail_fast_cancels_everything_not_started(world):
     assert snap.errors[0].step_id == "a" and "bad input" in snap.errors[0].message
     assert lifecycle.succeed(b, StepResult("b")).released == []
     assert engine.snapshot(sid).steps["d"].status == "cancelled"
-    assert registry.get(R).current_load == 0
+    assert load(world) == 0
 
 
 def test_continue_policy_skips_dependents_and_lets_independent_branches_finish(world):

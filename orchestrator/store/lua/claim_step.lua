@@ -1,20 +1,25 @@
--- claim_step: a worker takes a released step for one run, and reads the step's input in the
+-- claim_step: a worker takes a step for one run of one agent, and reads the step's input in the
 -- same round trip. The caller that gets "ok" owns the step until leaseUntil; it must renew the
 -- lease while it works (renew_lease) and finish with complete_step, fail_step or requeue_step.
+-- The agent's slot for the step (reserved when the step was routed) becomes the run's lease; a
+-- step that arrives without a reservation takes a free slot, or gets "full".
+-- (prepended: _slots.lua)
 --
 -- KEYS[1] session hash        KEYS[2] steps hash         KEYS[3] plan hash
 -- KEYS[4] depends hash        KEYS[5] results hash       KEYS[6] shared state hash
--- KEYS[7] agent hash
+-- KEYS[7] agent hash          KEYS[8] agent slots
 -- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] lease (ms)   ARGV[5] agent id
+-- ARGV[6] slot member ("<session id>|<step id>")
 --
 -- Returns one of:
 --   {"ok", attempt, step JSON, goal, initial context JSON, {state k, v, ...}, {dep id, output, ...},
---    max attempts}
+--    max attempts, attempt on this agent, queue}
 --   {"missing"}                 no such session or step
 --   {"ended", session status}   the session is over: do not run
 --   {"finished", step status}   the step already ended (a duplicate delivery): do not run
 --   {"leased", ms left}         another live run owns the step: try again after the lease
---   {"not_ready", step status}  the step is pending or waiting for input: do not run
+--   {"not_ready", step status}  the step is pending or waiting: do not run
+--   {"full"}                    no reservation and the agent has no free slot: route it again
 local session_status = redis.call("HGET", KEYS[1], "status")
 local raw = redis.call("HGET", KEYS[2], ARGV[1])
 if not session_status or not raw then
@@ -32,17 +37,27 @@ end
 if status == "running" and tonumber(rec["leaseUntil"]) > now then
   return {"leased", tostring(tonumber(rec["leaseUntil"]) - now)}
 end
-if status ~= "queued" and status ~= "running" then
+if (status ~= "queued" and status ~= "running") or rec["waitingFor"] then
   return {"not_ready", status}
 end
-if status ~= "running" or rec["agentId"] ~= ARGV[5] then
-  -- a takeover by the same agent keeps the slot the dead run held
-  if redis.call("EXISTS", KEYS[7]) == 1 then
-    redis.call("HINCRBY", KEYS[7], "currentLoad", 1)
+local reserved = redis.call("ZSCORE", KEYS[8], ARGV[6])
+if not reserved or rec["agentId"] ~= ARGV[5] then
+  if live_load(KEYS[8], now) >= tonumber(redis.call("HGET", KEYS[7], "maxLoad") or "0") then
+    if status == "running" then
+      -- the previous run's lease expired: the step is queued again, for routing
+      rec["status"], rec["token"], rec["leaseUntil"], rec["agentId"] = "queued", nil, nil, nil
+      redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
+    end
+    return {"full"}
   end
+end
+redis.call("ZADD", KEYS[8], now + tonumber(ARGV[4]), ARGV[6])
+if rec["agentId"] ~= ARGV[5] then
+  rec["agentAttempts"] = 0
 end
 rec["status"] = "running"
 rec["attempts"] = (tonumber(rec["attempts"]) or 0) + 1
+rec["agentAttempts"] = (tonumber(rec["agentAttempts"]) or 0) + 1
 rec["token"] = ARGV[2]
 rec["leaseUntil"] = now + tonumber(ARGV[4])
 rec["startedAt"] = now
@@ -65,4 +80,6 @@ return {
   redis.call("HGETALL", KEYS[6]),
   outputs,
   redis.call("HGET", KEYS[1], "maxAttempts") or "1",
+  rec["agentAttempts"],
+  rec["queue"] or "",
 }

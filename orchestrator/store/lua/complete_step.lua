@@ -1,13 +1,17 @@
 -- complete_step: record a step's output exactly once and release the dependents whose last
--- dependency this was ("complete and release"). A duplicate or stale completion changes nothing.
+-- dependency this was ("complete and release"). Frees the agent's slot and hands it to a waiting
+-- step. A duplicate or stale completion changes nothing.
+-- (prepended: _slots.lua)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] remaining hash
--- KEYS[5] results hash   KEYS[6] shared state hash   KEYS[7] agent hash
+-- KEYS[5] results hash   KEYS[6] shared state hash
 -- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] output JSON
--- ARGV[5], ARGV[6], ... shared state updates as key, value JSON pairs
+-- ARGV[5] key prefix   ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
+-- ARGV[9], ARGV[10], ... shared state updates as key, value JSON pairs
 --
 -- Returns one of:
---   {"ok", session status, {released id, its record JSON, released id, its record JSON, ...}}
+--   {"ok", session status, {released id, its record JSON, ...}, {handed session id, step id,
+--    queue, agent id, ...}}
 --   {"duplicate"}           the step was already completed: nothing changed
 --   {"stale", step status}  this run no longer owns the step (lease lost, cancelled): nothing changed
 --   {"missing"}
@@ -29,12 +33,10 @@ rec["token"] = nil
 rec["leaseUntil"] = nil
 redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
 redis.call("HSET", KEYS[5], ARGV[1], ARGV[4])
-for i = 5, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
 end
-if tonumber(redis.call("HGET", KEYS[7], "currentLoad") or "0") > 0 then
-  redis.call("HINCRBY", KEYS[7], "currentLoad", -1)
-end
+local handed = release(ARGV[5], ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
 redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
@@ -64,4 +66,4 @@ if session_status == "executing" or session_status == "waiting_for_input" then
     redis.call("HSET", KEYS[1], "status", session_status, "endTime", now)
   end
 end
-return {"ok", session_status, released}
+return {"ok", session_status, released, handed}

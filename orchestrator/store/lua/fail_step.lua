@@ -1,15 +1,17 @@
 -- fail_step: record that a step failed for good, then apply the session's failure policy:
 --   fail_fast  the session fails now; every step not yet started is cancelled
 --   continue   every step that (transitively) depends on this one is skipped; the rest go on
--- A duplicate or stale failure changes nothing.
+-- Frees the agent's slot (handing it to a waiting step). A duplicate or stale failure changes
+-- nothing.
+-- (prepended: _slots.lua)
 --
--- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] agent hash
--- KEYS[5] errors list
+-- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] errors list
 -- ARGV[1] step id   ARGV[2] run token ("" when the step was never claimed)   ARGV[3] now (ms)
 -- ARGV[4] error message   ARGV[5] StepError JSON for the errors list
+-- ARGV[6] key prefix   ARGV[7] slot member   ARGV[8] reservation (ms)
 --
--- Returns {"ok", session status, {affected step id, ...}} | {"duplicate"} | {"stale", status}
---   | {"missing"}
+-- Returns {"ok", session status, {affected step id, ...}, {handed sid, step, queue, agent, ...}}
+--   | {"duplicate"} | {"stale", status} | {"missing"}
 local raw = redis.call("HGET", KEYS[2], ARGV[1])
 if not raw then
   return {"missing"}
@@ -23,23 +25,21 @@ if ARGV[2] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[2]) then
   return {"stale", status}
 end
 local now = tonumber(ARGV[3])
-if status == "running" and tonumber(redis.call("HGET", KEYS[4], "currentLoad") or "0") > 0 then
-  redis.call("HINCRBY", KEYS[4], "currentLoad", -1)
-end
+local handed = release(ARGV[6], rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
 rec["status"] = "failed"
 rec["finishedAt"] = now
 rec["error"] = ARGV[4]
 rec["token"] = nil
 rec["leaseUntil"] = nil
 redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
-redis.call("RPUSH", KEYS[5], ARGV[5])
+redis.call("RPUSH", KEYS[4], ARGV[5])
 redis.call("HINCRBY", KEYS[1], "failedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
 local session_status = redis.call("HGET", KEYS[1], "status")
 local affected = {}
 if session_status ~= "executing" and session_status ~= "waiting_for_input" then
-  return {"ok", session_status, affected}
+  return {"ok", session_status, affected, handed}
 end
 local function finish_step(step_id, step_rec, new_status)
   step_rec["status"] = new_status
@@ -76,4 +76,4 @@ end
 if session_status == "failed" then
   redis.call("HSET", KEYS[1], "status", "failed", "endTime", now)
 end
-return {"ok", session_status, affected}
+return {"ok", session_status, affected, handed}

@@ -1,12 +1,17 @@
--- requeue_step: give a step back to its queue for another attempt (retry after a retryable
--- error, or a forward to another agent). The run must own the step. Frees the agent's slot.
+-- requeue_step: give a step back for another attempt. The run must own the step.
+--   retry    the same agent tries again after a backoff: its slot stays reserved until then
+--   reroute  another agent should take it (fallback): this agent is added to failedAgents, its
+--            slot is freed (and handed to a waiting step), and the caller routes the step again
 -- If the session ended meanwhile, the step is cancelled instead.
+-- (prepended: _slots.lua)
 --
--- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] agent hash
+-- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] agent slots
 -- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] error message ("" for none)
--- ARGV[5] queue the step goes to next
+-- ARGV[5] mode (retry | reroute)   ARGV[6] key prefix   ARGV[7] slot member
+-- ARGV[8] reservation (ms)   ARGV[9] backoff before the retry (ms)
 --
--- Returns {"ok", attempts so far} | {"ended", session status} | {"stale", step status} | {"missing"}
+-- Returns {"ok", attempts so far, {failed agent id, ...}, {handed sid, step, queue, agent, ...}}
+--   | {"ended", session status} | {"stale", step status} | {"missing"}
 local raw = redis.call("HGET", KEYS[2], ARGV[1])
 local session_status = redis.call("HGET", KEYS[1], "status")
 if not raw or not session_status then
@@ -16,24 +21,33 @@ local rec = cjson.decode(raw)
 if rec["status"] ~= "running" or rec["token"] ~= ARGV[2] then
   return {"stale", rec["status"]}
 end
-local now = tonumber(ARGV[3])
-if tonumber(redis.call("HGET", KEYS[3], "currentLoad") or "0") > 0 then
-  redis.call("HINCRBY", KEYS[3], "currentLoad", -1)
-end
+local now, reserve = tonumber(ARGV[3]), tonumber(ARGV[8])
+local agent_id = rec["agentId"]
 rec["token"] = nil
 rec["leaseUntil"] = nil
 if ARGV[4] ~= "" then
   rec["error"] = ARGV[4]
 end
 if session_status ~= "executing" and session_status ~= "waiting_for_input" then
+  release(ARGV[6], agent_id, ARGV[7], now, reserve)
   rec["status"] = "cancelled"
   rec["finishedAt"] = now
   redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
   redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
   return {"ended", session_status}
 end
+local handed = {}
 rec["status"] = "queued"
 rec["queuedAt"] = now
-rec["queue"] = ARGV[5]
+if ARGV[5] == "reroute" then
+  local failed = rec["failedAgents"] or {}
+  table.insert(failed, agent_id)
+  rec["failedAgents"] = failed
+  rec["agentAttempts"] = 0
+  rec["agentId"] = nil
+  handed = release(ARGV[6], agent_id, ARGV[7], now, reserve)
+else
+  redis.call("ZADD", KEYS[3], now + tonumber(ARGV[9]) + reserve, ARGV[7])
+end
 redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
-return {"ok", rec["attempts"]}
+return {"ok", rec["attempts"], rec["failedAgents"] or {}, handed}

@@ -1,0 +1,99 @@
+-- Shared functions for agent load slots, prepended to the scripts that use them.
+--
+-- An agent's load is a sorted set  <prefix>:agent:<id>:slots  whose members are
+-- "<session id>|<step id>" and whose scores are lease expiry times (ms). Live load is the number
+-- of members whose lease has not expired, so a dead worker's slots free themselves.
+-- Steps that found every eligible agent full wait in  <prefix>:waiting:<capability>  (JSON
+-- entries {s, t, caps, type, ex}); a released slot is handed to the first entry the agent can run.
+-- These functions build key names from the prefix (single-node Redis, like kombu's transport).
+
+local function agent_key(prefix, agent_id) return prefix .. ":agent:" .. agent_id end
+local function slots_key(prefix, agent_id) return prefix .. ":agent:" .. agent_id .. ":slots" end
+local function steps_key(prefix, session_id) return prefix .. ":session:{" .. session_id .. "}:steps" end
+local function session_key(prefix, session_id) return prefix .. ":session:{" .. session_id .. "}" end
+
+local function live_load(slots, now)
+  redis.call("ZREMRANGEBYSCORE", slots, "-inf", "(" .. now)
+  return redis.call("ZCARD", slots)
+end
+
+-- Whether the agent may take new work now: active, alive, circuit closed.
+local function takes_work(akey, now)
+  local fields = redis.call("HMGET", akey, "status", "aliveUntil", "circuitOpenUntil")
+  if fields[1] ~= "active" then return false end
+  if tonumber(fields[2] or "0") < now then return false end
+  if tonumber(fields[3] or "0") > now then return false end
+  return true
+end
+
+local function agent_queue(akey, agent_id)
+  local queue = redis.call("HGET", akey, "queue")
+  if queue then return queue end
+  return "agent." .. agent_id
+end
+
+local function has_all(have, need)
+  for _, cap in ipairs(need) do
+    if not have[cap] then return false end
+  end
+  return true
+end
+
+local function excluded(list, agent_id)
+  for _, id in ipairs(list or {}) do
+    if id == agent_id then return true end
+  end
+  return false
+end
+
+-- Hand free slots of one agent to waiting steps it can run. Returns a flat list
+-- {session id, step id, queue, agent id, ...} of steps now reserved on it.
+local function handoff(prefix, agent_id, now, reserve_ms)
+  local akey, skey = agent_key(prefix, agent_id), slots_key(prefix, agent_id)
+  local out = {}
+  if not takes_work(akey, now) then return out end
+  local info = redis.call("HMGET", akey, "maxLoad", "capabilities", "type")
+  local max_load = tonumber(info[1] or "0")
+  local caps_list = cjson.decode(info[2] or "[]")
+  local have = {}
+  for _, cap in ipairs(caps_list) do have[cap] = true end
+  local queue = agent_queue(akey, agent_id)
+  for _, cap in ipairs(caps_list) do
+    local wkey = prefix .. ":waiting:" .. cap
+    local entries = redis.call("LRANGE", wkey, 0, 99)
+    for _, raw in ipairs(entries) do
+      if live_load(skey, now) >= max_load then return out end
+      local entry = cjson.decode(raw)
+      local fits = has_all(have, entry["caps"]) and not excluded(entry["ex"], agent_id)
+        and (entry["type"] == nil or entry["type"] == info[3])
+      if fits then
+        redis.call("LREM", wkey, 1, raw)
+        local rec_raw = redis.call("HGET", steps_key(prefix, entry["s"]), entry["t"])
+        local status = redis.call("HGET", session_key(prefix, entry["s"]), "status")
+        if rec_raw and (status == "executing" or status == "waiting_for_input") then
+          local rec = cjson.decode(rec_raw)
+          if rec["status"] == "queued" and rec["waitingFor"] == "capacity" then
+            rec["waitingFor"] = nil
+            rec["agentId"] = agent_id
+            rec["queue"] = queue
+            rec["queuedAt"] = now
+            redis.call("HSET", steps_key(prefix, entry["s"]), entry["t"], cjson.encode(rec))
+            redis.call("ZADD", skey, now + reserve_ms, entry["s"] .. "|" .. entry["t"])
+            table.insert(out, entry["s"])
+            table.insert(out, entry["t"])
+            table.insert(out, queue)
+            table.insert(out, agent_id)
+          end
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- Release one slot of an agent and hand what it freed to waiting steps.
+local function release(prefix, agent_id, member, now, reserve_ms)
+  if agent_id == nil or agent_id == "" then return {} end
+  redis.call("ZREM", slots_key(prefix, agent_id), member)
+  return handoff(prefix, agent_id, now, reserve_ms)
+end

@@ -1,0 +1,54 @@
+-- route_steps: give queued steps an agent with a free slot, in the caller's order of preference,
+-- or park them in the waiting list of their first capability when every candidate is full.
+-- Deciding and reserving in one script means a slot freed meanwhile is never missed: either this
+-- script sees it, or the release that frees it finds the step already waiting.
+-- (prepended: _slots.lua)
+--
+-- KEYS[1] session hash   KEYS[2] steps hash
+-- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] now (ms)   ARGV[4] reservation (ms)
+-- ARGV[5] waiting capability   ARGV[6] JSON list of step ids (same requirements)
+-- ARGV[7] JSON list of capabilities   ARGV[8] agent type or ""   ARGV[9] JSON list of excluded
+-- ARGV[10..] candidate agent ids, most preferred first
+--
+-- Returns {"ok", {step id, agent id, queue, ...}, {waiting step id, ...}} | {"ended", status}
+local prefix, sid, now, reserve = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local status = redis.call("HGET", KEYS[1], "status")
+if status ~= "executing" and status ~= "waiting_for_input" then
+  return {"ended", status or "missing"}
+end
+local reserved, waiting = {}, {}
+local entry_base = {caps = cjson.decode(ARGV[7]), ex = cjson.decode(ARGV[9]), s = sid}
+if ARGV[8] ~= "" then entry_base["type"] = ARGV[8] end
+for _, step_id in ipairs(cjson.decode(ARGV[6])) do
+  local raw = redis.call("HGET", KEYS[2], step_id)
+  local rec = raw and cjson.decode(raw)
+  if rec and rec["status"] == "queued" and rec["waitingFor"] ~= "capacity" then
+    local placed = false
+    for i = 10, #ARGV do
+      local agent_id = ARGV[i]
+      local akey, skey = agent_key(prefix, agent_id), slots_key(prefix, agent_id)
+      if takes_work(akey, now)
+        and live_load(skey, now) < tonumber(redis.call("HGET", akey, "maxLoad") or "0") then
+        redis.call("ZADD", skey, now + reserve, sid .. "|" .. step_id)
+        rec["agentId"] = agent_id
+        rec["queue"] = agent_queue(akey, agent_id)
+        rec["queuedAt"] = now
+        redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))
+        table.insert(reserved, step_id)
+        table.insert(reserved, agent_id)
+        table.insert(reserved, rec["queue"])
+        placed = true
+        break
+      end
+    end
+    if not placed then
+      rec["waitingFor"] = "capacity"
+      rec["agentId"] = nil
+      redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))
+      entry_base["t"] = step_id
+      redis.call("RPUSH", prefix .. ":waiting:" .. ARGV[5], cjson.encode(entry_base))
+      table.insert(waiting, step_id)
+    end
+  end
+end
+return {"ok", reserved, waiting}

@@ -1,0 +1,296 @@
+"""HTTP agents: a step's context is POSTed as JSON to the agent's endpoint, and the JSON reply
+is the step's result. Also the bounded, retrying JSON POST that the LLM executor shares.
+
+Failures map to the orchestrator's retry policy by exception type:
+
+    post_json
+    ├── connection error, timeout, 408/425/429/5xx
+    │       retried here (0.2 s doubling, or Retry-After, at most 5 s), then RetryableStepError
+    ├── 3xx (redirects are never followed, so a registration cannot bounce us elsewhere)
+    │       PermanentStepError
+    ├── other 4xx, or a body over 10 MiB
+    │       PermanentStepError
+    └── 2xx
+            HttpReply; decode_json raises PermanentStepError when it is not JSON
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from orchestrator.endpoints import check_endpoint
+from orchestrator.errors import PermanentStepError, RetryableStepError
+from orchestrator.models import AgentDefinition, AgentExecutor
+from orchestrator.settings import Settings
+from orchestrator.steps import StepInput, StepResult
+from workers.agents.base import Agent
+
+USER_AGENT = "meowstik-orchestration"
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+INITIAL_BACKOFF_S = 0.2
+MAX_BACKOFF_S = 5.0
+ERROR_BODY_CHARS = 500
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+_ERROR_BODY_BYTES = 4 * ERROR_BODY_CHARS  # enough bytes for 500 characters of UTF-8
+_CHUNK_BYTES = 64 * 1024
+_RETRYABLE_EXCEPTIONS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """A 2xx answer, its body read in full (at most MAX_RESPONSE_BYTES)."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+class _AttemptFailed(Exception):
+    """One attempt failed in a way worth retrying; ``retry_after_s`` is the server's wish."""
+
+    def __init__(self, description: str, retry_after_s: float | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retry_after_s = retry_after_s
+
+
+def describe_url(url: str) -> str:
+    """The URL as messages show it: without its query string, which often carries API keys."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def backoff_delay_s(retry: int) -> float:
+    """The pause before in-process retry number ``retry`` (0-based): 0.2 s doubling, capped."""
+    return min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * 2**retry)
+
+
+def post_json(
+    url: str,
+    payload: Any,
+    *,
+    service: str,
+    timeout_s: float,
+    max_retries: int,
+    headers: dict[str, str] | None = None,
+    sleep: Sleep = time.sleep,
+) -> HttpReply:
+    """POST ``payload`` as JSON and return the 2xx reply, retrying transient failures.
+
+    Args:
+        service: names the remote side in error messages, e.g. "HTTP agent 'x' at http://...".
+        timeout_s: bound on connecting, on each read, and on reading the whole body.
+        max_retries: in-process retries after the first attempt; the orchestrator's own retry
+            and fallback apply once they are spent.
+        sleep: how to pause between attempts (tests pass a recorder).
+
+    Raises:
+        RetryableStepError: every attempt failed transiently.
+        PermanentStepError: a redirect, another 4xx, an oversized body, or an unusable request.
+    """
+    data = json.dumps(payload).encode()
+    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
+    failures: list[str] = []
+    for retry in range(max_retries + 1):
+        try:
+            return _post_once(url, data, all_headers, service=service, timeout_s=timeout_s)
+        except _AttemptFailed as failure:
+            failures.append(failure.description)
+            if retry < max_retries:
+                wait_s = failure.retry_after_s
+                sleep(backoff_delay_s(retry) if wait_s is None else wait_s)
+    raise RetryableStepError(
+        f"{service} failed {len(failures)} time(s); last: {failures[-1]}. It may be down or "
+        "overloaded; the orchestrator retries the step or falls back to another agent.",
+        details={"endpoint": describe_url(url), "attempts": len(failures), "errors": failures},
+    )
+
+
+def _post_once(
+    url: str, data: bytes, headers: dict[str, str], *, service: str, timeout_s: float
+) -> HttpReply:
+    deadline = time.monotonic() + timeout_s
+    try:
+        with (
+            requests.Session() as session,
+            session.post(
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout_s,
+                stream=True,
+                allow_redirects=False,
+            ) as response,
+        ):
+            return _reply(response, service=service, deadline=deadline)
+    except requests.exceptions.SSLError as exc:
+        raise PermanentStepError(
+            f"{service}: the TLS handshake failed ({exc}); fix the server's certificate or the "
+            "endpoint's scheme.",
+            details={"endpoint": describe_url(url)},
+        ) from exc
+    except _RETRYABLE_EXCEPTIONS as exc:
+        raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise PermanentStepError(
+            f"{service}: the request could not be made ({type(exc).__name__}: {exc}). "
+            "Check the URL.",
+            details={"endpoint": describe_url(url)},
+        ) from exc
+
+
+def _reply(response: requests.Response, *, service: str, deadline: float) -> HttpReply:
+    """Classify a response by status: return a 2xx, raise for everything else."""
+    status = response.status_code
+    content_type = response.headers.get("Content-Type", "(none)")
+    if 200 <= status < 300:
+        body, complete = _read_body(response, MAX_RESPONSE_BYTES, deadline)
+        if not complete:
+            raise PermanentStepError(
+                f"{service} sent a body over {MAX_RESPONSE_BYTES} bytes; agents must answer "
+                "with less.",
+                details={"status": status, "limitBytes": MAX_RESPONSE_BYTES},
+            )
+        return HttpReply(status, content_type, body)
+    text = _error_text(response, deadline)
+    if status in RETRYABLE_STATUSES or status >= 500:
+        raise _AttemptFailed(f"HTTP {status}: {text!r}", _retry_after_s(response))
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "(none)")
+        raise PermanentStepError(
+            f"{service} answered HTTP {status} redirecting to {location!r}; redirects are not "
+            "followed. Register the final URL as the endpoint.",
+            details={"status": status, "location": location},
+        )
+    raise PermanentStepError(
+        f"{service} rejected the request with HTTP {status}: {text!r}. Retrying would not help; "
+        "check the agent's endpoint and what it expects.",
+        details={"status": status, "body": text},
+    )
+
+
+def _read_body(
+    response: requests.Response, limit_bytes: int, deadline: float
+) -> tuple[bytes, bool]:
+    """Read at most ``limit_bytes`` (decompressed). Returns the bytes and whether that was all.
+
+    Raises _AttemptFailed when the whole body takes longer than the timeout: requests only
+    bounds each read, so a server dripping bytes could otherwise hold the step forever.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK_BYTES):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit_bytes:
+            return b"".join(chunks)[:limit_bytes], False
+        if time.monotonic() > deadline:
+            raise _AttemptFailed("timed out reading the response body")
+    return b"".join(chunks), True
+
+
+def _error_text(response: requests.Response, deadline: float) -> str:
+    """The first ERROR_BODY_CHARS characters of an error response, for the message."""
+    body, _ = _read_body(response, _ERROR_BODY_BYTES, deadline)
+    return body.decode("utf-8", errors="replace")[:ERROR_BODY_CHARS]
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    """Retry-After in seconds, capped at MAX_BACKOFF_S; None when absent or an HTTP date."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_BACKOFF_S)
+
+
+def decode_json(reply: HttpReply, service: str) -> Any:
+    """The reply's JSON value. Raises PermanentStepError naming the content type if it is not
+    JSON (an HTML error page from a proxy, plain text, an empty body)."""
+    try:
+        return json.loads(reply.body)
+    except (ValueError, RecursionError) as exc:
+        start = reply.body[:200].decode("utf-8", errors="replace")
+        raise PermanentStepError(
+            f"{service} answered HTTP {reply.status} with {reply.content_type} that is not "
+            f"JSON (starts {start!r}); it must answer with a JSON document.",
+            details={"status": reply.status, "contentType": reply.content_type},
+        ) from exc
+
+
+def result_from_envelope(document: dict[str, Any], service: str) -> StepResult:
+    """A StepResult from ``{"output": ..., "stateUpdates": {...}}``.
+
+    Raises:
+        PermanentStepError: stateUpdates is present but not an object; merging anything else
+            into the shared state would corrupt it.
+    """
+    state_updates = document.get("stateUpdates")
+    if state_updates is None:
+        state_updates = {}
+    if not isinstance(state_updates, dict) or not all(isinstance(k, str) for k in state_updates):
+        raise PermanentStepError(
+            f"{service} answered with stateUpdates of type {type(state_updates).__name__}; it "
+            "must be a JSON object (or absent).",
+            details={"stateUpdatesType": type(state_updates).__name__},
+        )
+    return StepResult(output=document["output"], state_updates=state_updates)
+
+
+class HttpAgent(Agent):
+    """Runs an agent registered with ``executor: http``: each step's context
+    (``StepInput.as_context()``) is POSTed to its endpoint. The endpoint answers with
+    ``{"output": ..., "stateUpdates": {...}}``, or any other JSON document, which becomes the
+    output as is."""
+
+    def __init__(
+        self, definition: AgentDefinition, settings: Settings, *, sleep: Sleep = time.sleep
+    ) -> None:
+        if definition.executor != AgentExecutor.HTTP or not definition.endpoint:
+            raise PermanentStepError(
+                f"agent {definition.id!r} is not an HTTP agent with an endpoint (executor "
+                f"{definition.executor.value!r}, endpoint {definition.endpoint!r}); register it "
+                "with executor 'http' and an endpoint URL.",
+                details={"agentId": definition.id, "executor": definition.executor.value},
+            )
+        self.definition = definition
+        self._settings = settings
+        self._sleep = sleep
+
+    def run(self, step_input: StepInput) -> StepResult:
+        """POST the step's context and turn the reply into a StepResult.
+
+        Raises:
+            EndpointNotAllowedError: the endpoint is no longer allowed by the settings.
+            RetryableStepError, PermanentStepError: see the module docstring.
+        """
+        endpoint = check_endpoint(self.definition.endpoint or "", self._settings)
+        service = f"HTTP agent {self.definition.id!r} at {describe_url(endpoint)}"
+        reply = post_json(
+            endpoint,
+            step_input.as_context(),
+            service=service,
+            timeout_s=self.definition.timeout_s,
+            max_retries=self._settings.http_agent_max_retries,
+            sleep=self._sleep,
+        )
+        document = decode_json(reply, service)
+        if isinstance(document, dict) and "output" in document:
+            return result_from_envelope(document, service)
+        return StepResult(output=document)
