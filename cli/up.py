@@ -83,6 +83,12 @@ def worker_command(
     return command
 
 
+def remote_worker_command(*, program: Sequence[str] | None = None) -> list[str]:
+    """The worker executing HTTP and LLM agents registered over the API (queue executor.remote)."""
+    prefix = list(program) if program is not None else [sys.executable, "-m", "cli.main"]
+    return [*prefix, "worker", "--remote", "--name", "remote@%h"]
+
+
 def _agent_ids(text: str) -> list[AgentDefinition]:
     ids = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [agent_id for agent_id in ids if agent_id not in AGENTS_BY_ID]
@@ -189,7 +195,7 @@ class ClusterPlan:
         return env
 
     def app_children(self) -> list[ManagedProcess]:
-        """The API and one worker per agent; they stop before Redis (stage 0)."""
+        """The API, one worker per agent and one for remote agents; they stop before Redis."""
         env = self.child_env()
         s = self.settings
         api = ManagedProcess(
@@ -207,7 +213,10 @@ class ClusterPlan:
             )
             for agent in self.agents
         ]
-        return [api, *workers]
+        remote = ManagedProcess(
+            "worker remote", remote_worker_command(), env, self.log_dir / "worker-remote.log"
+        )
+        return [api, *workers, remote]
 
 
 def run(args: argparse.Namespace) -> int:

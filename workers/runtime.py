@@ -12,8 +12,9 @@ from collections.abc import Mapping
 import redis
 from celery import Celery
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.execution import Skip, StepLifecycle, StepRun
-from orchestrator.models import AgentExecutor
+from orchestrator.models import AgentDefinition, AgentExecutor
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
@@ -55,15 +56,30 @@ class LeaseKeeper:
         self._thread.join()
 
 
-def build_remote_agent(definition, settings: Settings) -> Agent:
+class UnusableAgent(Agent):
+    """A registered agent that cannot be built here (e.g. no LLM configured): its steps fail
+    with the reason, through the normal failure path (fallback, then the step's error)."""
+
+    def __init__(self, definition: AgentDefinition, error: Exception) -> None:
+        self.definition = definition
+        self._error = error
+
+    def run(self, step_input):
+        raise self._error
+
+
+def build_remote_agent(definition: AgentDefinition, settings: Settings) -> Agent:
     """An HTTP or LLM agent from its registry record."""
-    if definition.executor == AgentExecutor.HTTP:
-        from workers.executors.http_agent import HttpAgent
+    try:
+        if definition.executor == AgentExecutor.HTTP:
+            from workers.executors.http_agent import HttpAgent
 
-        return HttpAgent(definition, settings)
-    from workers.executors.llm import LlmAgent
+            return HttpAgent(definition, settings)
+        from workers.executors.llm import LlmAgent
 
-    return LlmAgent(definition, settings)
+        return LlmAgent(definition, settings)
+    except OrchestratorError as exc:
+        return UnusableAgent(definition, exc)
 
 
 class WorkerRuntime:

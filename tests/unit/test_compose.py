@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.up import api_command, worker_command
+from cli.up import api_command, remote_worker_command, worker_command
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 
@@ -98,6 +98,8 @@ def test_there_is_one_worker_service_per_default_agent_running_the_command_up_bu
         service = services[agent.type]
         assert service["command"] == worker_command(agent, program=["meowstik"])
         assert service["environment"]["MEOWSTIK_REDIS_URL"] == REDIS_URL_IN_COMPOSE
+    remote = services["remote"]
+    assert remote["command"] == remote_worker_command(program=["meowstik"])
 
 
 def test_api_and_workers_wait_for_a_healthy_redis_with_append_only_persistence(
