@@ -84,6 +84,15 @@ class Router:
         agents = self.registry.candidates(capabilities, self.now_ms())
         return bool(rank(agents, capabilities, agent_type, excluded))
 
+    def offer_capacity(self, agent_id: str) -> list[Handoff]:
+        """Give the agent's free slots (after dropping expired ones) to waiting steps, and
+        dispatch them. Called on heartbeats and when an operator frees capacity."""
+        handed = self.sessions.reap_agent(
+            agent_id, now_ms=self.now_ms(), reserve_ms=self.reserve_ms
+        )
+        self.dispatch_handoffs(handed)
+        return handed
+
     def dispatch_handoffs(self, handed: Sequence[Handoff]) -> None:
         """Send steps that a freed slot was handed to."""
         if not handed:

@@ -90,10 +90,7 @@ class Presence:
                 ids, worker=self.worker, now_ms=now_ms, alive_ms=self.alive_ms, remote=self.remote
             )
             for agent_id in ids:
-                handed = self.sessions.reap_agent(
-                    agent_id, now_ms=now_ms, reserve_ms=self.router.reserve_ms
-                )
-                self.router.dispatch_handoffs(handed)
+                self.router.offer_capacity(agent_id)
         except Exception as exc:  # noqa: BLE001 - a missed beat must not stop the worker
             log.warning("heartbeat failed: %s", exc)
 

@@ -39,6 +39,7 @@ def register_agent():
     if registry.exists(definition.id):
         raise AgentExistsError(definition.id)
     registry.register_remote(definition, now_ms=now_ms())
+    services().engine.router.offer_capacity(definition.id)
     response = jsonify(registry.get(definition.id, now_ms()).to_json_dict())
     response.status_code = 201
     response.headers["Location"] = f"/api/orchestrator/agents/{definition.id}"
@@ -70,7 +71,9 @@ def update_agent(agent_id: str):
                 ]
             },
         )
-    return jsonify(services().registry.update(agent_id, change, now_ms()).to_json_dict())
+    updated = services().registry.update(agent_id, change, now_ms())
+    services().engine.router.offer_capacity(agent_id)  # more room, or active again
+    return jsonify(updated.to_json_dict())
 
 
 @blueprint.delete("/agents/<agent_id>")

@@ -174,3 +174,15 @@ def test_policies_order_candidates_as_documented(any_redis):
     rotations = {ids(rank(agents, ["work"], policy="round_robin", rotation=r))[0] for r in range(3)}
     assert rotations == {"busy-high", "idle-low", "idle-mid"}
     assert set(POLICIES) == {"least_loaded", "priority_first", "round_robin"}
+
+
+def test_reactivating_a_drained_agent_hands_its_slots_to_waiting_steps_at_once(any_redis):
+    world = build_world(any_redis, SETTINGS, agents=(agent("a1", max_load=2),))
+    world.registry.update("a1", AgentUpdate(status=AgentStatus.DRAINING), world.now_ms())
+    sid = submit(world, 2)
+    assert all(s.waiting_for == "capacity" for s in step_states(world, sid).values())
+    world.registry.update("a1", AgentUpdate(status=AgentStatus.ACTIVE), world.now_ms())
+    handed = world.router.offer_capacity("a1")
+    assert sorted(h.step_id for h in handed) == ["s0", "s1"]
+    assert {s.agent_id for s in step_states(world, sid).values()} == {"a1"}
+    assert sorted(d.step_id for d, _ in world.dispatcher.sent) == ["s0", "s1"]
