@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import redis
 from celery import Celery, bootsteps
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_received, worker_ready, worker_shutdown
 
 from orchestrator.routing import Router
 from orchestrator.settings import Settings
@@ -46,6 +46,22 @@ def default_concurrency(agents: Iterable[Agent], ceiling: int = 8) -> int:
     return max(1, min(ceiling, sum(agent.definition.max_load for agent in agents)))
 
 
+def is_consuming(
+    *,
+    backlog: int,
+    active: int,
+    concurrency: int,
+    last_received_ms: int,
+    now_ms: int,
+    grace_ms: int,
+) -> bool:
+    """Pure liveness rule: a worker with free processes and waiting messages must have received
+    one within ``grace_ms``; otherwise it is deaf."""
+    if backlog == 0 or active >= concurrency:
+        return True
+    return now_ms - last_received_ms <= grace_ms
+
+
 class Presence:
     """Registration, heartbeat and slot reaping for the agents one worker executes."""
 
@@ -59,6 +75,9 @@ class Presence:
         self.sessions = SessionStore(client, keys)
         self.router = Router(self.sessions, self.registry, CeleryDispatcher(app), settings)
         self.worker = ""
+        self.queues = worker_queues(self.agents.values(), remote=remote)
+        self.concurrency = 1
+        self.last_received_ms = int(time.time() * 1000)
 
     @property
     def alive_ms(self) -> int:
@@ -80,11 +99,35 @@ class Presence:
         log.info("worker %s registered agents %s", worker, ", ".join(sorted(self.agents)))
         self.beat()
 
+    def received(self, **_: object) -> None:
+        """A message reached this worker's consumer (Celery's task_received signal)."""
+        self.last_received_ms = int(time.time() * 1000)
+
+    def consuming(self, now_ms: int) -> bool:
+        """Whether the consumer still takes messages: idle with nothing queued, busy in every
+        process, or it received something recently (FIELD-NOTES: deaf after a Redis restart)."""
+        from celery.worker import state
+
+        backlog = sum(int(self.sessions.queue_length(q)) for q in self.queues)
+        return is_consuming(
+            backlog=backlog,
+            active=len(state.active_requests),
+            concurrency=self.concurrency,
+            last_received_ms=self.last_received_ms,
+            now_ms=now_ms,
+            grace_ms=self.alive_ms,
+        )
+
     def beat(self) -> None:
         if not self.worker:
             return
         now_ms = int(time.time() * 1000)
         try:
+            if not self.consuming(now_ms):
+                log.warning(
+                    "worker %s has queued messages but consumes none: not heartbeating", self.worker
+                )
+                return
             ids = self.agent_ids()
             self.registry.heartbeat(
                 ids, worker=self.worker, now_ms=now_ms, alive_ms=self.alive_ms, remote=self.remote
@@ -131,11 +174,13 @@ def host_agents(
     app.steps["worker"].add(Heartbeat)
 
     def on_ready(sender: object = None, **_: object) -> None:
+        presence.concurrency = int(getattr(getattr(sender, "pool", None), "limit", 0) or 1)
         presence.ready(str(getattr(sender, "hostname", "") or "worker"))
 
     def on_shutdown(**_: object) -> None:
         presence.shutdown()
 
+    task_received.connect(presence.received, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
     return presence

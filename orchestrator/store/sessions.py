@@ -222,6 +222,10 @@ class SessionStore:
         args = [self._keys.prefix, agent_id, now_ms, reserve_ms]
         return handoffs(self._scripts.reap_agent(keys=[], args=args))
 
+    def queue_length(self, queue: str) -> int:
+        """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""
+        return int(self._client.llen(queue))
+
     def step_record(self, sid: str, step_id: str) -> dict[str, Any]:
         """One step's runtime record ({} if there is none)."""
         raw = self._client.hget(self._keys.steps(sid), step_id)

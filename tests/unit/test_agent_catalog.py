@@ -42,3 +42,29 @@ def test_a_worker_consumes_its_capability_queues_and_its_agent_queues():
     assert queues == ["agent.reviewer-001", "cap.code_review", "cap.error_diagnosis"]
     assert default_concurrency([catalog["planner-001"], catalog["coder-001"]]) == 8
     assert default_concurrency([catalog["reviewer-001"]]) == 2
+
+
+@pytest.mark.parametrize(
+    "backlog, active, last_received_ago_ms, consuming",
+    [
+        (0, 0, 10**9, True),  # idle with nothing to do
+        (5, 4, 10**9, True),  # every process busy: not taking more is right
+        (5, 1, 1_000, True),  # took a message recently
+        (5, 1, 20_000, False),  # messages wait, processes are free, nothing received: deaf
+    ],
+)
+def test_a_worker_is_alive_only_while_it_consumes(backlog, active, last_received_ago_ms, consuming):
+    from workers.hosting import is_consuming
+
+    now = 10**12
+    assert (
+        is_consuming(
+            backlog=backlog,
+            active=active,
+            concurrency=4,
+            last_received_ms=now - last_received_ago_ms,
+            now_ms=now,
+            grace_ms=15_000,
+        )
+        is consuming
+    )
