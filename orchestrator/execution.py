@@ -8,7 +8,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.dispatch import StepDispatch
@@ -246,17 +246,8 @@ class StepLifecycle:
             error=message,
             data={"attempt": run.agent_attempt, "maxAttempts": run.max_attempts, "delayS": delay_s},
         )
-        transition = self.sessions.requeue(
-            run.session_id,
-            run.step_id,
-            token=run.token,
-            now_ms=self.now_ms(),
-            message=message,
-            reroute=False,
-            agent_id=run.agent_id,
-            reserve_ms=self.router.reserve_ms,
-            backoff_ms=int(delay_s * 1000),
-            logs=[entry],
+        transition = self._requeue(
+            run, message, reroute=False, backoff_ms=int(delay_s * 1000), logs=[entry]
         )
         if transition.code == "ok":
             self.router.dispatcher.dispatch(
@@ -269,17 +260,30 @@ class StepLifecycle:
             )
         return transition
 
-    def _fall_back(self, run: StepRun, message: str) -> Transition:
-        transition = self.sessions.requeue(
+    def _requeue(
+        self,
+        run: StepRun,
+        message: str,
+        *,
+        reroute: bool,
+        backoff_ms: int = 0,
+        logs: Sequence[LogEntry] = (),
+    ) -> Transition:
+        return self.sessions.requeue(
             run.session_id,
             run.step_id,
             token=run.token,
             now_ms=self.now_ms(),
             message=message,
-            reroute=True,
+            reroute=reroute,
             agent_id=run.agent_id,
             reserve_ms=self.router.reserve_ms,
+            backoff_ms=backoff_ms,
+            logs=logs,
         )
+
+    def _fall_back(self, run: StepRun, message: str) -> Transition:
+        transition = self._requeue(run, message, reroute=True)
         self.router.dispatch_handoffs(transition.handed)
         if transition.code != "ok":
             return transition

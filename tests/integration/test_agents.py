@@ -9,6 +9,7 @@ import requests
 
 from tests.support.cluster import wait_for
 from tests.support.http_servers import JsonServer, echo_agent_endpoint
+from tests.support.spec import SPEC_CUSTOM_AGENT_BODY
 
 pytestmark = pytest.mark.integration
 
@@ -170,24 +171,7 @@ def test_an_http_agent_registered_over_the_api_serves_a_step(cluster):
 
 
 def test_the_spec_custom_agent_body_registers_an_llm_agent_that_serves_a_step(cluster, fake_llm):
-    spec_body = {
-        "id": "custom-agent-001",
-        "name": "Custom Specialist",
-        "type": "specialist",
-        "description": "Custom specialized agent",
-        "capabilities": [
-            {
-                "name": "custom_capability",
-                "description": "Perform custom operations",
-                "domains": ["custom"],
-                "tools": ["custom_tool"],
-            }
-        ],
-        "priority": 5,
-        "status": "active",
-        "currentLoad": 0,
-        "maxLoad": 3,
-    }
+    spec_body = SPEC_CUSTOM_AGENT_BODY
     created = requests.post(
         f"{cluster.api_url}/api/orchestrator/agents", json=spec_body, timeout=10
     )

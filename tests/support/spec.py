@@ -7,3 +7,22 @@ SPEC_ORCHESTRATE_BODY = {
     "initialContext": {"framework": "express", "database": "postgresql"},
     "metadata": {"priority": "high"},
 }
+
+SPEC_CUSTOM_AGENT_BODY = {
+    "id": "custom-agent-001",
+    "name": "Custom Specialist",
+    "type": "specialist",
+    "description": "Custom specialized agent",
+    "capabilities": [
+        {
+            "name": "custom_capability",
+            "description": "Perform custom operations",
+            "domains": ["custom"],
+            "tools": ["custom_tool"],
+        }
+    ],
+    "priority": 5,
+    "status": "active",
+    "currentLoad": 0,
+    "maxLoad": 3,
+}

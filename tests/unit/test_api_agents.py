@@ -8,25 +8,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from tests.support.recording import RecordingDispatcher
-
-SPEC_CUSTOM_AGENT = {
-    "id": "custom-agent-001",
-    "name": "Custom Specialist",
-    "type": "specialist",
-    "description": "Custom specialized agent",
-    "capabilities": [
-        {
-            "name": "custom_capability",
-            "description": "Perform custom operations",
-            "domains": ["custom"],
-            "tools": ["custom_tool"],
-        }
-    ],
-    "priority": 5,
-    "status": "active",
-    "currentLoad": 0,
-    "maxLoad": 3,
-}
+from tests.support.spec import SPEC_CUSTOM_AGENT_BODY
 
 
 def client_for(fake_redis, **settings):
@@ -46,7 +28,7 @@ def error_of(response, status):
 
 def test_the_spec_body_without_an_llm_is_a_422_saying_what_would_execute_it(fake_redis):
     client = client_for(fake_redis)
-    error = error_of(client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT), 422)
+    error = error_of(client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT_BODY), 422)
     assert error["code"] == "agent_not_executable"
     assert "endpoint" in error["message"] and "MEOWSTIK_LLM_BASE_URL" in error["message"]
     assert client.get("/api/orchestrator/agents/custom-agent-001").status_code == 404
@@ -54,13 +36,13 @@ def test_the_spec_body_without_an_llm_is_a_422_saying_what_would_execute_it(fake
 
 def test_the_spec_body_with_an_llm_registers_an_llm_agent(fake_redis):
     client = client_for(fake_redis, llm_base_url="http://127.0.0.1:9/v1")
-    response = client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT)
+    response = client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT_BODY)
     assert response.status_code == 201
     body = response.get_json()
     assert body["executor"] == "llm" and body["queue"] == "executor.remote"
     assert body["status"] == "offline"  # no remote-executor worker has heartbeated yet
     assert (
-        error_of(client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT), 409)["code"]
+        error_of(client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT_BODY), 409)["code"]
         == "agent_exists"
     )
 
@@ -78,7 +60,7 @@ def test_the_spec_body_with_an_llm_registers_an_llm_agent(fake_redis):
 )
 def test_registrations_nothing_could_run_safely_are_refused(fake_redis, change, code):
     client = client_for(fake_redis)
-    body = {**SPEC_CUSTOM_AGENT, **change}
+    body = {**SPEC_CUSTOM_AGENT_BODY, **change}
     assert error_of(client.post("/api/orchestrator/agents", json=body), 422)["code"] == code
     assert "custom-agent-001" not in {
         a["id"] for a in client.get("/api/orchestrator/agents").get_json()["agents"]
@@ -87,7 +69,7 @@ def test_registrations_nothing_could_run_safely_are_refused(fake_redis, change, 
 
 def test_an_http_agent_registers_and_can_be_drained_and_deleted(fake_redis):
     client = client_for(fake_redis)
-    body = {**SPEC_CUSTOM_AGENT, "endpoint": "http://LOCALHOST:8080/step#frag"}
+    body = {**SPEC_CUSTOM_AGENT_BODY, "endpoint": "http://LOCALHOST:8080/step#frag"}
     created = client.post("/api/orchestrator/agents", json=body).get_json()
     assert created["executor"] == "http" and created["endpoint"] == "http://localhost:8080/step"
     drained = client.patch(
