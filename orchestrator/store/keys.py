@@ -54,6 +54,26 @@ class Keys:
         """Capped stream of the session's log entries."""
         return f"{self.session(session_id)}:logs"
 
+    def private_state(self, session_id: str, agent_id: str) -> str:
+        """Hash: key -> JSON value, visible to one agent within the session."""
+        return f"{self.session(session_id)}:private:{agent_id}"
+
+    def private_state_index(self, session_id: str) -> str:
+        """Set of agent ids that have private state in the session."""
+        return f"{self.session(session_id)}:private-agents"
+
+    def temporary_state(self, session_id: str, key: str) -> str:
+        """String with a TTL: one temporary state entry (JSON)."""
+        return f"{self.session(session_id)}:temp:{key}"
+
+    def temporary_state_index(self, session_id: str) -> str:
+        """Sorted set: temporary keys scored by expiry (ms), to list them without scanning."""
+        return f"{self.session(session_id)}:temp-index"
+
+    def lock(self, session_id: str, name: str) -> str:
+        """A redis-py Lock (token-owned, with a TTL) scoped to the session."""
+        return f"{self.session(session_id)}:lock:{name}"
+
     def session_keys(self, session_id: str) -> list[str]:
         """Every key a session owns (for retention and deletion)."""
         return [
@@ -67,6 +87,8 @@ class Keys:
             self.shared_state(session_id),
             self.errors(session_id),
             self.session_logs(session_id),
+            self.private_state_index(session_id),
+            self.temporary_state_index(session_id),
         ]
 
     @property
