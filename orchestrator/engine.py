@@ -76,7 +76,7 @@ class Engine:
             session_id=new.session_id,
             data={"goal": request.goal, "roots": graph.roots},
         )
-        self.sessions.create(new, logs=[created])
+        self.sessions.create(new, logs=[created], grace_ms=self.router.reserve_ms)
         self._dispatch_roots(new)
         return self.snapshot(new.session_id)
 

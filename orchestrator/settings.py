@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="An agent whose worker is silent this long is offline."
     )
     max_fallbacks: int = Field(default=2, ge=0, le=20)
+    max_deliveries: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Runs of a step whose worker died before it is dead-lettered (failed).",
+    )
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_window_s: float = Field(default=60.0, gt=0)
     circuit_cooldown_s: float = Field(default=30.0, gt=0)

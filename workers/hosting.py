@@ -4,7 +4,8 @@ ready, heartbeats while it consumes, and offline on a clean shutdown.
 The heartbeat runs on the worker's event-loop timer, in the same loop that consumes messages, so
 a worker whose loop stops consuming also stops heartbeating and its agents go offline. Each beat
 also drops the expired slots of its agents and hands free slots to waiting steps, so capacity
-that appears without a release (an agent coming online, a dead run's lease expiring) is used.
+that appears without a release (an agent coming online, a dead run's lease expiring) is used,
+and runs the reconciler, which reroutes steps whose run died or whose message was lost.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import redis
 from celery import Celery, bootsteps
 from celery.signals import task_received, worker_ready, worker_shutdown
 
+from orchestrator.recovery import Reconciler
 from orchestrator.routing import Router
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
@@ -74,6 +76,7 @@ class Presence:
         self.registry = AgentRegistry(client, keys)
         self.sessions = SessionStore(client, keys)
         self.router = Router(self.sessions, self.registry, CeleryDispatcher(app), settings)
+        self.reconciler = Reconciler(self.router)
         self.worker = ""
         self.queues = worker_queues(self.agents.values(), remote=remote)
         self.concurrency = 1
@@ -134,6 +137,7 @@ class Presence:
             )
             for agent_id in ids:
                 self.router.offer_capacity(agent_id)
+            self.reconciler.run_once()
         except Exception as exc:  # noqa: BLE001 - a missed beat must not stop the worker
             log.warning("heartbeat failed: %s", exc)
 

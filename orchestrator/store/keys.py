@@ -97,6 +97,12 @@ class Keys:
         return f"{self.prefix}:sessions"
 
     @property
+    def deadlines(self) -> str:
+        """Sorted set: "<session id>|<step id>" scored by the time (ms) the step must be claimed
+        or renew its lease by; the reconciler recovers what passes it (Lua builds it too)."""
+        return f"{self.prefix}:deadlines"
+
+    @property
     def global_logs(self) -> str:
         return f"{self.prefix}:logs"
 

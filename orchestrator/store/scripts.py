@@ -19,6 +19,7 @@ SCRIPT_NAMES = (
     "release_slot",
     "reap_agent",
     "record_failure",
+    "recover_step",
 )
 PRELUDE_MARKER = "(prepended: _slots.lua)"
 
@@ -168,3 +169,22 @@ class Routing:
         if code != "ok":
             return cls(code=code)
         return cls(code=code, reserved=triples(reply[1]), waiting=[text(i) for i in reply[2]])
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Reply of recover_step: ``code`` is reroute, dead, early or gone."""
+
+    code: str
+    record: dict[str, Any] = field(default_factory=dict)
+    handed: list[Handoff] = field(default_factory=list)
+    deliveries: int = 0
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> Recovery:
+        code = text(reply[0])
+        if code == "reroute":
+            return cls(code=code, record=json.loads(text(reply[1])), handed=handoffs(reply[2]))
+        if code == "dead":
+            return cls(code=code, deliveries=int(reply[1]))
+        return cls(code=code)

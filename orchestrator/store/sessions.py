@@ -14,6 +14,7 @@ from orchestrator.store.logbook import Logbook, LogEntry
 from orchestrator.store.scripts import (
     Claim,
     Handoff,
+    Recovery,
     Routing,
     Scripts,
     Transition,
@@ -77,7 +78,9 @@ class SessionStore:
     def keys(self) -> Keys:
         return self._keys
 
-    def create(self, new: NewSession, logs: Sequence[LogEntry] = ()) -> None:
+    def create(
+        self, new: NewSession, logs: Sequence[LogEntry] = (), *, grace_ms: int = 60_000
+    ) -> None:
         """Write a whole session atomically (MULTI/EXEC). Steps without dependencies are queued."""
         k, sid = self._keys, new.session_id
         pipe = self._client.pipeline(transaction=True)
@@ -88,6 +91,12 @@ class SessionStore:
         pipe.hset(k.remaining(sid), mapping={s.step_id: len(s.depends_on) for s in new.steps})
         pipe.hset(k.steps(sid), mapping={s.step_id: _initial_record(s, new) for s in new.steps})
         pipe.zadd(k.sessions_index, {sid: new.created_at_ms})
+        roots = {
+            slot_member(sid, s.step_id): new.created_at_ms + grace_ms
+            for s in new.steps
+            if not s.depends_on
+        }
+        pipe.zadd(k.deadlines, roots)  # until they are routed: a lost dispatch is recovered
         for entry in logs:
             self._logbook.append(pipe, entry, new.created_at_ms)
         pipe.execute()
@@ -114,7 +123,7 @@ class SessionStore:
             k.agent(agent_id),
             k.agent_slots(agent_id),
         ]
-        args = [step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id)]
+        args = [step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id), k.prefix]
         return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
 
     def complete(
@@ -187,7 +196,7 @@ class SessionStore:
     def renew_lease(
         self, sid: str, step_id: str, *, token: str, lease_until_ms: int, agent_id: str
     ) -> bool:
-        keys = [self._keys.steps(sid), self._keys.agent_slots(agent_id)]
+        keys = [self._keys.steps(sid), self._keys.agent_slots(agent_id), self._keys.deadlines]
         args = [step_id, token, lease_until_ms, slot_member(sid, step_id)]
         return bool(int(self._scripts.renew_lease(keys=keys, args=args)))
 
@@ -221,6 +230,18 @@ class SessionStore:
         """Drop the agent's expired slots and hand free ones to waiting steps."""
         args = [self._keys.prefix, agent_id, now_ms, reserve_ms]
         return handoffs(self._scripts.reap_agent(keys=[], args=args))
+
+    def due_deadlines(self, now_ms: int, limit: int = 100) -> list[tuple[str, str]]:
+        """(session id, step id) of steps whose deadline passed, oldest first."""
+        members = self._client.zrangebyscore(self._keys.deadlines, "-inf", now_ms, 0, limit)
+        return [tuple(text(m).split("|", 1)) for m in members]  # type: ignore[misc]
+
+    def recover(
+        self, sid: str, step_id: str, *, now_ms: int, reserve_ms: int, max_deliveries: int
+    ) -> Recovery:
+        keys = [self._keys.session(sid), self._keys.steps(sid)]
+        args = [self._keys.prefix, sid, step_id, now_ms, reserve_ms, max_deliveries]
+        return Recovery.parse(self._scripts.recover_step(keys=keys, args=args))
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""

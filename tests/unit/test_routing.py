@@ -186,3 +186,47 @@ def test_reactivating_a_drained_agent_hands_its_slots_to_waiting_steps_at_once(a
     assert sorted(h.step_id for h in handed) == ["s0", "s1"]
     assert {s.agent_id for s in step_states(world, sid).values()} == {"a1"}
     assert sorted(d.step_id for d, _ in world.dispatcher.sent) == ["s0", "s1"]
+
+
+def test_the_reconciler_reroutes_a_step_whose_worker_died_and_dead_letters_a_repeat_killer(
+    any_redis,
+):
+    from orchestrator.recovery import Reconciler
+
+    world = build_world(
+        any_redis,
+        Settings(lease_s=10, max_deliveries=2),
+        agents=(agent("a1", max_load=1), agent("a2", max_load=1)),
+    )
+    reconciler = Reconciler(world.router, clock=world.clock)
+    sid = submit(world, 1)
+    first = world.engine.snapshot(sid).steps["s0"].agent_id
+    world.lifecycle.begin(sid, "s0", first)  # the worker then dies: no renewal, no completion
+    world.clock.advance(5)
+    assert reconciler.run_once() == []  # lease still live
+    world.clock.advance(6)
+    assert reconciler.run_once() == [(sid, "s0", "reroute")]
+    state = world.engine.snapshot(sid).steps["s0"]
+    assert state.status == "queued" and state.agent_id is not None
+    assert world.registry.get(first, world.now_ms()).current_load in (0, 1)
+    world.lifecycle.begin(sid, "s0", state.agent_id)  # dies again
+    world.clock.advance(11)
+    assert reconciler.run_once() == [(sid, "s0", "dead")]
+    final = world.engine.snapshot(sid)
+    assert final.status == "failed" and "dead-lettered" in final.steps["s0"].error
+    assert all(world.registry.get(a, world.now_ms()).current_load == 0 for a in ("a1", "a2"))
+
+
+def test_a_step_whose_dispatch_was_lost_is_recovered(any_redis):
+    from orchestrator.recovery import Reconciler
+
+    world = build_world(any_redis, Settings(reservation_s=30), agents=(agent("a1"),))
+    sid = submit(world, 1)  # routed and reserved, but say the message never reached Redis
+    reconciler = Reconciler(world.router, clock=world.clock)
+    world.clock.advance(31)
+    assert reconciler.run_once() == [(sid, "s0", "reroute")]
+    assert world.dispatcher.sent[-1][0].step_id == "s0"
+    run = world.lifecycle.begin(sid, "s0", "a1")
+    world.lifecycle.succeed(run, StepResult("ok"))
+    assert world.engine.snapshot(sid).status == "completed"
+    assert reconciler.run_once() == []

@@ -11,6 +11,9 @@ local function agent_key(prefix, agent_id) return prefix .. ":agent:" .. agent_i
 local function slots_key(prefix, agent_id) return prefix .. ":agent:" .. agent_id .. ":slots" end
 local function steps_key(prefix, session_id) return prefix .. ":session:{" .. session_id .. "}:steps" end
 local function session_key(prefix, session_id) return prefix .. ":session:{" .. session_id .. "}" end
+-- Every queued-and-routed or running step has a deadline: the time by which it must be claimed
+-- or renew its lease. The reconciler (recover_step.lua) reroutes steps whose deadline passed.
+local function deadlines_key(prefix) return prefix .. ":deadlines" end
 
 local function live_load(slots, now)
   redis.call("ZREMRANGEBYSCORE", slots, "-inf", "(" .. now)
@@ -79,6 +82,7 @@ local function handoff(prefix, agent_id, now, reserve_ms)
             rec["queuedAt"] = now
             redis.call("HSET", steps_key(prefix, entry["s"]), entry["t"], cjson.encode(rec))
             redis.call("ZADD", skey, now + reserve_ms, entry["s"] .. "|" .. entry["t"])
+            redis.call("ZADD", deadlines_key(prefix), now + reserve_ms, entry["s"] .. "|" .. entry["t"])
             table.insert(out, entry["s"])
             table.insert(out, entry["t"])
             table.insert(out, queue)

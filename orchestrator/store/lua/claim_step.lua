@@ -9,7 +9,7 @@
 -- KEYS[4] depends hash        KEYS[5] results hash       KEYS[6] shared state hash
 -- KEYS[7] agent hash          KEYS[8] agent slots
 -- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] lease (ms)   ARGV[5] agent id
--- ARGV[6] slot member ("<session id>|<step id>")
+-- ARGV[6] slot member ("<session id>|<step id>")   ARGV[7] key prefix
 --
 -- Returns one of:
 --   {"ok", attempt, step JSON, goal, initial context JSON, {state k, v, ...}, {dep id, output, ...},
@@ -52,6 +52,7 @@ if not reserved or rec["agentId"] ~= ARGV[5] then
   end
 end
 redis.call("ZADD", KEYS[8], now + tonumber(ARGV[4]), ARGV[6])
+redis.call("ZADD", deadlines_key(ARGV[7]), now + tonumber(ARGV[4]), ARGV[6])
 if rec["agentId"] ~= ARGV[5] then
   rec["agentAttempts"] = 0
 end

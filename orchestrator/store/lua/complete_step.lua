@@ -37,6 +37,7 @@ for i = 9, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
 end
 local handed = release(ARGV[5], ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
+redis.call("ZREM", deadlines_key(ARGV[5]), ARGV[7])
 redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
@@ -54,6 +55,9 @@ if session_status == "executing" or session_status == "waiting_for_input" then
         redis.call("HSET", KEYS[2], child, encoded)
         table.insert(released, child)
         table.insert(released, encoded)
+        -- until the caller routes it: if that never happens, the reconciler will
+        redis.call("ZADD", deadlines_key(ARGV[5]), now + tonumber(ARGV[8]),
+          string.sub(ARGV[7], 1, string.find(ARGV[7], "|", 1, true)) .. child)
       end
     end
   end

@@ -26,6 +26,7 @@ if ARGV[2] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[2]) then
 end
 local now = tonumber(ARGV[3])
 local handed = release(ARGV[6], rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
+redis.call("ZREM", deadlines_key(ARGV[6]), ARGV[7])
 rec["status"] = "failed"
 rec["finishedAt"] = now
 rec["error"] = ARGV[4]
@@ -44,6 +45,13 @@ end
 local function finish_step(step_id, step_rec, new_status)
   step_rec["status"] = new_status
   step_rec["finishedAt"] = now
+  local member = string.sub(ARGV[7], 1, string.find(ARGV[7], "|", 1, true)) .. step_id
+  redis.call("ZREM", deadlines_key(ARGV[6]), member)
+  if step_rec["agentId"] and step_rec["status"] == "cancelled" then
+    for _, item in ipairs(release(ARGV[6], step_rec["agentId"], member, now, tonumber(ARGV[8]))) do
+      table.insert(handed, item)
+    end
+  end
   redis.call("HSET", KEYS[2], step_id, cjson.encode(step_rec))
   table.insert(affected, step_id)
   finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)

@@ -30,6 +30,7 @@ if ARGV[4] ~= "" then
 end
 if session_status ~= "executing" and session_status ~= "waiting_for_input" then
   release(ARGV[6], agent_id, ARGV[7], now, reserve)
+  redis.call("ZREM", deadlines_key(ARGV[6]), ARGV[7])
   rec["status"] = "cancelled"
   rec["finishedAt"] = now
   redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
@@ -46,8 +47,10 @@ if ARGV[5] == "reroute" then
   rec["agentAttempts"] = 0
   rec["agentId"] = nil
   handed = release(ARGV[6], agent_id, ARGV[7], now, reserve)
+  redis.call("ZADD", deadlines_key(ARGV[6]), now + reserve, ARGV[7])
 else
   redis.call("ZADD", KEYS[3], now + tonumber(ARGV[9]) + reserve, ARGV[7])
+  redis.call("ZADD", deadlines_key(ARGV[6]), now + tonumber(ARGV[9]) + reserve, ARGV[7])
 end
 redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
 return {"ok", rec["attempts"], rec["failedAgents"] or {}, handed}

@@ -30,6 +30,7 @@ for _, step_id in ipairs(cjson.decode(ARGV[6])) do
       if takes_work(akey, now)
         and live_load(skey, now) < tonumber(redis.call("HGET", akey, "maxLoad") or "0") then
         redis.call("ZADD", skey, now + reserve, sid .. "|" .. step_id)
+        redis.call("ZADD", deadlines_key(prefix), now + reserve, sid .. "|" .. step_id)
         rec["agentId"] = agent_id
         rec["queue"] = agent_queue(akey, agent_id)
         rec["queuedAt"] = now
@@ -42,6 +43,7 @@ for _, step_id in ipairs(cjson.decode(ARGV[6])) do
       end
     end
     if not placed then
+      redis.call("ZREM", deadlines_key(prefix), sid .. "|" .. step_id)
       rec["waitingFor"] = "capacity"
       rec["agentId"] = nil
       redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))

@@ -1,0 +1,104 @@
+"""The reconciler: finds steps whose deadline passed and puts them back to work.
+
+A step's deadline is the time by which it must be claimed (after routing) or renew its lease
+(while running). It passes when a worker died mid-step (SIGKILL, OOM, power), when a message was
+lost between our record and the broker, or when the agent's worker vanished with messages in its
+queue. Kombu would bring an unacked message back only after its visibility timeout (an hour by
+default, FIELD-NOTES measured 86-95 s at 30 s); the reconciler reroutes within a lease plus a
+heartbeat. Every worker runs it on its heartbeat; the Lua script makes concurrent runs safe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from orchestrator.models import StepError
+from orchestrator.routing import Router, RouteRequest
+from orchestrator.store.keys import job_id
+from orchestrator.store.logbook import LogEntry, iso_from_ms
+
+
+class Reconciler:
+    def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
+        self.router = router
+        self.sessions = router.sessions
+        self.settings = router.settings
+        self._clock = clock
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def run_once(self) -> list[tuple[str, str, str]]:
+        """Recover every step past its deadline. Returns (session, step, outcome) per step."""
+        now = self.now_ms()
+        outcomes = []
+        for session_id, step_id in self.sessions.due_deadlines(now):
+            recovery = self.sessions.recover(
+                session_id,
+                step_id,
+                now_ms=now,
+                reserve_ms=self.router.reserve_ms,
+                max_deliveries=self.settings.max_deliveries,
+            )
+            if recovery.code == "reroute":
+                self.router.dispatch_handoffs(recovery.handed)
+                self._log(
+                    session_id,
+                    step_id,
+                    "warn",
+                    "Step recovered after its deadline passed",
+                    {"recoveries": recovery.record.get("recoveries")},
+                    now,
+                )
+                self.router.route(session_id, [RouteRequest.from_record(step_id, recovery.record)])
+            elif recovery.code == "dead":
+                self._dead_letter(session_id, step_id, recovery.deliveries, now)
+            outcomes.append((session_id, step_id, recovery.code))
+        return outcomes
+
+    def _dead_letter(self, session_id: str, step_id: str, deliveries: int, now: int) -> None:
+        message = (
+            f"dead-lettered: the step's worker died {deliveries} times while running it "
+            f"(MEOWSTIK_MAX_DELIVERIES={self.settings.max_deliveries}); check the agent for "
+            "crashes or memory exhaustion"
+        )
+        error = StepError(
+            step_id=step_id,
+            job_id=job_id(session_id, step_id),
+            error_type="DeadLettered",
+            message=message,
+            attempt=deliveries,
+            timestamp=iso_from_ms(now) or "",
+        )
+        transition = self.sessions.fail(
+            session_id,
+            step_id,
+            token="",
+            now_ms=now,
+            message=message,
+            error_json=error.model_dump_json(by_alias=True),
+            reserve_ms=self.router.reserve_ms,
+            logs=[
+                LogEntry(
+                    "error",
+                    "orchestrator",
+                    "Step dead-lettered",
+                    session_id=session_id,
+                    task_id=step_id,
+                    error=message,
+                    data={"deliveries": deliveries},
+                )
+            ],
+        )
+        self.router.dispatch_handoffs(transition.handed)
+
+    def _log(
+        self, session_id: str, step_id: str, level: str, message: str, data: dict, now: int
+    ) -> None:
+        self.sessions.log(
+            LogEntry(
+                level, "orchestrator", message, session_id=session_id, task_id=step_id, data=data
+            ),
+            now,
+        )
