@@ -24,3 +24,6 @@ class StepDispatch:
 class Dispatcher(Protocol):
     def dispatch(self, dispatches: Sequence[StepDispatch], countdown_s: float = 0.0) -> None:
         """Publish every dispatch; raise DispatchError if the broker cannot take them."""
+
+    def revoke(self, job_ids: Sequence[str]) -> None:
+        """Stop running steps by job id (their results are refused by the record anyway)."""

@@ -8,7 +8,12 @@ import secrets
 import time
 from collections.abc import Callable
 
-from orchestrator.errors import DispatchError, LimitExceededError, SessionNotFoundError
+from orchestrator.errors import (
+    DispatchError,
+    LimitExceededError,
+    SessionFinishedError,
+    SessionNotFoundError,
+)
 from orchestrator.graph import PlanGraph
 from orchestrator.models import OrchestrateRequest, SessionSnapshot, StepError, StepState, TaskPlan
 from orchestrator.planning.rules import plan_goal
@@ -85,6 +90,28 @@ class Engine:
         if record is None:
             raise SessionNotFoundError(session_id)
         return build_snapshot(session_id, record)
+
+    def cancel(self, session_id: str) -> SessionSnapshot:
+        """Cancel a session: nothing starts afterwards, running steps are revoked and their
+        results refused. Cancelling a cancelled session changes nothing.
+
+        Raises:
+            SessionNotFoundError: no such session (404).
+            SessionFinishedError: it already completed or failed (409).
+        """
+        now = self.now_ms()
+        entry = LogEntry("warn", "orchestrator", "Session cancelled", session_id=session_id)
+        result = self.sessions.cancel(
+            session_id, now_ms=now, reserve_ms=self.router.reserve_ms, logs=[entry]
+        )
+        if result.code == "missing":
+            raise SessionNotFoundError(session_id)
+        if result.code == "finished":
+            raise SessionFinishedError(session_id, result.detail)
+        self.router.dispatch_handoffs(result.handed)
+        if result.running:
+            self.router.dispatcher.revoke([job_id(session_id, s) for s in result.running])
+        return self.snapshot(session_id)
 
     def _check_limits(self, request: OrchestrateRequest) -> None:
         if len(request.goal) > self.settings.max_goal_chars:

@@ -9,6 +9,7 @@ says what failed, the bad value, and how to fix it.
     │   └── UnroutableStepError    no registered agent has every required capability
     ├── LimitExceededError         a request over a configured limit (422)
     ├── SessionNotFoundError       (404)
+    ├── SessionFinishedError       the session already ended (409)
     ├── AgentNotFoundError         (404)
     ├── StoreUnavailableError      Redis unreachable (503)
     ├── DispatchError              broker refused or timed out a publish (503)
@@ -111,6 +112,20 @@ class SessionNotFoundError(OrchestratorError):
             f"no session with id {session_id!r}; it may never have existed or has expired. "
             "POST /api/orchestrator/orchestrate returns the ids of new sessions.",
             details={"sessionId": session_id},
+        )
+
+
+class SessionFinishedError(OrchestratorError):
+    code = "session_finished"
+    http_status = 409
+
+    def __init__(self, session_id: str, status: str) -> None:
+        self.session_id = session_id
+        self.status = status
+        super().__init__(
+            f"session {session_id!r} already {status}; only a running session can be changed. "
+            "Submit a new session to run the goal again.",
+            details={"sessionId": session_id, "status": status},
         )
 
 

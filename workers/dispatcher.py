@@ -38,3 +38,16 @@ class CeleryDispatcher:
                 "Check that Redis is reachable at MEOWSTIK_REDIS_URL and retry.",
                 details={"jobIds": [d.job_id for d in dispatches]},
             ) from exc
+
+    def revoke(self, job_ids: Sequence[str]) -> None:
+        """Revoke by task id and terminate the pool process running it (prefork; a threads pool
+        cannot be interrupted, so there the record's refusal of the result is what counts)."""
+        if not job_ids:
+            return
+        try:
+            self.app.control.revoke(list(job_ids), terminate=True, signal="SIGTERM")
+        except (OperationalError, ConnectionError, OSError) as exc:
+            raise DispatchError(
+                f"the broker did not take the revoke of {len(job_ids)} step(s): {exc}",
+                details={"jobIds": list(job_ids)},
+            ) from exc

@@ -36,3 +36,9 @@ def get_session_logs(session_id: str):
     return jsonify(
         {"sessionId": session_id, "logs": services().logbook.session_entries(session_id)}
     )
+
+
+@blueprint.post("/sessions/<session_id>/cancel")
+def cancel_session(session_id: str):
+    """Stop a session: steps not started never start, running ones are revoked."""
+    return jsonify(services().engine.cancel(session_id).to_json_dict())

@@ -20,6 +20,7 @@ SCRIPT_NAMES = (
     "reap_agent",
     "record_failure",
     "recover_step",
+    "cancel_session",
 )
 PRELUDE_MARKER = "(prepended: _slots.lua)"
 
@@ -188,3 +189,26 @@ class Recovery:
         if code == "dead":
             return cls(code=code, deliveries=int(reply[1]))
         return cls(code=code)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """Reply of cancel_session: ``code`` is ok, already, finished or missing."""
+
+    code: str
+    cancelled: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)
+    handed: list[Handoff] = field(default_factory=list)
+    detail: str = ""
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> Cancellation:
+        code = text(reply[0])
+        if code != "ok":
+            return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
+        return cls(
+            code=code,
+            cancelled=[text(i) for i in reply[1]],
+            running=[text(i) for i in reply[2]],
+            handed=handoffs(reply[3]),
+        )

@@ -12,6 +12,7 @@ import redis
 from orchestrator.store.keys import Keys, slot_member
 from orchestrator.store.logbook import Logbook, LogEntry
 from orchestrator.store.scripts import (
+    Cancellation,
     Claim,
     Handoff,
     Recovery,
@@ -242,6 +243,13 @@ class SessionStore:
         keys = [self._keys.session(sid), self._keys.steps(sid)]
         args = [self._keys.prefix, sid, step_id, now_ms, reserve_ms, max_deliveries]
         return Recovery.parse(self._scripts.recover_step(keys=keys, args=args))
+
+    def cancel(
+        self, sid: str, *, now_ms: int, reserve_ms: int, logs: Sequence[LogEntry] = ()
+    ) -> Cancellation:
+        keys = [self._keys.session(sid), self._keys.steps(sid)]
+        args = [self._keys.prefix, sid, now_ms, reserve_ms]
+        return Cancellation.parse(self._run("cancel_session", keys, args, logs, now_ms))
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""

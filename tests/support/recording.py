@@ -11,12 +11,16 @@ from orchestrator.errors import DispatchError
 class RecordingDispatcher:
     def __init__(self, *, fail: bool = False) -> None:
         self.sent: list[tuple[StepDispatch, float]] = []
+        self.revoked: list[str] = []
         self.fail = fail
 
     def dispatch(self, dispatches: Sequence[StepDispatch], countdown_s: float = 0.0) -> None:
         if self.fail:
             raise DispatchError("broker down (test)", details={})
         self.sent.extend((item, countdown_s) for item in dispatches)
+
+    def revoke(self, job_ids: Sequence[str]) -> None:
+        self.revoked.extend(job_ids)
 
     @property
     def step_ids(self) -> list[str]:

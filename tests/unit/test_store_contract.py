@@ -181,3 +181,27 @@ def test_an_output_that_is_not_json_fails_the_step_with_a_clear_error(world):
     lifecycle.succeed(run(lifecycle, sid, "a"), StepResult({"x": float("nan")}))
     snap = engine.snapshot(sid)
     assert snap.steps["a"].status == "failed" and "JSON" in snap.steps["a"].error
+
+
+def test_cancel_stops_everything_not_started_refuses_running_results_and_is_idempotent(world):
+    engine, lifecycle, dispatcher, _, _ = world
+    sid = engine.submit(diamond()).session_id
+    a = run(lifecycle, sid, "a")
+    snap = engine.cancel(sid)
+    assert snap.status == "cancelled" and snap.end_time
+    assert {k: v.status for k, v in snap.steps.items()} == {s: "cancelled" for s in "abcd"}
+    assert dispatcher.revoked == [f"{sid}.a"]
+    assert lifecycle.succeed(a, StepResult("late")).code == "stale"
+    assert isinstance(lifecycle.begin(sid, "b", R), Skip)
+    assert engine.cancel(sid).status == "cancelled" and dispatcher.revoked == [f"{sid}.a"]
+    assert load(world) <= 1  # only the revoked run's lease, which lapses by itself
+
+
+def test_a_finished_session_cannot_be_cancelled(world):
+    from orchestrator.errors import SessionFinishedError
+
+    engine, lifecycle, _, _, _ = world
+    sid = engine.submit(diamond()).session_id
+    lifecycle.fail(run(lifecycle, sid, "a"), ValueError("x"))
+    with pytest.raises(SessionFinishedError):
+        engine.cancel(sid)
