@@ -7,17 +7,23 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
+
+import jsonschema
 
 from orchestrator.errors import (
     DispatchError,
+    InputValidationError,
     LimitExceededError,
     SessionFinishedError,
     SessionNotFoundError,
+    StepNotWaitingError,
 )
 from orchestrator.graph import PlanGraph
 from orchestrator.models import OrchestrateRequest, SessionSnapshot, StepError, StepState, TaskPlan
 from orchestrator.planning.rules import plan_goal
 from orchestrator.routing import Router, RouteRequest
+from orchestrator.statuses import SESSION_TERMINAL
 from orchestrator.store.keys import capability_queue, job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.sessions import NewSession, NewStep, SessionRecord
@@ -113,6 +119,50 @@ class Engine:
             self.router.dispatcher.revoke([job_id(session_id, s) for s in result.running])
         return self.snapshot(session_id)
 
+    def provide_input(self, session_id: str, step_id: str, value: Any) -> SessionSnapshot:
+        """Answer a step waiting for operator input; it runs again with the answer.
+
+        Raises:
+            SessionNotFoundError (404), SessionFinishedError or StepNotWaitingError (409),
+            InputValidationError (422): the value breaks the schema the step asked for.
+        """
+        snapshot = self.snapshot(session_id)
+        request = self.sessions.input_request(session_id, step_id)
+        if request is None:
+            if snapshot.status in SESSION_TERMINAL:
+                raise SessionFinishedError(session_id, snapshot.status)
+            status = snapshot.steps[step_id].status if step_id in snapshot.steps else "unknown"
+            raise StepNotWaitingError(session_id, step_id, status)
+        if request.get("schema"):
+            check_answer(step_id, value, request["schema"])
+        self.resume(session_id, step_id, value, by="operator")
+        return self.snapshot(session_id)
+
+    def resume(self, session_id: str, step_id: str, value: Any, *, by: str) -> None:
+        """Record an answer (an operator's, or the default at the deadline) and route the step."""
+        entry = LogEntry(
+            "info",
+            "orchestrator",
+            "Step input received",
+            session_id=session_id,
+            task_id=step_id,
+            data={"by": by},
+        )
+        code, result = self.sessions.provide_input(
+            session_id,
+            step_id,
+            now_ms=self.now_ms(),
+            answer_json=json.dumps(value, separators=(",", ":"), allow_nan=False),
+            reserve_ms=self.router.reserve_ms,
+            by=by,
+            logs=[entry],
+        )
+        if code == "ended":
+            raise SessionFinishedError(session_id, str(result))
+        if code == "not_waiting":
+            raise StepNotWaitingError(session_id, step_id, str(result))
+        self.router.route(session_id, [RouteRequest.from_record(step_id, result)])
+
     def _check_limits(self, request: OrchestrateRequest) -> None:
         if len(request.goal) > self.settings.max_goal_chars:
             raise LimitExceededError(
@@ -190,6 +240,20 @@ class Engine:
         exc.details["sessionId"] = session_id
 
 
+def check_answer(step_id: str, value: Any, schema: dict[str, Any]) -> None:
+    """Validate an operator's answer against the JSON Schema the step asked with."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [
+        {
+            "location": "value" + "".join(f".{part}" for part in error.absolute_path),
+            "message": error.message,
+        }
+        for error in validator.iter_errors(value)
+    ]
+    if errors:
+        raise InputValidationError(step_id, errors)
+
+
 def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
     """Turn the stored record into the REST snapshot (pure)."""
     fields = record.fields
@@ -212,6 +276,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             finished_at=iso_from_ms(rec.get("finishedAt")),
             error=rec.get("error"),
             waiting_for=rec.get("waitingFor"),
+            input_request=record.input_requests.get(step_id),
             failed_agents=rec.get("failedAgents") or [],
         )
     return SessionSnapshot(

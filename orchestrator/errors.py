@@ -10,6 +10,8 @@ says what failed, the bad value, and how to fix it.
     ├── LimitExceededError         a request over a configured limit (422)
     ├── SessionNotFoundError       (404)
     ├── SessionFinishedError       the session already ended (409)
+    ├── StepNotWaitingError        an answer for a step that asked nothing (409)
+    ├── InputValidationError       an answer that breaks the step's JSON schema (422)
     ├── AgentNotFoundError         (404)
     ├── StoreUnavailableError      Redis unreachable (503)
     ├── DispatchError              broker refused or timed out a publish (503)
@@ -126,6 +128,31 @@ class SessionFinishedError(OrchestratorError):
             f"session {session_id!r} already {status}; only a running session can be changed. "
             "Submit a new session to run the goal again.",
             details={"sessionId": session_id, "status": status},
+        )
+
+
+class StepNotWaitingError(OrchestratorError):
+    code = "step_not_waiting"
+    http_status = 409
+
+    def __init__(self, session_id: str, step_id: str, status: str) -> None:
+        super().__init__(
+            f"step {step_id!r} of session {session_id!r} is {status}, not waiting for input; "
+            "GET the session to see which steps wait (status waiting_for_input)",
+            details={"sessionId": session_id, "stepId": step_id, "status": status},
+        )
+
+
+class InputValidationError(OrchestratorError):
+    code = "invalid_input"
+    http_status = 422
+
+    def __init__(self, step_id: str, errors: list[dict[str, str]]) -> None:
+        first = errors[0]
+        super().__init__(
+            f"the answer for step {step_id!r} does not match the schema it asked for: "
+            f"{first['message']} (at {first['location']}); send a value that does",
+            details={"stepId": step_id, "errors": errors},
         )
 
 

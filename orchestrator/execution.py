@@ -16,7 +16,7 @@ from orchestrator.errors import PermanentStepError, RetryableStepError
 from orchestrator.models import PlanStep, StepError
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput, StepResult
+from orchestrator.steps import InputRequired, StepInput, StepResult
 from orchestrator.store.keys import job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.scripts import Transition
@@ -123,6 +123,8 @@ class StepLifecycle:
             initial_context=json.loads(claim.initial_context_json),
             shared_state={key: json.loads(value) for key, value in claim.state},
             dependencies={dep: json.loads(output) for dep, output in claim.dependency_outputs},
+            input_provided=claim.answer_json is not None,
+            operator_input=json.loads(claim.answer_json) if claim.answer_json is not None else None,
         )
         return StepRun(
             token,
@@ -187,6 +189,41 @@ class StepLifecycle:
                 ],
             )
         return transition
+
+    def await_input(self, run: StepRun, request: InputRequired) -> str:
+        """Park the step until an operator answers: no slot, no message, no process held."""
+        now = self.now_ms()
+        timeout_s = request.timeout_s or self.settings.input_timeout_s
+        document = {
+            "question": request.question,
+            "schema": request.schema,
+            "requestedAt": iso_from_ms(now),
+            "deadline": iso_from_ms(now + int(timeout_s * 1000)),
+            "onTimeout": "default" if request.has_default else "fail",
+        }
+        if request.has_default:
+            document["default"] = request.default
+        entry = LogEntry(
+            "info",
+            "task",
+            "Step waiting for input",
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            task_id=run.step_id,
+            data={"question": request.question, "deadline": document["deadline"]},
+        )
+        code, handed = self.sessions.await_input(
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=now,
+            reserve_ms=self.router.reserve_ms,
+            request_json=json.dumps(document, separators=(",", ":")),
+            deadline_ms=now + int(timeout_s * 1000),
+            logs=[entry],
+        )
+        self.router.dispatch_handoffs(handed)
+        return code
 
     def fail(self, run: StepRun, exc: BaseException) -> Transition:
         """Retry on the same agent while attempts remain for a retryable error; then fall back to

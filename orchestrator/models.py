@@ -154,6 +154,13 @@ class OrchestrateRequest(RequestModel):
     max_attempts: int | None = Field(default=None, ge=1, le=100)
 
 
+class InputAnswer(RequestModel):
+    """Body of POST /api/orchestrator/sessions/<id>/input."""
+
+    step_id: StepId
+    value: Any
+
+
 class StepError(CamelModel):
     step_id: str
     job_id: str
@@ -181,6 +188,7 @@ class StepState(CamelModel):
     finished_at: str | None = None
     error: str | None = None
     waiting_for: str | None = None  # "capacity": every eligible agent is full
+    input_request: dict[str, Any] | None = None  # question, schema, deadline, onTimeout
     failed_agents: list[str] = Field(default_factory=list)
 
 

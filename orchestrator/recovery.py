@@ -13,17 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from orchestrator.engine import Engine
+from orchestrator.errors import OrchestratorError
 from orchestrator.models import StepError
-from orchestrator.routing import Router, RouteRequest
+from orchestrator.routing import RouteRequest
 from orchestrator.store.keys import job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 
 
 class Reconciler:
-    def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
-        self.router = router
-        self.sessions = router.sessions
-        self.settings = router.settings
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.router = engine.router
+        self.sessions = engine.sessions
+        self.settings = engine.settings
         self._clock = clock
 
     def now_ms(self) -> int:
@@ -55,6 +58,58 @@ class Reconciler:
             elif recovery.code == "dead":
                 self._dead_letter(session_id, step_id, recovery.deliveries, now)
             outcomes.append((session_id, step_id, recovery.code))
+        outcomes += self._expire_inputs(now)
+        return outcomes
+
+    def _expire_inputs(self, now: int) -> list[tuple[str, str, str]]:
+        """Steps whose operator did not answer in time: the default answer, or failure."""
+        outcomes = []
+        for session_id, step_id in self.sessions.due_input_deadlines(now):
+            request = self.sessions.input_request(session_id, step_id)
+            if request is None:
+                self.sessions.clear_input_deadline(session_id, step_id)
+                continue
+            if request.get("onTimeout") == "default":
+                try:
+                    self.engine.resume(session_id, step_id, request.get("default"), by="default")
+                    outcomes.append((session_id, step_id, "input_default"))
+                except OrchestratorError:
+                    self.sessions.clear_input_deadline(session_id, step_id)
+                continue
+            message = (
+                f"no operator input before the deadline {request.get('deadline')}: "
+                f"{request.get('question')}"
+            )
+            error = StepError(
+                step_id=step_id,
+                job_id=job_id(session_id, step_id),
+                error_type="InputTimeout",
+                message=message,
+                attempt=0,
+                timestamp=iso_from_ms(now) or "",
+            )
+            transition = self.sessions.fail(
+                session_id,
+                step_id,
+                token="",
+                now_ms=now,
+                message=message,
+                error_json=error.model_dump_json(by_alias=True),
+                reserve_ms=self.router.reserve_ms,
+                logs=[
+                    LogEntry(
+                        "warn",
+                        "orchestrator",
+                        "Step input timed out",
+                        session_id=session_id,
+                        task_id=step_id,
+                        error=message,
+                    )
+                ],
+            )
+            self.router.dispatch_handoffs(transition.handed)
+            self.sessions.clear_input_deadline(session_id, step_id)
+            outcomes.append((session_id, step_id, "input_timeout"))
         return outcomes
 
     def _dead_letter(self, session_id: str, step_id: str, deliveries: int, now: int) -> None:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = Field(
         default=15.0, gt=0, description="An agent whose worker is silent this long is offline."
     )
+    input_timeout_s: float = Field(
+        default=24 * 3600.0, gt=0, description="How long a step waits for operator input."
+    )
     max_fallbacks: int = Field(default=2, ge=0, le=20)
     max_deliveries: int = Field(
         default=5,

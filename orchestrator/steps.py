@@ -24,6 +24,8 @@ class StepInput:
     initial_context: dict[str, Any] = field(default_factory=dict)
     shared_state: dict[str, Any] = field(default_factory=dict)
     dependencies: dict[str, Any] = field(default_factory=dict)
+    input_provided: bool = False
+    operator_input: Any = None
 
     def as_context(self) -> dict[str, Any]:
         """The JSON document an external agent (HTTP, LLM) is given."""
@@ -38,6 +40,7 @@ class StepInput:
             "initialContext": self.initial_context,
             "sharedState": self.shared_state,
             "dependencies": self.dependencies,
+            "operatorInput": self.operator_input if self.input_provided else None,
         }
 
 
@@ -48,3 +51,37 @@ class StepResult:
 
     output: Any
     state_updates: dict[str, Any] = field(default_factory=dict)
+
+
+_NO_DEFAULT = object()
+
+
+class InputRequired(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by an agent to ask an operator for input. The step then waits holding no worker
+    and no broker message; when answered it runs again from its start, with the answer in
+    ``step_input.operator_input`` (``step_input.input_provided`` is then True).
+
+    Args:
+        question: what to ask, shown in the API, CLI and dashboard.
+        schema: optional JSON Schema the answer must satisfy.
+        timeout_s: how long to wait (default MEOWSTIK_INPUT_TIMEOUT_S).
+        default: the answer used when the deadline passes; without one the step fails then.
+    """
+
+    def __init__(
+        self,
+        question: str,
+        *,
+        schema: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+        default: Any = _NO_DEFAULT,
+    ) -> None:
+        super().__init__(question)
+        self.question = question
+        self.schema = schema
+        self.timeout_s = timeout_s
+        self.default = default
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _NO_DEFAULT

@@ -18,6 +18,7 @@ import redis
 from celery import Celery, bootsteps
 from celery.signals import task_received, worker_ready, worker_shutdown
 
+from orchestrator.engine import Engine
 from orchestrator.recovery import Reconciler
 from orchestrator.routing import Router
 from orchestrator.settings import Settings
@@ -76,7 +77,7 @@ class Presence:
         self.registry = AgentRegistry(client, keys)
         self.sessions = SessionStore(client, keys)
         self.router = Router(self.sessions, self.registry, CeleryDispatcher(app), settings)
-        self.reconciler = Reconciler(self.router)
+        self.reconciler = Reconciler(Engine(self.router))
         self.worker = ""
         self.queues = worker_queues(self.agents.values(), remote=remote)
         self.concurrency = 1

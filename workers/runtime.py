@@ -17,6 +17,7 @@ from orchestrator.execution import Skip, StepLifecycle, StepRun
 from orchestrator.models import AgentDefinition, AgentExecutor
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.settings import Settings
+from orchestrator.steps import InputRequired
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import LogEntry
@@ -115,6 +116,9 @@ class WorkerRuntime:
         with LeaseKeeper(self.lifecycle, run):
             try:
                 result = coerce_result(agent.run(run.step_input))
+            except InputRequired as request:
+                self.lifecycle.await_input(run, request)
+                return None
             except Exception as exc:  # noqa: BLE001 - any agent failure is recorded on the step
                 self.lifecycle.fail(run, exc)
                 return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from api.body import json_body
-from orchestrator.models import OrchestrateRequest
+from orchestrator.models import InputAnswer, OrchestrateRequest
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
 
@@ -42,3 +42,11 @@ def get_session_logs(session_id: str):
 def cancel_session(session_id: str):
     """Stop a session: steps not started never start, running ones are revoked."""
     return jsonify(services().engine.cancel(session_id).to_json_dict())
+
+
+@blueprint.post("/sessions/<session_id>/input")
+def provide_input(session_id: str):
+    """Answer a step waiting for operator input: {"stepId": ..., "value": ...}."""
+    answer = InputAnswer.model_validate(json_body())
+    snapshot = services().engine.provide_input(session_id, answer.step_id, answer.value)
+    return jsonify(snapshot.to_json_dict())

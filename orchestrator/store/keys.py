@@ -50,6 +50,14 @@ class Keys:
         """List of StepError JSON documents, in the order they happened."""
         return f"{self.session(session_id)}:errors"
 
+    def input_requests(self, session_id: str) -> str:
+        """Hash: step id -> JSON of its open operator-input request."""
+        return f"{self.session(session_id)}:input-requests"
+
+    def answers(self, session_id: str) -> str:
+        """Hash: step id -> JSON of the operator's answer, given to the step when it re-runs."""
+        return f"{self.session(session_id)}:answers"
+
     def session_logs(self, session_id: str) -> str:
         """Capped stream of the session's log entries."""
         return f"{self.session(session_id)}:logs"
@@ -86,6 +94,8 @@ class Keys:
             self.results(session_id),
             self.shared_state(session_id),
             self.errors(session_id),
+            self.input_requests(session_id),
+            self.answers(session_id),
             self.session_logs(session_id),
             self.private_state_index(session_id),
             self.temporary_state_index(session_id),
@@ -101,6 +111,11 @@ class Keys:
         """Sorted set: "<session id>|<step id>" scored by the time (ms) the step must be claimed
         or renew its lease by; the reconciler recovers what passes it (Lua builds it too)."""
         return f"{self.prefix}:deadlines"
+
+    @property
+    def input_deadlines(self) -> str:
+        """Sorted set: "<session id>|<step id>" of steps waiting for input, by deadline (ms)."""
+        return f"{self.prefix}:input-deadlines"
 
     @property
     def global_logs(self) -> str:

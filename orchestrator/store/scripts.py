@@ -21,6 +21,8 @@ SCRIPT_NAMES = (
     "record_failure",
     "recover_step",
     "cancel_session",
+    "await_input",
+    "provide_input",
 )
 PRELUDE_MARKER = "(prepended: _slots.lua)"
 
@@ -83,6 +85,7 @@ class Claim:
     max_attempts: int = 1
     agent_attempt: int = 0
     queue: str = ""
+    answer_json: str | None = None
 
     @classmethod
     def parse(cls, reply: list[Any]) -> Claim:
@@ -100,6 +103,7 @@ class Claim:
             max_attempts=int(reply[7]),
             agent_attempt=int(reply[8]),
             queue=text(reply[9]),
+            answer_json=text(reply[10]) if len(reply) > 10 and reply[10] is not None else None,
         )
 
 

@@ -63,6 +63,7 @@ class SessionRecord:
     results: dict[str, Any]
     depends: dict[str, list[str]]
     errors: list[dict[str, Any]] = field(default_factory=list)
+    input_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class SessionStore:
@@ -123,6 +124,7 @@ class SessionStore:
             k.shared_state(sid),
             k.agent(agent_id),
             k.agent_slots(agent_id),
+            k.answers(sid),
         ]
         args = [step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id), k.prefix]
         return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
@@ -251,6 +253,56 @@ class SessionStore:
         args = [self._keys.prefix, sid, now_ms, reserve_ms]
         return Cancellation.parse(self._run("cancel_session", keys, args, logs, now_ms))
 
+    def await_input(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        token: str,
+        now_ms: int,
+        reserve_ms: int,
+        request_json: str,
+        deadline_ms: int,
+        logs: Sequence[LogEntry] = (),
+    ) -> tuple[str, list[Handoff]]:
+        """Park a running step until an operator answers. Returns (code, handed)."""
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.input_requests(sid)]
+        args = [k.prefix, sid, step_id, token, now_ms, reserve_ms, request_json, deadline_ms]
+        reply = self._run("await_input", keys, args, logs, now_ms)
+        code = text(reply[0])
+        return code, handoffs(reply[1]) if code == "ok" else []
+
+    def input_request(self, sid: str, step_id: str) -> dict[str, Any] | None:
+        raw = self._client.hget(self._keys.input_requests(sid), step_id)
+        return json.loads(raw) if raw else None
+
+    def provide_input(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        now_ms: int,
+        answer_json: str,
+        reserve_ms: int,
+        by: str,
+        logs: Sequence[LogEntry] = (),
+    ) -> tuple[str, dict[str, Any] | str]:
+        """Record an answer and queue the step again. Returns (code, step record or detail)."""
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.input_requests(sid), k.answers(sid)]
+        args = [k.prefix, sid, step_id, now_ms, answer_json, reserve_ms, by]
+        reply = self._run("provide_input", keys, args, logs, now_ms)
+        code = text(reply[0])
+        return code, json.loads(text(reply[1])) if code == "ok" else text(reply[1])
+
+    def due_input_deadlines(self, now_ms: int, limit: int = 100) -> list[tuple[str, str]]:
+        members = self._client.zrangebyscore(self._keys.input_deadlines, "-inf", now_ms, 0, limit)
+        return [tuple(text(m).split("|", 1)) for m in members]  # type: ignore[misc]
+
+    def clear_input_deadline(self, sid: str, step_id: str) -> None:
+        self._client.zrem(self._keys.input_deadlines, slot_member(sid, step_id))
+
     def queue_length(self, queue: str) -> int:
         """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""
         return int(self._client.llen(queue))
@@ -273,7 +325,8 @@ class SessionStore:
         pipe.hgetall(k.results(sid))
         pipe.lrange(k.errors(sid), 0, -1)
         pipe.hgetall(k.depends(sid))
-        fields, steps, results, errors, depends = pipe.execute()
+        pipe.hgetall(k.input_requests(sid))
+        fields, steps, results, errors, depends, requests = pipe.execute()
         if not fields:
             return None
         return SessionRecord(
@@ -281,6 +334,7 @@ class SessionStore:
             steps={text(key): json.loads(value) for key, value in steps.items()},
             results={text(key): json.loads(value) for key, value in results.items()},
             depends={text(key): json.loads(value) for key, value in depends.items()},
+            input_requests={text(key): json.loads(value) for key, value in requests.items()},
             errors=[json.loads(item) for item in errors],
         )
 

@@ -80,3 +80,64 @@ def test_cancelling_a_finished_or_unknown_session_is_a_clear_error(cluster):
     assert finished.status_code == 409 and finished.json()["error"]["code"] == "session_finished"
     unknown = requests.post(f"{cluster.api_url}/api/orchestrator/sessions/nope/cancel", timeout=10)
     assert unknown.status_code == 404
+
+
+SCHEMA = {"type": "object", "properties": {"approve": {"type": "boolean"}}, "required": ["approve"]}
+
+
+def answer(cluster, sid, step_id, value):
+    return requests.post(
+        f"{cluster.api_url}/api/orchestrator/sessions/{sid}/input",
+        json={"stepId": step_id, "value": value},
+        timeout=10,
+    )
+
+
+def test_operator_input_holds_no_worker_slot_and_an_answer_resumes_the_step(cluster):
+    # Given a step on asker-001 (maxLoad 1) that asks for approval
+    plan = {
+        "steps": [
+            step("A", "ask_work", question="Deploy to production?", schema=SCHEMA),
+            step("N", "echo_work", "A"),
+        ]
+    }
+    sid = cluster.submit({"goal": "ask", "plan": plan})["sessionId"]
+    waiting = wait_for(
+        lambda: (s := cluster.session(sid))["status"] == "waiting_for_input" and s,
+        30,
+        what="waiting_for_input",
+    )
+    # Then the step and session wait, showing the question, holding no slot
+    assert waiting["steps"]["A"]["status"] == "waiting_for_input"
+    assert waiting["steps"]["A"]["inputRequest"]["question"] == "Deploy to production?"
+    assert cluster.agents()["asker-001"]["currentLoad"] == 0
+    # and the same agent runs another session's step meanwhile
+    other = cluster.wait_session(
+        cluster.submit(
+            {"goal": "meanwhile", "plan": {"steps": [step("B", "ask_work", noAsk=True)]}}
+        )["sessionId"]
+    )
+    assert other["status"] == "completed" and other["steps"]["B"]["agentId"] == "asker-001"
+    # When an invalid answer comes, it is refused and nothing changes
+    refused = answer(cluster, sid, "A", {"approve": "yes"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_input"
+    assert cluster.session(sid)["steps"]["A"]["status"] == "waiting_for_input"
+    # When a valid answer comes, the step runs again with it and the session completes
+    accepted = answer(cluster, sid, "A", {"approve": True})
+    assert accepted.status_code == 200
+    done = cluster.wait_session(sid)
+    assert done["status"] == "completed", done["errors"]
+    assert done["results"][f"{sid}.A"]["answer"] == {"approve": True}
+    assert answer(cluster, sid, "A", {"approve": True}).status_code == 409
+
+
+def test_a_missed_input_deadline_applies_the_default_answer(cluster):
+    plan = {"steps": [step("D", "ask_work", schema=SCHEMA, timeoutS=1, default={"approve": False})]}
+    sid = cluster.submit({"goal": "deadline", "plan": plan})["sessionId"]
+    done = cluster.wait_session(sid, timeout_s=30)
+    assert done["status"] == "completed", done["errors"]
+    assert done["results"][f"{sid}.D"]["answer"] == {"approve": False}
+    assert any(
+        e["message"] == "Step input received" and e["data"]["by"] == "default"
+        for e in cluster.logs(sid)
+    )

@@ -13,7 +13,7 @@ import redis
 
 from orchestrator.errors import PermanentStepError, RetryableStepError
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput, StepResult
+from orchestrator.steps import InputRequired, StepInput, StepResult
 from workers.agents.base import agent
 
 GATE_TIMEOUT_S = 60
@@ -115,3 +115,20 @@ def primary(step_input: StepInput) -> dict:
 def secondary(step_input: StepInput) -> dict:
     """The fallback: same capability, lower priority."""
     return _report(step_input)
+
+
+@agent(id="asker-001", name="Asker", type="tester", capabilities=["ask_work"], max_load=1)
+def asker(step_input: StepInput) -> dict:
+    """Asks an operator (question, schema, timeoutS, default from parameters) unless noAsk."""
+    params = step_input.step.parameters
+    if params.get("noAsk"):
+        return _report(step_input)
+    if not step_input.input_provided:
+        extra = {"default": params["default"]} if "default" in params else {}
+        raise InputRequired(
+            params.get("question", "Proceed?"),
+            schema=params.get("schema"),
+            timeout_s=params.get("timeoutS"),
+            **extra,
+        )
+    return _report(step_input, answer=step_input.operator_input)

@@ -7,13 +7,13 @@
 --
 -- KEYS[1] session hash        KEYS[2] steps hash         KEYS[3] plan hash
 -- KEYS[4] depends hash        KEYS[5] results hash       KEYS[6] shared state hash
--- KEYS[7] agent hash          KEYS[8] agent slots
+-- KEYS[7] agent hash          KEYS[8] agent slots        KEYS[9] operator answers hash
 -- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] lease (ms)   ARGV[5] agent id
 -- ARGV[6] slot member ("<session id>|<step id>")   ARGV[7] key prefix
 --
 -- Returns one of:
 --   {"ok", attempt, step JSON, goal, initial context JSON, {state k, v, ...}, {dep id, output, ...},
---    max attempts, attempt on this agent, queue}
+--    max attempts, attempt on this agent, queue, operator answer JSON or false}
 --   {"missing"}                 no such session or step
 --   {"ended", session status}   the session is over: do not run
 --   {"finished", step status}   the step already ended (a duplicate delivery): do not run
@@ -83,4 +83,5 @@ return {
   redis.call("HGET", KEYS[1], "maxAttempts") or "1",
   rec["agentAttempts"],
   rec["queue"] or "",
+  redis.call("HGET", KEYS[9], ARGV[1]),
 }

@@ -25,6 +25,14 @@ if ARGV[2] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[2]) then
   return {"stale", status}
 end
 local now = tonumber(ARGV[3])
+if status == "waiting_for_input" then
+  -- an input deadline passed with no default: the session stops waiting on this step
+  redis.call("ZREM", ARGV[6] .. ":input-deadlines", ARGV[7])
+  if redis.call("HINCRBY", KEYS[1], "waitingSteps", -1) <= 0
+    and redis.call("HGET", KEYS[1], "status") == "waiting_for_input" then
+    redis.call("HSET", KEYS[1], "status", "executing")
+  end
+end
 local handed = release(ARGV[6], rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
 redis.call("ZREM", deadlines_key(ARGV[6]), ARGV[7])
 rec["status"] = "failed"
