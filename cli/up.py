@@ -26,6 +26,7 @@ from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_p
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.models import AgentDefinition
 from orchestrator.settings import Settings
+from workers.agents.catalog import AgentCatalogError, load_agents
 
 API_GRACEFUL_TIMEOUT_S = 10
 REDIS_START_TIMEOUT_S = 15.0
@@ -90,13 +91,19 @@ def remote_worker_command(*, program: Sequence[str] | None = None) -> list[str]:
 
 
 def _agent_ids(text: str) -> list[AgentDefinition]:
+    """Agent ids known to this installation: the built-in fleet, MEOWSTIK_AGENT_MODULES and
+    the meowstik.agents entry points."""
+    try:
+        known = {a.definition.id: a.definition for a in load_agents(Settings()).values()}
+    except AgentCatalogError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     ids = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [agent_id for agent_id in ids if agent_id not in AGENTS_BY_ID]
+    unknown = [agent_id for agent_id in ids if agent_id not in known]
     if not ids or unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown agent ids {unknown or [text]}; choose from {', '.join(AGENTS_BY_ID)}"
+            f"unknown agent ids {unknown or [text]}; choose from {', '.join(sorted(known))}"
         )
-    return [AGENTS_BY_ID[agent_id] for agent_id in dict.fromkeys(ids)]
+    return [known[agent_id] for agent_id in dict.fromkeys(ids)]
 
 
 def _positive_int(text: str) -> int:

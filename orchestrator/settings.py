@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(default=30.0, ge=0)
     lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=10)
+    unacked_restore_interval_s: int = Field(
+        default=10, ge=1, description="How often kombu looks for unacked messages to restore."
+    )
+    unacked_restore_throttle: int = Field(
+        default=10, ge=1, description="kombu scans only every Nth look (see docs/architecture.md)."
+    )
     publish_max_retries: int = Field(default=2, ge=0)
     session_retention_s: int = Field(default=DEFAULT_SESSION_RETENTION_S, ge=60)
 
@@ -74,6 +80,9 @@ class Settings(BaseSettings):
     agent_modules: str = Field(default="", description="Comma-separated modules defining agents.")
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_pool: str = Field(default="prefork", pattern=r"^(prefork|threads|solo)$")
+    worker_remote_control: bool = Field(
+        default=True, description="Celery remote control (revoke, inspect, Flower's commands)."
+    )
 
     llm_base_url: str | None = Field(
         default=None, description="OpenAI-compatible API base URL, e.g. http://localhost:11434/v1"

@@ -29,7 +29,11 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": settings.unacked_restore_interval_s,
+            "unacked_restore_throttle": settings.unacked_restore_throttle,
+        },
         task_create_missing_queues=True,
         task_default_queue="meowstik.default",
         task_publish_retry=True,
@@ -42,6 +46,7 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_pool_limit=10,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
+        worker_enable_remote_control=settings.worker_remote_control,
     )
     app.conf.meowstik_settings = settings
     from workers.tasks import register_tasks

@@ -10,9 +10,10 @@ import threading
 from collections.abc import Mapping
 
 import redis
+import requests
 from celery import Celery
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, RetryableStepError
 from orchestrator.execution import Skip, StepLifecycle, StepRun
 from orchestrator.models import AgentDefinition, AgentExecutor
 from orchestrator.routing import Router, RouteRequest
@@ -26,6 +27,14 @@ from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
 
 log = logging.getLogger(__name__)
+
+# Network hiccups raised inside agent code by the clients agents commonly use: worth a retry.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    requests.ConnectionError,
+    requests.Timeout,
+)
 
 
 class LeaseKeeper:
@@ -118,6 +127,9 @@ class WorkerRuntime:
                 result = coerce_result(agent.run(run.step_input))
             except InputRequired as request:
                 self.lifecycle.await_input(run, request)
+                return None
+            except TRANSIENT_ERRORS as exc:
+                self.lifecycle.fail(run, RetryableStepError(f"{type(exc).__name__}: {exc}"))
                 return None
             except Exception as exc:  # noqa: BLE001 - any agent failure is recorded on the step
                 self.lifecycle.fail(run, exc)

@@ -91,8 +91,9 @@ class UpProcess:
         return READY_MARKER in self.output()
 
 
-def start_up(data_dir: Path, *extra_args: str) -> UpProcess:
-    """Run `meowstik up` on free ports with an embedded Redis under data_dir."""
+def start_up(data_dir: Path, *extra_args: str, **env_extra: str) -> UpProcess:
+    """Run `meowstik up` on free ports with an embedded Redis under data_dir (or the Redis that
+    ``MEOWSTIK_REDIS_URL`` in ``env_extra`` names)."""
     api_port = free_port()
     env = dict(os.environ)
     env.pop("MEOWSTIK_REDIS_URL", None)
@@ -103,6 +104,7 @@ def start_up(data_dir: Path, *extra_args: str) -> UpProcess:
         MEOWSTIK_API_HOST="127.0.0.1",
         PYTHONUNBUFFERED="1",
     )
+    env.update(env_extra)
     data_dir.mkdir(parents=True, exist_ok=True)
     output_path = data_dir.parent / f"{data_dir.name}-up-{api_port}.out"
     with open(output_path, "wb") as output:

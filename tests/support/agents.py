@@ -20,7 +20,8 @@ GATE_TIMEOUT_S = 60
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(Settings().effective_redis_url)
+    # reads may block on BLPOP for GATE_TIMEOUT_S: the socket must wait longer than that
+    return redis.Redis.from_url(Settings().effective_redis_url, socket_timeout=GATE_TIMEOUT_S + 10)
 
 
 def _report(step_input: StepInput, **extra) -> dict:
