@@ -4,6 +4,7 @@ first steps dispatched. Steps after the first are released by the workers (execu
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from typing import Any
 import jsonschema
 
 from orchestrator.errors import (
+    ContextKeyError,
+    CursorError,
     DispatchError,
     InputValidationError,
     LimitExceededError,
@@ -20,7 +23,14 @@ from orchestrator.errors import (
     StepNotWaitingError,
 )
 from orchestrator.graph import PlanGraph
-from orchestrator.models import OrchestrateRequest, SessionSnapshot, StepError, StepState, TaskPlan
+from orchestrator.models import (
+    OrchestrateRequest,
+    SessionSnapshot,
+    SessionSummary,
+    StepError,
+    StepState,
+    TaskPlan,
+)
 from orchestrator.planning.rules import plan_goal
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.statuses import SESSION_TERMINAL
@@ -29,6 +39,7 @@ from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.sessions import NewSession, NewStep, SessionRecord
 
 _COMPACT = (",", ":")
+CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 def new_session_id(now_ms: int) -> str:
@@ -163,6 +174,55 @@ class Engine:
             raise StepNotWaitingError(session_id, step_id, str(result))
         self.router.route(session_id, [RouteRequest.from_record(step_id, result)])
 
+    def list_sessions(
+        self, *, user_id: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[SessionSummary], str | None]:
+        """Sessions newest first, filtered by user and status, a page at a time."""
+        page, next_cursor = self.sessions.index.list_page(
+            user_id=user_id, status=status, limit=limit, cursor=decode_cursor(cursor)
+        )
+        summaries = [
+            SessionSummary(
+                session_id=row["sessionId"],
+                status=row["status"],
+                goal=row.get("goal", ""),
+                user_id=row.get("userId"),
+                chat_id=row.get("chatId"),
+                completed_tasks=int(row.get("completedTasks", 0)),
+                failed_tasks=int(row.get("failedTasks", 0)),
+                total_tasks=int(row.get("totalTasks", 0)),
+                start_time=iso_from_ms(int(row["startTime"])) or "",
+                end_time=iso_from_ms(int(row["endTime"])) if row.get("endTime") else None,
+            )
+            for row in page
+        ]
+        return summaries, f"{next_cursor[0]}:{next_cursor[1]}" if next_cursor else None
+
+    def update_context(self, session_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``values`` into the session's shared state; steps that start afterwards see
+        it. Returns the whole shared state."""
+        snapshot = self.snapshot(session_id)
+        if snapshot.status in SESSION_TERMINAL:
+            raise SessionFinishedError(session_id, snapshot.status)
+        bad = sorted(key for key in values if not CONTEXT_KEY.match(key))
+        if bad:
+            raise ContextKeyError(bad)
+        encoded = {
+            key: json.dumps(value, separators=(",", ":"), allow_nan=False)
+            for key, value in values.items()
+        }
+        self.sessions.log(
+            LogEntry(
+                "info",
+                "orchestrator",
+                "Context updated",
+                session_id=session_id,
+                data={"keys": sorted(values)},
+            ),
+            self.now_ms(),
+        )
+        return self.sessions.merge_context(session_id, encoded)
+
     def _check_limits(self, request: OrchestrateRequest) -> None:
         if len(request.goal) > self.settings.max_goal_chars:
             raise LimitExceededError(
@@ -203,6 +263,7 @@ class Engine:
             failure_policy=request.failure_policy.value,
             max_attempts=request.max_attempts or self.settings.step_max_attempts,
             steps=steps,
+            retention_ms=self.settings.session_retention_s * 1000,
         )
 
     def _dispatch_roots(self, new: NewSession) -> None:
@@ -238,6 +299,16 @@ class Engine:
                 reserve_ms=self.router.reserve_ms,
             )
         exc.details["sessionId"] = session_id
+
+
+def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """ "<ms>:<session id>" from a previous page, or None. Raises CursorError when malformed."""
+    if not cursor:
+        return None
+    score, _, session_id = cursor.partition(":")
+    if not score.isdigit() or not session_id:
+        raise CursorError(cursor)
+    return int(score), session_id
 
 
 def check_answer(step_id: str, value: Any, schema: dict[str, Any]) -> None:

@@ -104,6 +104,30 @@ class LimitExceededError(OrchestratorError):
         )
 
 
+class ContextKeyError(OrchestratorError):
+    code = "invalid_context_key"
+    http_status = 422
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(
+            f"context keys must be 1-128 characters of letters, digits, _ . : -; "
+            f"these are not: {', '.join(repr(k) for k in keys)}",
+            details={"keys": keys},
+        )
+
+
+class CursorError(OrchestratorError):
+    code = "invalid_cursor"
+    http_status = 422
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(
+            f"cursor {cursor!r} is not one this API returned; pass the nextCursor of the "
+            "previous page, or omit it for the first page",
+            details={"cursor": cursor},
+        )
+
+
 class SessionNotFoundError(OrchestratorError):
     code = "session_not_found"
     http_status = 404

@@ -161,6 +161,30 @@ class InputAnswer(RequestModel):
     value: Any
 
 
+class SessionQuery(RequestModel):
+    """Query string of GET /api/orchestrator/sessions."""
+
+    user_id: ShortText | None = None
+    status: SessionStatus | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class SessionSummary(CamelModel):
+    """One row of GET /api/orchestrator/sessions."""
+
+    session_id: str
+    status: SessionStatus
+    goal: str
+    user_id: str | None = None
+    chat_id: str | None = None
+    completed_tasks: int
+    failed_tasks: int
+    total_tasks: int
+    start_time: str
+    end_time: str | None = None
+
+
 class StepError(CamelModel):
     step_id: str
     job_id: str

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import ValidationError
 
 from api.body import json_body
-from orchestrator.models import InputAnswer, OrchestrateRequest
+from api.errors import ApiError, validation_details
+from orchestrator.models import InputAnswer, OrchestrateRequest, SessionQuery
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
 
@@ -50,3 +52,35 @@ def provide_input(session_id: str):
     answer = InputAnswer.model_validate(json_body())
     snapshot = services().engine.provide_input(session_id, answer.step_id, answer.value)
     return jsonify(snapshot.to_json_dict())
+
+
+@blueprint.get("/sessions")
+def list_sessions():
+    """Sessions newest first: ?userId=&status=&limit=(1-200, default 50)&cursor=."""
+    try:
+        query = SessionQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        details = validation_details(exc, root="query")
+        raise ApiError(
+            422,
+            "validation_error",
+            f"invalid query at {details[0]['location']}: {details[0]['message']}",
+            {"errors": details},
+        ) from exc
+    sessions, next_cursor = services().engine.list_sessions(
+        user_id=query.user_id, status=query.status, limit=query.limit, cursor=query.cursor
+    )
+    return jsonify(
+        {
+            "sessions": [s.to_json_dict() for s in sessions],
+            "count": len(sessions),
+            "nextCursor": next_cursor,
+        }
+    )
+
+
+@blueprint.patch("/sessions/<session_id>/context")
+def update_context(session_id: str):
+    """Merge a JSON object into the session's shared context; later steps see it."""
+    state = services().engine.update_context(session_id, json_body())
+    return jsonify({"sessionId": session_id, "sharedState": state})

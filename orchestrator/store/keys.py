@@ -106,6 +106,14 @@ class Keys:
         """Sorted set: session id scored by creation time (ms)."""
         return f"{self.prefix}:sessions"
 
+    def sessions_by_status(self, status: str) -> str:
+        """Sorted set of the sessions in one status, by creation time (Lua maintains it)."""
+        return f"{self.prefix}:sessions:status:{status}"
+
+    def sessions_by_user(self, user_id: str) -> str:
+        """Sorted set of one user's sessions, by creation time."""
+        return f"{self.prefix}:sessions:user:{user_id}"
+
     @property
     def deadlines(self) -> str:
         """Sorted set: "<session id>|<step id>" scored by the time (ms) the step must be claimed

@@ -22,6 +22,8 @@ from orchestrator.store.scripts import (
     handoffs,
     text,
 )
+from orchestrator.store.session_index import SessionIndex
+from orchestrator.store.session_inputs import SessionInputs
 
 _COMPACT = (",", ":")
 
@@ -52,6 +54,7 @@ class NewSession:
     failure_policy: str
     max_attempts: int
     steps: tuple[NewStep, ...]
+    retention_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class SessionRecord:
     input_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class SessionStore:
+class SessionStore(SessionInputs):
     """Sessions and their steps. Each lifecycle change is one Lua call (one round trip), with
     any log entries sent in the same pipeline."""
 
@@ -79,6 +82,11 @@ class SessionStore:
     @property
     def keys(self) -> Keys:
         return self._keys
+
+    @property
+    def index(self) -> SessionIndex:
+        """Listing sessions by user and status."""
+        return SessionIndex(self._client, self._keys)
 
     def create(
         self, new: NewSession, logs: Sequence[LogEntry] = (), *, grace_ms: int = 60_000
@@ -93,6 +101,9 @@ class SessionStore:
         pipe.hset(k.remaining(sid), mapping={s.step_id: len(s.depends_on) for s in new.steps})
         pipe.hset(k.steps(sid), mapping={s.step_id: _initial_record(s, new) for s in new.steps})
         pipe.zadd(k.sessions_index, {sid: new.created_at_ms})
+        pipe.zadd(k.sessions_by_status("executing"), {sid: new.created_at_ms})
+        if new.user_id is not None:
+            pipe.zadd(k.sessions_by_user(new.user_id), {sid: new.created_at_ms})
         roots = {
             slot_member(sid, s.step_id): new.created_at_ms + grace_ms
             for s in new.steps
@@ -253,55 +264,14 @@ class SessionStore:
         args = [self._keys.prefix, sid, now_ms, reserve_ms]
         return Cancellation.parse(self._run("cancel_session", keys, args, logs, now_ms))
 
-    def await_input(
-        self,
-        sid: str,
-        step_id: str,
-        *,
-        token: str,
-        now_ms: int,
-        reserve_ms: int,
-        request_json: str,
-        deadline_ms: int,
-        logs: Sequence[LogEntry] = (),
-    ) -> tuple[str, list[Handoff]]:
-        """Park a running step until an operator answers. Returns (code, handed)."""
-        k = self._keys
-        keys = [k.session(sid), k.steps(sid), k.input_requests(sid)]
-        args = [k.prefix, sid, step_id, token, now_ms, reserve_ms, request_json, deadline_ms]
-        reply = self._run("await_input", keys, args, logs, now_ms)
-        code = text(reply[0])
-        return code, handoffs(reply[1]) if code == "ok" else []
-
-    def input_request(self, sid: str, step_id: str) -> dict[str, Any] | None:
-        raw = self._client.hget(self._keys.input_requests(sid), step_id)
-        return json.loads(raw) if raw else None
-
-    def provide_input(
-        self,
-        sid: str,
-        step_id: str,
-        *,
-        now_ms: int,
-        answer_json: str,
-        reserve_ms: int,
-        by: str,
-        logs: Sequence[LogEntry] = (),
-    ) -> tuple[str, dict[str, Any] | str]:
-        """Record an answer and queue the step again. Returns (code, step record or detail)."""
-        k = self._keys
-        keys = [k.session(sid), k.steps(sid), k.input_requests(sid), k.answers(sid)]
-        args = [k.prefix, sid, step_id, now_ms, answer_json, reserve_ms, by]
-        reply = self._run("provide_input", keys, args, logs, now_ms)
-        code = text(reply[0])
-        return code, json.loads(text(reply[1])) if code == "ok" else text(reply[1])
-
-    def due_input_deadlines(self, now_ms: int, limit: int = 100) -> list[tuple[str, str]]:
-        members = self._client.zrangebyscore(self._keys.input_deadlines, "-inf", now_ms, 0, limit)
-        return [tuple(text(m).split("|", 1)) for m in members]  # type: ignore[misc]
-
-    def clear_input_deadline(self, sid: str, step_id: str) -> None:
-        self._client.zrem(self._keys.input_deadlines, slot_member(sid, step_id))
+    def merge_context(self, sid: str, values_json: dict[str, str]) -> dict[str, Any]:
+        """Merge keys into the session's shared state; returns the whole shared state."""
+        pipe = self._client.pipeline(transaction=True)
+        if values_json:
+            pipe.hset(self._keys.shared_state(sid), mapping=values_json)
+        pipe.hgetall(self._keys.shared_state(sid))
+        state = pipe.execute()[-1]
+        return {text(key): json.loads(value) for key, value in state.items()}
 
     def queue_length(self, queue: str) -> int:
         """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""
@@ -371,6 +341,7 @@ def _session_fields(new: NewSession) -> dict[str, Any]:
         "failurePolicy": new.failure_policy,
         "maxAttempts": new.max_attempts,
         "jobOrder": _dumps([s.step_id for s in new.steps]),
+        "retentionMs": new.retention_ms,
     }
     if new.user_id is not None:
         fields["userId"] = new.user_id

@@ -101,3 +101,35 @@ local function release(prefix, agent_id, member, now, reserve_ms)
   redis.call("ZREM", slots_key(prefix, agent_id), member)
   return handoff(prefix, agent_id, now, reserve_ms)
 end
+
+-- Session status changes go through here: the per-status index stays right, and a session that
+-- ends gets its retention expiry on every key it owns.
+local TERMINAL = {completed = true, failed = true, cancelled = true}
+local SESSION_SUFFIXES = {"", ":steps", ":plan", ":depends", ":children", ":remaining",
+  ":results", ":state", ":errors", ":logs", ":input-requests", ":answers", ":private-agents",
+  ":temp-index"}
+
+local function expire_session(skey, ms)
+  for _, suffix in ipairs(SESSION_SUFFIXES) do
+    redis.call("PEXPIRE", skey .. suffix, ms)
+  end
+  for _, agent in ipairs(redis.call("SMEMBERS", skey .. ":private-agents")) do
+    redis.call("PEXPIRE", skey .. ":private:" .. agent, ms)
+  end
+end
+
+local function set_session_status(prefix, sid, skey, new_status, now)
+  local old = redis.call("HGET", skey, "status")
+  if old == new_status then return end
+  redis.call("HSET", skey, "status", new_status)
+  local created = redis.call("HGET", skey, "createdAt") or now
+  if old then redis.call("ZREM", prefix .. ":sessions:status:" .. old, sid) end
+  redis.call("ZADD", prefix .. ":sessions:status:" .. new_status, created, sid)
+  if TERMINAL[new_status] then
+    redis.call("HSET", skey, "endTime", now)
+    local ms = tonumber(redis.call("HGET", skey, "retentionMs") or "0")
+    if ms > 0 then expire_session(skey, ms) end
+  end
+end
+
+local function sid_of(member) return string.sub(member, 1, string.find(member, "|", 1, true) - 1) end

@@ -25,7 +25,7 @@ rec["token"], rec["leaseUntil"] = nil, nil
 redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))
 redis.call("HSET", KEYS[3], step_id, ARGV[7])
 redis.call("HINCRBY", KEYS[1], "waitingSteps", 1)
-redis.call("HSET", KEYS[1], "status", "waiting_for_input")
+set_session_status(prefix, sid, KEYS[1], "waiting_for_input", now)
 if tonumber(ARGV[8]) > 0 then
   redis.call("ZADD", prefix .. ":input-deadlines", tonumber(ARGV[8]), member)
 end

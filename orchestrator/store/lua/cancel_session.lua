@@ -14,7 +14,7 @@ local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"missing"} end
 if status == "cancelled" then return {"already"} end
 if status == "completed" or status == "failed" then return {"finished", status} end
-redis.call("HSET", KEYS[1], "status", "cancelled", "endTime", now)
+set_session_status(prefix, sid, KEYS[1], "cancelled", now)  -- first: freed slots skip it
 local cancelled, running, handed = {}, {}, {}
 local all = redis.call("HGETALL", KEYS[2])
 for i = 1, #all, 2 do

@@ -67,7 +67,7 @@ if session_status == "executing" or session_status == "waiting_for_input" then
     else
       session_status = "completed"
     end
-    redis.call("HSET", KEYS[1], "status", session_status, "endTime", now)
+    set_session_status(ARGV[5], sid_of(ARGV[7]), KEYS[1], session_status, now)
   end
 end
 return {"ok", session_status, released, handed}

@@ -30,7 +30,7 @@ if status == "waiting_for_input" then
   redis.call("ZREM", ARGV[6] .. ":input-deadlines", ARGV[7])
   if redis.call("HINCRBY", KEYS[1], "waitingSteps", -1) <= 0
     and redis.call("HGET", KEYS[1], "status") == "waiting_for_input" then
-    redis.call("HSET", KEYS[1], "status", "executing")
+    set_session_status(ARGV[6], sid_of(ARGV[7]), KEYS[1], "executing", now)
   end
 end
 local handed = release(ARGV[6], rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
@@ -90,6 +90,6 @@ else
   session_status = "failed"
 end
 if session_status == "failed" then
-  redis.call("HSET", KEYS[1], "status", "failed", "endTime", now)
+  set_session_status(ARGV[6], sid_of(ARGV[7]), KEYS[1], "failed", now)
 end
 return {"ok", session_status, affected, handed}

@@ -30,6 +30,6 @@ local encoded = cjson.encode(rec)
 redis.call("HSET", KEYS[2], step_id, encoded)
 redis.call("ZADD", deadlines_key(prefix), now + tonumber(ARGV[6]), member)
 if redis.call("HINCRBY", KEYS[1], "waitingSteps", -1) <= 0 then
-  redis.call("HSET", KEYS[1], "status", "executing")
+  set_session_status(prefix, sid, KEYS[1], "executing", now)
 end
 return {"ok", encoded}

@@ -1,0 +1,88 @@
+"""Listing sessions from index sorted sets (all, by user, by status), newest first, a page at a
+time, without scanning keys. The status index is kept by the Lua scripts that change status."""
+
+from __future__ import annotations
+
+import redis
+
+from orchestrator.store.keys import Keys
+from orchestrator.store.scripts import text
+
+SUMMARY_FIELDS = (
+    "sessionId",
+    "status",
+    "goal",
+    "userId",
+    "chatId",
+    "completedTasks",
+    "failedTasks",
+    "totalTasks",
+    "startTime",
+    "endTime",
+)
+
+
+class SessionIndex:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def list_page(
+        self,
+        *,
+        user_id: str | None,
+        status: str | None,
+        limit: int,
+        cursor: tuple[int, str] | None,
+    ) -> tuple[list[dict[str, str]], tuple[int, str] | None]:
+        """A page of session summaries, newest first, from an index (never a key scan).
+
+        ``cursor`` is (creation ms, session id) of the last session of the previous page.
+        Returns the page and the cursor of the next one (None at the end). Sessions whose
+        retention expired are pruned from the index as they are met.
+        """
+        k = self._keys
+        index = (
+            k.sessions_by_user(user_id)
+            if user_id
+            else k.sessions_by_status(status)
+            if status
+            else k.sessions_index
+        )
+        page: list[dict[str, str]] = []
+        top = str(cursor[0]) if cursor else "+inf"
+        while len(page) <= limit:
+            batch = self._client.zrevrangebyscore(
+                index, top, "-inf", 0, limit * 2 + 1, withscores=True
+            )
+            batch = [
+                (text(m), int(score))
+                for m, score in batch
+                if not (cursor and int(score) == cursor[0] and text(m) >= cursor[1])
+            ]
+            if not batch:
+                break
+            for (sid, score), fields in zip(
+                batch, self._summaries([m for m, _ in batch]), strict=True
+            ):
+                if not fields:
+                    self._client.zrem(index, sid)
+                elif status is None or fields.get("status") == status:
+                    page.append({**fields, "_score": str(score)})
+                cursor = (score, sid)
+            top = str(cursor[0])
+        if len(page) <= limit:
+            return page, None
+        page = page[:limit]
+        return page, (int(page[-1]["_score"]), page[-1]["sessionId"])
+
+    def _summaries(self, session_ids: list[str]) -> list[dict[str, str]]:
+        fields = SUMMARY_FIELDS
+        pipe = self._client.pipeline(transaction=False)
+        for sid in session_ids:
+            pipe.hmget(self._keys.session(sid), fields)
+        out = []
+        for values in pipe.execute():
+            row = {name: text(v) for name, v in zip(fields, values, strict=True) if v is not None}
+            out.append(row if "sessionId" in row else {})
+        return out
