@@ -47,7 +47,7 @@ def create_app(
     client = redis_client or redis.Redis.from_url(
         settings.effective_redis_url,
         socket_timeout=5,
-        socket_connect_timeout=2,
+        socket_connect_timeout=0.5,
         health_check_interval=30,
     )
     if dispatcher is None:

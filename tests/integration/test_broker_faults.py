@@ -154,3 +154,43 @@ def test_under_meowstik_up_a_worker_that_dies_with_redis_is_restarted_and_the_se
         if up.process.poll() is None:
             up.process.kill()
         server.stop()
+
+
+def test_with_redis_down_submit_answers_503_within_a_second_in_json(tmp_path):
+    import time
+
+    import requests
+
+    from tests.support.cluster import Cluster
+
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    cluster = Cluster(dead_url, tmp_path)
+    cluster.start_api()
+    try:
+        wait_for(lambda: _answers(cluster.api_url), 30, what="API up")
+        health = requests.get(f"{cluster.api_url}/healthz", timeout=5)
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        started = time.monotonic()
+        response = requests.post(
+            f"{cluster.api_url}/api/orchestrator/orchestrate",
+            json={"goal": "Research and write a blog post about owls"},
+            timeout=10,
+        )
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503 and response.headers["Content-Type"].startswith(
+            "application/json"
+        )
+        assert response.json()["error"]["code"] == "store_unavailable"
+        assert elapsed < 1.0, f"took {elapsed:.2f} s"
+    finally:
+        cluster.stop()
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        requests.get(f"{url}/healthz", timeout=2)
+        return True
+    except requests.RequestException:
+        return False
