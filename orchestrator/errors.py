@@ -15,6 +15,8 @@ says what failed, the bad value, and how to fix it.
     ├── AgentNotFoundError         (404)
     ├── StoreUnavailableError      Redis unreachable (503)
     ├── DispatchError              broker refused or timed out a publish (503)
+    ├── (state manager errors: StateValidationError, StateConflictError, LockTimeoutError, ...
+    │    in orchestrator/store/state.py, transactions.py and state_values.py)
     └── StepError                  raised by an agent's work
         ├── RetryableStepError     retried with backoff, then the step fails
         └── PermanentStepError     the step fails at once

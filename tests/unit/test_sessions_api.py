@@ -15,14 +15,16 @@ def client(any_redis):
     registry = AgentRegistry(any_redis, Keys("meowstik"))
     for agent in DEFAULT_AGENTS:
         registry.register(agent, worker="w1", now_ms=0, alive_ms=10**13)
-    app = create_app(Settings(session_retention_s=120), redis_client=any_redis,
-                     dispatcher=RecordingDispatcher())
+    app = create_app(
+        Settings(session_retention_s=120), redis_client=any_redis, dispatcher=RecordingDispatcher()
+    )
     return app.test_client()
 
 
 def submit(client, user):
-    response = client.post("/api/orchestrator/orchestrate",
-                           json={"goal": "Write a report about owls", "userId": user})
+    response = client.post(
+        "/api/orchestrator/orchestrate", json={"goal": "Write a report about owls", "userId": user}
+    )
     assert response.status_code == 202
     return response.get_json()["sessionId"]
 
@@ -52,9 +54,15 @@ def test_sessions_are_listed_newest_first_by_user_and_status_a_page_at_a_time(cl
     assert [s["sessionId"] for s in both["sessions"]] == [alice[1]]
 
 
-@pytest.mark.parametrize("query, location", [
-    ("status=sleeping", "query.status"), ("limit=0", "query.limit"), ("limit=x", "query.limit"),
-    ("bogus=1", "query.bogus")])
+@pytest.mark.parametrize(
+    "query, location",
+    [
+        ("status=sleeping", "query.status"),
+        ("limit=0", "query.limit"),
+        ("limit=x", "query.limit"),
+        ("bogus=1", "query.bogus"),
+    ],
+)
 def test_bad_list_queries_are_422_saying_which_parameter(client, query, location):
     response = client.get(f"/api/orchestrator/sessions?{query}")
     assert response.status_code == 422
@@ -68,8 +76,10 @@ def test_a_malformed_cursor_is_a_422(client):
 
 def test_context_updates_merge_into_shared_state(client):
     sid = submit(client, "carol")
-    response = client.patch(f"/api/orchestrator/sessions/{sid}/context",
-                            json={"tone": "formal", "limits": {"words": 500}})
+    response = client.patch(
+        f"/api/orchestrator/sessions/{sid}/context",
+        json={"tone": "formal", "limits": {"words": 500}},
+    )
     assert response.status_code == 200
     assert response.get_json()["sharedState"] == {"tone": "formal", "limits": {"words": 500}}
     again = client.patch(f"/api/orchestrator/sessions/{sid}/context", json={"tone": "casual"})
