@@ -80,34 +80,21 @@ class Reconciler:
                 f"no operator input before the deadline {request.get('deadline')}: "
                 f"{request.get('question')}"
             )
-            error = StepError(
-                step_id=step_id,
-                job_id=job_id(session_id, step_id),
-                error_type="InputTimeout",
-                message=message,
-                attempt=0,
-                timestamp=iso_from_ms(now) or "",
-            )
-            transition = self.sessions.fail(
+            self._fail_unclaimed(
                 session_id,
                 step_id,
-                token="",
-                now_ms=now,
+                now,
+                error_type="InputTimeout",
                 message=message,
-                error_json=error.model_dump_json(by_alias=True),
-                reserve_ms=self.router.reserve_ms,
-                logs=[
-                    LogEntry(
-                        "warn",
-                        "orchestrator",
-                        "Step input timed out",
-                        session_id=session_id,
-                        task_id=step_id,
-                        error=message,
-                    )
-                ],
+                entry=LogEntry(
+                    "warn",
+                    "orchestrator",
+                    "Step input timed out",
+                    session_id=session_id,
+                    task_id=step_id,
+                    error=message,
+                ),
             )
-            self.router.dispatch_handoffs(transition.handed)
             self.sessions.clear_input_deadline(session_id, step_id)
             outcomes.append((session_id, step_id, "input_timeout"))
         return outcomes
@@ -118,12 +105,43 @@ class Reconciler:
             f"(MEOWSTIK_MAX_DELIVERIES={self.settings.max_deliveries}); check the agent for "
             "crashes or memory exhaustion"
         )
+        entry = LogEntry(
+            "error",
+            "orchestrator",
+            "Step dead-lettered",
+            session_id=session_id,
+            task_id=step_id,
+            error=message,
+            data={"deliveries": deliveries},
+        )
+        self._fail_unclaimed(
+            session_id,
+            step_id,
+            now,
+            error_type="DeadLettered",
+            message=message,
+            entry=entry,
+            attempt=deliveries,
+        )
+
+    def _fail_unclaimed(
+        self,
+        session_id: str,
+        step_id: str,
+        now: int,
+        *,
+        error_type: str,
+        message: str,
+        entry: LogEntry,
+        attempt: int = 0,
+    ) -> None:
+        """Fail a step no run owns (its owner died, or it waited for input in vain)."""
         error = StepError(
             step_id=step_id,
             job_id=job_id(session_id, step_id),
-            error_type="DeadLettered",
+            error_type=error_type,
             message=message,
-            attempt=deliveries,
+            attempt=attempt,
             timestamp=iso_from_ms(now) or "",
         )
         transition = self.sessions.fail(
@@ -134,17 +152,7 @@ class Reconciler:
             message=message,
             error_json=error.model_dump_json(by_alias=True),
             reserve_ms=self.router.reserve_ms,
-            logs=[
-                LogEntry(
-                    "error",
-                    "orchestrator",
-                    "Step dead-lettered",
-                    session_id=session_id,
-                    task_id=step_id,
-                    error=message,
-                    data={"deliveries": deliveries},
-                )
-            ],
+            logs=[entry],
         )
         self.router.dispatch_handoffs(transition.handed)
 

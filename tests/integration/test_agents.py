@@ -9,19 +9,10 @@ import requests
 
 from tests.support.cluster import wait_for
 from tests.support.http_servers import JsonServer, echo_agent_endpoint
+from tests.support.plans import step
 from tests.support.spec import SPEC_CUSTOM_AGENT_BODY
 
 pytestmark = pytest.mark.integration
-
-
-def step(step_id, capability, *deps, **parameters):
-    return {
-        "id": step_id,
-        "title": step_id,
-        "requiredCapabilities": [capability],
-        "dependsOn": list(deps),
-        "parameters": parameters,
-    }
 
 
 def max_overlap(intervals):

@@ -10,20 +10,11 @@ import redis
 
 from cli.embedded_redis import EmbeddedRedis
 from tests.support.cluster import Cluster, wait_for
+from tests.support.plans import step
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.integration
 AGENTS = "gate-001,echo-001"
-
-
-def step(step_id, capability, *deps, **parameters):
-    return {
-        "id": step_id,
-        "title": step_id,
-        "requiredCapabilities": [capability],
-        "dependsOn": list(deps),
-        "parameters": parameters,
-    }
 
 
 def start_cluster(redis_url, log_dir, **env) -> Cluster:

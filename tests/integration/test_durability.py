@@ -9,18 +9,9 @@ import redis
 import requests
 
 from tests.support.cluster import wait_for
+from tests.support.plans import step
 
 pytestmark = pytest.mark.integration
-
-
-def step(step_id, capability, *deps, **parameters):
-    return {
-        "id": step_id,
-        "title": step_id,
-        "requiredCapabilities": [capability],
-        "dependsOn": list(deps),
-        "parameters": parameters,
-    }
 
 
 def owner_of(cluster, pid):

@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from tests.support.cluster import wait_for
+from tests.support.plans import step
 from tests.support.spec import SPEC_ORCHESTRATE_BODY
 
 pytestmark = pytest.mark.integration
@@ -14,16 +15,6 @@ pytestmark = pytest.mark.integration
 
 def at(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-
-
-def step(step_id, cap, *deps, **parameters):
-    return {
-        "id": step_id,
-        "title": step_id,
-        "requiredCapabilities": [cap],
-        "dependsOn": list(deps),
-        "parameters": parameters,
-    }
 
 
 def test_the_spec_request_completes_with_a_result_for_every_job(cluster):
