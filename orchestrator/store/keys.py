@@ -126,6 +126,17 @@ class Keys:
         return f"{self.prefix}:input-deadlines"
 
     @property
+    def step_counts(self) -> str:
+        """Hash "<capability>|<outcome>" -> steps (Lua keeps it; /metrics reads it)."""
+        return f"{self.prefix}:metrics:steps"
+
+    @property
+    def step_durations(self) -> str:
+        """Hash "<capability>|le=<bound s>" -> count (not cumulative), "<capability>|sum_ms",
+        "<capability>|count": the step duration histogram (Lua keeps it)."""
+        return f"{self.prefix}:metrics:step_seconds"
+
+    @property
     def global_logs(self) -> str:
         return f"{self.prefix}:logs"
 

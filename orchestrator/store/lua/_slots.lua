@@ -133,3 +133,28 @@ local function set_session_status(prefix, sid, skey, new_status, now)
 end
 
 local function sid_of(member) return string.sub(member, 1, string.find(member, "|", 1, true) - 1) end
+
+-- Step metrics for /metrics, kept in Redis so every API process reports the same numbers:
+--   <prefix>:metrics:steps        hash "<capability>|<outcome>" -> count
+--   <prefix>:metrics:step_seconds hash "<capability>|le=<bound>" -> count (not cumulative),
+--                                      "<capability>|sum_ms" and "<capability>|count"
+local DURATION_BOUNDS_S = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+
+local function count_step(prefix, capability, outcome, duration_ms)
+  redis.call("HINCRBY", prefix .. ":metrics:steps", capability .. "|" .. outcome, 1)
+  if duration_ms == nil then return end
+  local key = prefix .. ":metrics:step_seconds"
+  local bound = "+Inf"
+  for _, b in ipairs(DURATION_BOUNDS_S) do
+    if duration_ms <= b * 1000 then bound = tostring(b); break end
+  end
+  redis.call("HINCRBY", key, capability .. "|le=" .. bound, 1)
+  redis.call("HINCRBY", key, capability .. "|sum_ms", math.floor(duration_ms))
+  redis.call("HINCRBY", key, capability .. "|count", 1)
+end
+
+local function first_capability(rec)
+  local caps = rec["caps"]
+  if type(caps) == "table" and caps[1] then return caps[1] end
+  return "unknown"
+end

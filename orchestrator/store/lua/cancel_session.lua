@@ -30,6 +30,7 @@ for i = 1, #all, 2 do
     end
     rec["status"] = "cancelled"
     rec["finishedAt"] = now
+    count_step(prefix, first_capability(rec), "cancelled", nil)
     rec["token"], rec["leaseUntil"], rec["waitingFor"] = nil, nil, nil
     redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))
     redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)

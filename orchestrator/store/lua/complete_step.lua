@@ -29,6 +29,7 @@ end
 local now = tonumber(ARGV[3])
 rec["status"] = "completed"
 rec["finishedAt"] = now
+count_step(ARGV[5], first_capability(rec), "completed", now - (tonumber(rec["startedAt"]) or now))
 rec["token"] = nil
 rec["leaseUntil"] = nil
 redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))

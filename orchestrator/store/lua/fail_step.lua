@@ -37,6 +37,8 @@ local handed = release(ARGV[6], rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
 redis.call("ZREM", deadlines_key(ARGV[6]), ARGV[7])
 rec["status"] = "failed"
 rec["finishedAt"] = now
+count_step(ARGV[6], first_capability(rec), "failed",
+  rec["startedAt"] and (now - tonumber(rec["startedAt"])) or nil)
 rec["error"] = ARGV[4]
 rec["token"] = nil
 rec["leaseUntil"] = nil
@@ -53,6 +55,7 @@ end
 local function finish_step(step_id, step_rec, new_status)
   step_rec["status"] = new_status
   step_rec["finishedAt"] = now
+  count_step(ARGV[6], first_capability(step_rec), new_status, nil)
   local member = string.sub(ARGV[7], 1, string.find(ARGV[7], "|", 1, true)) .. step_id
   redis.call("ZREM", deadlines_key(ARGV[6]), member)
   if step_rec["agentId"] and step_rec["status"] == "cancelled" then

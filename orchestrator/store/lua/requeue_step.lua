@@ -38,6 +38,7 @@ if session_status ~= "executing" and session_status ~= "waiting_for_input" then
   return {"ended", session_status}
 end
 local handed = {}
+count_step(ARGV[6], first_capability(rec), ARGV[5] == "reroute" and "fallback" or "retried", nil)
 rec["status"] = "queued"
 rec["queuedAt"] = now
 if ARGV[5] == "reroute" then
