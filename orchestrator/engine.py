@@ -126,6 +126,7 @@ class Engine:
         if result.code == "finished":
             raise SessionFinishedError(session_id, result.detail)
         self.router.dispatch_handoffs(result.handed)
+        self.router.note_end(session_id, "cancelled")
         if result.running:
             self.router.dispatcher.revoke([job_id(session_id, s) for s in result.running])
         return self.snapshot(session_id)
@@ -289,7 +290,7 @@ class Engine:
                 attempt=0,
                 timestamp=iso_from_ms(now) or "",
             )
-            self.sessions.fail(
+            transition = self.sessions.fail(
                 session_id,
                 step_id,
                 token="",
@@ -298,6 +299,8 @@ class Engine:
                 error_json=error.model_dump_json(by_alias=True),
                 reserve_ms=self.router.reserve_ms,
             )
+            if transition.ended:
+                self.router.note_end(session_id, transition.session_status)
         exc.details["sessionId"] = session_id
 
 

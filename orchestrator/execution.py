@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.dispatch import StepDispatch
 from orchestrator.errors import PermanentStepError, RetryableStepError
@@ -47,6 +48,31 @@ class StepRun:
     @property
     def step_id(self) -> str:
         return self.step_input.step_id
+
+
+class BoundLogger:
+    """``step_input.logger``: agent log entries bound to one session, step and agent."""
+
+    def __init__(self, lifecycle: StepLifecycle, session_id: str, step_id: str, agent_id: str):
+        self._lifecycle = lifecycle
+        self._ids = {"session_id": session_id, "task_id": step_id, "agent_id": agent_id}
+
+    def _write(self, level: str, message: str, data: dict[str, Any]) -> None:
+        self._lifecycle.sessions.log(
+            LogEntry(level, "agent", message, data=data, **self._ids), self._lifecycle.now_ms()
+        )
+
+    def debug(self, message: str, **data: Any) -> None:
+        self._write("debug", message, data)
+
+    def info(self, message: str, **data: Any) -> None:
+        self._write("info", message, data)
+
+    def warn(self, message: str, **data: Any) -> None:
+        self._write("warn", message, data)
+
+    def error(self, message: str, **data: Any) -> None:
+        self._write("error", message, data)
 
 
 @dataclass(frozen=True)
@@ -125,6 +151,7 @@ class StepLifecycle:
             dependencies={dep: json.loads(output) for dep, output in claim.dependency_outputs},
             input_provided=claim.answer_json is not None,
             operator_input=json.loads(claim.answer_json) if claim.answer_json is not None else None,
+            logger=BoundLogger(self, session_id, step_id, agent_id),
         )
         return StepRun(
             token,
@@ -180,6 +207,8 @@ class StepLifecycle:
             logs=[done],
         )
         self.router.dispatch_handoffs(transition.handed)
+        if transition.ended:
+            self.router.note_end(run.session_id, transition.session_status)
         if transition.code == "ok" and transition.released:
             self.router.route(
                 run.session_id,
@@ -384,4 +413,6 @@ class StepLifecycle:
             logs=[failed],
         )
         self.router.dispatch_handoffs(transition.handed)
+        if transition.ended:
+            self.router.note_end(run.session_id, transition.session_status)
         return transition

@@ -155,6 +155,8 @@ class Reconciler:
             logs=[entry],
         )
         self.router.dispatch_handoffs(transition.handed)
+        if transition.ended:
+            self.router.note_end(session_id, transition.session_status)
 
     def _log(
         self, session_id: str, step_id: str, level: str, message: str, data: dict, now: int

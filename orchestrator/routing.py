@@ -93,6 +93,19 @@ class Router:
         self.dispatch_handoffs(handed)
         return handed
 
+    def note_end(self, session_id: str, status: str) -> None:
+        """Log the session's end once (the call that ended it says so): the last SSE event."""
+        self.sessions.log(
+            LogEntry(
+                "info",
+                "orchestrator",
+                "Session finished",
+                session_id=session_id,
+                data={"status": status},
+            ),
+            self.now_ms(),
+        )
+
     def dispatch_handoffs(self, handed: Sequence[Handoff]) -> None:
         """Send steps that a freed slot was handed to."""
         if not handed:

@@ -7,9 +7,19 @@ state, and the outputs of the steps it depends on, keyed by step id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.models import PlanStep
+
+
+class StepLogger(Protocol):
+    """The logger an agent gets (``step_input.logger``): entries go to the session's durable
+    log with source "agent", bound to the session, the step and the agent."""
+
+    def debug(self, message: str, **data: Any) -> None: ...
+    def info(self, message: str, **data: Any) -> None: ...
+    def warn(self, message: str, **data: Any) -> None: ...
+    def error(self, message: str, **data: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class StepInput:
     dependencies: dict[str, Any] = field(default_factory=dict)
     input_provided: bool = False
     operator_input: Any = None
+    logger: StepLogger | None = field(default=None, compare=False, repr=False)
 
     def as_context(self) -> dict[str, Any]:
         """The JSON document an external agent (HTTP, LLM) is given."""

@@ -32,14 +32,6 @@ def get_session(session_id: str):
     return jsonify(services().engine.snapshot(session_id).to_json_dict())
 
 
-@blueprint.get("/sessions/<session_id>/logs")
-def get_session_logs(session_id: str):
-    services().engine.snapshot(session_id)  # 404 for an unknown session
-    return jsonify(
-        {"sessionId": session_id, "logs": services().logbook.session_entries(session_id)}
-    )
-
-
 @blueprint.post("/sessions/<session_id>/cancel")
 def cancel_session(session_id: str):
     """Stop a session: steps not started never start, running ones are revoked."""

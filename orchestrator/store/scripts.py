@@ -124,6 +124,7 @@ class Transition:
     failed_agents: list[str] = field(default_factory=list)
     handed: list[Handoff] = field(default_factory=list)
     detail: str = ""
+    ended: bool = False  # this call moved the session to a terminal status
 
     @classmethod
     def parse_completion(cls, reply: list[Any]) -> Transition:
@@ -132,7 +133,11 @@ class Transition:
             return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
         released = [(step_id, json.loads(record)) for step_id, record in pairs(reply[2])]
         return cls(
-            code=code, session_status=text(reply[1]), released=released, handed=handoffs(reply[3])
+            code=code,
+            session_status=text(reply[1]),
+            released=released,
+            handed=handoffs(reply[3]),
+            ended=bool(int(reply[4])),
         )
 
     @classmethod
@@ -145,6 +150,7 @@ class Transition:
             session_status=text(reply[1]),
             affected=[text(i) for i in reply[2]],
             handed=handoffs(reply[3]),
+            ended=bool(int(reply[4])),
         )
 
     @classmethod

@@ -118,9 +118,10 @@ local function expire_session(skey, ms)
   end
 end
 
+-- Returns true when this call ended the session (moved it to a terminal status).
 local function set_session_status(prefix, sid, skey, new_status, now)
   local old = redis.call("HGET", skey, "status")
-  if old == new_status then return end
+  if old == new_status then return false end
   redis.call("HSET", skey, "status", new_status)
   local created = redis.call("HGET", skey, "createdAt") or now
   if old then redis.call("ZREM", prefix .. ":sessions:status:" .. old, sid) end
@@ -129,7 +130,9 @@ local function set_session_status(prefix, sid, skey, new_status, now)
     redis.call("HSET", skey, "endTime", now)
     local ms = tonumber(redis.call("HGET", skey, "retentionMs") or "0")
     if ms > 0 then expire_session(skey, ms) end
+    return not TERMINAL[old or ""]
   end
+  return false
 end
 
 local function sid_of(member) return string.sub(member, 1, string.find(member, "|", 1, true) - 1) end

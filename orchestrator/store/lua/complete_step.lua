@@ -11,7 +11,7 @@
 --
 -- Returns one of:
 --   {"ok", session status, {released id, its record JSON, ...}, {handed session id, step id,
---    queue, agent id, ...}}
+--    queue, agent id, ...}, 1 if this call ended the session else 0}
 --   {"duplicate"}           the step was already completed: nothing changed
 --   {"stale", step status}  this run no longer owns the step (lease lost, cancelled): nothing changed
 --   {"missing"}
@@ -43,7 +43,7 @@ redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
 local session_status = redis.call("HGET", KEYS[1], "status")
-local released = {}
+local released, ended = {}, 0
 if session_status == "executing" or session_status == "waiting_for_input" then
   local children = cjson.decode(redis.call("HGET", KEYS[3], ARGV[1]) or "[]")
   for _, child in ipairs(children) do
@@ -68,7 +68,7 @@ if session_status == "executing" or session_status == "waiting_for_input" then
     else
       session_status = "completed"
     end
-    set_session_status(ARGV[5], sid_of(ARGV[7]), KEYS[1], session_status, now)
+    if set_session_status(ARGV[5], sid_of(ARGV[7]), KEYS[1], session_status, now) then ended = 1 end
   end
 end
-return {"ok", session_status, released, handed}
+return {"ok", session_status, released, handed, ended}

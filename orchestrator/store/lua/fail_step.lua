@@ -10,7 +10,8 @@
 -- ARGV[4] error message   ARGV[5] StepError JSON for the errors list
 -- ARGV[6] key prefix   ARGV[7] slot member   ARGV[8] reservation (ms)
 --
--- Returns {"ok", session status, {affected step id, ...}, {handed sid, step, queue, agent, ...}}
+-- Returns {"ok", session status, {affected step id, ...}, {handed sid, step, queue, agent, ...},
+--   1 if this call ended the session else 0}
 --   | {"duplicate"} | {"stale", status} | {"missing"}
 local raw = redis.call("HGET", KEYS[2], ARGV[1])
 if not raw then
@@ -50,7 +51,7 @@ local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 local session_status = redis.call("HGET", KEYS[1], "status")
 local affected = {}
 if session_status ~= "executing" and session_status ~= "waiting_for_input" then
-  return {"ok", session_status, affected, handed}
+  return {"ok", session_status, affected, handed, 0}
 end
 local function finish_step(step_id, step_rec, new_status)
   step_rec["status"] = new_status
@@ -92,7 +93,8 @@ else
   end
   session_status = "failed"
 end
+local ended = 0
 if session_status == "failed" then
-  set_session_status(ARGV[6], sid_of(ARGV[7]), KEYS[1], "failed", now)
+  if set_session_status(ARGV[6], sid_of(ARGV[7]), KEYS[1], "failed", now) then ended = 1 end
 end
-return {"ok", session_status, affected, handed}
+return {"ok", session_status, affected, handed, ended}
