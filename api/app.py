@@ -12,6 +12,7 @@ from flask import Flask
 from api.errors import register_error_handlers
 from orchestrator.dispatch import Dispatcher
 from orchestrator.engine import Engine
+from orchestrator.jsonlog import configure_logging
 from orchestrator.routing import Router
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
@@ -38,7 +39,9 @@ def create_app(
 ) -> Flask:
     """Build the API. With no arguments (as under gunicorn) it reads MEOWSTIK_* settings,
     connects to Redis, and publishes steps with Celery."""
-    settings = settings or Settings()
+    if settings is None:  # a real process (gunicorn): log JSON lines like the workers
+        settings = Settings()
+        configure_logging(settings.log_format)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from celery.signals import setup_logging
+
+from orchestrator.jsonlog import configure_logging
 from orchestrator.settings import Settings
 from workers.agents.catalog import AgentCatalogError, load_agents
 from workers.celery_app import create_celery_app
@@ -51,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     hosted = {name: catalog[name] for name in wanted}
     app = create_celery_app(settings)
+    # Celery leaves logging to us when setup_logging has a receiver: structured JSON lines
+    setup_logging.connect(
+        lambda **_: configure_logging(settings.log_format, args.loglevel), weak=False
+    )
     host_agents(app, settings, hosted, remote=args.remote)
     concurrency = (
         args.concurrency

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     circuit_window_s: float = Field(default=60.0, gt=0)
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
 
+    log_format: str = Field(default="json", pattern=r"^(json|text)$")
     agent_modules: str = Field(default="", description="Comma-separated modules defining agents.")
     worker_concurrency: int | None = Field(default=None, ge=1, le=64)
     worker_pool: str = Field(default="prefork", pattern=r"^(prefork|threads|solo)$")

@@ -132,9 +132,19 @@ class WorkerRuntime:
                 self.lifecycle.fail(run, RetryableStepError(f"{type(exc).__name__}: {exc}"))
                 return None
             except Exception as exc:  # noqa: BLE001 - any agent failure is recorded on the step
+                log.info(
+                    "step raised %s",
+                    type(exc).__name__,
+                    extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
+                )
                 self.lifecycle.fail(run, exc)
                 return None
-        self.lifecycle.succeed(run, result)
+        transition = self.lifecycle.succeed(run, result)
+        log.info(
+            "step %s",
+            "completed" if transition.code == "ok" else transition.code,
+            extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
+        )
         return None
 
     def _resolve(self, agent_id: str) -> Agent | None:
@@ -169,7 +179,11 @@ class WorkerRuntime:
 
     def _record_skip(self, session_id: str, step_id: str, agent_id: str, skip: Skip) -> None:
         """A delivery that must not run (duplicate, late, or session over) is logged, not run."""
-        log.info("not running %s/%s: %s", session_id, step_id, skip.reason)
+        log.info(
+            "not running: %s",
+            skip.reason,
+            extra={"sessionId": session_id, "stepId": step_id, "agentId": agent_id},
+        )
         if skip.reason.startswith("missing"):
             return
         data: dict = {"reason": skip.reason}

@@ -133,3 +133,23 @@ def test_agent_load_returns_to_zero_and_logs_record_every_step(cluster):
     messages = [(entry["message"], entry.get("taskId")) for entry in logs]
     for step_id in done["steps"]:
         assert ("Step started", step_id) in messages and ("Step completed", step_id) in messages
+
+
+def test_workers_log_json_lines_with_session_and_step_ids(cluster):
+    import json as json_module
+
+    done = cluster.wait_session(
+        cluster.submit({"goal": "json logs", "plan": {"steps": [step("J", "echo_work")]}})[
+            "sessionId"
+        ]
+    )
+    sid = done["sessionId"]
+
+    def logged() -> list[dict]:
+        lines = (cluster.log_dir / "worker.log").read_text(errors="replace").splitlines()
+        entries = [json_module.loads(line) for line in lines if line.startswith("{")]
+        return [e for e in entries if e.get("sessionId") == sid]
+
+    entries = wait_for(logged, 10, what="the worker's JSON line for the step")
+    assert entries[0]["stepId"] == "J" and entries[0]["agentId"] == "echo-001"
+    assert entries[0]["message"] == "step completed" and entries[0]["level"] == "info"
