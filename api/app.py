@@ -65,10 +65,11 @@ def create_app(
     engine = Engine(router, clock=time.time)
     app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
 
-    from api.routes import agents, health, logs, orchestrator
+    from api.routes import agents, health, logs, metrics, orchestrator
 
     app.register_blueprint(orchestrator.blueprint)
     app.register_blueprint(logs.blueprint)
+    app.register_blueprint(metrics.blueprint)
     app.register_blueprint(agents.blueprint)
     app.register_blueprint(health.blueprint)
     register_error_handlers(app)

@@ -1,0 +1,223 @@
+"""Prometheus metrics read from Redis at scrape time.
+
+The numbers live in Redis (the Lua scripts count steps and durations, the registry holds agents,
+the broker holds queues, index sets hold sessions by status) so that every API process answers
+the same /metrics. A collector, rather than prometheus_client's in-process counters, turns one
+scrape into a registry read plus one pipeline of hash, list and sorted-set reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from orchestrator.models import RegisteredAgent
+from orchestrator.statuses import AgentStatus, SessionStatus
+from orchestrator.store.agents import AgentRegistry
+from orchestrator.store.keys import Keys, capability_queue
+from orchestrator.store.scripts import text
+
+DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+"""The step duration buckets of orchestrator/store/lua/_slots.lua (DURATION_BOUNDS_S). Every one
+is exposed, even when empty, so that each capability's histogram has the same buckets."""
+
+INFINITY = float("inf")
+
+
+@dataclass(frozen=True)
+class MetricsReading:
+    """Everything one scrape read from Redis, decoded, before it becomes metric families."""
+
+    step_counts: dict[str, str]
+    step_durations: dict[str, str]
+    agents: list[RegisteredAgent]
+    queue_messages: dict[str, int]
+    sessions: dict[str, int]
+
+
+class RedisMetricsCollector(Collector):
+    """A prometheus_client collector whose ``collect()`` reads the orchestrator's Redis.
+
+    Args:
+        client: the Redis that holds the orchestrator's keys and is the Celery broker.
+        keys: key names under the deployment's prefix.
+        clock: seconds since the epoch; decides which agents are offline (heartbeat expired).
+    """
+
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self.read()
+        yield steps_family(reading.step_counts)
+        yield step_duration_family(reading.step_durations)
+        yield queue_family(reading.queue_messages)
+        yield from agent_families(reading.agents)
+        yield sessions_family(reading.sessions)
+
+    def read(self) -> MetricsReading:
+        """Read the registry, then every other number in one non-transactional pipeline.
+        Queues and sessions are looked up by name (LLEN, ZCARD), never by scanning keys."""
+        agents = AgentRegistry(self._client, self._keys).list(int(self._clock() * 1000))
+        queues = known_queues(agents)
+        statuses = [status.value for status in SessionStatus]
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self._keys.step_counts)
+        pipe.hgetall(self._keys.step_durations)
+        for queue in queues:
+            pipe.llen(queue)
+        for status in statuses:
+            pipe.zcard(self._keys.sessions_by_status(status))
+        replies = pipe.execute()
+        depths, cards = replies[2 : 2 + len(queues)], replies[2 + len(queues) :]
+        return MetricsReading(
+            step_counts=decode_hash(replies[0]),
+            step_durations=decode_hash(replies[1]),
+            agents=agents,
+            queue_messages={queue: int(depth) for queue, depth in zip(queues, depths, strict=True)},
+            sessions={status: int(card) for status, card in zip(statuses, cards, strict=True)},
+        )
+
+
+def metrics_response(client: redis.Redis, keys: Keys) -> tuple[bytes, str]:
+    """The Prometheus text exposition of the orchestrator's metrics, and its content type.
+
+    A fresh registry holds only this collector, so the answer carries no process metrics of
+    whichever API process happened to serve the scrape.
+    """
+    registry = CollectorRegistry()
+    registry.register(RedisMetricsCollector(client, keys))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def known_queues(agents: Iterable[RegisteredAgent]) -> list[str]:
+    """The Celery queues the registered agents consume: each agent's own queue (agent.<id> or
+    executor.remote) and cap.<capability> for each capability. Only these plain lists are
+    counted, not kombu's priority sub-lists."""
+    queues: set[str] = set()
+    for agent in agents:
+        if agent.queue:
+            queues.add(agent.queue)
+        queues.update(capability_queue(name) for name in agent.capability_names)
+    return sorted(queues)
+
+
+def decode_hash(raw: dict) -> dict[str, str]:
+    return {text(field): text(value) for field, value in raw.items()}
+
+
+def steps_family(step_counts: dict[str, str]) -> CounterMetricFamily:
+    """meowstik_steps_total{capability,outcome} from the "<capability>|<outcome>" hash."""
+    family = CounterMetricFamily(
+        "meowstik_steps",
+        "Steps by first capability and outcome; retried and fallback count requeues.",
+        labels=["capability", "outcome"],
+    )
+    for field, count in sorted(step_counts.items()):
+        capability, _, outcome = field.rpartition("|")
+        family.add_metric([capability, outcome], int(count))
+    return family
+
+
+def step_duration_family(step_durations: dict[str, str]) -> HistogramMetricFamily:
+    """meowstik_step_duration_seconds{capability}: the Lua scripts keep one count per bucket,
+    Prometheus wants cumulative buckets, so they are summed here in bound order."""
+    family = HistogramMetricFamily(
+        "meowstik_step_duration_seconds",
+        "Time from a completed or failed step's start to its end.",
+        labels=["capability"],
+    )
+    counts, sums_ms = bucket_counts(step_durations)
+    for capability in sorted(counts):
+        bounds = sorted(set(DURATION_BOUNDS_S) | set(counts[capability]) | {INFINITY})
+        buckets, total = [], 0
+        for bound in bounds:
+            total += counts[capability].get(bound, 0)
+            buckets.append((floatToGoString(bound), total))
+        family.add_metric([capability], buckets, sums_ms.get(capability, 0) / 1000)
+    return family
+
+
+def bucket_counts(
+    step_durations: dict[str, str],
+) -> tuple[dict[str, dict[float, int]], dict[str, int]]:
+    """Split the duration hash into per-capability {upper bound s: count} and sum (ms).
+
+    Bounds are parsed as numbers ("1", "2.5", "+Inf"), so the text Lua's tostring gives them
+    does not matter. The "<capability>|count" field is redundant with the +Inf bucket."""
+    counts: dict[str, dict[float, int]] = {}
+    sums_ms: dict[str, int] = {}
+    for field, value in step_durations.items():
+        capability, _, name = field.rpartition("|")
+        if name.startswith("le="):
+            bound = float(name.removeprefix("le="))
+            per_bound = counts.setdefault(capability, {})
+            per_bound[bound] = per_bound.get(bound, 0) + int(value)
+        elif name == "sum_ms":
+            sums_ms[capability] = int(value)
+            counts.setdefault(capability, {})
+    return counts, sums_ms
+
+
+def queue_family(queue_messages: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "meowstik_queue_messages",
+        "Messages waiting on each Celery queue of the registered agents.",
+        labels=["queue"],
+    )
+    for queue, depth in queue_messages.items():
+        family.add_metric([queue], depth)
+    return family
+
+
+def agent_families(agents: list[RegisteredAgent]) -> Iterator[GaugeMetricFamily]:
+    """Load, capacity, liveness and circuit breaker of every registered agent."""
+    load = GaugeMetricFamily(
+        "meowstik_agent_load", "Steps an agent runs now.", labels=["agent", "type"]
+    )
+    capacity = GaugeMetricFamily(
+        "meowstik_agent_capacity", "Steps an agent may run at once.", labels=["agent", "type"]
+    )
+    up = GaugeMetricFamily(
+        "meowstik_agent_up",
+        "1 when the agent is active and its worker alive, else 0; status says why.",
+        labels=["agent", "status"],
+    )
+    circuit = GaugeMetricFamily(
+        "meowstik_agent_circuit_open",
+        "1 while the agent's circuit breaker is open after repeated failures.",
+        labels=["agent"],
+    )
+    for agent in agents:
+        load.add_metric([agent.id, agent.type], agent.current_load)
+        capacity.add_metric([agent.id, agent.type], agent.max_load)
+        up.add_metric([agent.id, agent.status.value], int(agent.status == AgentStatus.ACTIVE))
+        circuit.add_metric([agent.id], int(agent.circuit.state == "open"))
+    yield from (load, capacity, up, circuit)
+
+
+def sessions_family(sessions: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "meowstik_sessions",
+        "Sessions in each status (finished ones until their retention expires).",
+        labels=["status"],
+    )
+    for status, count in sessions.items():
+        family.add_metric([status], count)
+    return family
