@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".meowstik"), description="Embedded Redis data and AOF.")
     key_prefix: str = Field(default="meowstik", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
 
+    api_url: str = Field(
+        default="http://127.0.0.1:5000", description="Where the CLI commands find the API."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=DEFAULT_API_PORT, ge=1, le=65535)
     api_processes: int = Field(default=2, ge=1, le=64)

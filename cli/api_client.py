@@ -1,0 +1,368 @@
+"""The HTTP side of the client commands: a small client of the REST API and its event stream.
+
+It turns every failure into one of these exceptions, so the commands map them to exit codes:
+
+    ClientError
+     ├── ApiUnreachable       no usable answer: refused, timed out, dropped; /events kept 5xx
+     └── ApiError             the API answered 4xx/5xx (status, code, message, details)
+          └── EventsUnavailable   GET .../events is not a route of this API (404 before any event)
+
+Live events are Server-Sent Events, read with ``requests`` in streaming mode and parsed by
+:class:`SseParser` (the WHATWG event-stream rules). :meth:`ApiClient.follow_events` reconnects
+with ``Last-Event-ID`` when a stream ends early, so a dropped connection loses and repeats
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from orchestrator.statuses import SESSION_TERMINAL
+
+DEFAULT_API_URL = "http://127.0.0.1:5000"
+REQUEST_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
+STREAM_READ_TIMEOUT_S = 30.0  # the API sends a keep-alive comment every few seconds
+RECONNECT_DELAY_S = 0.5
+READ_SIZE = 8192
+GET_RETRIES = 2
+MAX_RECONNECT_FAILURES = 5  # consecutive connection failures before giving up
+POLL_INTERVAL_S = 0.5  # polling replaces the event stream on an API without one
+LOG_PAGE_SIZE = 500
+FINAL_EVENT = "session.finished"  # the server closes the stream after it
+
+
+class ClientError(Exception):
+    """Anything that kept a client command from talking to the API."""
+
+
+class ApiUnreachable(ClientError):
+    """No usable answer from the API at ``url``."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"cannot reach the API at {url}: {reason}. Is it running (`make up`)? "
+            "Point the CLI at it with --api-url or MEOWSTIK_API_URL."
+        )
+
+
+class ApiError(ClientError):
+    """The API answered with an error: its JSON ``{"error": {"code", "message", "details"}}``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        super().__init__(f"API error {status} {code}: {message}")
+
+
+class EventsUnavailable(ApiError):
+    """This API has no live events route; callers fall back to polling the session."""
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One dispatched Server-Sent Event. ``id`` is the last event id seen on the stream (ids
+    persist until changed, as the spec says), ``event`` defaults to "message"."""
+
+    id: str | None
+    event: str
+    data: str
+    retry_ms: int | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class SseParser:
+    """Parses an event stream line by line (lines without their end-of-line characters).
+
+    ``feed`` returns an event when a blank line completes one, else None. Comments (lines that
+    start with ":") and unknown fields are ignored; an event without data is not dispatched; a
+    partial event at the end of a dropped connection is never returned, and its id does not
+    become ``last_event_id`` (resuming after it would skip the event).
+    """
+
+    def __init__(self, last_event_id: str | None = None) -> None:
+        self.last_event_id = last_event_id  # of the last dispatched event: resume after it
+        self.retry_ms: int | None = None
+        self._id = last_event_id  # the id field seen last, adopted when its event completes
+        self._event = ""
+        self._data: list[str] = []
+
+    def reset(self) -> None:
+        """Forget a partial event (its connection dropped), its id included."""
+        self._id, self._event, self._data = self.last_event_id, "", []
+
+    def feed(self, line: str) -> SseEvent | None:
+        if line == "":
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+    def _dispatch(self) -> SseEvent | None:
+        self.last_event_id = self._id
+        data, kind = self._data, self._event or "message"
+        self._data, self._event = [], ""
+        if not data:
+            return None
+        return SseEvent(self.last_event_id, kind, "\n".join(data), self.retry_ms)
+
+
+def arriving_bytes(response: requests.Response) -> Iterator[bytes]:
+    """A streamed body as its bytes arrive. ``iter_content`` does that for chunked bodies (what
+    the API sends), but on a body delimited by closing the connection it waits for ``chunk_size``
+    bytes, or the end, before yielding; ``read1`` returns what one read brings."""
+    if response.raw.chunked:
+        return response.iter_content(chunk_size=None)
+    return iter(lambda: response.raw.read1(READ_SIZE), b"")
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Lines of a byte stream split on LF (a CR before it is dropped), decoded as UTF-8. Unlike
+    ``Response.iter_lines`` it never invents a blank line when CR and LF arrive in different
+    chunks, which would dispatch an event early. A last line without LF is not yielded."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            yield raw.removesuffix(b"\r").decode("utf-8", errors="replace")
+
+
+class ApiClient:
+    """The REST API at ``base_url`` (e.g. http://127.0.0.1:5000), with timeouts on every call."""
+
+    def __init__(
+        self,
+        base_url: str,
+        http: requests.Session | None = None,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+        reconnect_delay_s: float | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http or retrying_session()
+        self.timeout_s = timeout_s
+        self.reconnect_delay_s = (
+            RECONNECT_DELAY_S if reconnect_delay_s is None else reconnect_delay_s
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/api/orchestrator{path}"
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /orchestrate: the new session's snapshot."""
+        return self._call("POST", "/orchestrate", json=body)
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/sessions/{session_id}")
+
+    def logs(self, session_id: str, **query: Any) -> dict[str, Any]:
+        """One page of the session's log; ``query`` takes the API's names (level, agentId,
+        limit, cursor...); None values are left out."""
+        params = {name: value for name, value in query.items() if value is not None}
+        return self._call("GET", f"/sessions/{session_id}/logs", params=params)
+
+    def iter_logs(
+        self, session_id: str, level: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The session's entries so far, oldest first (at most ``limit``), page by page."""
+        cursor, remaining = None, limit
+        while remaining is None or remaining > 0:
+            size = LOG_PAGE_SIZE if remaining is None else min(LOG_PAGE_SIZE, remaining)
+            page = self.logs(session_id, level=level, limit=size, cursor=cursor)
+            yield from page["logs"]
+            if remaining is not None:
+                remaining -= len(page["logs"])
+            cursor = page.get("nextCursor")
+            if not cursor:
+                return
+
+    def live_logs(self, session_id: str) -> Iterator[dict[str, Any]]:
+        """Every entry of the session, then new ones as they come, until it ends: from the
+        event stream, or by polling the log on an API without one."""
+        try:
+            for event in self.follow_events(session_id):
+                yield event.json()
+        except EventsUnavailable:
+            yield from self._poll_logs(session_id)
+
+    def _poll_logs(self, session_id: str) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            # the status first: entries written before the session ended are then in the page
+            over = self.session(session_id)["status"] in SESSION_TERMINAL
+            page = self.logs(session_id, limit=LOG_PAGE_SIZE, cursor=cursor)
+            yield from page["logs"]
+            cursor = page["logs"][-1]["id"] if page["logs"] else cursor
+            if page.get("nextCursor"):
+                continue
+            if over:
+                return
+            time.sleep(POLL_INTERVAL_S)
+
+    def poll_session(self, session_id: str) -> Iterator[dict[str, Any]]:
+        """Snapshots every POLL_INTERVAL_S, through the first whose status is final."""
+        while True:
+            snapshot = self.session(session_id)
+            yield snapshot
+            if snapshot["status"] in SESSION_TERMINAL:
+                return
+            time.sleep(POLL_INTERVAL_S)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.request(method, self.url(path), timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise ApiUnreachable(self.base_url, describe(exc)) from exc
+        if response.status_code >= 400:
+            raise api_error(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ApiError(response.status_code, "invalid_response", "not JSON") from exc
+
+    def follow_events(self, session_id: str) -> Iterator[SseEvent]:
+        """The session's events from its first, live, through ``session.finished``.
+
+        A stream that ends early is resumed with ``Last-Event-ID``. A connection that ends
+        cleanly having brought nothing new, for a session that is over (a log without a final
+        event), ends the iteration.
+
+        Raises:
+            EventsUnavailable: the API has no events route (before any event was yielded).
+            ApiError: the API refused the stream (unknown session, bad id).
+            ApiUnreachable: MAX_RECONNECT_FAILURES connections in a row failed.
+        """
+        parser = SseParser()
+        failures = 0
+        while True:
+            try:
+                response = self._open_stream(session_id, parser.last_event_id)
+            except ApiUnreachable:
+                failures += 1
+                if failures >= MAX_RECONNECT_FAILURES:
+                    raise
+                self._pause(parser, failures)
+                continue
+            failures = 0
+            parser.reset()
+            resumed_after = parser.last_event_id
+            finished, dropped = yield from self._read_stream(response, parser)
+            if finished:
+                return
+            quiet = not dropped and parser.last_event_id == resumed_after
+            if quiet and self.session(session_id)["status"] in SESSION_TERMINAL:
+                return
+            self._pause(parser, 1)
+
+    def _open_stream(self, session_id: str, last_event_id: str | None) -> requests.Response:
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        try:
+            response = self.http.get(
+                self.url(f"/sessions/{session_id}/events"),
+                headers=headers,
+                stream=True,
+                timeout=(CONNECT_TIMEOUT_S, STREAM_READ_TIMEOUT_S),
+            )
+        except requests.RequestException as exc:
+            raise ApiUnreachable(self.base_url, describe(exc)) from exc
+        if response.status_code >= 400:
+            error = api_error(response)
+            response.close()
+            if error.status == 404 and error.code != "session_not_found":
+                raise EventsUnavailable(404, error.code, error.message, error.details)
+            if error.status >= 500:
+                raise ApiUnreachable(self.base_url, str(error))
+            raise error
+        return response
+
+    def _read_stream(
+        self, response: requests.Response, parser: SseParser
+    ) -> Generator[SseEvent, None, tuple[bool, bool]]:
+        """Yield one connection's events; return (saw the final event, connection dropped)."""
+        with response:
+            try:
+                for line in split_lines(arriving_bytes(response)):
+                    event = parser.feed(line)
+                    if event is None:
+                        continue
+                    yield event
+                    if event.event == FINAL_EVENT:
+                        return True, False
+            except (requests.RequestException, urllib3.exceptions.HTTPError):
+                return False, True
+        return False, False
+
+    def _pause(self, parser: SseParser, failures: int) -> None:
+        """Wait before reconnecting: the server's ``retry`` if it sent one, growing with
+        consecutive failures so a restarting API is not hammered."""
+        delay_s = parser.retry_ms / 1000 if parser.retry_ms is not None else self.reconnect_delay_s
+        time.sleep(delay_s * failures)
+
+
+def retrying_session() -> requests.Session:
+    """A session whose GETs are retried (twice, briefly) when a connection fails before an
+    answer: a pooled keep-alive connection the server has just closed, an API restarting.
+    POST /orchestrate is retried only when it cannot have reached the server."""
+    retry = Retry(
+        total=GET_RETRIES,
+        connect=GET_RETRIES,
+        read=GET_RETRIES,
+        status=0,
+        allowed_methods=frozenset({"GET"}),
+        backoff_factor=0.1,
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def api_error(response: requests.Response) -> ApiError:
+    """The API's JSON error as an ApiError; a non-JSON error body (a proxy's) keeps its text."""
+    try:
+        error = response.json()["error"]
+        return ApiError(
+            response.status_code, error["code"], error["message"], error.get("details") or {}
+        )
+    except (ValueError, KeyError, TypeError):
+        text = response.text.strip()[:200] or response.reason or "no body"
+        return ApiError(response.status_code, "http_error", text)
+
+
+def describe(exc: requests.RequestException) -> str:
+    """A one-line reason for a connection failure, without urllib3's nested repr."""
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection refused or dropped"
+    return type(exc).__name__
