@@ -133,6 +133,9 @@ def test_under_meowstik_up_a_worker_that_dies_with_redis_is_restarted_and_the_se
         redis.Redis.from_url(server.url).lpush(f"test:gate:{gate}", "open")
         done = cluster.wait_session(sid, timeout_s=120)
         assert done["status"] == "completed", done["errors"]
+        # the log written before the restarts is still there, through the session's end
+        messages = [entry["message"] for entry in cluster.logs(sid)]
+        assert messages[0].startswith("Session created") and messages[-1] == "Session finished"
         after = cluster.wait_session(
             cluster.submit({"goal": "after", "plan": {"steps": [step("X", "echo_work")]}})[
                 "sessionId"

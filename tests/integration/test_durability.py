@@ -54,15 +54,19 @@ def test_the_api_restarted_mid_session_loses_nothing(cluster):
     plan = {"steps": [step("G", "gated_work", gate=gate), step("E", "echo_work", "G")]}
     sid = cluster.submit({"goal": "restart the api", "plan": plan})["sessionId"]
     wait_for(lambda: cluster.session(sid)["steps"]["G"]["status"] == "running", 30, what="G")
+    logs_before = cluster.logs(sid)
     # When the API process is killed and started again
     cluster.kill("api")
     cluster.start_api()
     wait_for(lambda: _healthy(cluster), 30, what="API back")
     # Then the session is still served, and finishes
     assert cluster.session(sid)["steps"]["G"]["status"] == "running"
+    assert cluster.logs(sid)[: len(logs_before)] == logs_before  # the log outlives the API
     client.lpush(f"test:gate:{gate}", "open")
     done = cluster.wait_session(sid)
     assert done["status"] == "completed" and set(done["results"]) == set(done["jobIds"])
+    stats = requests.get(f"{cluster.api_url}/api/orchestrator/sessions/{sid}/stats", timeout=10)
+    assert stats.json()["stepDurations"]["count"] == 2
 
 
 def _healthy(cluster) -> bool:
