@@ -4,11 +4,14 @@ nesting, an object at the top. Each failure says what was wrong and where."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
+from pydantic import BaseModel, ValidationError
 
-from api.errors import ApiError
+from api.errors import ApiError, validation_details
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_NESTING_DEPTH = 64
 
@@ -64,3 +67,17 @@ def json_body() -> dict[str, Any]:
             f"the body nests deeper than {MAX_NESTING_DEPTH} levels; flatten it",
         )
     return data
+
+
+def query_args(model: type[ModelT]) -> ModelT:
+    """The query string validated by ``model``; a 422 naming the parameter (query.<name>)."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        details = validation_details(exc, root="query")
+        raise ApiError(
+            422,
+            "validation_error",
+            f"invalid query at {details[0]['location']}: {details[0]['message']}",
+            {"errors": details},
+        ) from exc

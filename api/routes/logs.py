@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints
 
-from api.errors import ApiError, validation_details
+from api.body import query_args
+from api.errors import ApiError
 from orchestrator.models import RequestModel
 from orchestrator.stats import session_stats
 from orchestrator.statuses import SESSION_TERMINAL
@@ -40,16 +41,7 @@ def services():
 
 
 def parse_query() -> LogFilter:
-    try:
-        query = LogQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        details = validation_details(exc, root="query")
-        raise ApiError(
-            422,
-            "validation_error",
-            f"invalid query at {details[0]['location']}: {details[0]['message']}",
-            {"errors": details},
-        ) from exc
+    query = query_args(LogQuery)
     return LogFilter(
         min_level=query.level,
         source=query.source,

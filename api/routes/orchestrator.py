@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
-from pydantic import ValidationError
+from flask import Blueprint, current_app, jsonify
 
-from api.body import json_body
-from api.errors import ApiError, validation_details
+from api.body import json_body, query_args
 from orchestrator.models import InputAnswer, OrchestrateRequest, SessionQuery
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
@@ -49,16 +47,7 @@ def provide_input(session_id: str):
 @blueprint.get("/sessions")
 def list_sessions():
     """Sessions newest first: ?userId=&status=&limit=(1-200, default 50)&cursor=."""
-    try:
-        query = SessionQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        details = validation_details(exc, root="query")
-        raise ApiError(
-            422,
-            "validation_error",
-            f"invalid query at {details[0]['location']}: {details[0]['message']}",
-            {"errors": details},
-        ) from exc
+    query = query_args(SessionQuery)
     sessions, next_cursor = services().engine.list_sessions(
         user_id=query.user_id, status=query.status, limit=query.limit, cursor=query.cursor
     )
