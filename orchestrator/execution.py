@@ -10,8 +10,8 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from orchestrator.agent_logging import BoundLogger
 from orchestrator.dispatch import StepDispatch
 from orchestrator.errors import PermanentStepError, RetryableStepError
 from orchestrator.models import PlanStep, StepError
@@ -48,31 +48,6 @@ class StepRun:
     @property
     def step_id(self) -> str:
         return self.step_input.step_id
-
-
-class BoundLogger:
-    """``step_input.logger``: agent log entries bound to one session, step and agent."""
-
-    def __init__(self, lifecycle: StepLifecycle, session_id: str, step_id: str, agent_id: str):
-        self._lifecycle = lifecycle
-        self._ids = {"session_id": session_id, "task_id": step_id, "agent_id": agent_id}
-
-    def _write(self, level: str, message: str, data: dict[str, Any]) -> None:
-        self._lifecycle.sessions.log(
-            LogEntry(level, "agent", message, data=data, **self._ids), self._lifecycle.now_ms()
-        )
-
-    def debug(self, message: str, **data: Any) -> None:
-        self._write("debug", message, data)
-
-    def info(self, message: str, **data: Any) -> None:
-        self._write("info", message, data)
-
-    def warn(self, message: str, **data: Any) -> None:
-        self._write("warn", message, data)
-
-    def error(self, message: str, **data: Any) -> None:
-        self._write("error", message, data)
 
 
 @dataclass(frozen=True)
