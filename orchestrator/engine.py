@@ -102,6 +102,13 @@ class Engine:
         self._dispatch_roots(new)
         return self.snapshot(new.session_id)
 
+    def progress(self, session_id: str) -> dict[str, Any]:
+        """Status and step counters only (one round trip). Raises SessionNotFoundError."""
+        progress = self.sessions.progress(session_id)
+        if progress is None:
+            raise SessionNotFoundError(session_id)
+        return progress
+
     def snapshot(self, session_id: str) -> SessionSnapshot:
         record = self.sessions.read(session_id)
         if record is None:

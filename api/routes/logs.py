@@ -75,7 +75,7 @@ def since_ms(value: str | None) -> int | None:
 def session_logs(session_id: str):
     """The session's log entries, oldest first, filtered: ?level= (minimum), source, agentId,
     taskId, since, limit, cursor (the previous page's nextCursor)."""
-    services().engine.snapshot(session_id)  # 404 for an unknown session
+    services().engine.progress(session_id)  # 404 for an unknown session
     entries, next_cursor = services().logbook.query(session_id, parse_query())
     return jsonify({"sessionId": session_id, "logs": entries, "nextCursor": next_cursor})
 
@@ -102,7 +102,7 @@ def stats(session_id: str):
 def events(session_id: str):
     """Server-Sent Events of the session, from its durable log stream: reconnecting with the
     Last-Event-ID header (or ?lastEventId=) resumes exactly after the last event received."""
-    services().engine.snapshot(session_id)
+    services().engine.progress(session_id)  # 404 for an unknown session
     last_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or "0-0"
     last_id = last_id.removeprefix("log-")
     if not STREAM_ID.match(last_id):
@@ -127,13 +127,13 @@ def _event_stream(session_id: str, last_id: str) -> Iterator[str]:
     while time.monotonic() < deadline:
         entries = logbook.read_after(session_id, last_id, block_ms=EVENT_BLOCK_MS)
         if not entries:
-            if engine.snapshot(session_id).status in SESSION_TERMINAL and not _more(
+            if engine.progress(session_id)["status"] in SESSION_TERMINAL and not _more(
                 logbook, session_id, last_id
             ):
                 return
             yield ": keep-alive\n\n"
             continue
-        progress = _progress(engine.snapshot(session_id))
+        progress = engine.progress(session_id)
         for entry in entries:
             last_id = entry["id"].removeprefix("log-")
             kind = event_type(entry["message"])
@@ -144,15 +144,6 @@ def _event_stream(session_id: str, last_id: str) -> Iterator[str]:
 
 def _more(logbook, session_id: str, last_id: str) -> bool:
     return bool(logbook.read_after(session_id, last_id, block_ms=0))
-
-
-def _progress(snapshot) -> dict[str, Any]:
-    return {
-        "completedTasks": snapshot.completed_tasks,
-        "failedTasks": snapshot.failed_tasks,
-        "totalTasks": snapshot.total_tasks,
-        "status": snapshot.status,
-    }
 
 
 def _frame(event_id: str, kind: str, data: dict[str, Any]) -> str:

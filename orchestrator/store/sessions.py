@@ -277,6 +277,21 @@ class SessionStore(SessionInputs):
         """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""
         return int(self._client.llen(queue))
 
+    def progress(self, sid: str) -> dict[str, Any] | None:
+        """The session's status and counters in one HMGET (None if it does not exist): what a
+        live view needs, without reading every step."""
+        fields = ("status", "completedTasks", "failedTasks", "totalTasks")
+        values = self._client.hmget(self._keys.session(sid), fields)
+        if values[0] is None:
+            return None
+        status, *counts = (text(v) for v in values)
+        return {
+            "completedTasks": int(counts[0]),
+            "failedTasks": int(counts[1]),
+            "totalTasks": int(counts[2]),
+            "status": status,
+        }
+
     def step_record(self, sid: str, step_id: str) -> dict[str, Any]:
         """One step's runtime record ({} if there is none)."""
         raw = self._client.hget(self._keys.steps(sid), step_id)
