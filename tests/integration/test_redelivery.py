@@ -11,6 +11,7 @@ import requests
 from orchestrator.dispatch import StepDispatch
 from orchestrator.settings import Settings
 from tests.support.cluster import wait_for
+from tests.support.plans import step
 from workers.celery_app import create_celery_app
 from workers.dispatcher import CeleryDispatcher
 
@@ -30,22 +31,7 @@ def skipped(cluster, sid, step_id, *reason_prefixes):
 def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(cluster):
     # Given a step G held open by its gate, and a step E after it
     gate = uuid.uuid4().hex
-    plan = {
-        "steps": [
-            {
-                "id": "G",
-                "title": "gated",
-                "requiredCapabilities": ["gated_work"],
-                "parameters": {"gate": gate},
-            },
-            {
-                "id": "E",
-                "title": "after",
-                "requiredCapabilities": ["echo_work"],
-                "dependsOn": ["G"],
-            },
-        ]
-    }
+    plan = {"steps": [step("G", "gated_work", gate=gate), step("E", "echo_work", "G")]}
     sid = cluster.submit({"goal": "duplicate delivery", "plan": plan})["sessionId"]
     wait_for(
         lambda: cluster.session(sid)["steps"]["G"]["status"] == "running", 30, what="G running"
@@ -76,22 +62,7 @@ def test_a_duplicated_message_for_a_running_step_neither_runs_nor_counts_twice(c
 def test_a_step_whose_worker_process_is_killed_runs_again_and_completes_once(cluster):
     # Given a gated step running in a prefork child
     gate = uuid.uuid4().hex
-    plan = {
-        "steps": [
-            {
-                "id": "G",
-                "title": "gated",
-                "requiredCapabilities": ["gated_work"],
-                "parameters": {"gate": gate},
-            },
-            {
-                "id": "E",
-                "title": "after",
-                "requiredCapabilities": ["echo_work"],
-                "dependsOn": ["G"],
-            },
-        ]
-    }
+    plan = {"steps": [step("G", "gated_work", gate=gate), step("E", "echo_work", "G")]}
     sid = cluster.submit({"goal": "killed child", "plan": plan})["sessionId"]
     client = redis.Redis.from_url(cluster.redis_url)
     first_pid = int(wait_for(lambda: client.lindex(f"test:pids:{gate}", 0), 30, what="G started"))
