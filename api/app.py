@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,16 @@ from api.errors import register_error_handlers
 from orchestrator.dispatch import Dispatcher
 from orchestrator.engine import Engine
 from orchestrator.jsonlog import configure_logging
+from orchestrator.planning.service import Planning
+from orchestrator.planning.templates import load_templates
 from orchestrator.routing import Router
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.sessions import SessionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,27 @@ class Services:
     engine: Engine
     registry: AgentRegistry
     logbook: Logbook
+
+
+def build_planning(settings: Settings) -> Planning:
+    """The planners: templates from the built-in and configured folders, and the LLM planner
+    when MEOWSTIK_LLM_BASE_URL is set. Template files that fail to load are logged."""
+    templates = load_templates(settings.template_directories)
+    for problem in templates.problems:
+        log.warning("workflow template not loaded: %s", problem["message"])
+    chat = None
+    if settings.llm_base_url:
+        from workers.executors.llm import ChatClient
+
+        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        chat = ChatClient(
+            settings.llm_base_url,
+            settings.llm_model,
+            api_key,
+            settings.llm_timeout_s,
+            max_retries=settings.http_agent_max_retries,
+        )
+    return Planning(settings, templates, chat)
 
 
 def create_app(
@@ -62,12 +88,13 @@ def create_app(
     logbook = Logbook(client, keys)
     registry = AgentRegistry(client, keys)
     router = Router(SessionStore(client, keys, logbook), registry, dispatcher, settings)
-    engine = Engine(router, clock=time.time)
+    engine = Engine(router, planning=build_planning(settings), clock=time.time)
     app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
 
-    from api.routes import agents, health, logs, metrics, orchestrator
+    from api.routes import agents, health, logs, metrics, orchestrator, plans
 
     app.register_blueprint(orchestrator.blueprint)
+    app.register_blueprint(plans.blueprint)
     app.register_blueprint(logs.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(agents.blueprint)

@@ -25,13 +25,17 @@ from orchestrator.errors import (
 from orchestrator.graph import PlanGraph
 from orchestrator.models import (
     OrchestrateRequest,
+    PlanPreview,
     SessionSnapshot,
     SessionSummary,
     StepError,
+    StepPreview,
     StepState,
     TaskPlan,
 )
-from orchestrator.planning.rules import plan_goal
+from orchestrator.planning.estimate import estimate_plan
+from orchestrator.planning.service import Planning, PlanOutcome
+from orchestrator.planning.templates import load_templates
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.statuses import SESSION_TERMINAL
 from orchestrator.store.keys import capability_queue, job_id
@@ -47,24 +51,28 @@ def new_session_id(now_ms: int) -> str:
     return f"orch-{now_ms}-{secrets.token_hex(4)}"
 
 
-def plan_for(request: OrchestrateRequest) -> TaskPlan:
-    """The explicit plan of the request, or the rule-based planner's plan for its goal."""
-    if request.plan is None:
-        return plan_goal(request.goal, request.initial_context)
-    steps = request.plan.steps
-    parallel = request.plan.parallelizable
-    if parallel is None:
-        parallel = PlanGraph.build(steps).is_parallelizable()
-    return TaskPlan(goal=request.goal, steps=steps, parallelizable=parallel)
-
-
 class Engine:
-    def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        planning: Planning | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.router = router
         self.sessions = router.sessions
         self.registry = router.registry
         self.settings = router.settings
+        self._planning = planning
         self._clock = clock
+
+    @property
+    def planning(self) -> Planning:
+        """The planners (templates are read on first use: processes that never plan skip it)."""
+        if self._planning is None:
+            templates = load_templates(self.settings.template_directories)
+            self._planning = Planning(self.settings, templates)
+        return self._planning
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -77,30 +85,64 @@ class Engine:
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
         """
-        self._check_limits(request)
-        plan = plan_for(request)
-        graph = PlanGraph.build(plan.steps)
-        if len(graph.nodes) > self.settings.max_plan_steps:
-            raise LimitExceededError(
-                "plan steps",
-                self.settings.max_plan_steps,
-                len(graph.nodes),
-                "MEOWSTIK_MAX_PLAN_STEPS",
-            )
-        registered = self.registry.list(self.now_ms())
-        graph.check_routable((a.capability_names, a.type) for a in registered)
+        outcome = self._plan(request)
+        plan, graph = outcome.plan, outcome.graph
         now = self.now_ms()
         new = self._new_session(request, plan, graph, now)
+        subtasks = {sid: list(n.subtask_ids) for sid, n in graph.nodes.items() if n.subtask_ids}
         created = LogEntry(
             "info",
             "orchestrator",
             f"Session created with {len(new.steps)} steps",
             session_id=new.session_id,
-            data={"goal": request.goal, "roots": graph.roots},
+            data={
+                "goal": request.goal,
+                "roots": graph.roots,
+                "planner": plan.planner,
+                "template": plan.template,
+                "subtasks": subtasks,
+            },
         )
-        self.sessions.create(new, logs=[created], grace_ms=self.router.reserve_ms)
+        sid = new.session_id
+        notes = [
+            LogEntry(note.level, "orchestrator", note.message, session_id=sid, data=note.data)
+            for note in outcome.notes
+        ]
+        self.sessions.create(new, logs=[*notes, created], grace_ms=self.router.reserve_ms)
         self._dispatch_roots(new)
         return self.snapshot(new.session_id)
+
+    def preview(self, request: OrchestrateRequest) -> PlanPreview:
+        """Plan and check a request without running it: the plan, its critical path and an
+        estimated duration (plan estimates, else measured means per capability)."""
+        outcome = self._plan(request)
+        estimate = estimate_plan(outcome.graph, self.sessions.mean_step_seconds())
+        return PlanPreview(
+            plan=outcome.plan,
+            total_steps=len(outcome.graph.nodes),
+            critical_path=estimate.critical_path,
+            estimated_duration_s=estimate.duration_s,
+            steps_without_estimate=estimate.unknown,
+            steps={
+                step_id: StepPreview(
+                    title=outcome.graph.nodes[step_id].step.title,
+                    depends_on=list(outcome.graph.nodes[step_id].depends_on),
+                    parent_id=outcome.graph.nodes[step_id].parent_id,
+                    required_capabilities=outcome.graph.nodes[step_id].step.required_capabilities,
+                    estimate_s=e.estimate_s,
+                    estimate_source=e.source,
+                    earliest_start_s=e.earliest_start_s,
+                    earliest_finish_s=e.earliest_finish_s,
+                    slack_s=e.slack_s,
+                )
+                for step_id, e in estimate.steps.items()
+            },
+            notes=[{"level": n.level, "message": n.message, "data": n.data} for n in outcome.notes],
+        )
+
+    def _plan(self, request: OrchestrateRequest) -> PlanOutcome:
+        self._check_limits(request)
+        return self.planning.plan(request, self.registry.list(self.now_ms()))
 
     def progress(self, session_id: str) -> dict[str, Any]:
         """Status and step counters only (one round trip). Raises SessionNotFoundError."""
@@ -256,6 +298,7 @@ class Engine:
                 title=node.step.title,
                 required_capabilities=tuple(node.step.required_capabilities),
                 agent_type=node.step.agent_type,
+                subtask_ids=node.subtask_ids,
             )
             for node in graph.nodes.values()
         )
@@ -350,6 +393,8 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             queue=rec.get("queue", ""),
             depends_on=record.depends.get(step_id, []),
             parent_id=rec.get("parentId"),
+            subtask_ids=rec.get("subtasks") or [],
+            decompositions=len(rec.get("subplans") or []),
             agent_id=rec.get("agentId"),
             attempts=int(rec.get("attempts", 0)),
             queued_at=iso_from_ms(rec.get("queuedAt")),

@@ -6,7 +6,11 @@ says what failed, the bad value, and how to fix it.
     │   ├── DuplicateStepError
     │   ├── UnknownDependencyError
     │   ├── CycleError
-    │   └── UnroutableStepError    no registered agent has every required capability
+    │   ├── UnroutableStepError    no registered agent has every required capability
+    │   ├── PlanDepthError         subtasks nested deeper than MEOWSTIK_MAX_PLAN_DEPTH
+    │   ├── TemplateError          a workflow template that is unknown or broken
+    │   ├── TemplateParameterError a template parameter with no value, or the wrong type
+    │   └── PlannerChoiceError     planner, template and plan that contradict each other
     ├── LimitExceededError         a request over a configured limit (422)
     ├── SessionNotFoundError       (404)
     ├── SessionFinishedError       the session already ended (409)
@@ -20,6 +24,7 @@ says what failed, the bad value, and how to fix it.
     └── StepError                  raised by an agent's work
         ├── RetryableStepError     retried with backoff, then the step fails
         └── PermanentStepError     the step fails at once
+            └── SubPlanError       a sub-plan a step returned is invalid, too deep, or repeats
 """
 
 from __future__ import annotations
@@ -91,6 +96,58 @@ class UnroutableStepError(PlanError):
             "or change requiredCapabilities/agentType.",
             details={"steps": unroutable, "knownCapabilities": known_capabilities},
         )
+
+
+class PlanDepthError(PlanError):
+    code = "plan_too_deep"
+
+    def __init__(self, step_id: str, depth: int, limit: int) -> None:
+        super().__init__(
+            f"step {step_id!r} is nested {depth} levels deep in subtasks, over the limit of "
+            f"{limit}. Flatten the plan, or raise MEOWSTIK_MAX_PLAN_DEPTH.",
+            details={"stepId": step_id, "depth": depth, "limit": limit},
+        )
+
+
+class TemplateError(PlanError):
+    code = "invalid_template"
+
+    def __init__(
+        self, template: str, message: str, *, code: str | None = None, **details: Any
+    ) -> None:
+        self.template = template
+        if code:
+            self.code = code
+        super().__init__(
+            message, details={"template": template, **details} if template else details
+        )
+
+
+class TemplateParameterError(PlanError):
+    code = "template_parameter"
+
+    def __init__(self, template: str, missing: list[str], wrong: dict[str, str]) -> None:
+        parts = []
+        if missing:
+            parts.append(
+                f"needs {', '.join(missing)}; pass "
+                + " and ".join(f"initialContext.{name}" for name in missing)
+            )
+        if wrong:
+            listed = "; ".join(f"initialContext.{name}: {why}" for name, why in wrong.items())
+            parts.append(f"got values of the wrong type ({listed})")
+        super().__init__(
+            f"template {template!r} " + ", and ".join(parts) + ". GET "
+            f"/api/orchestrator/templates/{template} lists its parameters.",
+            details={"template": template, "missing": missing, "wrongType": wrong},
+        )
+
+
+class PlannerChoiceError(PlanError):
+    code = "planner_choice"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, details=details)
 
 
 class LimitExceededError(OrchestratorError):
@@ -216,3 +273,9 @@ class RetryableStepError(StepError):
 
 class PermanentStepError(StepError):
     code = "step_permanent_error"
+
+
+class SubPlanError(PermanentStepError):
+    """A sub-plan returned by a running step cannot be scheduled; the step fails with this."""
+
+    code = "invalid_subplan"

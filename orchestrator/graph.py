@@ -29,6 +29,7 @@ class GraphNode:
     depends_on: tuple[str, ...]
     parent_id: str | None = None
     children: tuple[str, ...] = field(default=())
+    subtask_ids: tuple[str, ...] = field(default=())
 
     @property
     def id(self) -> str:
@@ -122,7 +123,13 @@ class PlanGraph:
             for dep in deps:
                 children[dep].append(step_id)
         nodes = {
-            step_id: GraphNode(step, tuple(deps), parent, tuple(children[step_id]))
+            step_id: GraphNode(
+                step,
+                tuple(deps),
+                parent,
+                tuple(children[step_id]),
+                tuple(sub.id for sub in step.subtasks),
+            )
             for step_id, (step, deps, parent) in raw.items()
         }
         return cls(nodes)
@@ -138,6 +145,17 @@ class PlanGraph:
             node = self.nodes[step_id]
             depth[step_id] = 1 + max((depth[dep] for dep in node.depends_on), default=0)
         return len(depth) > len(set(depth.values()))
+
+    def depth(self, step_id: str) -> int:
+        """How deep a step is nested: 1 for a top-level step, 2 for its subtasks, ..."""
+        depth, parent = 1, self.nodes[step_id].parent_id
+        while parent is not None:
+            depth, parent = depth + 1, self.nodes[parent].parent_id
+        return depth
+
+    def deepest(self) -> tuple[str, int]:
+        """The most deeply nested step and its depth."""
+        return max(((s, self.depth(s)) for s in self.nodes), key=lambda item: item[1])
 
     def topological_order(self) -> list[str]:
         remaining = {step_id: len(node.depends_on) for step_id, node in self.nodes.items()}

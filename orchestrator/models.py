@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from orchestrator.statuses import AgentStatus, SessionStatus, StepStatus
 
-STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CAPABILITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
@@ -23,6 +23,19 @@ AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
 CapabilityName = Annotated[str, StringConstraints(pattern=CAPABILITY_NAME_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
+
+
+TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
+class PlannerName(StrEnum):
+    """Who turns a goal into a plan (request field ``planner``, setting MEOWSTIK_PLANNER)."""
+
+    AUTO = "auto"  # a template whose pattern matches the goal, else the LLM if set, else rules
+    RULE = "rule"  # the offline rule-based planner
+    TEMPLATE = "template"  # a workflow template: the one named by ``template``, else a match
+    LLM = "llm"  # the OpenAI-compatible chat model, validated and repaired, rules as fallback
+    EXPLICIT = "explicit"  # the request's own ``plan``
 
 
 class CamelModel(BaseModel):
@@ -132,6 +145,8 @@ class TaskPlan(RequestModel):
     goal: LongText
     steps: list[PlanStep] = Field(min_length=1)
     parallelizable: bool = False
+    planner: PlannerName | None = None  # who made it (after any fallback)
+    template: TemplateName | None = None
 
 
 class ExplicitPlan(RequestModel):
@@ -150,6 +165,8 @@ class OrchestrateRequest(RequestModel):
     initial_context: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     plan: ExplicitPlan | None = None
+    planner: PlannerName | None = None
+    template: TemplateName | None = None
     failure_policy: FailurePolicy = FailurePolicy.FAIL_FAST
     max_attempts: int | None = Field(default=None, ge=1, le=100)
 
@@ -205,6 +222,8 @@ class StepState(CamelModel):
     queue: str
     depends_on: list[str] = Field(default_factory=list)
     parent_id: str | None = None
+    subtask_ids: list[str] = Field(default_factory=list)
+    decompositions: int = 0  # sub-plans this step returned while running
     agent_id: str | None = None
     attempts: int = 0
     queued_at: str | None = None
@@ -236,3 +255,29 @@ class SessionSnapshot(CamelModel):
     failure_policy: FailurePolicy
     metadata: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, StepState]
+
+
+class StepPreview(CamelModel):
+    """One step of a plan preview, with its estimate and its place in time."""
+
+    title: str
+    depends_on: list[str]
+    parent_id: str | None = None
+    required_capabilities: list[str]
+    estimate_s: float | None = None
+    estimate_source: str  # plan | measured | unknown
+    earliest_start_s: float
+    earliest_finish_s: float
+    slack_s: float
+
+
+class PlanPreview(CamelModel):
+    """What POST /api/orchestrator/plans returns: the checked plan, nothing run."""
+
+    plan: TaskPlan
+    total_steps: int
+    critical_path: list[str]
+    estimated_duration_s: float
+    steps_without_estimate: list[str]
+    steps: dict[str, StepPreview]
+    notes: list[dict[str, Any]] = Field(default_factory=list)

@@ -41,6 +41,32 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     max_goal_chars: int = Field(default=4000, ge=1)
     max_plan_steps: int = Field(default=1000, ge=1)
+    max_plan_depth: int = Field(
+        default=5, ge=1, le=20, description="Deepest nesting of subtasks, static or dynamic."
+    )
+    max_subplan_steps: int = Field(
+        default=50, ge=1, le=1000, description="Most steps one sub-plan returned by a step may add."
+    )
+    max_decompositions: int = Field(
+        default=3, ge=1, le=100, description="Most sub-plans one step may return in a session."
+    )
+
+    planner: str = Field(
+        default="auto",
+        pattern=r"^(auto|rule|template|llm)$",
+        description="Planner for requests that name none: auto (a matching template, else the "
+        "LLM when configured, else rules), rule, template or llm.",
+    )
+    template_dirs: str = Field(
+        default="", description="Folders of your own workflow templates (*.yaml), comma-separated."
+    )
+    planner_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="LLM planner replies asked for (the first plus repairs) before the rule "
+        "planner takes over.",
+    )
 
     step_max_attempts: int = Field(default=3, ge=1, le=100)
     retry_backoff_s: float = Field(default=0.5, ge=0)
@@ -108,6 +134,10 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def template_directories(self) -> list[Path]:
+        return [Path(name.strip()) for name in self.template_dirs.split(",") if name.strip()]
 
     @property
     def agent_module_names(self) -> list[str]:

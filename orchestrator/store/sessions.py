@@ -39,6 +39,7 @@ class NewStep:
     title: str
     required_capabilities: tuple[str, ...]
     agent_type: str | None
+    subtask_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,17 @@ class SessionStore(SessionInputs):
             "status": status,
         }
 
+    def mean_step_seconds(self) -> dict[str, float]:
+        """Measured mean step duration per capability, from the /metrics histogram."""
+        raw = self._client.hgetall(self._keys.step_durations)
+        fields = {text(key): text(value) for key, value in raw.items()}
+        means: dict[str, float] = {}
+        for name, value in fields.items():
+            capability, _, part = name.rpartition("|")
+            if part == "count" and int(value) > 0:
+                means[capability] = int(fields.get(f"{capability}|sum_ms", 0)) / int(value) / 1000
+        return means
+
     def step_record(self, sid: str, step_id: str) -> dict[str, Any]:
         """One step's runtime record ({} if there is none)."""
         raw = self._client.hget(self._keys.steps(sid), step_id)
@@ -379,4 +391,6 @@ def _initial_record(step: NewStep, new: NewSession) -> str:
         record["queuedAt"] = new.created_at_ms
     if step.parent_id:
         record["parentId"] = step.parent_id
+    if step.subtask_ids:
+        record["subtasks"] = list(step.subtask_ids)
     return _dumps(record)
