@@ -378,6 +378,28 @@ def check_answer(step_id: str, value: Any, schema: dict[str, Any]) -> None:
         raise InputValidationError(step_id, errors)
 
 
+def graft_subplans(plan: dict[str, Any], subplans: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan document with each sub-plan a step returned placed under that step's subtasks,
+    so the snapshot's plan is the tree that actually runs (pure)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    pending = list(plan["steps"])
+    while pending:
+        step = pending.pop()
+        by_id[step["id"]] = step
+        pending.extend(step.get("subtasks") or [])
+    for subplan in subplans:
+        parent = by_id.get(subplan["parentId"])
+        if parent is None:
+            continue
+        parent.setdefault("subtasks", []).extend(subplan["steps"])
+        pending = list(subplan["steps"])
+        while pending:
+            step = pending.pop()
+            by_id[step["id"]] = step
+            pending.extend(step.get("subtasks") or [])
+    return plan
+
+
 def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
     """Turn the stored record into the REST snapshot (pure)."""
     fields = record.fields
@@ -411,7 +433,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         goal=fields["goal"],
         user_id=fields.get("userId"),
         chat_id=fields.get("chatId"),
-        plan=TaskPlan.model_validate_json(fields["plan"]),
+        plan=TaskPlan.model_validate(graft_subplans(json.loads(fields["plan"]), record.subplans)),
         job_ids=[job_id(session_id, step_id) for step_id in order],
         completed_tasks=int(fields["completedTasks"]),
         failed_tasks=int(fields["failedTasks"]),

@@ -24,7 +24,8 @@ says what failed, the bad value, and how to fix it.
     └── StepError                  raised by an agent's work
         ├── RetryableStepError     retried with backoff, then the step fails
         └── PermanentStepError     the step fails at once
-            └── SubPlanError       a sub-plan a step returned is invalid, too deep, or repeats
+            └── SubPlanError       a sub-plan a step returned is invalid or too big or deep
+                └── ReplanLoopError  ... or repeats one it or an ancestor returned before
 """
 
 from __future__ import annotations
@@ -279,3 +280,9 @@ class SubPlanError(PermanentStepError):
     """A sub-plan returned by a running step cannot be scheduled; the step fails with this."""
 
     code = "invalid_subplan"
+
+
+class ReplanLoopError(SubPlanError):
+    """A step keeps re-planning: the same sub-plan again, or too many sub-plans."""
+
+    code = "replan_loop"

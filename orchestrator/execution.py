@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.agent_logging import BoundLogger
+from orchestrator.decomposition import ParentView, build_subplan, parse_subtasks
 from orchestrator.dispatch import StepDispatch
-from orchestrator.errors import PermanentStepError, RetryableStepError
+from orchestrator.errors import PermanentStepError, RetryableStepError, SubPlanError
 from orchestrator.models import PlanStep, StepError
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.settings import Settings
@@ -21,6 +22,7 @@ from orchestrator.steps import InputRequired, StepInput, StepResult
 from orchestrator.store.keys import job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.scripts import Transition
+from orchestrator.store.sessions import NewSubplan
 
 RETRYABLE_TYPES: tuple[type[BaseException], ...] = (
     RetryableStepError,
@@ -126,6 +128,8 @@ class StepLifecycle:
             dependencies={dep: json.loads(output) for dep, output in claim.dependency_outputs},
             input_provided=claim.answer_json is not None,
             operator_input=json.loads(claim.answer_json) if claim.answer_json is not None else None,
+            subtask_ids=claim.subtask_ids,
+            decompositions=claim.decompositions,
             logger=BoundLogger(self, session_id, step_id, agent_id),
         )
         return StepRun(
@@ -149,7 +153,10 @@ class StepLifecycle:
         )
 
     def succeed(self, run: StepRun, result: StepResult) -> Transition:
-        """Record the output exactly once, then route every dependent it released."""
+        """Record the output exactly once, then route every dependent it released. A result
+        with ``subtasks`` decomposes the step instead (see ``decompose``)."""
+        if result.subtasks:
+            return self.decompose(run, result.subtasks)
         try:
             output_json = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
             updates = {
@@ -185,6 +192,7 @@ class StepLifecycle:
         if transition.ended:
             self.router.note_end(run.session_id, transition.session_status)
         if transition.code == "ok" and transition.released:
+            self._log_parents_released(run, transition.released)
             self.router.route(
                 run.session_id,
                 [
@@ -193,6 +201,78 @@ class StepLifecycle:
                 ],
             )
         return transition
+
+    def _log_parents_released(self, run: StepRun, released: list[tuple[str, dict]]) -> None:
+        """Say so when a released step is a parent: all its subtasks finished."""
+        for step_id, record in released:
+            if record.get("subtasks"):
+                self.sessions.log(
+                    LogEntry(
+                        "info",
+                        "orchestrator",
+                        "Subtasks finished; parent step released",
+                        session_id=run.session_id,
+                        task_id=step_id,
+                        data={"subtasks": record["subtasks"], "releasedBy": run.step_id},
+                    ),
+                    self.now_ms(),
+                )
+
+    def decompose(self, run: StepRun, subtasks: list) -> Transition:
+        """Schedule the sub-plan a run returned under its step, which waits for it and then runs
+        again. An invalid or repeating sub-plan fails the run like any permanent error."""
+        try:
+            subplan = self._check_subplan(run, subtasks)
+        except SubPlanError as exc:
+            return self.fail(run, exc)
+        entry = LogEntry(
+            "info",
+            "task",
+            f"Step decomposed into {len(subplan.top_ids)} subtasks",
+            session_id=run.session_id,
+            agent_id=run.agent_id,
+            task_id=run.step_id,
+            data={
+                "subtasks": list(subplan.top_ids),
+                "steps": [s.step_id for s in subplan.steps],
+                "fingerprint": subplan.fingerprint,
+                "subplan": run.step_input.decompositions + 1,
+            },
+        )
+        expansion = self.sessions.expand(
+            run.session_id,
+            run.step_id,
+            token=run.token,
+            now_ms=self.now_ms(),
+            reserve_ms=self.router.reserve_ms,
+            subplan=subplan,
+            logs=[entry],
+        )
+        self.router.dispatch_handoffs(expansion.handed)
+        if expansion.code == "conflict":
+            message = f"sub-plan step id {expansion.detail!r} is already used in this session"
+            return self.fail(run, SubPlanError(message + "; rename it"))
+        if expansion.released:
+            self.router.route(
+                run.session_id,
+                [RouteRequest.from_record(s, record) for s, record in expansion.released],
+            )
+        return Transition(code=expansion.code, detail=expansion.detail)
+
+    def _check_subplan(self, run: StepRun, subtasks: list) -> NewSubplan:
+        steps = parse_subtasks(run.step_id, subtasks)
+        records = self.sessions.step_records(run.session_id, [run.step_id])
+        record = records.get(run.step_id, {})
+        ancestors: list[tuple[str, dict]] = []
+        parent_id = record.get("parentId")
+        while parent_id and len(ancestors) <= self.settings.max_plan_depth:
+            found = self.sessions.step_records(run.session_id, [parent_id]).get(parent_id, {})
+            ancestors.append((parent_id, found))
+            parent_id = found.get("parentId")
+        progress = self.sessions.progress(run.session_id) or {"totalTasks": 0}
+        view = ParentView(run.step_id, record, ancestors, int(progress["totalTasks"]))
+        agents = self.registry.list(self.now_ms())
+        return build_subplan(view, steps, agents, self.settings)
 
     def await_input(self, run: StepRun, request: InputRequired) -> str:
         """Park the step until an operator answers: no slot, no message, no process held."""

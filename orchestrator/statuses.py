@@ -49,6 +49,7 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
         {
             StepStatus.RUNNING,  # a redelivery takes over an expired lease
             StepStatus.QUEUED,  # retry after a retryable error
+            StepStatus.PENDING,  # returned a sub-plan: waits for it, then runs again
             StepStatus.WAITING_FOR_INPUT,
             StepStatus.COMPLETED,
             StepStatus.FAILED,

@@ -36,7 +36,15 @@ class StepInput:
     dependencies: dict[str, Any] = field(default_factory=dict)
     input_provided: bool = False
     operator_input: Any = None
+    subtask_ids: tuple[str, ...] = ()
+    decompositions: int = 0
     logger: StepLogger | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def subtask_outputs(self) -> dict[str, Any]:
+        """The outputs of this step's subtasks (from the plan, or from sub-plans it returned),
+        by step id: a parent runs after its subtasks and builds on these."""
+        return {sid: self.dependencies[sid] for sid in self.subtask_ids if sid in self.dependencies}
 
     def as_context(self) -> dict[str, Any]:
         """The JSON document an external agent (HTTP, LLM) is given."""
@@ -52,16 +60,26 @@ class StepInput:
             "sharedState": self.shared_state,
             "dependencies": self.dependencies,
             "operatorInput": self.operator_input if self.input_provided else None,
+            "subtaskOutputs": self.subtask_outputs,
+            "decompositions": self.decompositions,
         }
 
 
 @dataclass(frozen=True)
 class StepResult:
     """An agent's answer: ``output`` is stored as the step's result (JSON-serialisable);
-    ``state_updates`` are merged into the session's shared state when the step completes."""
+    ``state_updates`` are merged into the session's shared state when the step completes.
 
-    output: Any
+    ``subtasks`` (PlanStep objects or their JSON documents) decompose the step instead: they are
+    validated and scheduled under it, and the step runs again once they completed, with their
+    outputs in ``step_input.subtask_outputs``. A decomposing run's output and state updates are
+    not recorded. Guards: MEOWSTIK_MAX_PLAN_DEPTH, MEOWSTIK_MAX_DECOMPOSITIONS, and a sub-plan
+    equal to one this step or an ancestor already returned fails the step.
+    """
+
+    output: Any = None
     state_updates: dict[str, Any] = field(default_factory=dict)
+    subtasks: list[Any] = field(default_factory=list)
 
 
 _NO_DEFAULT = object()

@@ -50,6 +50,11 @@ class Keys:
         """List of StepError JSON documents, in the order they happened."""
         return f"{self.session(session_id)}:errors"
 
+    def subplans(self, session_id: str) -> str:
+        """List of JSON documents, one per sub-plan a running step returned: parentId, round,
+        fingerprint and its steps (ids as scheduled), in the order they were added."""
+        return f"{self.session(session_id)}:subplans"
+
     def input_requests(self, session_id: str) -> str:
         """Hash: step id -> JSON of its open operator-input request."""
         return f"{self.session(session_id)}:input-requests"

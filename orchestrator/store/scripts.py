@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "cancel_session",
     "await_input",
     "provide_input",
+    "expand_step",
 )
 PRELUDE_MARKER = "(prepended: _slots.lua)"
 
@@ -86,6 +87,8 @@ class Claim:
     agent_attempt: int = 0
     queue: str = ""
     answer_json: str | None = None
+    subtask_ids: tuple[str, ...] = ()
+    decompositions: int = 0
 
     @classmethod
     def parse(cls, reply: list[Any]) -> Claim:
@@ -103,7 +106,9 @@ class Claim:
             max_attempts=int(reply[7]),
             agent_attempt=int(reply[8]),
             queue=text(reply[9]),
-            answer_json=text(reply[10]) if len(reply) > 10 and reply[10] is not None else None,
+            answer_json=text(reply[10]) if reply[10] is not None else None,
+            subtask_ids=tuple(text(i) for i in reply[11]),
+            decompositions=int(reply[12]),
         )
 
 
@@ -164,6 +169,25 @@ class Transition:
             failed_agents=[text(i) for i in reply[2]],
             handed=handoffs(reply[3]),
         )
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Reply of expand_step: ``code`` is ok, stale, ended, conflict or missing; ``released``
+    the (step id, record) pairs queued now, ``handed`` the waiting steps the freed slot went to."""
+
+    code: str
+    detail: str = ""
+    released: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    handed: list[Handoff] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> Expansion:
+        code = text(reply[0])
+        if code != "ok":
+            return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
+        released = [(step_id, json.loads(record)) for step_id, record in pairs(reply[1])]
+        return cls(code=code, released=released, handed=handoffs(reply[2]))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from orchestrator.store.logbook import Logbook, LogEntry
 from orchestrator.store.scripts import (
     Cancellation,
     Claim,
+    Expansion,
     Handoff,
     Recovery,
     Routing,
@@ -43,6 +44,32 @@ class NewStep:
 
 
 @dataclass(frozen=True)
+class NewSubplanStep:
+    step_id: str
+    step_json: str
+    depends_on: tuple[str, ...]
+    children: tuple[str, ...]
+    remaining: int  # dependencies not completed yet (the inherited ones are)
+    parent_id: str
+    title: str
+    queue: str
+    required_capabilities: tuple[str, ...]
+    agent_type: str | None
+    subtask_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewSubplan:
+    """A sub-plan ready to store: its steps with session-wide ids, the ids of its top-level
+    steps (the parent's new subtasks), its fingerprint and the document snapshots graft."""
+
+    fingerprint: str
+    top_ids: tuple[str, ...]
+    steps: tuple[NewSubplanStep, ...]
+    document_json: str
+
+
+@dataclass(frozen=True)
 class NewSession:
     session_id: str
     goal: str
@@ -68,6 +95,7 @@ class SessionRecord:
     depends: dict[str, list[str]]
     errors: list[dict[str, Any]] = field(default_factory=list)
     input_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subplans: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SessionStore(SessionInputs):
@@ -208,6 +236,48 @@ class SessionStore(SessionInputs):
         args += [slot_member(sid, step_id), reserve_ms, backoff_ms]
         return Transition.parse_requeue(self._run("requeue_step", keys, args, logs, now_ms))
 
+    def expand(
+        self,
+        sid: str,
+        step_id: str,
+        *,
+        token: str,
+        now_ms: int,
+        reserve_ms: int,
+        subplan: NewSubplan,
+        logs: Sequence[LogEntry] = (),
+    ) -> Expansion:
+        """Schedule a sub-plan under the running step ``step_id``, which waits for it."""
+        k = self._keys
+        keys = [
+            k.session(sid),
+            k.steps(sid),
+            k.plan(sid),
+            k.depends(sid),
+            k.children(sid),
+            k.remaining(sid),
+            k.subplans(sid),
+        ]
+        args: list[Any] = [step_id, token, now_ms, k.prefix, slot_member(sid, step_id)]
+        args += [reserve_ms, subplan.fingerprint, subplan.document_json, _dumps(subplan.top_ids)]
+        for new in subplan.steps:
+            args += [new.step_id, new.step_json, _dumps(new.depends_on), _dumps(new.children)]
+            args += [new.remaining, _new_record(new)]
+        return Expansion.parse(self._run("expand_step", keys, args, logs, now_ms))
+
+    def step_records(self, sid: str, step_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Several steps' runtime records and dependency lists in one round trip:
+        {step id: record plus "dependsOn"}; steps that do not exist are left out."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(self._keys.steps(sid), list(step_ids))
+        pipe.hmget(self._keys.depends(sid), list(step_ids))
+        records, depends = pipe.execute()
+        out: dict[str, dict[str, Any]] = {}
+        for step_id, raw, deps in zip(step_ids, records, depends, strict=True):
+            if raw is not None:
+                out[step_id] = {**json.loads(raw), "dependsOn": json.loads(deps or "[]")}
+        return out
+
     def renew_lease(
         self, sid: str, step_id: str, *, token: str, lease_until_ms: int, agent_id: str
     ) -> bool:
@@ -323,7 +393,8 @@ class SessionStore(SessionInputs):
         pipe.lrange(k.errors(sid), 0, -1)
         pipe.hgetall(k.depends(sid))
         pipe.hgetall(k.input_requests(sid))
-        fields, steps, results, errors, depends, requests = pipe.execute()
+        pipe.lrange(k.subplans(sid), 0, -1)
+        fields, steps, results, errors, depends, requests, subplans = pipe.execute()
         if not fields:
             return None
         return SessionRecord(
@@ -333,6 +404,7 @@ class SessionStore(SessionInputs):
             depends={text(key): json.loads(value) for key, value in depends.items()},
             input_requests={text(key): json.loads(value) for key, value in requests.items()},
             errors=[json.loads(item) for item in errors],
+            subplans=[json.loads(item) for item in subplans],
         )
 
     def _run(
@@ -375,6 +447,22 @@ def _session_fields(new: NewSession) -> dict[str, Any]:
     if new.chat_id is not None:
         fields["chatId"] = new.chat_id
     return fields
+
+
+def _new_record(step: NewSubplanStep) -> str:
+    record: dict[str, Any] = {
+        "status": "pending",
+        "attempts": 0,
+        "queue": step.queue,
+        "title": step.title,
+        "caps": list(step.required_capabilities),
+        "parentId": step.parent_id,
+    }
+    if step.agent_type:
+        record["agentType"] = step.agent_type
+    if step.subtask_ids:
+        record["subtasks"] = list(step.subtask_ids)
+    return _dumps(record)
 
 
 def _initial_record(step: NewStep, new: NewSession) -> str:

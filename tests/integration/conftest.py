@@ -6,7 +6,7 @@ from tests.support.http_servers import JsonServer, fake_chat_completions
 
 MAIN_AGENTS = (
     "planner-001,researcher-001,coder-001,reviewer-001,echo-001,gate-001,flaky-001,broken-001,"
-    "primary-001,secondary-001,solo-001,asker-001"
+    "primary-001,secondary-001,solo-001,asker-001,decomposer-001"
 )
 
 
@@ -25,7 +25,12 @@ def cluster(redis_server, tmp_path_factory, fake_llm):
     running = Cluster(
         redis_server.url,
         tmp_path_factory.mktemp("cluster-logs"),
-        {"MEOWSTIK_LLM_BASE_URL": f"{fake_llm.url}/v1", "MEOWSTIK_LLM_MODEL": "test-model"},
+        {
+            "MEOWSTIK_LLM_BASE_URL": f"{fake_llm.url}/v1",
+            "MEOWSTIK_LLM_MODEL": "test-model",
+            # goals are planned by rules unless a test asks for another planner
+            "MEOWSTIK_PLANNER": "rule",
+        },
     )
     try:
         running.start_worker(concurrency=4, agents=MAIN_AGENTS)

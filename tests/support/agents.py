@@ -133,3 +133,23 @@ def asker(step_input: StepInput) -> dict:
             **extra,
         )
     return _report(step_input, answer=step_input.operator_input)
+
+
+@agent(
+    id="decomposer-001",
+    name="Decomposer",
+    type="tester",
+    capabilities=["decompose_work"],
+    max_load=4,
+)
+def decomposer(step_input: StepInput) -> StepResult | dict:
+    """Returns parameters['subplan'] as subtasks on its first run (on every run with 'repeat'),
+    then reports its subtasks' outputs."""
+    params = step_input.step.parameters
+    if params.get("subplan") and (params.get("repeat") or step_input.decompositions == 0):
+        return StepResult(subtasks=params["subplan"])
+    return _report(
+        step_input,
+        subtaskOutputs=step_input.subtask_outputs,
+        decompositions=step_input.decompositions,
+    )

@@ -64,10 +64,65 @@ def echo_agent_endpoint(path: str, body: dict[str, Any]) -> tuple[int, dict[str,
     }
 
 
+# What the fake model answers the planner, chosen by a marker in the goal; "-once" scripts are
+# wrong on the first reply and right when sent back for repair.
+LLM_PLAN = {
+    "steps": [
+        {"id": "gather", "title": "Gather", "requiredCapabilities": ["echo_work"]},
+        {
+            "id": "summarise",
+            "title": "Summarise",
+            "requiredCapabilities": ["echo_work"],
+            "dependsOn": ["gather"],
+        },
+    ]
+}
+LLM_CYCLIC_PLAN = {
+    "steps": [
+        {"id": "a", "title": "A", "requiredCapabilities": ["echo_work"], "dependsOn": ["b"]},
+        {"id": "b", "title": "B", "requiredCapabilities": ["echo_work"], "dependsOn": ["a"]},
+    ]
+}
+LLM_UNROUTABLE_PLAN = {"steps": [{"id": "a", "title": "A", "requiredCapabilities": ["teleport"]}]}
+PLANNER_SCRIPTS = {
+    "[plan:valid]": (LLM_PLAN,),
+    "[plan:malformed-once]": ("Sure! First I would gather, then summarise.", LLM_PLAN),
+    "[plan:unroutable-once]": (LLM_UNROUTABLE_PLAN, LLM_PLAN),
+    "[plan:cyclic]": (LLM_CYCLIC_PLAN,),
+}
+
+
+def planner_reply(messages: list[dict[str, Any]]) -> str:
+    """The fake model as a planner: the script named in the goal, by attempt (1 + repairs)."""
+    goal = messages[1]["content"].splitlines()[0]
+    script = next((s for marker, s in PLANNER_SCRIPTS.items() if marker in goal), (LLM_PLAN,))
+    attempt = (len(messages) - 2) // 2
+    reply = script[min(attempt, len(script) - 1)]
+    return reply if isinstance(reply, str) else json.dumps(reply)
+
+
+def chat_reply(model: str, content: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content},
+            }
+        ],
+    }
+
+
 def fake_chat_completions(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """An OpenAI-compatible chat endpoint whose model answers with a JSON object."""
+    """An OpenAI-compatible chat endpoint. As an agent's model it answers with a JSON object
+    naming the step; as the planner's, with the plan the goal's marker asks for."""
     if not path.endswith("/chat/completions"):
         return 404, {"error": {"message": f"no route {path}"}}
+    if body["messages"][0]["content"].startswith("You are the planner"):
+        return 200, chat_reply(body["model"], planner_reply(body["messages"]))
     context = json.loads(body["messages"][-1]["content"])
     answer = {
         "output": {
@@ -76,15 +131,4 @@ def fake_chat_completions(path: str, body: dict[str, Any]) -> tuple[int, dict[st
             "capabilities": context["step"]["requiredCapabilities"],
         }
     }
-    return 200, {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "model": body["model"],
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": json.dumps(answer)},
-            }
-        ],
-    }
+    return 200, chat_reply(body["model"], json.dumps(answer))

@@ -396,6 +396,8 @@ class OfflineAgent(Agent):
             "note": OFFLINE_NOTE,
             "inputsUsed": list(step_input.dependencies),
         }
+        if step_input.subtask_ids:  # a parent step: built on its subtasks' outputs
+            output["subtasksUsed"] = list(step_input.subtask_outputs)
         for work in works:
             output.update(work.fields)
         return StepResult(output=output)

@@ -234,13 +234,26 @@ def decode_json(reply: HttpReply, service: str) -> Any:
         ) from exc
 
 
+def is_envelope(document: Any) -> bool:
+    """Whether an agent's JSON answer is an envelope (output and/or subtasks), not a bare output."""
+    return isinstance(document, dict) and ("output" in document or "subtasks" in document)
+
+
 def result_from_envelope(document: dict[str, Any], service: str) -> StepResult:
-    """A StepResult from ``{"output": ..., "stateUpdates": {...}}``.
+    """A StepResult from ``{"output": ..., "stateUpdates": {...}}``, or from
+    ``{"subtasks": [plan steps]}`` to decompose the step (it runs again after them).
 
     Raises:
-        PermanentStepError: stateUpdates is present but not an object; merging anything else
-            into the shared state would corrupt it.
+        PermanentStepError: stateUpdates is present but not an object (merging anything else
+            into the shared state would corrupt it), or subtasks is not a list.
     """
+    subtasks = document.get("subtasks") or []
+    if not isinstance(subtasks, list):
+        raise PermanentStepError(
+            f"{service} answered with subtasks of type {type(subtasks).__name__}; it must be a "
+            "list of plan steps (or absent).",
+            details={"subtasksType": type(subtasks).__name__},
+        )
     state_updates = document.get("stateUpdates")
     if state_updates is None:
         state_updates = {}
@@ -250,14 +263,14 @@ def result_from_envelope(document: dict[str, Any], service: str) -> StepResult:
             "must be a JSON object (or absent).",
             details={"stateUpdatesType": type(state_updates).__name__},
         )
-    return StepResult(output=document["output"], state_updates=state_updates)
+    return StepResult(output=document.get("output"), state_updates=state_updates, subtasks=subtasks)
 
 
 class HttpAgent(Agent):
     """Runs an agent registered with ``executor: http``: each step's context
     (``StepInput.as_context()``) is POSTed to its endpoint. The endpoint answers with
-    ``{"output": ..., "stateUpdates": {...}}``, or any other JSON document, which becomes the
-    output as is."""
+    ``{"output": ..., "stateUpdates": {...}}`` (or ``{"subtasks": [...]}`` to decompose the
+    step), or any other JSON document, which becomes the output as is."""
 
     def __init__(
         self, definition: AgentDefinition, settings: Settings, *, sleep: Sleep = time.sleep
@@ -291,6 +304,6 @@ class HttpAgent(Agent):
             sleep=self._sleep,
         )
         document = decode_json(reply, service)
-        if isinstance(document, dict) and "output" in document:
+        if is_envelope(document):
             return result_from_envelope(document, service)
         return StepResult(output=document)

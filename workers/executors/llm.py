@@ -22,6 +22,7 @@ from workers.executors.http_agent import (
     Sleep,
     decode_json,
     describe_url,
+    is_envelope,
     post_json,
     result_from_envelope,
 )
@@ -163,7 +164,7 @@ def parse_reply(reply: str, model: str, service: str) -> StepResult:
         document = json.loads(candidate)
     except (ValueError, RecursionError):
         document = None
-    if isinstance(document, dict) and "output" in document:
+    if is_envelope(document):
         return result_from_envelope(document, service)
     return StepResult(output={"text": reply, "mode": "llm", "model": model})
 

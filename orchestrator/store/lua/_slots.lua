@@ -107,7 +107,7 @@ end
 local TERMINAL = {completed = true, failed = true, cancelled = true}
 local SESSION_SUFFIXES = {"", ":steps", ":plan", ":depends", ":children", ":remaining",
   ":results", ":state", ":errors", ":logs", ":input-requests", ":answers", ":private-agents",
-  ":temp-index"}
+  ":temp-index", ":subplans"}
 
 local function expire_session(skey, ms)
   for _, suffix in ipairs(SESSION_SUFFIXES) do

@@ -13,7 +13,8 @@
 --
 -- Returns one of:
 --   {"ok", attempt, step JSON, goal, initial context JSON, {state k, v, ...}, {dep id, output, ...},
---    max attempts, attempt on this agent, queue, operator answer JSON or false}
+--    max attempts, attempt on this agent, queue, operator answer JSON or false,
+--    {subtask id, ...}, sub-plans returned so far}
 --   {"missing"}                 no such session or step
 --   {"ended", session status}   the session is over: do not run
 --   {"finished", step status}   the step already ended (a duplicate delivery): do not run
@@ -84,4 +85,6 @@ return {
   rec["agentAttempts"],
   rec["queue"] or "",
   redis.call("HGET", KEYS[9], ARGV[1]),
+  rec["subtasks"] or {},
+  #(rec["subplans"] or {}),
 }
