@@ -29,7 +29,7 @@ from orchestrator.graph import PlanGraph
 from orchestrator.models import AgentDefinition, PlanStep
 from orchestrator.settings import Settings
 from orchestrator.store.keys import capability_queue
-from orchestrator.store.sessions import NewSubplan, NewSubplanStep
+from orchestrator.store.session_records import NewSubplan, NewSubplanStep
 
 MAX_STEP_ID_CHARS = 128  # models.STEP_ID_PATTERN
 _COMPACT = (",", ":")

@@ -1,76 +1,30 @@
-"""The life of one step run, in domain terms: claim, build its input, record its outcome, release
-its dependents, retry, fall back to another agent, or fail. The Celery task (workers/tasks.py)
+"""The life of one step run, in domain terms: claim, build its input, record its outcome and
+release its dependents, schedule a sub-plan it returned, or park it for operator input. The
+failure path (retry, fallback, fail) is in step_failures.py. The Celery task (workers/tasks.py)
 only adapts a message to these calls."""
 
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from orchestrator.agent_logging import BoundLogger
 from orchestrator.decomposition import ParentView, build_subplan, parse_subtasks
-from orchestrator.dispatch import StepDispatch
-from orchestrator.errors import PermanentStepError, RetryableStepError, SubPlanError
-from orchestrator.models import PlanStep, StepError
+from orchestrator.errors import PermanentStepError, SubPlanError
+from orchestrator.models import PlanStep
 from orchestrator.routing import Router, RouteRequest
-from orchestrator.settings import Settings
+from orchestrator.step_failures import StepFailures
+from orchestrator.step_runs import Skip, StepRun
 from orchestrator.steps import InputRequired, StepInput, StepResult
 from orchestrator.store.keys import job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.scripts import Transition
-from orchestrator.store.sessions import NewSubplan
-
-RETRYABLE_TYPES: tuple[type[BaseException], ...] = (
-    RetryableStepError,
-    TimeoutError,
-    ConnectionError,
-)
+from orchestrator.store.session_records import NewSubplan
 
 
-@dataclass(frozen=True)
-class StepRun:
-    """A claimed step: the token proves ownership to the store."""
-
-    token: str
-    agent_id: str
-    queue: str
-    attempt: int
-    agent_attempt: int
-    max_attempts: int
-    step_input: StepInput
-
-    @property
-    def session_id(self) -> str:
-        return self.step_input.session_id
-
-    @property
-    def step_id(self) -> str:
-        return self.step_input.step_id
-
-
-@dataclass(frozen=True)
-class Skip:
-    """The delivery must not run the step. ``retry_after_s`` is set when another run holds a live
-    lease: the message should come back then, in case that run dies."""
-
-    reason: str
-    retry_after_s: float | None = None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RETRYABLE_TYPES) and not isinstance(exc, PermanentStepError)
-
-
-def backoff_s(settings: Settings, attempt: int) -> float:
-    """Exponential backoff before attempt ``attempt + 1``."""
-    return min(settings.retry_backoff_max_s, settings.retry_backoff_s * math.pow(2, attempt - 1))
-
-
-class StepLifecycle:
+class StepLifecycle(StepFailures):
     def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
         self.router = router
         self.sessions = router.sessions
@@ -308,166 +262,3 @@ class StepLifecycle:
         )
         self.router.dispatch_handoffs(handed)
         return code
-
-    def fail(self, run: StepRun, exc: BaseException) -> Transition:
-        """Retry on the same agent while attempts remain for a retryable error; then fall back to
-        another agent with the same capabilities; then fail the step."""
-        message = f"{type(exc).__name__}: {exc}"
-        self._count_failure(run)
-        if is_retryable(exc) and run.agent_attempt < run.max_attempts:
-            return self._retry(run, message)
-        step = run.step_input.step
-        failed_on = self._failed_agents(run)
-        if len(failed_on) <= self.settings.max_fallbacks and self.router.has_fallback(
-            step.required_capabilities, step.agent_type, failed_on
-        ):
-            return self._fall_back(run, message)
-        return self._fail(run, exc, message)
-
-    def _failed_agents(self, run: StepRun) -> list[str]:
-        record = self.sessions.step_record(run.session_id, run.step_id)
-        return [*(record.get("failedAgents") or []), run.agent_id]
-
-    def _count_failure(self, run: StepRun) -> None:
-        now = self.now_ms()
-        open_until = self.registry.record_failure(
-            run.agent_id,
-            now_ms=now,
-            window_ms=int(self.settings.circuit_window_s * 1000),
-            threshold=self.settings.circuit_failure_threshold,
-            cooldown_ms=int(self.settings.circuit_cooldown_s * 1000),
-        )
-        if open_until:
-            self.sessions.log(
-                LogEntry(
-                    "warn",
-                    "agent",
-                    f"Circuit opened for agent {run.agent_id}",
-                    session_id=run.session_id,
-                    agent_id=run.agent_id,
-                    task_id=run.step_id,
-                    data={
-                        "openUntil": iso_from_ms(open_until),
-                        "threshold": self.settings.circuit_failure_threshold,
-                        "windowS": self.settings.circuit_window_s,
-                    },
-                ),
-                now,
-            )
-
-    def _retry(self, run: StepRun, message: str) -> Transition:
-        delay_s = backoff_s(self.settings, run.agent_attempt)
-        entry = LogEntry(
-            "warn",
-            "task",
-            "Step retrying",
-            session_id=run.session_id,
-            agent_id=run.agent_id,
-            task_id=run.step_id,
-            error=message,
-            data={"attempt": run.agent_attempt, "maxAttempts": run.max_attempts, "delayS": delay_s},
-        )
-        transition = self._requeue(
-            run, message, reroute=False, backoff_ms=int(delay_s * 1000), logs=[entry]
-        )
-        if transition.code == "ok":
-            self.router.dispatcher.dispatch(
-                [
-                    StepDispatch(
-                        run.session_id, run.step_id, run.step_input.job_id, run.queue, run.agent_id
-                    )
-                ],
-                countdown_s=delay_s,
-            )
-        return transition
-
-    def _requeue(
-        self,
-        run: StepRun,
-        message: str,
-        *,
-        reroute: bool,
-        backoff_ms: int = 0,
-        logs: Sequence[LogEntry] = (),
-    ) -> Transition:
-        return self.sessions.requeue(
-            run.session_id,
-            run.step_id,
-            token=run.token,
-            now_ms=self.now_ms(),
-            message=message,
-            reroute=reroute,
-            agent_id=run.agent_id,
-            reserve_ms=self.router.reserve_ms,
-            backoff_ms=backoff_ms,
-            logs=logs,
-        )
-
-    def _fall_back(self, run: StepRun, message: str) -> Transition:
-        transition = self._requeue(run, message, reroute=True)
-        self.router.dispatch_handoffs(transition.handed)
-        if transition.code != "ok":
-            return transition
-        step = run.step_input.step
-        request = RouteRequest(
-            run.step_id,
-            tuple(step.required_capabilities),
-            step.agent_type,
-            tuple(transition.failed_agents),
-        )
-        routed = self.router.route(run.session_id, [request])
-        target = routed[0].agent_id if routed else None
-        self.sessions.log(
-            LogEntry(
-                "warn",
-                "orchestrator",
-                f"Step falling back from {run.agent_id} to {target or 'the next free agent'}",
-                session_id=run.session_id,
-                agent_id=run.agent_id,
-                task_id=run.step_id,
-                error=message,
-                data={
-                    "fromAgent": run.agent_id,
-                    "toAgent": target,
-                    "failedAgents": transition.failed_agents,
-                },
-            ),
-            self.now_ms(),
-        )
-        return transition
-
-    def _fail(self, run: StepRun, exc: BaseException, message: str) -> Transition:
-        now = self.now_ms()
-        error = StepError(
-            step_id=run.step_id,
-            job_id=run.step_input.job_id,
-            agent_id=run.agent_id,
-            error_type=type(exc).__name__,
-            message=str(exc),
-            attempt=run.attempt,
-            timestamp=iso_from_ms(now) or "",
-        )
-        failed = LogEntry(
-            "error",
-            "task",
-            "Step failed",
-            session_id=run.session_id,
-            agent_id=run.agent_id,
-            task_id=run.step_id,
-            error=message,
-            data={"attempt": run.attempt, "maxAttempts": run.max_attempts},
-        )
-        transition = self.sessions.fail(
-            run.session_id,
-            run.step_id,
-            token=run.token,
-            now_ms=now,
-            message=message,
-            error_json=error.model_dump_json(by_alias=True),
-            reserve_ms=self.router.reserve_ms,
-            logs=[failed],
-        )
-        self.router.dispatch_handoffs(transition.handed)
-        if transition.ended:
-            self.router.note_end(run.session_id, transition.session_status)
-        return transition

@@ -144,6 +144,11 @@ EVENT_TYPES = (
     ("Step recovered", "step.recovered"),
     ("Step dead-lettered", "step.dead_lettered"),
     ("Step forwarded", "step.forwarded"),
+    ("Step decomposed", "step.decomposed"),
+    ("Subtasks finished", "step.subtasks_finished"),
+    ("Plan made", "plan.made"),
+    ("LLM plan rejected", "plan.rejected"),
+    ("LLM planner failed", "plan.fallback"),
     ("Delivery not run", "step.delivery_skipped"),
     ("Circuit opened", "agent.circuit_opened"),
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -25,77 +24,15 @@ from orchestrator.store.scripts import (
 )
 from orchestrator.store.session_index import SessionIndex
 from orchestrator.store.session_inputs import SessionInputs
-
-_COMPACT = (",", ":")
-
-
-@dataclass(frozen=True)
-class NewStep:
-    step_id: str
-    step_json: str
-    depends_on: tuple[str, ...]
-    children: tuple[str, ...]
-    queue: str
-    parent_id: str | None
-    title: str
-    required_capabilities: tuple[str, ...]
-    agent_type: str | None
-    subtask_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NewSubplanStep:
-    step_id: str
-    step_json: str
-    depends_on: tuple[str, ...]
-    children: tuple[str, ...]
-    remaining: int  # dependencies not completed yet (the inherited ones are)
-    parent_id: str
-    title: str
-    queue: str
-    required_capabilities: tuple[str, ...]
-    agent_type: str | None
-    subtask_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class NewSubplan:
-    """A sub-plan ready to store: its steps with session-wide ids, the ids of its top-level
-    steps (the parent's new subtasks), its fingerprint and the document snapshots graft."""
-
-    fingerprint: str
-    top_ids: tuple[str, ...]
-    steps: tuple[NewSubplanStep, ...]
-    document_json: str
-
-
-@dataclass(frozen=True)
-class NewSession:
-    session_id: str
-    goal: str
-    user_id: str | None
-    chat_id: str | None
-    created_at_ms: int
-    plan_json: str
-    initial_context_json: str
-    metadata_json: str
-    failure_policy: str
-    max_attempts: int
-    steps: tuple[NewStep, ...]
-    retention_ms: int = 0
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    """Everything stored about a session, decoded to plain Python values."""
-
-    fields: dict[str, str]
-    steps: dict[str, dict[str, Any]]
-    results: dict[str, Any]
-    depends: dict[str, list[str]]
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    input_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
-    subplans: list[dict[str, Any]] = field(default_factory=list)
+from orchestrator.store.session_records import (
+    NewSession,
+    NewSubplan,
+    SessionRecord,
+    dumps,
+    initial_record,
+    session_fields,
+    subplan_step_record,
+)
 
 
 class SessionStore(SessionInputs):
@@ -123,12 +60,12 @@ class SessionStore(SessionInputs):
         """Write a whole session atomically (MULTI/EXEC). Steps without dependencies are queued."""
         k, sid = self._keys, new.session_id
         pipe = self._client.pipeline(transaction=True)
-        pipe.hset(k.session(sid), mapping=_session_fields(new))
+        pipe.hset(k.session(sid), mapping=session_fields(new))
         pipe.hset(k.plan(sid), mapping={s.step_id: s.step_json for s in new.steps})
-        pipe.hset(k.depends(sid), mapping={s.step_id: _dumps(s.depends_on) for s in new.steps})
-        pipe.hset(k.children(sid), mapping={s.step_id: _dumps(s.children) for s in new.steps})
+        pipe.hset(k.depends(sid), mapping={s.step_id: dumps(s.depends_on) for s in new.steps})
+        pipe.hset(k.children(sid), mapping={s.step_id: dumps(s.children) for s in new.steps})
         pipe.hset(k.remaining(sid), mapping={s.step_id: len(s.depends_on) for s in new.steps})
-        pipe.hset(k.steps(sid), mapping={s.step_id: _initial_record(s, new) for s in new.steps})
+        pipe.hset(k.steps(sid), mapping={s.step_id: initial_record(s, new) for s in new.steps})
         pipe.zadd(k.sessions_index, {sid: new.created_at_ms})
         pipe.zadd(k.sessions_by_status("executing"), {sid: new.created_at_ms})
         if new.user_id is not None:
@@ -259,10 +196,10 @@ class SessionStore(SessionInputs):
             k.subplans(sid),
         ]
         args: list[Any] = [step_id, token, now_ms, k.prefix, slot_member(sid, step_id)]
-        args += [reserve_ms, subplan.fingerprint, subplan.document_json, _dumps(subplan.top_ids)]
+        args += [reserve_ms, subplan.fingerprint, subplan.document_json, dumps(subplan.top_ids)]
         for new in subplan.steps:
-            args += [new.step_id, new.step_json, _dumps(new.depends_on), _dumps(new.children)]
-            args += [new.remaining, _new_record(new)]
+            args += [new.step_id, new.step_json, dumps(new.depends_on), dumps(new.children)]
+            args += [new.remaining, subplan_step_record(new)]
         return Expansion.parse(self._run("expand_step", keys, args, logs, now_ms))
 
     def step_records(self, sid: str, step_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -300,8 +237,8 @@ class SessionStore(SessionInputs):
         """Reserve a slot on the first candidate with room for each step, else park it."""
         k = self._keys
         args: list[Any] = [k.prefix, sid, now_ms, reserve_ms, capabilities[0]]
-        args += [_dumps(list(step_ids)), _dumps(list(capabilities)), agent_type or ""]
-        args += [_dumps(list(excluded)), *candidates]
+        args += [dumps(list(step_ids)), dumps(list(capabilities)), agent_type or ""]
+        args += [dumps(list(excluded)), *candidates]
         reply = self._scripts.route_steps(keys=[k.session(sid), k.steps(sid)], args=args)
         return Routing.parse(reply)
 
@@ -417,68 +354,3 @@ class SessionStore(SessionInputs):
         for entry in logs:
             self._logbook.append(pipe, entry, now_ms)
         return pipe.execute()[0]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=_COMPACT)
-
-
-def _session_fields(new: NewSession) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "sessionId": new.session_id,
-        "status": "executing",
-        "goal": new.goal,
-        "createdAt": new.created_at_ms,
-        "startTime": new.created_at_ms,
-        "totalTasks": len(new.steps),
-        "completedTasks": 0,
-        "failedTasks": 0,
-        "finishedTasks": 0,
-        "plan": new.plan_json,
-        "initialContext": new.initial_context_json,
-        "metadata": new.metadata_json,
-        "failurePolicy": new.failure_policy,
-        "maxAttempts": new.max_attempts,
-        "jobOrder": _dumps([s.step_id for s in new.steps]),
-        "retentionMs": new.retention_ms,
-    }
-    if new.user_id is not None:
-        fields["userId"] = new.user_id
-    if new.chat_id is not None:
-        fields["chatId"] = new.chat_id
-    return fields
-
-
-def _new_record(step: NewSubplanStep) -> str:
-    record: dict[str, Any] = {
-        "status": "pending",
-        "attempts": 0,
-        "queue": step.queue,
-        "title": step.title,
-        "caps": list(step.required_capabilities),
-        "parentId": step.parent_id,
-    }
-    if step.agent_type:
-        record["agentType"] = step.agent_type
-    if step.subtask_ids:
-        record["subtasks"] = list(step.subtask_ids)
-    return _dumps(record)
-
-
-def _initial_record(step: NewStep, new: NewSession) -> str:
-    record: dict[str, Any] = {
-        "status": "queued" if not step.depends_on else "pending",
-        "attempts": 0,
-        "queue": step.queue,
-        "title": step.title,
-        "caps": list(step.required_capabilities),
-    }
-    if step.agent_type:
-        record["agentType"] = step.agent_type
-    if not step.depends_on:
-        record["queuedAt"] = new.created_at_ms
-    if step.parent_id:
-        record["parentId"] = step.parent_id
-    if step.subtask_ids:
-        record["subtasks"] = list(step.subtask_ids)
-    return _dumps(record)
