@@ -183,6 +183,13 @@ class ApiClient:
     def session(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"/sessions/{session_id}")
 
+    def preview(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /plans: the plan a request would run, its critical path and estimate."""
+        return self._call("POST", "/plans", json=body)
+
+    def templates(self) -> dict[str, Any]:
+        return self._call("GET", "/templates")
+
     def logs(self, session_id: str, **query: Any) -> dict[str, Any]:
         """One page of the session's log; ``query`` takes the API's names (level, agentId,
         limit, cursor...); None values are left out."""

@@ -13,7 +13,6 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +24,7 @@ from cli.api_client import (
     ClientError,
     EventsUnavailable,
 )
+from cli.rendering import format_entry, render_session
 from orchestrator.settings import Settings
 from orchestrator.statuses import SessionStatus
 from orchestrator.store.logbook import LEVEL_RANK
@@ -60,12 +60,13 @@ def default_api_url() -> str:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """Register `submit`, `status` and `logs`."""
+    """Register `submit`, `status` and `logs` (and, from plan_commands, `plan` and
+    `templates`)."""
     submit = commands.add_parser("submit", help="start a session for a goal")
     submit.add_argument("goal", help="what the session should achieve")
     submit.add_argument("--user", help="userId of the session")
     submit.add_argument("--context", help="initialContext, a JSON object")
-    submit.add_argument("--plan", type=Path, help='a JSON file {"steps": [...]}: skip planning')
+    add_planning_arguments(submit)
     submit.add_argument("--follow", action="store_true", help="show progress until it ends")
     submit.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     submit.set_defaults(handler=partial(run, action=_submit))
@@ -82,10 +83,27 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     logs.add_argument("--limit", type=int, help="at most this many entries (without --follow)")
     logs.set_defaults(handler=partial(run, action=_logs))
 
-    for parser in (submit, status, logs):
-        parser.add_argument(
-            "--api-url", help=f"the API's base URL (default: MEOWSTIK_API_URL or {DEFAULT_API_URL})"
-        )
+    from cli import plan_commands
+
+    for parser in (submit, status, logs, *plan_commands.add_parsers(commands)):
+        add_api_url_argument(parser)
+
+
+def add_api_url_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-url", help=f"the API's base URL (default: MEOWSTIK_API_URL or {DEFAULT_API_URL})"
+    )
+
+
+def add_planning_arguments(parser: argparse.ArgumentParser) -> None:
+    """--plan, --template and --planner: who plans the goal (submit and plan)."""
+    parser.add_argument("--plan", type=Path, help='a JSON file {"steps": [...]}: skip planning')
+    parser.add_argument("--template", help="a workflow template by name (meowstik templates)")
+    parser.add_argument(
+        "--planner",
+        choices=["auto", "rule", "template", "llm"],
+        help="who plans the goal (default: the API's MEOWSTIK_PLANNER)",
+    )
 
 
 def run(args: argparse.Namespace, action: Callable[[ApiClient, argparse.Namespace], int]) -> int:
@@ -161,6 +179,10 @@ def request_body(args: argparse.Namespace) -> dict[str, Any]:
         body["userId"] = args.user
     if args.context is not None:
         body["initialContext"] = _json_object(args.context, "--context")
+    if args.template:
+        body["template"] = args.template
+    if args.planner:
+        body["planner"] = args.planner
     if args.plan is not None:
         try:
             text = args.plan.read_text(encoding="utf-8")
@@ -324,77 +346,3 @@ def format_notice(data: dict[str, Any]) -> str:
     question = (data.get("data") or {}).get("question")
     detail = data.get("error") or question
     return f"{who}: {data.get('message', '')}" + (f": {detail}" if detail else "")
-
-
-def render_session(snapshot: dict[str, Any]) -> list[str]:
-    """A headline, a table of the steps (id, status, agent, attempts, duration), then errors."""
-    lines = [_headline(snapshot), ""]
-    rows = [["STEP", "STATUS", "AGENT", "ATTEMPTS", "DURATION"]]
-    for step_id in _step_order(snapshot):
-        state = snapshot["steps"][step_id]
-        seconds = _seconds_between(state.get("startedAt"), state.get("finishedAt"))
-        rows.append(
-            [
-                step_id,
-                state.get("status", "?"),
-                state.get("agentId") or "-",
-                str(state.get("attempts", 0)),
-                format_duration(seconds) if seconds is not None else "-",
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines += ["", "errors:"] if snapshot.get("errors") else []
-    for error in snapshot.get("errors", []):
-        agent = f"{error['agentId']}, " if error.get("agentId") else ""
-        lines.append(
-            f"  {error['stepId']} ({agent}attempt {error.get('attempt', '?')}): "
-            f"{error.get('errorType', 'error')}: {error['message']}"
-        )
-    return lines
-
-
-def _headline(snapshot: dict[str, Any]) -> str:
-    text = f"session {snapshot['sessionId']}: {snapshot['status']}"
-    seconds = _seconds_between(snapshot.get("startTime"), snapshot.get("endTime"))
-    if seconds is not None:
-        text += f" in {format_duration(seconds)}"
-    text += f", {snapshot.get('completedTasks', 0)}/{snapshot.get('totalTasks', 0)} steps completed"
-    if snapshot.get("failedTasks"):
-        text += f", {snapshot['failedTasks']} failed"
-    return text
-
-
-def _step_order(snapshot: dict[str, Any]) -> list[str]:
-    """Steps in plan order, then any the plan does not list (subtasks)."""
-    planned = [s["id"] for s in snapshot.get("plan", {}).get("steps", []) if "id" in s]
-    states = snapshot.get("steps", {})
-    return [s for s in planned if s in states] + [s for s in states if s not in planned]
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    try:
-        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-    except ValueError:
-        return None
-
-
-def format_duration(seconds: float) -> str:
-    """``0.35s``, ``12.0s``, ``3m 07s``."""
-    if seconds < 60:
-        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    return f"{minutes}m {rest:02d}s"
-
-
-def format_entry(entry: dict[str, Any]) -> str:
-    """One line: time, level, source, [step agent], message, and the error if any."""
-    scope = " ".join(part for part in (entry.get("taskId"), entry.get("agentId")) if part)
-    text = f"{entry.get('timestamp', '')} {entry['level'].upper():<8} {entry['source']:<12} "
-    text += (f"[{scope}] " if scope else "") + entry["message"]
-    return text + (f"  error: {entry['error']}" if entry.get("error") else "")

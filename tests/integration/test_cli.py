@@ -124,3 +124,45 @@ def test_ctrl_c_stops_following_with_130_and_the_session_runs_on(cluster, tmp_pa
     sid = session_id(text)
     assert f"curl -X POST {cluster.api_url}/api/orchestrator/sessions/{sid}/cancel" in text
     assert cluster.wait_session(sid)["status"] == "completed"
+
+
+def test_plan_previews_a_template_with_its_critical_path_and_runs_nothing(cluster):
+    result = meowstik(cluster, "plan", "Build a REST API for todos", "--planner", "auto")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "plan by template rest_api: 8 steps, about 2m 35s with unlimited workers"
+    assert lines[1] == (
+        "critical path: research -> user-endpoints -> error-handling -> implement -> tests -> review"
+    )
+    rows = {line.split()[0]: line for line in lines[3:] if line.strip()}
+    assert "  user-endpoints" in result.stdout  # subtasks indented under their parent
+    assert rows["design"].split()[-1] != "critical" and rows["research"].endswith("critical")
+
+
+def test_templates_lists_the_shipped_templates_with_their_parameters(cluster):
+    result = meowstik(cluster, "templates")
+    assert result.returncode == 0, result.stderr
+    names = [line.split(":")[0] for line in result.stdout.splitlines()]
+    assert {"blog_post", "code_review", "research_report", "rest_api"} <= set(names)
+    assert "rest_api: Build a REST API (resource=users" in result.stdout
+
+
+def test_submit_with_a_template_follows_it_to_the_end_and_shows_the_tree(cluster):
+    result = meowstik(
+        cluster,
+        "submit",
+        "Write a blog post about owls",
+        "--template",
+        "blog_post",
+        "--context",
+        '{"wordCount": 600}',
+        "--follow",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4/4 steps completed" in result.stdout
+
+
+def test_an_unknown_template_is_a_clear_error_with_exit_3(cluster):
+    result = meowstik(cluster, "plan", "x", "--template", "nope")
+    assert result.returncode == 3
+    assert "no usable template named 'nope'" in result.stderr
