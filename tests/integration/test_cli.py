@@ -131,9 +131,8 @@ def test_plan_previews_a_template_with_its_critical_path_and_runs_nothing(cluste
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "plan by template rest_api: 8 steps, about 2m 35s with unlimited workers"
-    assert lines[1] == (
-        "critical path: research -> user-endpoints -> error-handling -> implement -> tests -> review"
-    )
+    path = "research -> user-endpoints -> error-handling -> implement -> tests -> review"
+    assert lines[1] == f"critical path: {path}"
     rows = {line.split()[0]: line for line in lines[3:] if line.strip()}
     assert "  user-endpoints" in result.stdout  # subtasks indented under their parent
     assert rows["design"].split()[-1] != "critical" and rows["research"].endswith("critical")
