@@ -68,3 +68,29 @@ def test_a_worker_is_alive_only_while_it_consumes(backlog, active, last_received
         )
         is consuming
     )
+
+
+def test_the_readme_decomposing_example_splits_first_and_merges_after():
+    splitter = load_agents(Settings(agent_modules="examples.my_agents"))["splitter-001"]
+    step = PlanStep(
+        id="batch",
+        title="batch",
+        required_capabilities=["batch_summarisation"],
+        parameters={"documents": ["a.txt", "b.txt"]},
+    )
+    first = StepInput(
+        session_id="s", step_id="batch", job_id="s.batch", goal="g", step=step,
+        agent_id="splitter-001", attempt=1,
+    )  # fmt: skip
+    subtasks = splitter.run(first).subtasks
+    assert [s["id"] for s in subtasks] == ["doc-1", "doc-2"]
+    assert subtasks[1]["parameters"] == {"document": "b.txt"}
+    again = StepInput(
+        session_id="s", step_id="batch", job_id="s.batch", goal="g", step=step,
+        agent_id="splitter-001", attempt=2, subtask_ids=("batch.doc-1", "batch.doc-2"),
+        dependencies={"batch.doc-1": "A", "batch.doc-2": "B"}, decompositions=1,
+    )  # fmt: skip
+    assert splitter.run(again) == {
+        "merged": {"batch.doc-1": "A", "batch.doc-2": "B"},
+        "documents": 2,
+    }

@@ -1,6 +1,7 @@
 """Workflow templates: loading, checking, matching goals and filling parameters."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,18 @@ def test_a_missing_template_folder_is_a_reported_problem(tmp_path):
     assert library.problems == [
         {"file": str(tmp_path / "absent"), "message": "not a readable directory"}
     ]
+
+
+def test_the_readme_template_example_is_the_example_file_and_it_loads():
+    root = Path(__file__).resolve().parents[2]
+    example = root / "examples" / "templates" / "incident_review.yaml"
+    assert f"```yaml\n{example.read_text()}```" in (root / "README.md").read_text()
+    library = load_templates([example.parent])
+    assert library.problems == []
+    matched = library.match("Run the incident review for checkout-api")
+    assert matched.template.name == "incident_review" and matched.groups == {
+        "service": "checkout-api"
+    }
+    steps = instantiate(matched.template, "g", {}, matched.groups)
+    assert steps[0].title == "Build the timeline of checkout-api over 24h"
+    assert steps[1].parameters == {"severity": 2} and len(steps[1].subtasks) == 2
