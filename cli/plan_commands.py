@@ -42,7 +42,7 @@ def _templates(client: ApiClient, args: argparse.Namespace) -> int:
         return 0
     for template in listing["templates"]:
         parameters = ", ".join(
-            name + ("" if spec["required"] else f"={spec['default']}")
+            name + ("" if spec["required"] else f"={describe_default(spec['default'])}")
             for name, spec in template["parameters"].items()
         )
         print(
@@ -51,6 +51,13 @@ def _templates(client: ApiClient, args: argparse.Namespace) -> int:
     for problem in listing.get("problems", []):
         print(f"not loaded: {problem['message']}")
     return 0
+
+
+def describe_default(value: Any) -> str:
+    """A parameter's default as the listing shows it: placeholders said in words."""
+    if not isinstance(value, str):
+        return json.dumps(value)
+    return value.replace("{{subject}}", "<the goal's subject>").replace("{{goal}}", "<the goal>")
 
 
 def render_preview(preview: dict[str, Any]) -> list[str]:

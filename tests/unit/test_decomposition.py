@@ -91,6 +91,7 @@ def test_a_returned_sub_plan_runs_under_its_step_which_then_finishes_with_their_
     again = driver.run(sid, "P", {"merged": True})
     assert again.step_input.subtask_outputs == {"P.a": {"from": "a"}, "P.b": {"from": "b"}}
     assert again.step_input.decompositions == 1
+    assert again.attempt == 1  # runs are counted afresh after a sub-plan (retries, dead letters)
     driver.run(sid, "D", "done")
     final = driver.snapshot(sid)
     assert final.status == "completed" and final.completed_tasks == final.total_tasks == 5

@@ -72,6 +72,8 @@ redis.call("HSET", KEYS[6], ARGV[1], #top)
 local handed = release(prefix, rec["agentId"], ARGV[5], now, reserve)
 redis.call("ZREM", deadlines_key(prefix), ARGV[5])
 rec["status"] = "pending"
+-- its next run starts a fresh count: retries and dead-lettering count runs since the sub-plan
+rec["attempts"], rec["agentAttempts"] = 0, 0
 rec["subtasks"] = subtasks
 rec["subplans"] = subplans
 rec["token"], rec["leaseUntil"], rec["agentId"], rec["queuedAt"] = nil, nil, nil, nil
