@@ -22,7 +22,7 @@ from orchestrator.errors import (
     SessionNotFoundError,
     StepNotWaitingError,
 )
-from orchestrator.graph import PlanGraph
+from orchestrator.graph import GraphNode, PlanGraph
 from orchestrator.models import (
     OrchestrateRequest,
     PlanPreview,
@@ -32,7 +32,7 @@ from orchestrator.models import (
     StepPreview,
     TaskPlan,
 )
-from orchestrator.planning.estimate import estimate_plan
+from orchestrator.planning.estimate import StepEstimate, estimate_plan
 from orchestrator.planning.service import Planning, PlanOutcome
 from orchestrator.planning.templates import load_templates
 from orchestrator.routing import Router, RouteRequest
@@ -124,17 +124,7 @@ class Engine:
             estimated_duration_s=estimate.duration_s,
             steps_without_estimate=estimate.unknown,
             steps={
-                step_id: StepPreview(
-                    title=outcome.graph.nodes[step_id].step.title,
-                    depends_on=list(outcome.graph.nodes[step_id].depends_on),
-                    parent_id=outcome.graph.nodes[step_id].parent_id,
-                    required_capabilities=outcome.graph.nodes[step_id].step.required_capabilities,
-                    estimate_s=e.estimate_s,
-                    estimate_source=e.source,
-                    earliest_start_s=e.earliest_start_s,
-                    earliest_finish_s=e.earliest_finish_s,
-                    slack_s=e.slack_s,
-                )
+                step_id: step_preview(outcome.graph.nodes[step_id], e)
                 for step_id, e in estimate.steps.items()
             },
             notes=[{"level": n.level, "message": n.message, "data": n.data} for n in outcome.notes],
@@ -352,6 +342,20 @@ class Engine:
             if transition.ended:
                 self.router.note_end(session_id, transition.session_status)
         exc.details["sessionId"] = session_id
+
+
+def step_preview(node: GraphNode, estimate: StepEstimate) -> StepPreview:
+    return StepPreview(
+        title=node.step.title,
+        depends_on=list(node.depends_on),
+        parent_id=node.parent_id,
+        required_capabilities=node.step.required_capabilities,
+        estimate_s=estimate.estimate_s,
+        estimate_source=estimate.source,
+        earliest_start_s=estimate.earliest_start_s,
+        earliest_finish_s=estimate.earliest_finish_s,
+        slack_s=estimate.slack_s,
+    )
 
 
 def decode_cursor(cursor: str | None) -> tuple[int, str] | None:

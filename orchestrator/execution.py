@@ -179,20 +179,6 @@ class StepLifecycle(StepFailures):
             subplan = self._check_subplan(run, subtasks)
         except SubPlanError as exc:
             return self.fail(run, exc)
-        entry = LogEntry(
-            "info",
-            "task",
-            f"Step decomposed into {len(subplan.top_ids)} subtasks",
-            session_id=run.session_id,
-            agent_id=run.agent_id,
-            task_id=run.step_id,
-            data={
-                "subtasks": list(subplan.top_ids),
-                "steps": [s.step_id for s in subplan.steps],
-                "fingerprint": subplan.fingerprint,
-                "subplan": run.step_input.decompositions + 1,
-            },
-        )
         expansion = self.sessions.expand(
             run.session_id,
             run.step_id,
@@ -200,12 +186,30 @@ class StepLifecycle(StepFailures):
             now_ms=self.now_ms(),
             reserve_ms=self.router.reserve_ms,
             subplan=subplan,
-            logs=[entry],
         )
         self.router.dispatch_handoffs(expansion.handed)
         if expansion.code == "conflict":
             message = f"sub-plan step id {expansion.detail!r} is already used in this session"
             return self.fail(run, SubPlanError(message + "; rename it"))
+        if expansion.code != "ok":
+            return Transition(code=expansion.code, detail=expansion.detail)
+        self.sessions.log(
+            LogEntry(
+                "info",
+                "task",
+                f"Step decomposed into {len(subplan.top_ids)} subtasks",
+                session_id=run.session_id,
+                agent_id=run.agent_id,
+                task_id=run.step_id,
+                data={
+                    "subtasks": list(subplan.top_ids),
+                    "steps": [s.step_id for s in subplan.steps],
+                    "fingerprint": subplan.fingerprint,
+                    "subplan": run.step_input.decompositions + 1,
+                },
+            ),
+            self.now_ms(),
+        )
         if expansion.released:
             self.router.route(
                 run.session_id,

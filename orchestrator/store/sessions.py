@@ -182,7 +182,6 @@ class SessionStore(SessionInputs):
         now_ms: int,
         reserve_ms: int,
         subplan: NewSubplan,
-        logs: Sequence[LogEntry] = (),
     ) -> Expansion:
         """Schedule a sub-plan under the running step ``step_id``, which waits for it."""
         k = self._keys
@@ -200,7 +199,7 @@ class SessionStore(SessionInputs):
         for new in subplan.steps:
             args += [new.step_id, new.step_json, dumps(new.depends_on), dumps(new.children)]
             args += [new.remaining, subplan_step_record(new)]
-        return Expansion.parse(self._run("expand_step", keys, args, logs, now_ms))
+        return Expansion.parse(self._scripts.expand_step(keys=keys, args=args))
 
     def step_records(self, sid: str, step_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Several steps' runtime records and dependency lists in one round trip:
