@@ -32,6 +32,8 @@ DEFAULT_API_URL = "http://127.0.0.1:5000"
 REQUEST_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 STREAM_READ_TIMEOUT_S = 30.0  # the API sends a keep-alive comment every few seconds
+# Planning happens inside POST /orchestrate and /plans; an LLM planner may take minutes
+PLANNING_TIMEOUT_S = 600.0
 RECONNECT_DELAY_S = 0.5
 READ_SIZE = 8192
 GET_RETRIES = 2
@@ -178,14 +180,19 @@ class ApiClient:
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /orchestrate: the new session's snapshot."""
-        return self._call("POST", "/orchestrate", json=body)
+        return self._call("POST", "/orchestrate", json=body, timeout=self._planning_timeout)
 
     def session(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"/sessions/{session_id}")
 
     def preview(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /plans: the plan a request would run, its critical path and estimate."""
-        return self._call("POST", "/plans", json=body)
+        return self._call("POST", "/plans", json=body, timeout=self._planning_timeout)
+
+    @property
+    def _planning_timeout(self) -> tuple[float, float]:
+        """Connect as usual; wait for the planner (an LLM's replies and repairs) much longer."""
+        return (min(self.timeout_s, CONNECT_TIMEOUT_S), max(self.timeout_s, PLANNING_TIMEOUT_S))
 
     def templates(self) -> dict[str, Any]:
         return self._call("GET", "/templates")
@@ -245,7 +252,8 @@ class ApiClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response = self.http.request(method, self.url(path), timeout=self.timeout_s, **kwargs)
+            kwargs.setdefault("timeout", self.timeout_s)
+            response = self.http.request(method, self.url(path), **kwargs)
         except requests.RequestException as exc:
             raise ApiUnreachable(self.base_url, describe(exc)) from exc
         if response.status_code >= 400:
