@@ -15,11 +15,11 @@ COPY orchestrator ./orchestrator
 COPY workers ./workers
 COPY api ./api
 COPY cli ./cli
-RUN pip install . && rm -rf /src
+RUN pip install ".[flower]" && rm -rf /src
 
 USER meowstik
 WORKDIR /home/meowstik
-EXPOSE 5000
+EXPOSE 5000 5555
 
 # The same command `meowstik up` builds (cli.up.api_command), bound to every interface.
 CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:5000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "--graceful-timeout", "10", "api:create_app()"]

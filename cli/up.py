@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import functools
+import importlib.util
 import os
 import sys
 import urllib.parse
@@ -21,6 +22,12 @@ from pathlib import Path
 import requests
 from pydantic import ValidationError
 
+from cli.commands import (
+    api_command,
+    flower_command,
+    remote_worker_command,
+    worker_command,
+)
 from cli.embedded_redis import EmbeddedRedis, redis_answers
 from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_port_free
 from orchestrator.fleet import DEFAULT_AGENTS
@@ -28,7 +35,7 @@ from orchestrator.models import AgentDefinition
 from orchestrator.settings import Settings
 from workers.agents.catalog import AgentCatalogError, load_agents
 
-API_GRACEFUL_TIMEOUT_S = 10
+DEFAULT_FLOWER_PORT = 5555
 REDIS_START_TIMEOUT_S = 15.0
 DEFAULT_STARTUP_TIMEOUT_S = 90.0
 HTTP_PROBE_TIMEOUT_S = 2.0
@@ -52,42 +59,6 @@ class AlreadyRunningError(SupervisorError):
             "Stop it with Ctrl-C (or kill -TERM the pid), "
             "or set MEOWSTIK_DATA_DIR to another directory."
         )
-
-
-def api_command(
-    host: str, port: int, processes: int, threads: int, *, python: str = sys.executable
-) -> list[str]:
-    """The API server command: gunicorn with threaded workers, shared by `up` and docker-compose."""
-    return [
-        python, "-m", "gunicorn",
-        "--bind", f"{host}:{port}",
-        "--workers", str(processes),
-        "--worker-class", "gthread",
-        "--threads", str(threads),
-        "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
-        "api:create_app()",
-    ]  # fmt: skip
-
-
-def worker_command(
-    agent: AgentDefinition, *, concurrency: int | None = None, program: Sequence[str] | None = None
-) -> list[str]:
-    """The `meowstik worker` command hosting one agent, shared by `up` and docker-compose.
-
-    Args:
-        program: how to invoke `meowstik`; defaults to this interpreter running cli.main.
-    """
-    prefix = list(program) if program is not None else [sys.executable, "-m", "cli.main"]
-    command = [*prefix, "worker", "--agents", agent.id, "--name", f"{agent.type}@%h"]
-    if concurrency is not None:
-        command += ["--concurrency", str(concurrency)]
-    return command
-
-
-def remote_worker_command(*, program: Sequence[str] | None = None) -> list[str]:
-    """The worker executing HTTP and LLM agents registered over the API (queue executor.remote)."""
-    prefix = list(program) if program is not None else [sys.executable, "-m", "cli.main"]
-    return [*prefix, "worker", "--remote", "--name", "remote@%h"]
 
 
 def _agent_ids(text: str) -> list[AgentDefinition]:
@@ -138,6 +109,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         metavar="SECONDS",
         help=f"how long to wait for the API and agents (default: {DEFAULT_STARTUP_TIMEOUT_S:g})",
     )
+    parser.add_argument(
+        "--flower",
+        type=_positive_int,
+        nargs="?",
+        const=DEFAULT_FLOWER_PORT,
+        default=None,
+        metavar="PORT",
+        help=f"also run Flower on 127.0.0.1 (default port {DEFAULT_FLOWER_PORT}); "
+        "its API is open, so only on loopback",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -178,6 +159,7 @@ class ClusterPlan:
     agents: list[AgentDefinition]
     concurrency: int | None
     startup_timeout_s: float
+    flower_port: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -223,7 +205,13 @@ class ClusterPlan:
         remote = ManagedProcess(
             "worker remote", remote_worker_command(), env, self.log_dir / "worker-remote.log"
         )
-        return [api, *workers, remote]
+        extra = []
+        if self.flower_port is not None:
+            # Flower 2 refuses an open API unless told; it listens on loopback only
+            flower_env = {**env, "FLOWER_UNAUTHENTICATED_API": "true"}
+            command = flower_command(s.effective_redis_url, "127.0.0.1", self.flower_port)
+            extra.append(ManagedProcess("flower", command, flower_env, self.log_dir / "flower.log"))
+        return [api, *workers, remote, *extra]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -234,7 +222,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"meowstik up: invalid MEOWSTIK_* settings:\n{exc}", file=sys.stderr)
         return 2
     data_dir = settings.data_dir.resolve()
-    plan = ClusterPlan(settings, data_dir, args.workers, args.concurrency, args.startup_timeout)
+    if args.flower is not None and importlib.util.find_spec("flower") is None:
+        print("meowstik up: --flower needs Flower: pip install flower", file=sys.stderr)
+        return 2
+    plan = ClusterPlan(
+        settings, data_dir, args.workers, args.concurrency, args.startup_timeout, args.flower
+    )
     plan.log_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor()
     # Handlers go in before the lock is taken, so a Ctrl-C at any later moment stops cleanly.
@@ -282,6 +275,12 @@ def _start(supervisor: Supervisor, plan: ClusterPlan) -> bool:
     if not supervisor.wait_until(
         lambda: _http_ok(api_url + HEALTH_PATH),
         what=f"the API at {api_url}{HEALTH_PATH} (log: {plan.log_dir / 'api.log'})",
+        timeout_s=plan.startup_timeout_s,
+    ):
+        return False
+    if plan.flower_port is not None and not supervisor.wait_until(
+        lambda: _http_ok(f"http://127.0.0.1:{plan.flower_port}/healthcheck"),
+        what=f"Flower on port {plan.flower_port} (log: {plan.log_dir / 'flower.log'})",
         timeout_s=plan.startup_timeout_s,
     ):
         return False
@@ -355,6 +354,7 @@ def _banner(plan: ClusterPlan) -> str:
             f"  API:        {api}/api/orchestrator",
             *dashboard,
             f"  Health:     {api}{HEALTH_PATH}",
+            *([f"  Flower:     http://127.0.0.1:{plan.flower_port}/"] if plan.flower_port else []),
             f"  Redis:      {redact_url(plan.settings.effective_redis_url)} ({redis_kind})",
             f"  Data dir:   {plan.data_dir}",
             f"  Logs:       {plan.log_dir}",

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+RUN_STEP_TASK = "meowstik.run_step"  # the one Celery task every step message names
+
 
 @dataclass(frozen=True)
 class StepDispatch:

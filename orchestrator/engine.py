@@ -20,6 +20,7 @@ from orchestrator.errors import (
     LimitExceededError,
     SessionFinishedError,
     SessionNotFoundError,
+    StepFinishedError,
     StepNotWaitingError,
 )
 from orchestrator.graph import GraphNode, PlanGraph
@@ -37,7 +38,7 @@ from orchestrator.planning.service import Planning, PlanOutcome
 from orchestrator.planning.templates import load_templates
 from orchestrator.routing import Router, RouteRequest
 from orchestrator.snapshots import build_snapshot
-from orchestrator.statuses import SESSION_TERMINAL
+from orchestrator.statuses import SESSION_TERMINAL, STEP_TERMINAL
 from orchestrator.store.keys import capability_queue, job_id
 from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.session_records import NewSession, NewStep
@@ -316,17 +317,41 @@ class Engine:
         try:
             self.router.route(new.session_id, roots)
         except DispatchError as exc:
-            self._fail_undispatched(new.session_id, [root.step_id for root in roots], exc)
+            step_ids = [root.step_id for root in roots]
+            self._fail_unowned(new.session_id, step_ids, "DispatchError", exc.message)
+            exc.details["sessionId"] = new.session_id
             raise
 
-    def _fail_undispatched(self, session_id: str, step_ids: list[str], exc: DispatchError) -> None:
+    def revoke_step(self, session_id: str, step_id: str, *, terminate: bool) -> None:
+        """Stop one step (Flower's revoke): it fails with a message saying an operator revoked
+        it, the session's failure policy applies, and a running copy is terminated when asked.
+
+        Raises:
+            SessionNotFoundError (404), StepFinishedError (409): it already ended.
+        """
+        snapshot = self.snapshot(session_id)
+        state = snapshot.steps.get(step_id)
+        if state is None:
+            raise SessionNotFoundError(session_id)
+        if state.status in STEP_TERMINAL:
+            raise StepFinishedError(session_id, step_id, state.status)
+        message = "revoked by an operator (POST /api/task/revoke)"
+        self._fail_unowned(session_id, [step_id], "Revoked", message)
+        if terminate and state.status == "running":
+            self.router.dispatcher.revoke([job_id(session_id, step_id)])
+
+    def _fail_unowned(
+        self, session_id: str, step_ids: list[str], error_type: str, message: str
+    ) -> None:
+        """Fail steps no run owns right now (never dispatched, or revoked), as the record's
+        owner rather than a run: the failure policy applies, freed slots are handed on."""
         now = self.now_ms()
         for step_id in step_ids:
             error = StepError(
                 step_id=step_id,
                 job_id=job_id(session_id, step_id),
-                error_type="DispatchError",
-                message=exc.message,
+                error_type=error_type,
+                message=message,
                 attempt=0,
                 timestamp=iso_from_ms(now) or "",
             )
@@ -335,13 +360,23 @@ class Engine:
                 step_id,
                 token="",
                 now_ms=now,
-                message=exc.message,
+                message=message,
                 error_json=error.model_dump_json(by_alias=True),
                 reserve_ms=self.router.reserve_ms,
+                logs=[
+                    LogEntry(
+                        "error",
+                        "orchestrator",
+                        "Step failed",
+                        session_id=session_id,
+                        task_id=step_id,
+                        error=f"{error_type}: {message}",
+                    )
+                ],
             )
+            self.router.dispatch_handoffs(transition.handed)
             if transition.ended:
                 self.router.note_end(session_id, transition.session_status)
-        exc.details["sessionId"] = session_id
 
 
 def step_preview(node: GraphNode, estimate: StepEstimate) -> StepPreview:

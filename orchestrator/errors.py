@@ -15,6 +15,8 @@ says what failed, the bad value, and how to fix it.
     ├── SessionNotFoundError       (404)
     ├── SessionFinishedError       the session already ended (409)
     ├── StepNotWaitingError        an answer for a step that asked nothing (409)
+    ├── StepFinishedError          revoking a step that already ended (409)
+    ├── TaskNotFoundError          a Flower-style task id that names no step (404)
     ├── InputValidationError       an answer that breaks the step's JSON schema (422)
     ├── AgentNotFoundError         (404)
     ├── StoreUnavailableError      Redis unreachable (503)
@@ -224,6 +226,30 @@ class StepNotWaitingError(OrchestratorError):
             f"step {step_id!r} of session {session_id!r} is {status}, not waiting for input; "
             "GET the session to see which steps wait (status waiting_for_input)",
             details={"sessionId": session_id, "stepId": step_id, "status": status},
+        )
+
+
+class StepFinishedError(OrchestratorError):
+    code = "step_finished"
+    http_status = 409
+
+    def __init__(self, session_id: str, step_id: str, status: str) -> None:
+        super().__init__(
+            f"step {step_id!r} of session {session_id!r} already ended ({status}); there is "
+            "nothing left to revoke",
+            details={"sessionId": session_id, "stepId": step_id, "status": status},
+        )
+
+
+class TaskNotFoundError(OrchestratorError):
+    code = "task_not_found"
+    http_status = 404
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"no task with id {task_id!r}; task ids are job ids, '<session id>.<step id>' "
+            "(GET /api/tasks lists them)",
+            details={"taskId": task_id},
         )
 
 

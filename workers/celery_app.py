@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from celery import Celery
 
+from orchestrator.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
 
-RUN_STEP_TASK = "meowstik.run_step"
+__all__ = ["RUN_STEP_TASK", "create_celery_app"]
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -11,6 +11,7 @@ and runs the reconciler, which reroutes steps whose run died or whose message wa
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping
 
@@ -25,7 +26,9 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import REMOTE_EXECUTOR_QUEUE, Keys, agent_queue, capability_queue
 from orchestrator.store.sessions import SessionStore
+from orchestrator.store.workers import WorkerRegistry
 from workers.agents.base import Agent
+from workers.celery_app import RUN_STEP_TASK
 from workers.dispatcher import CeleryDispatcher
 
 log = logging.getLogger(__name__)
@@ -75,13 +78,15 @@ class Presence:
         self.agents = dict(agents)
         self.remote = remote
         self.registry = AgentRegistry(client, keys)
+        self.workers = WorkerRegistry(client, keys)
         self.sessions = SessionStore(client, keys)
         self.router = Router(self.sessions, self.registry, CeleryDispatcher(app), settings)
         self.reconciler = Reconciler(Engine(self.router))
         self.worker = ""
         self.queues = worker_queues(self.agents.values(), remote=remote)
         self.concurrency = 1
-        self.last_received_ms = int(time.time() * 1000)
+        self.started_ms = int(time.time() * 1000)
+        self.last_received_ms = self.started_ms
 
     @property
     def alive_ms(self) -> int:
@@ -136,16 +141,34 @@ class Presence:
             self.registry.heartbeat(
                 ids, worker=self.worker, now_ms=now_ms, alive_ms=self.alive_ms, remote=self.remote
             )
+            self.workers.heartbeat(
+                self.worker, self.describe(ids), now_ms=now_ms, alive_ms=self.alive_ms
+            )
             for agent_id in ids:
                 self.router.offer_capacity(agent_id)
             self.reconciler.run_once()
         except Exception as exc:  # noqa: BLE001 - a missed beat must not stop the worker
             log.warning("heartbeat failed: %s", exc)
 
+    def describe(self, agent_ids: list[str]) -> dict:
+        """What this worker is, for GET /api/workers (Flower's shape) and the dashboard."""
+        return {
+            "hostname": self.worker,
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "agents": agent_ids,
+            "concurrency": self.concurrency,
+            "pool": self.settings.worker_pool,
+            "remote": self.remote,
+            "startedAt": self.started_ms,
+            "registered": [RUN_STEP_TASK],
+        }
+
     def shutdown(self) -> None:
         if not self.worker:
             return
         try:
+            self.workers.mark_offline(self.worker, now_ms=int(time.time() * 1000))
             self.registry.mark_offline(self.agent_ids(), worker=self.worker)
         except redis.RedisError as exc:
             log.warning("could not mark agents offline: %s", exc)

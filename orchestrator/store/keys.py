@@ -177,16 +177,18 @@ class Keys:
         """Set of the ids of HTTP and LLM agents (executed by remote-executor workers)."""
         return f"{self.prefix}:agents:remote"
 
-    def capability_agents(self, capability: str) -> str:
-        return f"{self.prefix}:capability:{capability}:agents"
-
-    def worker(self, worker_name: str) -> str:
-        """Hash with TTL: the worker's hosted agents and last heartbeat."""
-        return f"{self.prefix}:worker:{worker_name}"
+    def worker(self, name: str) -> str:
+        """Hash: a worker process's info JSON (queues, agents, pid, concurrency), lastHeartbeat,
+        aliveUntil (ms)."""
+        return f"{self.prefix}:worker:{name}"
 
     @property
     def workers_index(self) -> str:
+        """Set of the names of workers that have heartbeated (offline ones are forgotten)."""
         return f"{self.prefix}:workers"
+
+    def capability_agents(self, capability: str) -> str:
+        return f"{self.prefix}:capability:{capability}:agents"
 
 
 def capability_queue(capability: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.up import api_command, remote_worker_command, worker_command
+from cli.up import api_command, flower_command, remote_worker_command, worker_command
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 
@@ -117,13 +117,23 @@ def test_api_and_workers_wait_for_a_healthy_redis_with_append_only_persistence(
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
 
 
+def test_flower_runs_the_command_up_builds_on_the_compose_broker_and_only_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    flower = compose["services"]["flower"]
+    expected = flower_command(REDIS_URL_IN_COMPOSE, "0.0.0.0", 5555, program=["celery"])
+    assert flower["command"] == expected
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert flower["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
 def test_the_dockerfile_runs_as_a_non_root_user_and_defaults_to_the_api() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     cmd_line = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
 
     assert "FROM python:3.11-slim" in dockerfile
     assert "USER meowstik" in dockerfile
-    assert "pip install ." in dockerfile
+    assert 'pip install ".[flower]"' in dockerfile  # the package, with Flower for its service
     assert yaml.safe_load(cmd_line.removeprefix("CMD ")) == api_command(
         "0.0.0.0",
         default("api_port"),
@@ -131,3 +141,18 @@ def test_the_dockerfile_runs_as_a_non_root_user_and_defaults_to_the_api() -> Non
         default("api_threads"),
         python="python",
     )
+
+
+def test_up_with_flower_adds_a_flower_child_on_loopback(tmp_path: Path) -> None:
+    from cli.up import ClusterPlan
+    from orchestrator.settings import Settings
+
+    settings = Settings(redis_url="redis://127.0.0.1:7777/0")
+    plan = ClusterPlan(settings, tmp_path, list(DEFAULT_AGENTS), None, 30.0, 5566)
+    flower = next(child for child in plan.app_children() if child.name == "flower")
+    assert flower.argv[-4:] == [
+        "redis://127.0.0.1:7777/0", "flower", "--address=127.0.0.1", "--port=5566"
+    ]  # fmt: skip
+    assert flower.env["FLOWER_UNAUTHENTICATED_API"] == "true"
+    without = ClusterPlan(settings, tmp_path, list(DEFAULT_AGENTS), None, 30.0)
+    assert "flower" not in {child.name for child in without.app_children()}

@@ -1,0 +1,143 @@
+"""Flower-compatible JSON endpoints (Flower's paths and shapes), so tools written for Flower's
+REST API work against this API: workers, queue lengths, tasks, task info, task types, revoke,
+healthcheck. Tasks are steps (task id = job id ``<session id>.<step id>``), kept in Redis with
+their sessions instead of in memory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import Field, StringConstraints
+
+from api.body import query_args
+from api.errors import ApiError
+from api.metrics import known_queues
+from orchestrator.dispatch import RUN_STEP_TASK
+from orchestrator.inspection import SORT_KEYS, Inspection, split_task_id
+from orchestrator.models import RequestModel
+from orchestrator.store.workers import WorkerRegistry
+
+blueprint = Blueprint("flower", __name__)
+
+MAX_TASKS = 1000
+Name = Annotated[str, StringConstraints(max_length=200)]
+SortBy = Annotated[str, StringConstraints(pattern=rf"^-?({'|'.join(SORT_KEYS)})$")]
+
+
+class TaskQuery(RequestModel):
+    """Query of GET /api/tasks, with Flower's parameter names."""
+
+    limit: int = Field(default=100, ge=1, le=MAX_TASKS)
+    offset: int = Field(default=0, ge=0)
+    state: Name | None = None
+    workername: Name | None = None
+    taskname: Name | None = None
+    sort_by: Annotated[str, StringConstraints(pattern=rf"^-?({'|'.join(SORT_KEYS)})$")] | None = (
+        None
+    )
+
+
+class WorkerQuery(RequestModel):
+    """Query of GET /api/workers. ``refresh`` is accepted for Flower's clients; the records are
+    always current (every heartbeat writes them)."""
+
+    refresh: bool = False
+    status: bool = False
+    workername: Name | None = None
+
+
+def inspection() -> Inspection:
+    services = current_app.extensions["meowstik"]
+    return Inspection(
+        services.engine, WorkerRegistry(services.client, services.engine.sessions.keys)
+    )
+
+
+@blueprint.get("/api/workers")
+def list_workers():
+    query = query_args(WorkerQuery)
+    workers = inspection().worker_documents()
+    if query.workername is not None:
+        if query.workername not in workers:
+            raise ApiError(
+                404,
+                "worker_not_found",
+                f"no worker named {query.workername!r}; GET /api/workers lists them",
+                {"workername": query.workername},
+            )
+        workers = {query.workername: workers[query.workername]}
+    if query.status:
+        return jsonify({name: worker["alive"] for name, worker in workers.items()})
+    return jsonify(workers)
+
+
+@blueprint.get("/api/queues/length")
+def queue_lengths():
+    services = current_app.extensions["meowstik"]
+    agents = services.registry.list(services.engine.now_ms())
+    queues = set(known_queues(agents))
+    for worker in inspection().worker_documents().values():
+        queues.update(queue["name"] for queue in worker["active_queues"])
+    names = sorted(queues)
+    pipe = services.client.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+    lengths = pipe.execute()
+    return jsonify(
+        {
+            "active_queues": [
+                {"name": name, "messages": int(length)}
+                for name, length in zip(names, lengths, strict=True)
+            ]
+        }
+    )
+
+
+@blueprint.get("/api/tasks")
+def list_tasks():
+    query = query_args(TaskQuery)
+    tasks = inspection().tasks(
+        limit=query.limit,
+        offset=query.offset,
+        state=query.state,
+        worker=query.workername,
+        taskname=query.taskname,
+        sort_by=query.sort_by,
+    )
+    return jsonify(dict(tasks))
+
+
+@blueprint.get("/api/task/info/<task_id>")
+def task_info(task_id: str):
+    return jsonify(inspection().task(task_id))
+
+
+@blueprint.get("/api/task/types")
+def task_types():
+    return jsonify({"task-types": [RUN_STEP_TASK]})
+
+
+@blueprint.post("/api/task/revoke/<task_id>")
+def revoke_task(task_id: str):
+    """Revoke one step: it fails as revoked and the session's failure policy applies;
+    ``?terminate=true`` also stops a running copy. Revoke a whole session with
+    POST /api/orchestrator/sessions/<id>/cancel."""
+    terminate = request.args.get("terminate", "false").lower()
+    if terminate not in ("true", "false", "1", "0"):
+        raise ApiError(
+            422,
+            "validation_error",
+            f"terminate must be true or false, not {terminate!r}",
+            {"errors": [{"location": "query.terminate", "message": "expected true or false"}]},
+        )
+    session_id, step_id = split_task_id(task_id)
+    engine = current_app.extensions["meowstik"].engine
+    engine.revoke_step(session_id, step_id, terminate=terminate in ("true", "1"))
+    return jsonify({"message": f"Revoked '{task_id}'"})
+
+
+@blueprint.get("/healthcheck")
+def healthcheck():
+    """Flower's liveness probe: plain ``OK`` (GET /healthz checks Redis too)."""
+    return Response("OK", mimetype="text/plain")
