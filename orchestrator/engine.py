@@ -22,6 +22,7 @@ from orchestrator.errors import (
     SessionNotFoundError,
     StepFinishedError,
     StepNotWaitingError,
+    TaskNotFoundError,
 )
 from orchestrator.graph import GraphNode, PlanGraph
 from orchestrator.models import (
@@ -327,12 +328,15 @@ class Engine:
         it, the session's failure policy applies, and a running copy is terminated when asked.
 
         Raises:
-            SessionNotFoundError (404), StepFinishedError (409): it already ended.
+            TaskNotFoundError (404): no such session or step. StepFinishedError (409).
         """
-        snapshot = self.snapshot(session_id)
+        try:
+            snapshot = self.snapshot(session_id)
+        except SessionNotFoundError as exc:
+            raise TaskNotFoundError(job_id(session_id, step_id)) from exc
         state = snapshot.steps.get(step_id)
         if state is None:
-            raise SessionNotFoundError(session_id)
+            raise TaskNotFoundError(job_id(session_id, step_id))
         if state.status in STEP_TERMINAL:
             raise StepFinishedError(session_id, step_id, state.status)
         message = "revoked by an operator (POST /api/task/revoke)"

@@ -115,6 +115,11 @@ def test_revoke_fails_the_step_and_the_failure_policy_applies(env):
     assert dispatcher.revoked == []  # it was not running: nothing to terminate
     again = client.post(f"/api/task/revoke/{sid}.a")
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "step_finished"
+    for unknown in (f"{sid}.zz", "orch-1-ffff.a"):
+        missing = client.post(f"/api/task/revoke/{unknown}")
+        assert (
+            missing.status_code == 404 and missing.get_json()["error"]["code"] == "task_not_found"
+        )
 
 
 def test_revoke_with_terminate_stops_a_running_step(env):
