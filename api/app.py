@@ -91,11 +91,12 @@ def create_app(
     engine = Engine(router, planning=build_planning(settings), clock=time.time)
     app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
 
-    from api.routes import agents, flower, health, logs, metrics, orchestrator, plans
+    from api.routes import agents, dashboard, flower, health, logs, metrics, orchestrator, plans
 
     app.register_blueprint(orchestrator.blueprint)
     app.register_blueprint(plans.blueprint)
     app.register_blueprint(flower.blueprint)
+    app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(logs.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(agents.blueprint)

@@ -130,6 +130,7 @@ def worker_document(worker: Mapping[str, Any]) -> dict[str, Any]:
             "prefetch_count": worker.get("concurrency"),
         },
         "timestamp": epoch_s(worker.get("lastHeartbeat")),
+        "lastHeartbeat": worker.get("lastHeartbeat"),
         "alive": worker["status"] == "online",
         "status": worker["status"],
         "agents": worker.get("agents", []),

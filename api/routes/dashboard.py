@@ -1,0 +1,112 @@
+"""The web dashboard: plain server-rendered pages (Jinja, autoescaped) with a little JavaScript
+that follows a session live over SSE and acts only through the REST API (cancel, answer input,
+drain). Everything agents produce is shown as text: escaped by the templates, or set with
+``textContent`` by the script."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, current_app, render_template, request
+
+from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
+from api.metrics import known_queues
+from api.routes.flower import inspection
+from orchestrator.errors import SessionNotFoundError
+from orchestrator.statuses import SessionStatus, StepStatus
+
+blueprint = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder="../templates",
+    static_folder="../static",
+    static_url_path="/dashboard/static",
+)
+LIST_LIMIT = 100
+
+
+@blueprint.app_template_filter("pretty_json")
+def pretty_json(value: object) -> str:
+    """JSON as readable text; the template escapes it like any other text (unlike ``tojson``,
+    whose \u003c escapes would show in the page)."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def services():
+    return current_app.extensions["meowstik"]
+
+
+@blueprint.get("/")
+def sessions_page():
+    status = request.args.get("status") or None
+    user_id = request.args.get("userId") or None
+    if status not in (None, *SessionStatus):
+        status = None
+    sessions, _ = services().engine.list_sessions(
+        user_id=user_id, status=status, limit=LIST_LIMIT, cursor=None
+    )
+    return render_template(
+        "sessions.html",
+        sessions=sessions,
+        status=status,
+        user_id=user_id or "",
+        statuses=list(SessionStatus),
+        now_s=time.time(),
+    )
+
+
+@blueprint.get("/sessions/<session_id>")
+def session_page(session_id: str):
+    try:
+        snapshot = services().engine.snapshot(session_id)
+    except SessionNotFoundError:
+        return render_template("missing.html", session_id=session_id), 404
+    order = list(snapshot.steps)
+    graph = layout(order, {s: snapshot.steps[s].depends_on for s in order})
+    definitions = {}
+    pending = list(snapshot.plan.steps)
+    while pending:
+        step = pending.pop()
+        definitions[step.id] = step.model_dump(mode="json", by_alias=True, exclude={"subtasks"})
+        pending.extend(step.subtasks)
+    return render_template(
+        "session.html",
+        s=snapshot,
+        graph=graph,
+        node_width=NODE_WIDTH,
+        node_height=NODE_HEIGHT,
+        definitions=definitions,
+        step_statuses=list(StepStatus),
+    )
+
+
+@blueprint.get("/agents")
+def agents_page():
+    agents = services().registry.list(services().engine.now_ms())
+    return render_template("agents.html", agents=agents)
+
+
+@blueprint.get("/queues")
+def queues_page():
+    workers = inspection().worker_documents()
+    agents = services().registry.list(services().engine.now_ms())
+    names = set(known_queues(agents))
+    consumers: dict[str, list[str]] = {}
+    for name, worker in workers.items():
+        for queue in worker["active_queues"]:
+            names.add(queue["name"])
+            if worker["alive"]:
+                consumers.setdefault(queue["name"], []).append(name)
+    ordered = sorted(names)
+    pipe = services().client.pipeline(transaction=False)
+    for name in ordered:
+        pipe.llen(name)
+    depths = dict(zip(ordered, pipe.execute(), strict=True))
+    rows = [(name, int(depths[name]), sorted(consumers.get(name, []))) for name in ordered]
+    return render_template("queues.html", rows=rows)
+
+
+@blueprint.get("/workers")
+def workers_page():
+    return render_template("workers.html", workers=inspection().worker_documents())

@@ -1,0 +1,269 @@
+// Meowstik dashboard: live session pages over SSE, and actions through the REST API only.
+// Everything that comes from agents or users is written with textContent, never as HTML.
+"use strict";
+
+const API = "/api/orchestrator";
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+
+async function api(method, path, body) {
+  const response = await fetch(path.startsWith("/api/") ? path : API + path, {
+    method,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = (data.error && data.error.message) || `HTTP ${response.status}`;
+    throw new Error(message);
+  }
+  return data;
+}
+
+function say(element, text, ok) {
+  if (!element) return;
+  element.textContent = text;
+  element.classList.remove("ok", "problem");
+  element.classList.add(ok ? "ok" : "problem");
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text === undefined || text === null ? "" : String(text);
+  row.appendChild(td);
+  return td;
+}
+
+function pretty(value) {
+  return value === undefined ? "" : JSON.stringify(value, null, 2);
+}
+
+// --- session page -----------------------------------------------------------------------------
+function sessionPage() {
+  const sid = document.body.dataset.session;
+  const known = new Set(JSON.parse(document.body.dataset.steps || "[]"));
+  let timer = null;
+  let closed = false;
+
+  function schedule() {
+    if (timer === null) timer = setTimeout(() => { timer = null; refresh(); }, 100);
+  }
+
+  async function refresh() {
+    let snapshot;
+    try {
+      snapshot = await api("GET", `/sessions/${encodeURIComponent(sid)}`);
+    } catch (error) {
+      return;
+    }
+    const ids = Object.keys(snapshot.steps);
+    if (ids.some((id) => !known.has(id))) {
+      location.reload(); // a step returned a sub-plan: draw the new graph
+      return;
+    }
+    const status = document.getElementById("status");
+    status.textContent = snapshot.status;
+    status.className = `badge status-${snapshot.status}`;
+    const done = snapshot.completedTasks + snapshot.failedTasks;
+    document.getElementById("progress-bar").style.width =
+      `${snapshot.totalTasks ? Math.round((100 * done) / snapshot.totalTasks) : 0}%`;
+    document.getElementById("progress").textContent =
+      `${snapshot.completedTasks}/${snapshot.totalTasks} completed` +
+      (snapshot.failedTasks ? `, ${snapshot.failedTasks} failed` : "");
+    document.getElementById("cancel").disabled = TERMINAL.has(snapshot.status);
+    let waiting = false;
+    for (const [id, step] of Object.entries(snapshot.steps)) {
+      const node = document.querySelector(`g.node[data-step="${CSS.escape(id)}"]`);
+      if (node) {
+        node.setAttribute("class", `node state-${step.status}`);
+        node.querySelector('[data-field="node-status"]').textContent =
+          step.status + (step.agentId ? ` · ${step.agentId}` : "");
+      }
+      const row = document.querySelector(`#steps tr[data-step="${CSS.escape(id)}"]`);
+      if (row) {
+        const badge = document.createElement("span");
+        badge.className = `badge status-${step.status}`;
+        badge.textContent = step.status;
+        row.querySelector('[data-field="status"]').replaceChildren(badge);
+        row.querySelector('[data-field="agent"]').textContent = step.agentId || "";
+        row.querySelector('[data-field="attempts"]').textContent = step.attempts;
+        row.querySelector('[data-field="queued"]').textContent = step.queuedAt || "";
+        row.querySelector('[data-field="started"]').textContent = step.startedAt || "";
+        row.querySelector('[data-field="finished"]').textContent = step.finishedAt || "";
+        const result = snapshot.results[step.jobId];
+        row.querySelector('[data-field="output"]').textContent =
+          result !== undefined ? pretty(result) : step.error || "";
+      }
+      if (step.status === "waiting_for_input") waiting = true;
+    }
+    renderInputs(snapshot);
+    loadLogs();
+    if (TERMINAL.has(snapshot.status) && !waiting) closeStream();
+  }
+
+  function renderInputs(snapshot) {
+    const box = document.getElementById("inputs");
+    const open = Object.entries(snapshot.steps).filter(
+      ([, step]) => step.status === "waiting_for_input" && step.inputRequest);
+    const shown = [...box.querySelectorAll("form.input-form")].map((f) => f.dataset.step);
+    const wanted = open.map(([id]) => id);
+    if (shown.join("|") === wanted.join("|")) return;
+    box.replaceChildren();
+    if (!open.length) {
+      const p = document.createElement("p");
+      p.className = "none";
+      p.textContent = "No step is waiting for input.";
+      box.appendChild(p);
+    }
+    for (const [id, step] of open) box.appendChild(inputForm(id, step.inputRequest));
+  }
+
+  function inputForm(id, request) {
+    const form = document.createElement("form");
+    form.className = "input-form";
+    form.dataset.step = id;
+    const p = document.createElement("p");
+    const strong = document.createElement("strong");
+    strong.textContent = id;
+    const question = document.createElement("span");
+    question.className = "question";
+    question.textContent = request.question;
+    p.append(strong, ": ", question);
+    form.appendChild(p);
+    if (request.schema) {
+      const pre = document.createElement("pre");
+      pre.className = "schema";
+      pre.textContent = pretty(request.schema);
+      form.appendChild(pre);
+    }
+    const label = document.createElement("label");
+    label.textContent = "Answer (JSON) ";
+    const area = document.createElement("textarea");
+    area.name = "value";
+    area.rows = 3;
+    area.value = "{}";
+    label.appendChild(area);
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = "Send answer";
+    const result = document.createElement("span");
+    result.className = "form-result";
+    result.setAttribute("role", "status");
+    form.append(label, button, " ", result);
+    bindInputForm(form);
+    return form;
+  }
+
+  function bindInputForm(form) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const result = form.querySelector(".form-result");
+      let value;
+      try {
+        value = JSON.parse(form.querySelector("textarea").value);
+      } catch (error) {
+        say(result, `Not valid JSON: ${error.message}`, false);
+        return;
+      }
+      try {
+        await api("POST", `/sessions/${encodeURIComponent(sid)}/input`, {
+          stepId: form.dataset.step, value,
+        });
+        say(result, "Answer sent; the step runs again.", true);
+        schedule();
+      } catch (error) {
+        say(result, error.message, false);
+      }
+    });
+  }
+
+  async function loadLogs() {
+    const filters = new FormData(document.getElementById("log-filters"));
+    const query = new URLSearchParams({ limit: "200" });
+    for (const [key, value] of filters) if (value) query.set(key, value);
+    let page;
+    try {
+      page = await api("GET", `/sessions/${encodeURIComponent(sid)}/logs?${query}`);
+    } catch (error) {
+      return;
+    }
+    const body = document.querySelector("#logs tbody");
+    body.replaceChildren();
+    for (const entry of page.logs) {
+      const row = document.createElement("tr");
+      row.className = `level-${entry.level}`;
+      cell(row, entry.timestamp);
+      cell(row, entry.level);
+      cell(row, entry.source);
+      cell(row, entry.taskId);
+      cell(row, entry.agentId);
+      cell(row, entry.message + (entry.error ? ` — ${entry.error}` : ""));
+      body.appendChild(row);
+    }
+  }
+
+  let stream = null;
+  function closeStream() {
+    closed = true;
+    if (stream) stream.close();
+  }
+  if (window.EventSource && !TERMINAL.has(document.getElementById("status").textContent)) {
+    stream = new EventSource(`${API}/sessions/${encodeURIComponent(sid)}/events`);
+    stream.onmessage = schedule;
+    for (const kind of ["session.finished", "session.cancelled", "step.started", "step.completed",
+      "step.failed", "step.waiting_for_input", "step.input_received", "step.decomposed",
+      "step.retrying", "step.fallback", "step.waiting_for_capacity", "step.recovered"]) {
+      stream.addEventListener(kind, schedule);
+    }
+  }
+  // a slow poll as well, in case a proxy drops the event stream
+  setInterval(() => { if (!closed) schedule(); }, 3000);
+
+  document.getElementById("cancel").addEventListener("click", async () => {
+    const result = document.getElementById("action-result");
+    try {
+      await api("POST", `/sessions/${encodeURIComponent(sid)}/cancel`);
+      say(result, "Cancelled.", true);
+    } catch (error) {
+      say(result, error.message, false);
+    }
+    schedule();
+  });
+  document.querySelectorAll("form.input-form").forEach(bindInputForm);
+  document.getElementById("log-filters").addEventListener("change", loadLogs);
+  document.getElementById("log-filters").addEventListener("submit", (e) => e.preventDefault());
+  loadLogs();
+}
+
+// --- agents page ------------------------------------------------------------------------------
+function agentsPage() {
+  for (const button of document.querySelectorAll("button.agent-action")) {
+    button.addEventListener("click", async () => {
+      const id = button.closest("tr").dataset.agent;
+      const result = document.getElementById("action-result");
+      try {
+        await api("PATCH", `/agents/${encodeURIComponent(id)}`, { status: button.dataset.status });
+        say(result, `${id} is now ${button.dataset.status}.`, true);
+        setTimeout(() => location.reload(), 300);
+      } catch (error) {
+        say(result, error.message, false);
+      }
+    });
+  }
+}
+
+// --- sessions page: ages in words ---------------------------------------------------------------
+function sessionsPage() {
+  for (const td of document.querySelectorAll("td.age")) {
+    const seconds = (Date.now() - Date.parse(td.dataset.start)) / 1000;
+    if (Number.isNaN(seconds)) continue;
+    td.textContent = seconds < 60 ? `${Math.round(seconds)} s ago`
+      : seconds < 3600 ? `${Math.round(seconds / 60)} min ago`
+      : seconds < 86400 ? `${Math.round(seconds / 3600)} h ago`
+      : `${Math.round(seconds / 86400)} d ago`;
+  }
+}
+
+const page = document.body.dataset.page;
+if (page === "session") sessionPage();
+if (page === "agents") agentsPage();
+if (page === "sessions") sessionsPage();
