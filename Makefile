@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 up: $(STAMP)
-	exec $(BIN)/meowstik up
+	exec $(BIN)/meowstik up $(UP_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
