@@ -11,8 +11,7 @@ import time
 from flask import Blueprint, current_app, render_template, request
 
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
-from api.metrics import known_queues
-from api.routes.flower import inspection
+from api.routes.flower import inspection, queue_table
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.statuses import SessionStatus, StepStatus
 
@@ -89,22 +88,7 @@ def agents_page():
 
 @blueprint.get("/queues")
 def queues_page():
-    workers = inspection().worker_documents()
-    agents = services().registry.list(services().engine.now_ms())
-    names = set(known_queues(agents))
-    consumers: dict[str, list[str]] = {}
-    for name, worker in workers.items():
-        for queue in worker["active_queues"]:
-            names.add(queue["name"])
-            if worker["alive"]:
-                consumers.setdefault(queue["name"], []).append(name)
-    ordered = sorted(names)
-    pipe = services().client.pipeline(transaction=False)
-    for name in ordered:
-        pipe.llen(name)
-    depths = dict(zip(ordered, pipe.execute(), strict=True))
-    rows = [(name, int(depths[name]), sorted(consumers.get(name, []))) for name in ordered]
-    return render_template("queues.html", rows=rows)
+    return render_template("queues.html", rows=queue_table())
 
 
 @blueprint.get("/workers")

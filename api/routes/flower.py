@@ -72,26 +72,33 @@ def list_workers():
     return jsonify(workers)
 
 
-@blueprint.get("/api/queues/length")
-def queue_lengths():
+def queue_table() -> list[tuple[str, int, list[str]]]:
+    """(queue, waiting messages, online workers consuming it) for every queue an agent or a
+    worker names, in one pipeline of LLENs."""
     services = current_app.extensions["meowstik"]
     agents = services.registry.list(services.engine.now_ms())
-    queues = set(known_queues(agents))
-    for worker in inspection().worker_documents().values():
-        queues.update(queue["name"] for queue in worker["active_queues"])
-    names = sorted(queues)
+    names = set(known_queues(agents))
+    consumers: dict[str, list[str]] = {}
+    for worker_name, worker in inspection().worker_documents().items():
+        for queue in worker["active_queues"]:
+            names.add(queue["name"])
+            if worker["alive"]:
+                consumers.setdefault(queue["name"], []).append(worker_name)
+    ordered = sorted(names)
     pipe = services.client.pipeline(transaction=False)
-    for name in names:
+    for name in ordered:
         pipe.llen(name)
-    lengths = pipe.execute()
-    return jsonify(
-        {
-            "active_queues": [
-                {"name": name, "messages": int(length)}
-                for name, length in zip(names, lengths, strict=True)
-            ]
-        }
-    )
+    depths = pipe.execute()
+    return [
+        (name, int(depth), sorted(consumers.get(name, [])))
+        for name, depth in zip(ordered, depths, strict=True)
+    ]
+
+
+@blueprint.get("/api/queues/length")
+def queue_lengths():
+    rows = queue_table()
+    return jsonify({"active_queues": [{"name": n, "messages": d} for n, d, _ in rows]})
 
 
 @blueprint.get("/api/tasks")
