@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
 from api.routes.flower import inspection, queue_table
+from api.routes.orchestrator import services
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.statuses import SessionStatus, StepStatus
 
@@ -30,10 +31,6 @@ def pretty_json(value: object) -> str:
     """JSON as readable text; the template escapes it like any other text (unlike ``tojson``,
     whose \u003c escapes would show in the page)."""
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def services():
-    return current_app.extensions["meowstik"]
 
 
 @blueprint.get("/")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import Field, StringConstraints
 
 from api.body import query_args
 from api.errors import ApiError
 from api.metrics import known_queues
+from api.routes.orchestrator import services
 from orchestrator.dispatch import RUN_STEP_TASK
 from orchestrator.inspection import SORT_KEYS, Inspection, split_task_id
 from orchestrator.models import RequestModel
@@ -48,10 +49,8 @@ class WorkerQuery(RequestModel):
 
 
 def inspection() -> Inspection:
-    services = current_app.extensions["meowstik"]
-    return Inspection(
-        services.engine, WorkerRegistry(services.client, services.engine.sessions.keys)
-    )
+    found = services()
+    return Inspection(found.engine, WorkerRegistry(found.client, found.engine.sessions.keys))
 
 
 @blueprint.get("/api/workers")
@@ -75,8 +74,8 @@ def list_workers():
 def queue_table() -> list[tuple[str, int, list[str]]]:
     """(queue, waiting messages, online workers consuming it) for every queue an agent or a
     worker names, in one pipeline of LLENs."""
-    services = current_app.extensions["meowstik"]
-    agents = services.registry.list(services.engine.now_ms())
+    found = services()
+    agents = found.registry.list(found.engine.now_ms())
     names = set(known_queues(agents))
     consumers: dict[str, list[str]] = {}
     for worker_name, worker in inspection().worker_documents().items():
@@ -85,7 +84,7 @@ def queue_table() -> list[tuple[str, int, list[str]]]:
             if worker["alive"]:
                 consumers.setdefault(queue["name"], []).append(worker_name)
     ordered = sorted(names)
-    pipe = services.client.pipeline(transaction=False)
+    pipe = found.client.pipeline(transaction=False)
     for name in ordered:
         pipe.llen(name)
     depths = pipe.execute()
@@ -139,8 +138,7 @@ def revoke_task(task_id: str):
             {"errors": [{"location": "query.terminate", "message": "expected true or false"}]},
         )
     session_id, step_id = split_task_id(task_id)
-    engine = current_app.extensions["meowstik"].engine
-    engine.revoke_step(session_id, step_id, terminate=terminate in ("true", "1"))
+    services().engine.revoke_step(session_id, step_id, terminate=terminate in ("true", "1"))
     return jsonify({"message": f"Revoked '{task_id}'"})
 
 
