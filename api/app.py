@@ -73,8 +73,7 @@ def create_app(
     app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
-    client = redis_client or redis.Redis.from_url(
-        settings.effective_redis_url,
+    client = redis_client or settings.redis_client(
         socket_timeout=5,
         socket_connect_timeout=0.5,
         health_check_interval=30,

@@ -26,6 +26,7 @@ from cli.supervisor import (
     spawn_process,
     stop_process_groups,
 )
+from orchestrator.store.connection import redis_client
 
 DEFAULT_START_TIMEOUT_S = 15.0
 PING_TIMEOUT_S = 1.0
@@ -33,10 +34,13 @@ PING_POLL_INTERVAL_S = 0.05
 PORT_SETTING = "MEOWSTIK_EMBEDDED_REDIS_PORT"
 
 
-def redis_answers(url: str) -> bool:
+def redis_answers(url: str, sentinel_master: str = "mymaster") -> bool:
     """Whether the Redis at ``url`` answers PING; any connection failure is False."""
-    client = redis.Redis.from_url(
-        url, socket_timeout=PING_TIMEOUT_S, socket_connect_timeout=PING_TIMEOUT_S
+    client = redis_client(
+        url,
+        sentinel_master=sentinel_master,
+        socket_timeout=PING_TIMEOUT_S,
+        socket_connect_timeout=PING_TIMEOUT_S,
     )
     try:
         return bool(client.ping())

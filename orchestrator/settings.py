@@ -6,9 +6,13 @@ Create it only at process edges (the app factory, the worker start, the CLI) and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import redis
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.store.connection import redis_client
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6399
 DEFAULT_API_PORT = 5000
@@ -27,20 +31,65 @@ class Settings(BaseSettings):
         default=None,
         description="Redis for broker and state. Unset: `meowstik up` starts an embedded Redis.",
     )
-    embedded_redis_port: int = Field(default=DEFAULT_EMBEDDED_REDIS_PORT, ge=1, le=65535)
-    data_dir: Path = Field(default=Path(".meowstik"), description="Embedded Redis data and AOF.")
-    key_prefix: str = Field(default="meowstik", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    embedded_redis_port: int = Field(
+        default=DEFAULT_EMBEDDED_REDIS_PORT,
+        ge=1,
+        le=65535,
+        description="Port of the embedded Redis, used while MEOWSTIK_REDIS_URL is unset.",
+    )
+    data_dir: Path = Field(
+        default=Path(".meowstik"),
+        description="Embedded Redis data (AOF), logs and lock file of `meowstik up`.",
+    )
+    redis_sentinel_master: str = Field(
+        default="mymaster",
+        description="Master name to ask the sentinels for when MEOWSTIK_REDIS_URL is sentinel://.",
+    )
+    key_prefix: str = Field(
+        default="meowstik",
+        pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="Prefix of every Redis key (1-32 letters, digits, `_`, `.` or `-`).",
+    )
 
     api_url: str = Field(
         default="http://127.0.0.1:5000", description="Where the CLI commands find the API."
     )
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=DEFAULT_API_PORT, ge=1, le=65535)
-    api_processes: int = Field(default=2, ge=1, le=64)
-    api_threads: int = Field(default=8, ge=1, le=256)
-    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
-    max_goal_chars: int = Field(default=4000, ge=1)
-    max_plan_steps: int = Field(default=1000, ge=1)
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the CLI commands send to the API (Authorization header).",
+    )
+    api_host: str = Field(
+        default="127.0.0.1", description="Address the API listens on under `meowstik up`."
+    )
+    api_port: int = Field(
+        default=DEFAULT_API_PORT,
+        ge=1,
+        le=65535,
+        description="Port the API listens on under `meowstik up`.",
+    )
+    api_processes: int = Field(
+        default=2, ge=1, le=64, description="Gunicorn worker processes of the API."
+    )
+    api_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Threads per API process; bounds concurrent requests, event streams included.",
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        description="Largest request body the API accepts (413 above).",
+    )
+    max_goal_chars: int = Field(
+        default=4000, ge=1, description="Longest goal a request may have (422 above)."
+    )
+    max_plan_steps: int = Field(
+        default=1000,
+        ge=1,
+        description="Most steps in a session, sub-plans added at run time included (a "
+        "request above it gets 422).",
+    )
     max_plan_depth: int = Field(
         default=5, ge=1, le=20, description="Deepest nesting of subtasks, static or dynamic."
     )
@@ -58,7 +107,9 @@ class Settings(BaseSettings):
         "LLM when configured, else rules), rule, template or llm.",
     )
     template_dirs: str = Field(
-        default="", description="Folders of your own workflow templates (*.yaml), comma-separated."
+        default="",
+        description="Comma-separated folders of your own workflow templates (`*.yaml`), read "
+        "after the built-in ones: a template of the same name replaces a built-in one.",
     )
     planner_max_attempts: int = Field(
         default=3,
@@ -68,65 +119,181 @@ class Settings(BaseSettings):
         "planner takes over.",
     )
 
-    step_max_attempts: int = Field(default=3, ge=1, le=100)
-    retry_backoff_s: float = Field(default=0.5, ge=0)
-    retry_backoff_max_s: float = Field(default=30.0, ge=0)
-    lease_s: float = Field(default=DEFAULT_LEASE_S, gt=0)
-    visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=10)
+    step_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Attempts of a step on one agent for retryable errors; a request's "
+        "`maxAttempts` overrides it.",
+    )
+    retry_backoff_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="Wait before a step's first retry; it doubles on each further one.",
+    )
+    retry_backoff_max_s: float = Field(
+        default=30.0, ge=0, description="Longest wait between retries of a step."
+    )
+    lease_s: float = Field(
+        default=DEFAULT_LEASE_S,
+        gt=0,
+        description="Lease of a running step, renewed every third of it; once it lapses "
+        "(the worker died) another delivery takes the step over.",
+    )
+    visibility_timeout_s: int = Field(
+        default=DEFAULT_VISIBILITY_TIMEOUT_S,
+        ge=10,
+        description="kombu visibility timeout: how long before the broker redelivers an "
+        "unacknowledged message.",
+    )
     unacked_restore_interval_s: int = Field(
         default=10, ge=1, description="How often kombu looks for unacked messages to restore."
     )
     unacked_restore_throttle: int = Field(
         default=10, ge=1, description="kombu scans only every Nth look (see docs/architecture.md)."
     )
-    publish_max_retries: int = Field(default=2, ge=0)
-    session_retention_s: int = Field(default=DEFAULT_SESSION_RETENTION_S, ge=60)
+    publish_max_retries: int = Field(
+        default=2,
+        ge=0,
+        description="Retries of publishing steps to the broker before giving up (the API "
+        "answers 503).",
+    )
+    session_retention_s: int = Field(
+        default=DEFAULT_SESSION_RETENTION_S,
+        ge=60,
+        description="How long a finished session's keys live in Redis.",
+    )
 
     selection_policy: str = Field(
-        default="least_loaded", pattern=r"^(least_loaded|priority_first|round_robin)$"
+        default="least_loaded",
+        pattern=r"^(least_loaded|priority_first|round_robin)$",
+        description="How routing ranks eligible agents: least_loaded, priority_first or "
+        "round_robin.",
     )
     reservation_s: float = Field(
         default=60.0, gt=0, description="How long a routed step holds its agent's slot unclaimed."
     )
-    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a worker heartbeats for its agents."
+    )
     heartbeat_timeout_s: float = Field(
         default=15.0, gt=0, description="An agent whose worker is silent this long is offline."
     )
     input_timeout_s: float = Field(
-        default=24 * 3600.0, gt=0, description="How long a step waits for operator input."
+        default=24 * 3600.0,
+        gt=0,
+        description="How long a step waits for operator input when its request names no timeout.",
     )
-    max_fallbacks: int = Field(default=2, ge=0, le=20)
+    max_fallbacks: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="Most times a failed step moves to another agent with its capabilities.",
+    )
     max_deliveries: int = Field(
         default=5,
         ge=1,
         le=100,
         description="Runs of a step whose worker died before it is dead-lettered (failed).",
     )
-    circuit_failure_threshold: int = Field(default=5, ge=1)
-    circuit_window_s: float = Field(default=60.0, gt=0)
-    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    circuit_failure_threshold: int = Field(
+        default=5,
+        ge=1,
+        description="Failures of an agent within the circuit window that open its circuit.",
+    )
+    circuit_window_s: float = Field(
+        default=60.0, gt=0, description="Window in which an agent's failures are counted."
+    )
+    circuit_cooldown_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an open circuit keeps its agent out of routing.",
+    )
 
-    log_format: str = Field(default="json", pattern=r"^(json|text)$")
-    agent_modules: str = Field(default="", description="Comma-separated modules defining agents.")
-    worker_concurrency: int | None = Field(default=None, ge=1, le=64)
-    worker_pool: str = Field(default="prefork", pattern=r"^(prefork|threads|solo)$")
+    log_format: str = Field(
+        default="json",
+        pattern=r"^(json|text)$",
+        description="Process logs as JSON lines with session and step ids (json) or plain "
+        "text (text).",
+    )
+    agent_modules: str = Field(
+        default="", description="Comma-separated modules whose `Agent` objects workers can host."
+    )
+    worker_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Processes (or threads) per worker. Unset: the sum of its agents' "
+        "maxLoad up to 8, or 16 for the remote-agents worker.",
+    )
+    worker_pool: str = Field(
+        default="prefork",
+        pattern=r"^(prefork|threads|solo)$",
+        description="Celery pool of agent workers: prefork, threads or solo (the "
+        "remote-agents worker always uses threads).",
+    )
     worker_remote_control: bool = Field(
-        default=True, description="Celery remote control (revoke, inspect, Flower's commands)."
+        default=True,
+        description="Celery remote control (revoke, inspect, Flower's commands); see "
+        "docs/architecture.md on Redis restarts.",
+    )
+
+    autoscale: bool = Field(
+        default=False,
+        description="`meowstik up` adds agent replicas (worker processes) while an agent's "
+        "backlog stays deep and removes idle ones.",
+    )
+    autoscale_max_workers: int = Field(
+        default=4, ge=1, le=32, description="Most worker processes per agent, the first included."
+    )
+    autoscale_backlog: int = Field(
+        default=10,
+        ge=1,
+        description="Steps waiting for an agent's capabilities (for capacity or in its queues) "
+        "that count as deep.",
+    )
+    autoscale_up_after_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a backlog must stay deep before a replica is added.",
+    )
+    autoscale_idle_s: float = Field(
+        default=30.0, ge=0, description="How long a replica must be idle before it is removed."
+    )
+    autoscale_interval_s: float = Field(
+        default=2.0, gt=0, description="How often the autoscaler looks at backlogs."
     )
 
     llm_base_url: str | None = Field(
-        default=None, description="OpenAI-compatible API base URL, e.g. http://localhost:11434/v1"
+        default=None,
+        description="Base URL of an OpenAI-compatible chat API for LLM agents and the LLM "
+        "planner, e.g. http://localhost:11434/v1. Unset: no LLM agents; plans come from "
+        "templates and rules.",
     )
-    llm_model: str = "gpt-4o-mini"
-    llm_api_key: SecretStr | None = None
-    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_model: str = Field(
+        default="gpt-4o-mini", description="Model named in every request to the chat API."
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="Key for the chat API, sent as a Bearer token."
+    )
+    llm_timeout_s: float = Field(
+        default=60.0, gt=0, description="Timeout of one request to the chat API."
+    )
 
-    http_agent_allowed_schemes: str = Field(default="http,https")
+    http_agent_allowed_schemes: str = Field(
+        default="http,https", description="Comma-separated URL schemes HTTP agents may use."
+    )
     http_agent_allowed_hosts: str = Field(
         default="127.0.0.1,localhost,::1",
         description="Comma-separated hosts HTTP agents may use; '*' allows any host.",
     )
-    http_agent_max_retries: int = Field(default=2, ge=0, le=10)
+    http_agent_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries within one call of an HTTP agent or the chat API (connection "
+        "errors, timeouts, 429, 5xx).",
+    )
 
     @property
     def effective_redis_url(self) -> str:
@@ -134,6 +301,12 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    def redis_client(self, **options: Any) -> redis.Redis:
+        """A client for the effective Redis URL (plain, TLS, unix socket or Sentinel)."""
+        return redis_client(
+            self.effective_redis_url, sentinel_master=self.redis_sentinel_master, **options
+        )
 
     @property
     def template_directories(self) -> list[Path]:

@@ -12,12 +12,14 @@ from celery import Celery
 
 from orchestrator.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
+from orchestrator.store.connection import broker_transport_options, broker_url
 
 __all__ = ["RUN_STEP_TASK", "create_celery_app"]
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    app = Celery("meowstik", broker=settings.effective_redis_url, set_as_current=False)
+    url = settings.effective_redis_url
+    app = Celery("meowstik", broker=broker_url(url), set_as_current=False)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -34,6 +36,7 @@ def create_celery_app(settings: Settings) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.unacked_restore_interval_s,
             "unacked_restore_throttle": settings.unacked_restore_throttle,
+            **broker_transport_options(url, settings.redis_sentinel_master),
         },
         task_create_missing_queues=True,
         task_default_queue="meowstik.default",

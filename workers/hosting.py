@@ -72,7 +72,7 @@ class Presence:
     """Registration, heartbeat and slot reaping for the agents one worker executes."""
 
     def __init__(self, app: Celery, settings: Settings, agents: Mapping[str, Agent], remote: bool):
-        client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=5)
+        client = settings.redis_client(socket_timeout=5)
         keys = Keys(settings.key_prefix)
         self.settings = settings
         self.agents = dict(agents)

@@ -212,7 +212,7 @@ def runtime_for(app: Celery) -> WorkerRuntime:
     runtime = _RUNTIMES.get(pid)
     if runtime is None:
         settings: Settings = app.conf.meowstik_settings
-        client = redis.Redis.from_url(settings.effective_redis_url, health_check_interval=30)
+        client = settings.redis_client(health_check_interval=30)
         runtime = WorkerRuntime(
             settings,
             app.conf.meowstik_hosted_agents,
