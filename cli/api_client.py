@@ -159,7 +159,11 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
 
 
 class ApiClient:
-    """The REST API at ``base_url`` (e.g. http://127.0.0.1:5000), with timeouts on every call."""
+    """The REST API at ``base_url`` (e.g. http://127.0.0.1:5000), with timeouts on every call.
+
+    With a ``token``, every request (the event stream too) carries ``Authorization: Bearer
+    <token>``; the token is never part of a message or an exception.
+    """
 
     def __init__(
         self,
@@ -167,7 +171,13 @@ class ApiClient:
         http: requests.Session | None = None,
         timeout_s: float = REQUEST_TIMEOUT_S,
         reconnect_delay_s: float | None = None,
+        token: str | None = None,
     ) -> None:
+        """Raises ClientError: ``token`` holds whitespace or control characters (it could not
+        be sent as one header value)."""
+        if token and any(ch.isspace() or not ch.isprintable() for ch in token):
+            raise ClientError("the API token must not contain whitespace or control characters")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self.http = http or retrying_session()
         self.timeout_s = timeout_s
@@ -196,6 +206,31 @@ class ApiClient:
 
     def templates(self) -> dict[str, Any]:
         return self._call("GET", "/templates")
+
+    def cancel(self, session_id: str) -> dict[str, Any]:
+        """POST /sessions/<id>/cancel: the session's snapshot after cancelling."""
+        return self._call("POST", f"/sessions/{session_id}/cancel")
+
+    def provide_input(self, session_id: str, step_id: str, value: Any) -> dict[str, Any]:
+        """POST /sessions/<id>/input ``{"stepId", "value"}``: the session's snapshot."""
+        body = {"stepId": step_id, "value": value}
+        return self._call("POST", f"/sessions/{session_id}/input", json=body)
+
+    def agents(self) -> dict[str, Any]:
+        """GET /agents: ``{"agents": [...], "count"}``."""
+        return self._call("GET", "/agents")
+
+    def update_agent(self, agent_id: str, change: dict[str, Any]) -> dict[str, Any]:
+        """PATCH /agents/<id> (status, priority, maxLoad...): the agent as updated."""
+        return self._call("PATCH", f"/agents/{agent_id}", json=change)
+
+    def workers(self) -> dict[str, Any]:
+        """GET /api/workers (Flower's shape): worker name -> document."""
+        return self._request("GET", f"{self.base_url}/api/workers")
+
+    def queue_lengths(self) -> dict[str, Any]:
+        """GET /api/queues/length (Flower's shape): ``{"active_queues": [{name, messages}]}``."""
+        return self._request("GET", f"{self.base_url}/api/queues/length")
 
     def logs(self, session_id: str, **query: Any) -> dict[str, Any]:
         """One page of the session's log; ``query`` takes the API's names (level, agentId,
@@ -251,9 +286,14 @@ class ApiClient:
             time.sleep(POLL_INTERVAL_S)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """``method`` on /api/orchestrator``path``: the JSON answer."""
+        return self._request(method, self.url(path), **kwargs)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
             kwargs.setdefault("timeout", self.timeout_s)
-            response = self.http.request(method, self.url(path), **kwargs)
+            kwargs["headers"] = {**self._auth, **kwargs.get("headers", {})}
+            response = self.http.request(method, url, **kwargs)
         except requests.RequestException as exc:
             raise ApiUnreachable(self.base_url, describe(exc)) from exc
         if response.status_code >= 400:
@@ -298,7 +338,7 @@ class ApiClient:
             self._pause(parser, 1)
 
     def _open_stream(self, session_id: str, last_event_id: str | None) -> requests.Response:
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **self._auth}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         try:

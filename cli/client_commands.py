@@ -59,9 +59,15 @@ def default_api_url() -> str:
     return Settings().api_url or DEFAULT_API_URL
 
 
+def default_api_token() -> str | None:
+    """MEOWSTIK_API_TOKEN (the settings object), else None: send no Authorization header."""
+    token = Settings().api_token
+    return token.get_secret_value() if token is not None else None
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `submit`, `status` and `logs` (and, from plan_commands, `plan` and
-    `templates`)."""
+    `templates`; from ops_commands, `cancel`, `input`, `agents`, `queues` and `workers`)."""
     submit = commands.add_parser("submit", help="start a session for a goal")
     submit.add_argument("goal", help="what the session should achieve")
     submit.add_argument("--user", help="userId of the session")
@@ -83,15 +89,26 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     logs.add_argument("--limit", type=int, help="at most this many entries (without --follow)")
     logs.set_defaults(handler=partial(run, action=_logs))
 
-    from cli import plan_commands
+    from cli import ops_commands, plan_commands
 
-    for parser in (submit, status, logs, *plan_commands.add_parsers(commands)):
+    parsers = (submit, status, logs, *plan_commands.add_parsers(commands))
+    for parser in (*parsers, *ops_commands.add_parsers(commands)):
         add_api_url_argument(parser)
 
 
-def add_api_url_argument(parser: argparse.ArgumentParser) -> None:
+def add_api_url_argument(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """--api-url and --api-token: where the API is and the bearer token it is sent.
+    ``default=argparse.SUPPRESS`` on a nested subcommand keeps what its parent parsed."""
     parser.add_argument(
-        "--api-url", help=f"the API's base URL (default: MEOWSTIK_API_URL or {DEFAULT_API_URL})"
+        "--api-url",
+        default=default,
+        help=f"the API's base URL (default: MEOWSTIK_API_URL or {DEFAULT_API_URL})",
+    )
+    parser.add_argument(
+        "--api-token",
+        default=default,
+        help="bearer token sent as the Authorization header (default: MEOWSTIK_API_TOKEN; "
+        "prefer the variable, a flag shows in the process list)",
     )
 
 
@@ -108,8 +125,9 @@ def add_planning_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, action: Callable[[ApiClient, argparse.Namespace], int]) -> int:
     """Run ``action(client, args)``, turning client failures into messages and exit codes."""
-    client = ApiClient(args.api_url or default_api_url())
     try:
+        token = getattr(args, "api_token", None) or default_api_token()
+        client = ApiClient(args.api_url or default_api_url(), token=token)
         return action(client, args)
     except (BadInput, ClientError) as exc:
         print(f"meowstik {args.command}: {exc}", file=sys.stderr)
@@ -118,7 +136,7 @@ def run(args: argparse.Namespace, action: Callable[[ApiClient, argparse.Namespac
         cancel_url = client.url(f"/sessions/{exc.session_id}/cancel")
         print(
             f"\nstopped following; session {exc.session_id} keeps running. "
-            f"To cancel it: curl -X POST {cancel_url}",
+            f"To cancel it: meowstik cancel {exc.session_id} (or curl -X POST {cancel_url})",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import redis
+import requests
 
 from tests.support.cluster import REPO_ROOT, wait_for
 from tests.support.plans import step
@@ -165,3 +166,128 @@ def test_an_unknown_template_is_a_clear_error_with_exit_3(cluster):
     result = meowstik(cluster, "plan", "x", "--template", "nope")
     assert result.returncode == 3
     assert "no usable template named 'nope'" in result.stderr
+
+
+# --- operating the cluster: agents, queues, workers, cancel, input ----------------------------
+
+
+def test_agents_lists_them_and_set_status_drains_an_agent_and_activates_it_again(cluster):
+    agent_id = "secondary-001"  # only the fallback tests route to it
+    try:
+        # When the agents are listed
+        listed = meowstik(cluster, "agents")
+        # Then each registered agent has a row: id, type, status, load, circuit, capabilities
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert lines[0].split() == ["ID", "TYPE", "STATUS", "LOAD", "CIRCUIT", "CAPABILITIES"]
+        rows = {line.split()[0]: line.split() for line in lines[1:]}
+        assert set(rows) == set(cluster.agents())
+        echo = rows["echo-001"]
+        assert echo[1:3] == ["tester", "active"] and echo[3].endswith("/4")
+        assert echo[4:] == ["closed", "echo_work"]
+        # When one is set to draining
+        drained = meowstik(cluster, "agents", "set-status", agent_id, "draining")
+        # Then the API has it draining, and the listing says so
+        assert drained.returncode == 0, drained.stderr
+        assert drained.stdout.startswith(f"agent {agent_id}: draining")
+        assert cluster.agents()[agent_id]["status"] == "draining"
+        as_json = json.loads(meowstik(cluster, "agents", "--json").stdout)
+        assert {a["id"]: a["status"] for a in as_json["agents"]}[agent_id] == "draining"
+        # When it is set back to active, the API has it active
+        activated = meowstik(cluster, "agents", "set-status", agent_id, "active", "--json")
+        assert activated.returncode == 0, activated.stderr
+        assert json.loads(activated.stdout)["status"] == "active"
+        assert cluster.agents()[agent_id]["status"] == "active"
+    finally:
+        requests.patch(
+            f"{cluster.api_url}/api/orchestrator/agents/{agent_id}",
+            json={"status": "active"},
+            timeout=10,
+        )
+    # An unknown agent is the API's 404, exit 3
+    unknown = meowstik(cluster, "agents", "set-status", "no-such-agent", "active")
+    assert unknown.returncode == 3 and "no agent with id 'no-such-agent'" in unknown.stderr
+
+
+def test_queues_and_workers_show_what_the_api_reports(cluster):
+    workers = requests.get(f"{cluster.api_url}/api/workers", timeout=10).json()
+    lengths = requests.get(f"{cluster.api_url}/api/queues/length", timeout=10).json()
+    # When the queues are listed
+    queues = meowstik(cluster, "queues")
+    as_json = meowstik(cluster, "queues", "--json")
+    # Then every queue the API counts has a row, consumed by the online workers listening on it
+    assert queues.returncode == 0 and as_json.returncode == 0, queues.stderr + as_json.stderr
+    assert queues.stdout.splitlines()[0].split() == ["QUEUE", "WAITING", "CONSUMERS"]
+    listed = {q["name"]: q for q in json.loads(as_json.stdout)["queues"]}
+    assert set(listed) == {q["name"] for q in lengths["active_queues"]}
+    echo_queue = cluster.agents()["echo-001"]["queue"]
+    hosts = sorted(
+        n for n, w in workers.items() if echo_queue in {q["name"] for q in w["active_queues"]}
+    )
+    assert hosts and listed[echo_queue]["consumers"] == hosts
+    assert any(line.split()[0] == echo_queue for line in queues.stdout.splitlines()[1:])
+    # When the workers are listed, each has a row, online, with its agents
+    shown = meowstik(cluster, "workers")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line.split() for line in shown.stdout.splitlines()[1:]}
+    assert set(rows) == set(workers) and len(rows) == 2
+    assert all(row[1] == "online" for row in rows.values())
+    assert any("echo-001" in row[2].split(",") for row in rows.values())
+    assert json.loads(meowstik(cluster, "workers", "--json").stdout).keys() == workers.keys()
+
+
+def test_cancel_stops_a_running_session(cluster):
+    # Given a session whose step waits at a gate, running
+    gate = uuid.uuid4().hex
+    plan = {"steps": [step("only", "gated_work", gate=gate), step("after", "echo_work", "only")]}
+    sid = cluster.submit({"goal": "cancel me", "plan": plan})["sessionId"]
+    try:
+        wait_for(
+            lambda: cluster.session(sid)["steps"]["only"]["status"] == "running",
+            30,
+            what="the gated step running",
+        )
+        # When it is cancelled from the CLI
+        cancelled = meowstik(cluster, "cancel", sid)
+        # Then the CLI shows it cancelled, the API agrees, and the next step never ran
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert cancelled.stdout.startswith(f"session {sid}: cancelled")
+        final = cluster.session(sid)
+        assert final["status"] == "cancelled"
+        assert final["steps"]["after"]["status"] == "cancelled"
+        # and cancelling a finished session again is fine, one that never was is exit 3
+        assert meowstik(cluster, "cancel", sid, "--json").returncode == 0
+        unknown = meowstik(cluster, "cancel", "no-such-session")
+        assert unknown.returncode == 3 and "no session with id 'no-such-session'" in unknown.stderr
+    finally:
+        redis.Redis.from_url(cluster.redis_url).lpush(f"test:gate:{gate}", "open")
+
+
+def test_input_lists_the_question_refuses_a_bad_answer_and_the_answer_completes_it(
+    cluster, tmp_path
+):
+    # Given a step on asker-001 waiting for an approval
+    schema = {"type": "object", "properties": {"approve": {"type": "boolean"}}}
+    schema["required"] = ["approve"]
+    plan = {"steps": [step("A", "ask_work", question="Ship it?", schema=schema)]}
+    sid = cluster.submit({"goal": "ask", "plan": plan})["sessionId"]
+    cluster.wait_session(sid, statuses=("waiting_for_input",), timeout_s=30)
+    # When the waiting steps are listed, the question and its schema are shown
+    listed = meowstik(cluster, "input", sid)
+    assert listed.returncode == 0, listed.stderr
+    assert "A: Ship it?" in listed.stdout.splitlines()
+    assert f"  schema: {json.dumps(schema)}" in listed.stdout.splitlines()
+    # When an answer breaks the schema, the API's 422 message is shown with exit 3
+    refused = meowstik(cluster, "input", sid, "A", '{"approve": "yes"}')
+    assert refused.returncode == 3
+    assert "API error 422 invalid_input: the answer for step 'A' does not match" in refused.stderr
+    assert cluster.session(sid)["steps"]["A"]["status"] == "waiting_for_input"
+    # When a valid answer is sent from a file, the step runs again with it and the session ends
+    answer = tmp_path / "answer.json"
+    answer.write_text('{"approve": true}')
+    accepted = meowstik(cluster, "input", sid, "A", "--file", str(answer))
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.startswith("answered A: step ")
+    done = cluster.wait_session(sid, timeout_s=30)
+    assert done["status"] == "completed", done["errors"]
+    assert done["results"][f"{sid}.A"]["answer"] == {"approve": True}
