@@ -27,15 +27,23 @@ def api_command(
 
 
 def worker_command(
-    agent: AgentDefinition, *, concurrency: int | None = None, program: Sequence[str] | None = None
+    agent: AgentDefinition,
+    *,
+    concurrency: int | None = None,
+    program: Sequence[str] | None = None,
+    replica: int | None = None,
 ) -> list[str]:
     """The `meowstik worker` command hosting one agent, shared by `up` and docker-compose.
 
     Args:
         program: how to invoke `meowstik`; defaults to this interpreter running cli.main.
+        replica: host replica N (2 and up) of the agent instead (`up --autoscale`).
     """
     prefix = list(program) if program is not None else [sys.executable, "-m", "cli.main"]
-    command = [*prefix, "worker", "--agents", agent.id, "--name", f"{agent.type}@%h"]
+    node = f"{agent.type}@%h" if replica is None else f"{agent.type}-r{replica}@%h"
+    command = [*prefix, "worker", "--agents", agent.id, "--name", node]
+    if replica is not None:
+        command += ["--replica", str(replica)]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
     return command

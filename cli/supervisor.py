@@ -217,6 +217,7 @@ class ManagedProcess:
     restarts: int = 0
     consecutive_failures: int = 0
     restart_at: float | None = None
+    retire_by: float | None = None  # stopping for good: SIGKILL its group after this moment
 
     def start(self, now: float) -> None:
         self.process = spawn_process(self.argv, env=self.env, log_path=self.log_path)
@@ -339,40 +340,75 @@ class Supervisor:
                 raise NotReadyError(what, timeout_s)
             self.wait(min(poll_s, max(deadline - self.clock(), 0.0)))
 
-    def run_until_stopped(self) -> None:
-        """Keep the children alive until SIGINT or SIGTERM, restarting any that die."""
+    def run_until_stopped(
+        self, tick: Callable[[], None] | None = None, tick_interval_s: float = IDLE_CHECK_INTERVAL_S
+    ) -> None:
+        """Keep the children alive until SIGINT or SIGTERM, restarting any that die, and call
+        tick (the autoscaler) every tick_interval_s."""
+        next_tick = self.clock()
         while not self.stop_requested:
             self.restart_crashed_children()
-            self.wait(self._seconds_until_next_check())
+            if tick is not None and self.clock() >= next_tick:
+                tick()
+                next_tick = self.clock() + tick_interval_s
+            wait_s = self._seconds_until_next_check()
+            if tick is not None:
+                wait_s = min(wait_s, max(next_tick - self.clock(), 0.0))
+            self.wait(wait_s)
 
     def _seconds_until_next_check(self) -> float:
         due = [child.restart_at for child in self.children if child.restart_at is not None]
+        due += [child.retire_by for child in self.children if child.retire_by is not None]
         if not due:
             return IDLE_CHECK_INTERVAL_S
         return min(max(min(due) - self.clock(), 0.0), IDLE_CHECK_INTERVAL_S)
 
+    def retire(self, child: ManagedProcess) -> None:
+        """Stop child for good without waiting here: SIGTERM now (a warm shutdown); the loop
+        forgets it once it exits, and SIGKILLs its group if it outlives the stop grace."""
+        child.restart_at = None
+        child.retire_by = self.clock() + self.grace_s
+        if child.process is not None and not has_exited(child.process):
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
+
     def restart_crashed_children(self) -> None:
         """Reap children that died and schedule their restart; start those whose backoff is over."""
         now = self.clock()
-        for child in self.children:
-            if child.restart_at is not None:
+        for child in list(self.children):
+            if child.retire_by is not None:
+                self._retire_if_done(child, now)
+            elif child.restart_at is not None:
                 if now >= child.restart_at:
                     child.restarts += 1
                     child.start(now)
                     pid = child.process.pid if child.process else None
-                    self._say(f"restarted {child.name} (pid {pid}, restart #{child.restarts})")
+                    self.say(f"restarted {child.name} (pid {pid}, restart #{child.restarts})")
             elif child.process is not None and has_exited(child.process):
                 exit_code = reap_process_group(child.process)
                 delay_s = child.schedule_restart(now)
                 tail = child.log_tail()
-                self._say(
+                self.say(
                     f"{child.name} exited unexpectedly with code {exit_code}; restarting it in "
                     f"{delay_s:g}s. Last output ({child.log_path}):\n{tail or '(no output)'}"
                 )
 
-    def shutdown(self) -> None:
-        """Stop every running child, stage by stage (lowest stop_stage first)."""
-        for stage in sorted({child.stop_stage for child in self.children}):
+    def _retire_if_done(self, child: ManagedProcess, now: float) -> None:
+        process = child.process
+        exited = process is None or has_exited(process)
+        if not exited and child.retire_by is not None and now < child.retire_by:
+            return
+        exit_code = reap_process_group(process) if process is not None else None
+        self.children.remove(child)
+        how = "stopped" if exited else "killed after the stop grace"
+        self.say(f"{child.name} {how} (exit code {exit_code})")
+
+    def shutdown(self, between_stages: Callable[[], None] | None = None) -> None:
+        """Stop every running child, stage by stage (lowest stop_stage first), calling
+        between_stages once after the first stage (workers and API stopped, Redis not yet)."""
+        for index, stage in enumerate(sorted({child.stop_stage for child in self.children})):
+            if index == 1 and between_stages is not None:
+                between_stages()
             processes = [
                 child.process
                 for child in self.children
@@ -382,5 +418,5 @@ class Supervisor:
         for child in self.children:
             child.restart_at = None
 
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
         print(f"meowstik up: {message}", file=self.out, flush=True)

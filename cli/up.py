@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 from pydantic import ValidationError
 
+from cli.autoscale import Autoscaler
 from cli.commands import (
     api_command,
     flower_command,
@@ -33,6 +34,7 @@ from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_p
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.models import AgentDefinition
 from orchestrator.settings import Settings
+from workers.agents.base import replica_id
 from workers.agents.catalog import AgentCatalogError, load_agents
 
 DEFAULT_FLOWER_PORT = 5555
@@ -118,6 +120,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         metavar="PORT",
         help=f"also run Flower on 127.0.0.1 (default port {DEFAULT_FLOWER_PORT}); "
         "its API is open, so only on loopback",
+    )
+    parser.add_argument(
+        "--autoscale",
+        action="store_true",
+        default=None,
+        help="add agent replicas (worker processes) while an agent's backlog stays deep and "
+        "remove idle ones (MEOWSTIK_AUTOSCALE; limits: MEOWSTIK_AUTOSCALE_*)",
     )
     parser.set_defaults(handler=run)
 
@@ -213,6 +222,15 @@ class ClusterPlan:
             extra.append(ManagedProcess("flower", command, flower_env, self.log_dir / "flower.log"))
         return [api, *workers, remote, *extra]
 
+    def replica_child(self, agent: AgentDefinition, number: int) -> ManagedProcess:
+        """Replica ``number`` of a hosted agent's worker (`--autoscale`)."""
+        return ManagedProcess(
+            f"worker {replica_id(agent.id, number)}",
+            worker_command(agent, concurrency=self.concurrency, replica=number),
+            self.child_env(),
+            self.log_dir / f"worker-{replica_id(agent.id, number)}.log",
+        )
+
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `meowstik up`; returns the process exit code."""
@@ -221,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"meowstik up: invalid MEOWSTIK_* settings:\n{exc}", file=sys.stderr)
         return 2
+    if args.autoscale:
+        settings = settings.model_copy(update={"autoscale": True})
     data_dir = settings.data_dir.resolve()
     if args.flower is not None and importlib.util.find_spec("flower") is None:
         print("meowstik up: --flower needs Flower: pip install flower", file=sys.stderr)
@@ -247,11 +267,17 @@ def run(args: argparse.Namespace) -> int:
 def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
     """Start the cluster, keep it up until a stop signal, then stop it; return the exit code."""
     print(f"meowstik up (pid {os.getpid()}): starting; data dir {plan.data_dir}", flush=True)
+    autoscaler: Autoscaler | None = None
     try:
         if not _start(supervisor, plan):
             return 0
         print(_banner(plan), flush=True)
-        supervisor.run_until_stopped()
+        if plan.settings.autoscale:
+            autoscaler = Autoscaler(supervisor, plan.settings, plan.agents, plan.replica_child)
+            autoscaler.start()
+            supervisor.run_until_stopped(autoscaler.tick, plan.settings.autoscale_interval_s)
+        else:
+            supervisor.run_until_stopped()
         return 0
     except SupervisorError as exc:
         print(f"meowstik up: {exc}", file=sys.stderr, flush=True)
@@ -259,7 +285,8 @@ def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
     finally:
         if supervisor.children:
             print("meowstik up: stopping workers and API, then Redis", flush=True)
-            supervisor.shutdown()
+            # replicas are deregistered once their workers stopped, while Redis still runs
+            supervisor.shutdown(between_stages=autoscaler.stop if autoscaler else None)
         print("meowstik up: stopped", flush=True)
 
 
@@ -305,7 +332,7 @@ def _start_redis(supervisor: Supervisor, plan: ClusterPlan) -> bool:
         ping = embedded.ping
         what = f"the embedded Redis at {embedded.url} (log: {embedded.log_path})"
     else:
-        ping = functools.partial(redis_answers, s.effective_redis_url)
+        ping = functools.partial(redis_answers, s.effective_redis_url, s.redis_sentinel_master)
         what = f"Redis at {redact_url(s.effective_redis_url)} (MEOWSTIK_REDIS_URL)"
     return supervisor.wait_until(ping, what=what, timeout_s=REDIS_START_TIMEOUT_S)
 

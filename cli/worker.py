@@ -9,6 +9,7 @@ from celery.signals import setup_logging
 
 from orchestrator.jsonlog import configure_logging
 from orchestrator.settings import Settings
+from workers.agents.base import ReplicaAgent
 from workers.agents.catalog import AgentCatalogError, load_agents
 from workers.celery_app import create_celery_app
 from workers.hosting import default_concurrency, host_agents, worker_queues
@@ -32,6 +33,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also execute HTTP and LLM agents registered over the API (queue executor.remote)",
     )
+    parser.add_argument(
+        "--replica",
+        type=int,
+        default=None,
+        metavar="N",
+        help="host replica N (2 and up) of the one agent in --agents, under the id <agent>.rN "
+        "(how `meowstik up --autoscale` adds capacity)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -53,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     hosted = {name: catalog[name] for name in wanted}
+    if args.replica is not None:
+        if len(hosted) != 1 or args.remote:
+            print("meowstik worker: --replica needs exactly one agent in --agents", file=sys.stderr)
+            return 2
+        try:
+            replica = ReplicaAgent(next(iter(hosted.values())), args.replica)
+        except ValueError as exc:
+            print(f"meowstik worker: --replica: {exc}", file=sys.stderr)
+            return 2
+        hosted = {replica.definition.id: replica}
     app = create_celery_app(settings)
     # Celery leaves logging to us when setup_logging has a receiver: structured JSON lines
     setup_logging.connect(

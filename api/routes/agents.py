@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -97,3 +98,21 @@ def stats():
             "agentsByType": dict(Counter(a.type for a in agents)),
         }
     )
+
+
+@blueprint.get("/autoscaler")
+def autoscaler_status():
+    """What `meowstik up --autoscale` last decided, per hosted agent; ``enabled`` is false when
+    no autoscaler has looked recently (its record expires a few intervals after it stops)."""
+    return jsonify(read_autoscaler(services()))
+
+
+def read_autoscaler(found) -> dict:
+    raw = found.client.get(found.registry.keys.autoscaler)
+    if raw is None:
+        return {"enabled": False, "agents": []}
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return {"enabled": False, "agents": []}
+    return {"enabled": True, **record}

@@ -11,6 +11,7 @@ import time
 from flask import Blueprint, render_template, request
 
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
+from api.routes.agents import read_autoscaler
 from api.routes.flower import inspection, queue_table
 from api.routes.orchestrator import services
 from orchestrator.errors import SessionNotFoundError
@@ -80,7 +81,7 @@ def session_page(session_id: str):
 @blueprint.get("/agents")
 def agents_page():
     agents = services().registry.list(services().engine.now_ms())
-    return render_template("agents.html", agents=agents)
+    return render_template("agents.html", agents=agents, autoscaler=read_autoscaler(services()))
 
 
 @blueprint.get("/queues")

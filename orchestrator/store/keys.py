@@ -168,6 +168,11 @@ class Keys:
         return f"{self.prefix}:agents"
 
     @property
+    def autoscaler(self) -> str:
+        """JSON status of `meowstik up --autoscale`, expiring when it stops looking."""
+        return f"{self.prefix}:autoscaler"
+
+    @property
     def remote_executor_alive(self) -> str:
         """String with TTL: until when (ms) some remote-executor worker is known alive."""
         return f"{self.prefix}:executor:remote:aliveUntil"

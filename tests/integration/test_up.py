@@ -18,11 +18,14 @@ from typing import Any
 
 import psutil
 import pytest
+import redis
 import requests
+import yaml
 
 from cli.embedded_redis import redis_server_executable
 from cli.supervisor import SupervisorError
 from orchestrator.fleet import DEFAULT_AGENTS
+from tests.support.plans import step
 from tests.support.redis_server import free_port
 from tests.support.spec import SPEC_ORCHESTRATE_BODY
 
@@ -63,6 +66,7 @@ class UpProcess:
     data_dir: Path
     output_path: Path
     api_url: str
+    redis_url: str
     seen: dict[int, psutil.Process] = field(default_factory=dict)
 
     def output(self) -> str:
@@ -94,13 +98,13 @@ class UpProcess:
 def start_up(data_dir: Path, *extra_args: str, **env_extra: str) -> UpProcess:
     """Run `meowstik up` on free ports with an embedded Redis under data_dir (or the Redis that
     ``MEOWSTIK_REDIS_URL`` in ``env_extra`` names)."""
-    api_port = free_port()
+    api_port, redis_port = free_port(), free_port()
     env = dict(os.environ)
     env.pop("MEOWSTIK_REDIS_URL", None)
     env.update(
         MEOWSTIK_DATA_DIR=str(data_dir),
         MEOWSTIK_API_PORT=str(api_port),
-        MEOWSTIK_EMBEDDED_REDIS_PORT=str(free_port()),
+        MEOWSTIK_EMBEDDED_REDIS_PORT=str(redis_port),
         MEOWSTIK_API_HOST="127.0.0.1",
         PYTHONUNBUFFERED="1",
     )
@@ -116,7 +120,8 @@ def start_up(data_dir: Path, *extra_args: str, **env_extra: str) -> UpProcess:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    return UpProcess(process, data_dir, output_path, f"http://127.0.0.1:{api_port}")
+    redis_url = env.get("MEOWSTIK_REDIS_URL") or f"redis://127.0.0.1:{redis_port}/0"
+    return UpProcess(process, data_dir, output_path, f"http://127.0.0.1:{api_port}", redis_url)
 
 
 def stop_and_collect(up: UpProcess) -> int:
@@ -168,7 +173,38 @@ def get_session(api_url: str, session_id: str) -> dict[str, Any]:
     return response.json()
 
 
-def test_up_runs_a_goal_to_completion_and_ctrl_c_leaves_no_process_behind(
+def compose_api_healthcheck(api_url: str) -> list[str]:
+    """docker-compose.yml's API healthcheck command, aimed at api_url instead of port 5000."""
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    test = compose["services"]["api"]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    command = [part.replace("http://127.0.0.1:5000", api_url) for part in test[1:]]
+    assert command != test[1:], "the healthcheck no longer probes http://127.0.0.1:5000"
+    return [sys.executable if part == "python" else part for part in command]
+
+
+def worker_leader(up: UpProcess, agent_id: str) -> psutil.Process:
+    """The `meowstik worker` process `up` started for agent_id (the leader of its group)."""
+    for child in psutil.Process(up.process.pid).children():
+        command = child.cmdline()
+        if "worker" in command and "--agents" in command and agent_id in command:
+            return child
+    pytest.fail(f"no worker process for {agent_id} under up:\n{up.diagnostics()}")
+
+
+def wait_until_completed(up: UpProcess, session_id: str) -> dict[str, Any]:
+    session: dict[str, Any] = {}
+
+    def completed() -> bool:
+        session.update(get_session(up.api_url, session_id))
+        assert session["status"] not in ("failed", "cancelled"), session
+        return session["status"] == "completed"
+
+    wait_for(completed, SESSION_DEADLINE_S, lambda: f"session {session}\n{up.diagnostics()}")
+    return session
+
+
+def test_up_serves_goals_through_a_sigkilled_worker_and_ctrl_c_leaves_no_process_behind(
     launched: list[UpProcess], tmp_path: Path
 ) -> None:
     # Given a local cluster started with `meowstik up`
@@ -185,22 +221,32 @@ def test_up_runs_a_goal_to_completion_and_ctrl_c_leaves_no_process_behind(
         assert expected in up.output()
     descendants = up.record_descendants()
     assert len(descendants) >= 2 + len(DEFAULT_AGENTS)  # Redis, gunicorn, one worker per agent
+    # docker-compose.yml's API healthcheck command passes against this API
+    healthcheck = compose_api_healthcheck(up.api_url)
+    assert subprocess.run(healthcheck, timeout=30).returncode == 0, healthcheck
 
-    # When the spec's goal is submitted
-    accepted = post_goal(up.api_url, SPEC_ORCHESTRATE_BODY)
-    session_id = accepted["sessionId"]
+    # When the spec's goal is submitted, then the session completes with a result for every job
+    first = wait_until_completed(up, post_goal(up.api_url, SPEC_ORCHESTRATE_BODY)["sessionId"])
+    assert first["jobIds"], first
+    assert set(first["jobIds"]) <= set(first["results"]), first
 
-    # Then the session completes with a result for every job
-    session: dict[str, Any] = {}
+    # When the coder's worker is killed with SIGKILL and the goal (which needs a coder) is
+    # submitted again at once
+    killed = worker_leader(up, "coder-001")
+    up.record_descendants()
+    killed.send_signal(signal.SIGKILL)
+    second_id = post_goal(up.api_url, SPEC_ORCHESTRATE_BODY)["sessionId"]
 
-    def completed() -> bool:
-        session.update(get_session(up.api_url, session_id))
-        assert session["status"] not in ("failed", "cancelled"), session
-        return session["status"] == "completed"
-
-    wait_for(completed, SESSION_DEADLINE_S, lambda: f"session {session}\n{up.diagnostics()}")
-    assert session["jobIds"], session
-    assert set(session["jobIds"]) <= set(session["results"]), session
+    # Then `up` says it restarts the worker, a new worker process runs, and the session completes
+    wait_for(
+        lambda: "restarted worker coder-001" in up.output(), STARTUP_DEADLINE_S, up.diagnostics
+    )
+    assert "worker coder-001 exited unexpectedly with code -9" in up.output()
+    assert worker_leader(up, "coder-001").pid != killed.pid
+    second = wait_until_completed(up, second_id)
+    assert set(second["jobIds"]) <= set(second["results"]), second
+    ran_on = {step.get("agentId") for step in second["steps"].values()}
+    assert "coder-001" in ran_on, second
     descendants = up.record_descendants()
 
     # When Ctrl-C reaches `up`
@@ -239,3 +285,96 @@ def test_a_second_up_on_the_same_data_dir_refuses_to_start(
     assert f"pid {first.process.pid}" in second.output()
     assert first.process.poll() is None
     assert stop_and_collect(first) == 0, first.diagnostics()
+
+
+BURST_STEPS = 200
+
+
+def online_workers_for(api_url: str, queue: str) -> list[str]:
+    """Names of online workers consuming queue, from the Flower-shaped /api/workers."""
+    response = requests.get(f"{api_url}/api/workers", timeout=10)
+    assert response.status_code == 200, response.text
+    return sorted(
+        name
+        for name, worker in response.json().items()
+        if worker.get("status") == "online"
+        and any(q.get("name") == queue for q in worker.get("active_queues", []))
+    )
+
+
+def autoscaler_row(api_url: str, agent_id: str) -> dict[str, Any]:
+    response = requests.get(f"{api_url}/api/orchestrator/autoscaler", timeout=10)
+    assert response.status_code == 200, response.text
+    status = response.json()
+    assert status["enabled"], status
+    return next(row for row in status["agents"] if row["agentId"] == agent_id)
+
+
+def test_autoscale_adds_replicas_for_a_deep_burst_and_removes_them_once_it_drains(
+    launched: list[UpProcess], tmp_path: Path
+) -> None:
+    # Given `up --autoscale` hosting one gated agent (4 slots), at most 3 workers for it
+    up = start_up(
+        tmp_path / "scale",
+        "--workers",
+        "gate-001",
+        "--autoscale",
+        MEOWSTIK_AGENT_MODULES="tests.support.agents",
+        MEOWSTIK_AUTOSCALE_MAX_WORKERS="3",
+        MEOWSTIK_AUTOSCALE_BACKLOG="10",
+        MEOWSTIK_AUTOSCALE_UP_AFTER_S="0",
+        MEOWSTIK_AUTOSCALE_IDLE_S="1",
+        MEOWSTIK_AUTOSCALE_INTERVAL_S="0.3",
+        MEOWSTIK_HEARTBEAT_INTERVAL_S="0.5",
+        MEOWSTIK_PLANNER="rule",
+    )
+    launched.append(up)
+    wait_for(up.is_ready, STARTUP_DEADLINE_S, up.diagnostics)
+    assert online_workers_for(up.api_url, "cap.gated_work") == ["tester@" + os.uname().nodename]
+    gate = redis.Redis.from_url(up.redis_url)
+    gate.delete("test:gate:burst")
+
+    # When a burst of 200 steps on that one capability arrives, each held until the gate opens
+    steps = [step(f"s{n:03d}", "gated_work", gate="burst") for n in range(BURST_STEPS)]
+    body = {"goal": "autoscale burst", "userId": "scale", "plan": {"steps": steps}}
+    session_id = post_goal(up.api_url, body)["sessionId"]
+
+    # Then the capability's worker count rises to the limit, and the replicas take steps
+    def scaled_up() -> bool:
+        row = autoscaler_row(up.api_url, "gate-001")
+        return row["workers"] == 3 and len(online_workers_for(up.api_url, "cap.gated_work")) == 3
+
+    wait_for(scaled_up, STARTUP_DEADLINE_S, up.diagnostics)
+    replicas = {"gate-001.r2", "gate-001.r3"}
+
+    def replicas_busy() -> bool:
+        agents = requests.get(f"{up.api_url}/api/orchestrator/agents", timeout=10).json()
+        loads = {a["id"]: a["currentLoad"] for a in agents["agents"] if a["id"] in replicas}
+        return len(loads) == 2 and all(load > 0 for load in loads.values())
+
+    wait_for(replicas_busy, STARTUP_DEADLINE_S, up.diagnostics)
+    assert "autoscale: added gate-001.r2" in up.output()
+    assert "autoscale: added gate-001.r3" in up.output()
+    page = requests.get(f"{up.api_url}/agents", timeout=10).text
+    assert 'data-agent="gate-001.r3"' in page  # the replica, as an agent with its load
+    assert '<table id="autoscaler">' in page and "added gate-001.r3" in page
+
+    # When the gate opens and the queue drains
+    gate.rpush("test:gate:burst", *["open"] * BURST_STEPS)
+    session = wait_until_completed(up, session_id)
+
+    # Then every step ran, some on replicas, and the worker count falls back to one
+    assert session["completedTasks"] == BURST_STEPS, session
+    ran_on = {step_state["agentId"] for step_state in session["steps"].values()}
+    assert replicas <= ran_on, ran_on
+
+    def scaled_down() -> bool:
+        row = autoscaler_row(up.api_url, "gate-001")
+        agents = requests.get(f"{up.api_url}/api/orchestrator/agents", timeout=10).json()
+        listed = {agent["id"] for agent in agents["agents"]}
+        workers = online_workers_for(up.api_url, "cap.gated_work")
+        return row["workers"] == 1 and len(workers) == 1 and not replicas & listed
+
+    wait_for(scaled_down, STARTUP_DEADLINE_S, up.diagnostics)
+    assert "autoscale: stopping gate-001.r3" in up.output()
+    assert stop_and_collect(up) == 0, up.diagnostics()

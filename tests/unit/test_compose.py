@@ -102,6 +102,18 @@ def test_there_is_one_worker_service_per_default_agent_running_the_command_up_bu
     assert remote["command"] == remote_worker_command(program=["meowstik"])
 
 
+def test_worker_services_can_be_scaled_with_no_fixed_name_or_host_port(
+    compose: dict[str, Any],
+) -> None:
+    # `docker compose up --scale coder=3` needs services without a container_name or a
+    # published host port, and the %h node name keeps the three Celery nodes apart
+    for name in [agent.type for agent in DEFAULT_AGENTS] + ["remote"]:
+        service = compose["services"][name]
+        assert "container_name" not in service, name
+        assert "ports" not in service, name
+        assert "%h" in service["command"][service["command"].index("--name") + 1], name
+
+
 def test_api_and_workers_wait_for_a_healthy_redis_with_append_only_persistence(
     compose: dict[str, Any],
 ) -> None:

@@ -8,11 +8,12 @@ rate limits) and ``PermanentStepError`` (or any other exception) for the rest.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.models import AgentDefinition, Capability
+from orchestrator.models import AGENT_ID_PATTERN, AgentDefinition, Capability
 from orchestrator.steps import StepInput, StepResult
 
 
@@ -68,3 +69,35 @@ def agent(
 
 def coerce_result(value: StepResult | Any) -> StepResult:
     return value if isinstance(value, StepResult) else StepResult(output=value)
+
+
+REPLICA_SEPARATOR = ".r"
+
+
+def replica_id(agent_id: str, number: int) -> str:
+    """``coder-001.r2``: the id replica ``number`` (2 and up) of an agent registers under."""
+    return f"{agent_id}{REPLICA_SEPARATOR}{number}"
+
+
+class ReplicaAgent(Agent):
+    """Another instance of an agent, with its own id, queue and maxLoad slots (so routing
+    spreads work over the instances by load) and the same work. `meowstik up --autoscale`
+    starts and stops these; ``metadata.replicaOf`` names the original."""
+
+    def __init__(self, original: Agent, number: int) -> None:
+        if number < 2:
+            raise ValueError(f"replica numbers start at 2 (1 is the agent itself), got {number}")
+        base = original.definition
+        if not re.fullmatch(AGENT_ID_PATTERN, replica_id(base.id, number)):
+            raise ValueError(f"agent id {base.id!r} is too long to add a replica suffix to")
+        self.original = original
+        self.definition = base.model_copy(
+            update={
+                "id": replica_id(base.id, number),
+                "name": f"{base.name} (replica {number})"[:200],
+                "metadata": {**base.metadata, "replicaOf": base.id, "replica": number},
+            }
+        )
+
+    def run(self, step_input: StepInput) -> StepResult | Any:
+        return self.original.run(step_input)
