@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meowstik", description="Meowstik orchestration")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from cli import client_commands, up, worker
+    from cli import client_commands, config_command, up, worker
 
     up.add_parser(commands)
     worker.add_parser(commands)
     client_commands.add_parsers(commands)
+    config_command.add_parser(commands)
     return parser
 
 
@@ -26,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         # argparse exits 2 on a usage error; 2 means "cancelled" for `submit --follow`, so a
         # usage error is reported as 3 (bad input) like the commands' own input errors
         return 3 if exc.code == 2 else int(exc.code or 0)
-    return int(args.handler(args) or 0)
+    try:
+        return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # `meowstik agents | head`: the reader left; say nothing more, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
