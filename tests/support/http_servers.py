@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -132,3 +133,18 @@ def fake_chat_completions(path: str, body: dict[str, Any]) -> tuple[int, dict[st
         }
     }
     return 200, chat_reply(body["model"], json.dumps(answer))
+
+
+@contextmanager
+def scripted_api(handler: type[BaseHTTPRequestHandler], state: Any) -> Iterator[Any]:
+    """Serve handler on a free loopback port with ``server.api = state``; sets ``state.url``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.api = state  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -18,6 +18,7 @@ from cli import api_client, client_commands
 from cli.api_client import ApiClient, ApiError, ApiUnreachable, EventsUnavailable, SseParser
 from cli.client_commands import Progress, ProgressView, render_bar
 from tests.support.cluster import wait_for
+from tests.support.http_servers import scripted_api
 
 SID = "sess-1"
 
@@ -127,15 +128,8 @@ class FakeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api():
-    fake = FakeApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHandler)
-    server.api = fake
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with scripted_api(FakeHandler, FakeApi()) as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ import pytest
 
 from cli import api_client
 from cli.main import main
+from tests.support.http_servers import scripted_api
 
 SID = "sess-1"
 TOKEN = "s3cret-token.value"
@@ -83,15 +83,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def api():
-    scripted = ScriptedApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.api = scripted
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    scripted.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield scripted
-    server.shutdown()
-    server.server_close()
+    with scripted_api(Handler, ScriptedApi()) as scripted:
+        yield scripted
 
 
 @pytest.fixture(autouse=True)
