@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from cli.api_client import (
     DEFAULT_API_URL,
     FINAL_EVENT,
@@ -131,6 +133,9 @@ def run(args: argparse.Namespace, action: Callable[[ApiClient, argparse.Namespac
         return action(client, args)
     except (BadInput, ClientError) as exc:
         print(f"meowstik {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:  # a MEOWSTIK_* variable the settings object refuses
+        print(f"meowstik {args.command}: invalid MEOWSTIK_* settings:\n{exc}", file=sys.stderr)
         return EXIT_ERROR
     except Interrupted as exc:
         cancel_url = client.url(f"/sessions/{exc.session_id}/cancel")

@@ -468,3 +468,13 @@ def test_an_unreachable_api_exits_3(capsys, argv):
     server.server_close()  # nothing listens there now
     assert main([*argv, "--api-url", url]) == 3
     assert f"cannot reach the API at {url}: connection refused" in capsys.readouterr().err
+
+
+def test_an_invalid_setting_in_the_environment_is_a_message_not_a_traceback(
+    monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("MEOWSTIK_API_PORT", "abc")
+    assert main(["agents"]) == 3
+    err = capsys.readouterr().err
+    assert "invalid MEOWSTIK_* settings" in err and "api_port" in err
+    assert "Traceback" not in err
