@@ -152,11 +152,13 @@ class Autoscaler:
 
     def start(self) -> None:
         """Forget replicas a previous `up` left registered and offline."""
-        now_ms = self._now_ms()
-        for agent in self.registry.list(now_ms):
-            replica_of = agent.metadata.get("replicaOf")
-            if replica_of in self.pools and agent.status == AgentStatus.OFFLINE:
-                self._forget(agent.id)
+        try:
+            for agent in self.registry.list(self._now_ms()):
+                replica_of = agent.metadata.get("replicaOf")
+                if replica_of in self.pools and agent.status == AgentStatus.OFFLINE:
+                    self._forget(agent.id)
+        except redis.RedisError as exc:
+            self.say(f"autoscale: could not list agents to forget stale replicas ({exc})")
         self.say(
             f"autoscale on: up to {self.limits.max_workers} workers per agent, adding one while "
             f"its backlog stays >= {self.limits.backlog} for {self.limits.up_after_s:g}s, "
