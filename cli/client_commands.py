@@ -135,7 +135,10 @@ def run(args: argparse.Namespace, action: Callable[[ApiClient, argparse.Namespac
         print(f"meowstik {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except ValidationError as exc:  # a MEOWSTIK_* variable the settings object refuses
-        print(f"meowstik {args.command}: invalid MEOWSTIK_* settings:\n{exc}", file=sys.stderr)
+        from cli.config_command import describe_invalid
+
+        invalid = describe_invalid(exc)
+        print(f"meowstik {args.command}: invalid MEOWSTIK_* settings:\n{invalid}", file=sys.stderr)
         return EXIT_ERROR
     except Interrupted as exc:
         cancel_url = client.url(f"/sessions/{exc.session_id}/cancel")

@@ -476,5 +476,5 @@ def test_an_invalid_setting_in_the_environment_is_a_message_not_a_traceback(
     monkeypatch.setenv("MEOWSTIK_API_PORT", "abc")
     assert main(["agents"]) == 3
     err = capsys.readouterr().err
-    assert "invalid MEOWSTIK_* settings" in err and "api_port" in err
+    assert "invalid MEOWSTIK_* settings" in err and "MEOWSTIK_API_PORT" in err
     assert "Traceback" not in err
