@@ -403,18 +403,19 @@ class Supervisor:
         how = "stopped" if exited else "killed after the stop grace"
         self.say(f"{child.name} {how} (exit code {exit_code})")
 
-    def shutdown(self, between_stages: Callable[[], None] | None = None) -> None:
+    def shutdown(self, after_first_stage: Callable[[], None] | None = None) -> None:
         """Stop every running child, stage by stage (lowest stop_stage first), calling
-        between_stages once after the first stage (workers and API stopped, Redis not yet)."""
+        after_first_stage once the first stage is stopped (workers and API; Redis, when we run
+        it, is a later stage and still answers)."""
         for index, stage in enumerate(sorted({child.stop_stage for child in self.children})):
-            if index == 1 and between_stages is not None:
-                between_stages()
             processes = [
                 child.process
                 for child in self.children
                 if child.stop_stage == stage and child.running and child.process is not None
             ]
             stop_process_groups(processes, self.grace_s, forced=lambda: self.force_stop)
+            if index == 0 and after_first_stage is not None:
+                after_first_stage()
         for child in self.children:
             child.restart_at = None
 

@@ -286,7 +286,7 @@ def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
         if supervisor.children:
             print("meowstik up: stopping workers and API, then Redis", flush=True)
             # replicas are deregistered once their workers stopped, while Redis still runs
-            supervisor.shutdown(between_stages=autoscaler.stop if autoscaler else None)
+            supervisor.shutdown(after_first_stage=autoscaler.stop if autoscaler else None)
         print("meowstik up: stopped", flush=True)
 
 

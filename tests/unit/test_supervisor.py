@@ -168,6 +168,46 @@ def test_a_crashed_child_is_restarted_after_its_backoff(tmp_path: Path) -> None:
     supervisor.shutdown()
 
 
+def test_a_retired_child_is_stopped_once_and_forgotten_not_restarted(tmp_path: Path) -> None:
+    out = io.StringIO()
+    supervisor = Supervisor(out=out)
+    child = ManagedProcess("worker coder-001.r2", ["sleep", "60"], None, tmp_path / "r.log")
+    supervisor.start(child)
+    process = child.process
+    assert process is not None
+
+    supervisor.retire(child)
+    wait_for(lambda: has_exited(process), "the retired child to exit on SIGTERM")
+    supervisor.restart_crashed_children()
+
+    assert supervisor.children == []
+    assert process.returncode == -signal.SIGTERM
+    assert "worker coder-001.r2 stopped" in out.getvalue()
+    assert "restarting" not in out.getvalue()
+
+
+@pytest.mark.parametrize("with_redis_stage", [False, True])
+def test_shutdown_calls_its_hook_once_the_workers_stopped_and_before_redis(
+    tmp_path: Path, with_redis_stage: bool
+) -> None:
+    supervisor = Supervisor(out=io.StringIO())
+    worker = ManagedProcess("worker", ["sleep", "60"], None, tmp_path / "w.log")
+    redis_like = ManagedProcess("redis", ["sleep", "60"], None, tmp_path / "r.log", stop_stage=1)
+    supervisor.start(worker)
+    if with_redis_stage:
+        supervisor.start(redis_like)
+    seen: list[tuple[bool, bool | None]] = []
+
+    def hook() -> None:
+        redis_running = redis_like.running and not has_exited(redis_like.process)  # type: ignore[arg-type]
+        seen.append((worker.running, redis_running if with_redis_stage else None))
+
+    supervisor.shutdown(after_first_stage=hook)
+
+    assert seen == [(False, True if with_redis_stage else None)]
+    assert not redis_like.running
+
+
 def test_a_taken_port_is_reported_with_the_setting_to_change() -> None:
     import socket
 
