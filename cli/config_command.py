@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
+from cli.rendering import render_table
 from cli.up import redact_url
 from orchestrator.settings import Settings
 
@@ -147,17 +148,13 @@ def effective_rows(settings: Settings) -> list[dict[str, Any]]:
 
 def render_text(rows: list[dict[str, Any]]) -> list[str]:
     """The rows as aligned columns: setting, environment variable, source, value."""
-    table = [("SETTING", "ENV VAR", "SOURCE", "VALUE")] + [
-        (row["setting"], row["env"] or "-", row["source"], format_value(row["value"]))
-        for row in rows
-    ]
-    widths = [max(len(line[column]) for line in table) for column in range(3)]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True))
-        + "  "
-        + line[3]
-        for line in table
-    ]
+    return render_table(
+        [["SETTING", "ENV VAR", "SOURCE", "VALUE"]]
+        + [
+            [row["setting"], row["env"] or "-", row["source"], format_value(row["value"])]
+            for row in rows
+        ]
+    )
 
 
 def render_markdown() -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from cli.api_client import ApiClient
 from cli.client_commands import BadInput, add_api_url_argument, run
-from cli.rendering import render_session
+from cli.rendering import render_session, render_table
 from orchestrator.statuses import AgentStatus, StepStatus
 
 SETTABLE_STATUSES = [s.value for s in AgentStatus if s != AgentStatus.OFFLINE]
@@ -282,12 +282,3 @@ def render_workers(workers: dict[str, dict[str, Any]]) -> list[str]:
             ]
         )
     return render_table(rows)
-
-
-def render_table(rows: list[list[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, the first row a header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]

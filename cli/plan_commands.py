@@ -9,7 +9,7 @@ from typing import Any
 
 from cli.api_client import ApiClient
 from cli.client_commands import add_planning_arguments, request_body, run
-from cli.rendering import format_duration, plan_tree
+from cli.rendering import format_duration, plan_tree, render_table
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -87,9 +87,5 @@ def render_preview(preview: dict[str, Any]) -> list[str]:
                 "critical" if step_id in critical else "",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines += render_table(rows)
     return lines

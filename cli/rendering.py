@@ -24,11 +24,7 @@ def render_session(snapshot: dict[str, Any]) -> list[str]:
                 format_duration(seconds) if seconds is not None else "-",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines += render_table(rows)
     lines += ["", "errors:"] if snapshot.get("errors") else []
     for error in snapshot.get("errors", []):
         agent = f"{error['agentId']}, " if error.get("agentId") else ""
@@ -37,6 +33,15 @@ def render_session(snapshot: dict[str, Any]) -> list[str]:
             f"{error.get('errorType', 'error')}: {error['message']}"
         )
     return lines
+
+
+def render_table(rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, the first row a header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _headline(snapshot: dict[str, Any]) -> str:
