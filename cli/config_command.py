@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from cli.rendering import render_table
-from cli.up import redact_url
 from orchestrator.settings import Settings
+from orchestrator.store.connection import redact_url
 
 ENV_PREFIX = "MEOWSTIK_"
 SECRET_MASK = "********"
@@ -52,12 +51,6 @@ CLI_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
     "worker_pool": {"--pool": ("worker",)},
     "autoscale": {"--autoscale": ("up",)},
 }
-
-_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")
-# query parameters that carry credentials, e.g. redis://host/0?password=... (redis-py reads it)
-_SECRET_QUERY = re.compile(
-    r"([?&][^=&#]*(?:pass|passwd|password|pwd|secret|token|key)=)[^&#]*", re.I
-)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -116,11 +109,7 @@ def mask(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return SECRET_MASK
     if isinstance(value, str) and "://" in value:
-        try:
-            redacted = redact_url(value)
-        except ValueError:  # unparseable, e.g. a broken IPv6 host: mask by pattern instead
-            redacted = value
-        return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", redacted))
+        return redact_url(value)
     return value
 
 

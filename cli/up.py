@@ -14,7 +14,6 @@ import functools
 import importlib.util
 import os
 import sys
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_p
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.models import AgentDefinition
 from orchestrator.settings import Settings
+from orchestrator.store.connection import redact_url
 from workers.agents.base import replica_id
 from workers.agents.catalog import AgentCatalogError, load_agents
 
@@ -357,15 +357,6 @@ def _agents_active(api_url: str, agent_ids: Sequence[str]) -> bool:
         if isinstance(agent, dict) and agent.get("status") == "active"
     }
     return set(agent_ids) <= active
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _banner(plan: ClusterPlan) -> str:

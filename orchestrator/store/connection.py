@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,11 @@ from redis.sentinel import Sentinel
 SENTINEL_SCHEME = "sentinel"
 UNIX_SCHEME = "unix"
 DEFAULT_SENTINEL_PORT = 26379
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")
+# query parameters that carry credentials, e.g. redis://host/0?password=... (redis-py reads it)
+_SECRET_QUERY = re.compile(
+    r"([?&][^=&#]*(?:pass|passwd|password|pwd|secret|token|key)=)[^&#]*", re.I
+)
 
 
 class RedisUrlError(ValueError):
@@ -102,3 +108,10 @@ def broker_url(url: str) -> str:
 def broker_transport_options(url: str, sentinel_master: str) -> dict[str, Any]:
     """Extra kombu transport options the URL needs (the master's name for Sentinel)."""
     return {"master_name": sentinel_master} if is_sentinel(url) else {}
+
+
+def redact_url(url: str) -> str:
+    """The URL safe to print: every ``user:password@`` password (each sentinel's too) and
+    query parameters like ``password=`` or ``token=`` as ***. Pattern-based, so it also masks
+    URLs too broken to parse."""
+    return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))

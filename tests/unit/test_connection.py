@@ -10,6 +10,7 @@ from orchestrator.store.connection import (
     broker_transport_options,
     broker_url,
     parse_sentinel_url,
+    redact_url,
 )
 
 
@@ -49,3 +50,14 @@ def test_settings_build_a_sentinel_client_for_the_configured_master() -> None:
     pool = client.connection_pool
     assert pool.service_name == "meow"
     assert pool.connection_kwargs["db"] == 2
+
+
+def test_printed_urls_hide_every_password_and_credential_query() -> None:
+    assert (
+        redact_url("sentinel://:pw1@s1:26379;sentinel://u:pw2@s2:26379/0")
+        == "sentinel://:***@s1:26379;sentinel://u:***@s2:26379/0"
+    )
+    assert redact_url("rediss://h:6380/0?password=pw3&ssl_cert_reqs=none") == (
+        "rediss://h:6380/0?password=***&ssl_cert_reqs=none"
+    )
+    assert redact_url("redis://127.0.0.1:6399/0") == "redis://127.0.0.1:6399/0"
