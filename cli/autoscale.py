@@ -35,7 +35,7 @@ from typing import Any
 import redis
 
 from cli.supervisor import ManagedProcess, Supervisor
-from orchestrator.models import AgentDefinition, AgentStatus, AgentUpdate
+from orchestrator.models import AgentDefinition, AgentStatus, AgentUpdate, RegisteredAgent
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentNotFoundError, AgentRegistry
 from orchestrator.store.keys import Keys, agent_queue, capability_queue
@@ -81,7 +81,7 @@ class Pool:
     starting: int | None = None  # added, not yet active in the registry
     backlog: int = 0
     last_action: str = ""
-    last_action_at: float | None = None
+    last_action_at_ms: int | None = None
 
     @property
     def workers(self) -> int:
@@ -183,9 +183,12 @@ class Autoscaler:
         self._finish_retired()
         for pool in self.pools.values():
             backlog = self.backlog(pool)
-            if pool.starting is not None and self._is_active(pool, pool.starting, now_ms):
-                pool.starting = None
-            draining_load = self._load(pool, pool.draining, now_ms) if pool.draining else 0
+            if pool.starting is not None:
+                started = self._replica(pool, pool.starting, now_ms)
+                if started is not None and started.status == AgentStatus.ACTIVE:
+                    pool.starting = None
+            draining = self._replica(pool, pool.draining, now_ms) if pool.draining else None
+            draining_load = draining.current_load if draining is not None else 0
             action = decide(pool, backlog, now, self.limits, draining_load)
             if action is not None:
                 self._apply(pool, action, now_ms)
@@ -271,22 +274,16 @@ class Autoscaler:
         except AgentNotFoundError:
             pass  # never registered (it died while starting): stopping it is still right
 
-    def _is_active(self, pool: Pool, number: int, now_ms: int) -> bool:
+    def _replica(self, pool: Pool, number: int, now_ms: int) -> RegisteredAgent | None:
+        """Replica ``number`` as registered, or None before it registered."""
         try:
-            agent = self.registry.get(replica_id(pool.agent.id, number), now_ms)
+            return self.registry.get(replica_id(pool.agent.id, number), now_ms)
         except AgentNotFoundError:
-            return False
-        return agent.status == AgentStatus.ACTIVE
-
-    def _load(self, pool: Pool, number: int, now_ms: int) -> int:
-        try:
-            return self.registry.get(replica_id(pool.agent.id, number), now_ms).current_load
-        except AgentNotFoundError:
-            return 0
+            return None
 
     def _record(self, pool: Pool, message: str) -> None:
         pool.last_action = message
-        pool.last_action_at = self.wall_clock()
+        pool.last_action_at_ms = self._now_ms()
         self.say(f"autoscale: {message}")
 
     def status(self) -> list[dict[str, Any]]:
@@ -301,9 +298,7 @@ class Autoscaler:
                 "draining": replica_id(pool.agent.id, pool.draining) if pool.draining else None,
                 "backlog": pool.backlog,
                 "lastAction": pool.last_action or None,
-                "lastActionAt": iso_from_ms(
-                    pool.last_action_at * 1000 if pool.last_action_at else None
-                ),
+                "lastActionAt": iso_from_ms(pool.last_action_at_ms),
             }
             for pool in self.pools.values()
         ]
