@@ -1,9 +1,12 @@
 """The Celery app and its configuration, built from Settings.
 
-Choices (see docs/architecture.md): JSON only; no result backend (our Redis record is the truth,
-and without a backend a publish never blocks on a backend reconnect); acks_late together with
-reject_on_worker_lost so a killed child's message comes back; prefetch 1 so a busy worker holds
-no message an idle one could run; publish retries bounded so the API answers 503 quickly.
+Choices (see docs/architecture.md): JSON only (a message of any other content type, pickle
+above all, is refused before its body is decoded and discarded, never redelivered); TLS options
+of a ``rediss://`` URL given to kombu explicitly (``broker_use_ssl``), verified by default as
+redis-py is given them; no result backend (our Redis record is the truth, and without a backend
+a publish never blocks on a backend reconnect); acks_late together with reject_on_worker_lost so
+a killed child's message comes back; prefetch 1 so a busy worker holds no message an idle one
+could run; publish retries bounded so the API answers 503 quickly.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from celery import Celery
 
 from orchestrator.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
-from orchestrator.store.connection import broker_transport_options, broker_url
+from orchestrator.store.connection import broker_transport_options, broker_url, broker_use_ssl
 
 __all__ = ["RUN_STEP_TASK", "create_celery_app"]
 
@@ -32,6 +35,7 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        broker_use_ssl=broker_use_ssl(url),
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.unacked_restore_interval_s,

@@ -10,31 +10,46 @@ from celery import Celery, Task
 from workers.celery_app import RUN_STEP_TASK
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# fullmatch, not ^...$: "$" also matches before a trailing newline
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def valid_payload(session_id: object, step_id: object, agent_id: object) -> bool:
-    """A message from the queue is untrusted: check its shape before anything uses it."""
-    return (
-        isinstance(session_id, str)
-        and bool(_ID.match(session_id))
-        and isinstance(step_id, str)
-        and bool(_ID.match(step_id))
-        and (agent_id is None or (isinstance(agent_id, str) and bool(_ID.match(agent_id))))
-    )
+    """A message from the queue is untrusted: check its shape before anything uses it.
+
+    Ids are 1-128 ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit
+    (so no path, key-separator, hash-tag or control characters); ``agent_id`` may be None.
+    """
+    return _is_id(session_id) and _is_id(step_id) and (agent_id is None or _is_id(agent_id))
 
 
 def register_tasks(app: Celery) -> None:
     @app.task(
         name=RUN_STEP_TASK,
+        # this app's own task: a shared one would be registered in every later app of the
+        # process too, and there run with the first app's configuration
+        shared=False,
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
         ignore_result=True,
         max_retries=None,
     )
-    def run_step(self: Task, session_id: str, step_id: str, agent_id: str | None = None) -> None:
-        if not valid_payload(session_id, step_id, agent_id):
+    def run_step(
+        self: Task,
+        session_id: object = None,
+        step_id: object = None,
+        agent_id: object = None,
+        *extra_args: object,
+        **extra_kwargs: object,
+    ) -> None:
+        # Any shape of arguments reaches this check (missing, extra or unknown ones too), so a
+        # malformed message is dropped here, acknowledged, before anything reads Redis.
+        if extra_args or extra_kwargs or not valid_payload(session_id, step_id, agent_id):
             log.error("dropping malformed step message %r", self.request.id)
             return
         from workers.runtime import runtime_for

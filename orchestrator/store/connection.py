@@ -2,7 +2,17 @@
 
 ``MEOWSTIK_REDIS_URL`` may be:
 
-- ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS): as is, for both.
+- ``redis://[user:password@]host:port/db``: as is, for both (``user`` is a Redis 6 ACL user;
+  ``:password@`` alone authenticates the ``default`` user).
+- ``rediss://[user:password@]host:port/db[?ssl_...]``: TLS, with the certificate verified by
+  default (``ssl_cert_reqs=required``, the system's CAs, the host name checked), the same for
+  both. Options in the query: ``ssl_cert_reqs`` (``required``, ``optional``, ``none``),
+  ``ssl_ca_certs`` (CA bundle file), ``ssl_ca_path`` (CA directory), ``ssl_certfile`` and
+  ``ssl_keyfile`` (client certificate), ``ssl_password`` (its key's password),
+  ``ssl_check_hostname`` (``true``/``false``). :func:`tls_options` parses them once;
+  redis-py gets them as connection options and kombu as ``broker_use_ssl``, both from the URL
+  without them (kombu alone would fall back to an unverified connection for a bare
+  ``rediss://``, and reads only some of these spellings).
 - ``unix:///path/to/redis.sock[?db=N]``: redis-py takes it as is; kombu spells it
   ``redis+socket:///path/to/redis.sock``, so :func:`broker_url` translates it.
 - ``sentinel://[user:password@]host:port[;sentinel://host:port...][/db]``: Redis Sentinel.
@@ -15,6 +25,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +35,14 @@ from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel"
 UNIX_SCHEME = "unix"
+TLS_SCHEME = "rediss"
+TLS_PREFIX = "ssl_"
+_CERT_REQS = {
+    "required": ssl.CERT_REQUIRED,
+    "optional": ssl.CERT_OPTIONAL,
+    "none": ssl.CERT_NONE,
+}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 DEFAULT_SENTINEL_PORT = 26379
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")
 # query parameters that carry credentials, e.g. redis://host/0?password=... (redis-py reads it)
@@ -74,13 +93,88 @@ def is_sentinel(url: str) -> bool:
     return url.startswith(f"{SENTINEL_SCHEME}://")
 
 
+def _cert_reqs(value: str) -> ssl.VerifyMode:
+    try:
+        return _CERT_REQS[value.lower().removeprefix("cert_")]
+    except KeyError:
+        raise RedisUrlError(
+            f"ssl_cert_reqs={value!r} is not one of {', '.join(_CERT_REQS)}"
+        ) from None
+
+
+def _boolean(name: str, value: str) -> bool:
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise RedisUrlError(f"{name}={value!r} must be true or false") from None
+
+
+def _text(name: str, value: str) -> str:
+    if not value:
+        raise RedisUrlError(f"{name} is empty in the Redis URL")
+    return value
+
+
+_TLS_QUERY = {
+    "ssl_cert_reqs": lambda name, value: _cert_reqs(value),
+    "ssl_ca_certs": _text,
+    "ssl_ca_path": _text,
+    "ssl_certfile": _text,
+    "ssl_keyfile": _text,
+    "ssl_password": _text,
+    "ssl_check_hostname": _boolean,
+}
+
+
+def _split_tls_query(url: str) -> tuple[str, list[tuple[str, str]]]:
+    """The URL without its ``ssl_*`` query parameters, and those parameters."""
+    parts = urllib.parse.urlsplit(url)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    tls = [(name, value) for name, value in pairs if name.lower().startswith(TLS_PREFIX)]
+    if not tls:
+        return url, []
+    rest = [(name, value) for name, value in pairs if not name.lower().startswith(TLS_PREFIX)]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(rest))), tls
+
+
+def tls_options(url: str) -> dict[str, Any] | None:
+    """The TLS options of a ``rediss://`` URL as redis-py connection options (which kombu's
+    Redis transport hands to the same redis-py connection class), or None for a URL without
+    TLS. Verification is on unless the URL says ``ssl_cert_reqs=none``.
+
+    Raises RedisUrlError for an unknown ``ssl_*`` option, a bad value, or ``ssl_*`` options on
+    a URL that is not ``rediss://`` (they would be ignored, or fail later, without TLS).
+    """
+    _, tls = _split_tls_query(url)
+    if not url.startswith(f"{TLS_SCHEME}://"):
+        if tls:
+            names = ", ".join(sorted({name for name, _ in tls}))
+            raise RedisUrlError(
+                f"{names} in the Redis URL need TLS: write rediss:// instead of "
+                f"{url.split('://', 1)[0]}://"
+            )
+        return None
+    options: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    for name, value in tls:
+        parse = _TLS_QUERY.get(name.lower())
+        if parse is None:
+            raise RedisUrlError(
+                f"unknown TLS option {name!r} in the Redis URL; known: {', '.join(_TLS_QUERY)}"
+            )
+        options[name.lower()] = parse(name, value)
+    return options
+
+
 def redis_client(url: str, *, sentinel_master: str = "mymaster", **options: Any) -> redis.Redis:
     """A redis-py client for ``url`` (see the module docstring for the accepted forms).
 
     Options are redis-py connection options (socket_timeout, health_check_interval, ...).
     """
     if not is_sentinel(url):
-        return redis.Redis.from_url(url, **options)
+        tls = tls_options(url)
+        if tls is None:
+            return redis.Redis.from_url(url, **options)
+        return redis.Redis.from_url(_split_tls_query(url)[0], **tls, **options)
     parsed = parse_sentinel_url(url)
     timeout_names = ("socket_timeout", "socket_connect_timeout")
     timeouts = {name: options[name] for name in timeout_names if name in options}
@@ -95,14 +189,23 @@ def redis_client(url: str, *, sentinel_master: str = "mymaster", **options: Any)
 
 
 def broker_url(url: str) -> str:
-    """The URL as kombu's Redis transport spells it (only ``unix://`` differs)."""
+    """The URL as kombu's Redis transport spells it: ``unix://`` differs, and a ``rediss://``
+    URL loses its ``ssl_*`` options, which kombu gets from :func:`broker_use_ssl` instead."""
     parts = urllib.parse.urlsplit(url)
+    if parts.scheme == TLS_SCHEME:
+        tls_options(url)  # raises on a bad option before kombu sees the URL
+        return _split_tls_query(url)[0]
     if parts.scheme != UNIX_SCHEME:
         return url
     query = urllib.parse.parse_qs(parts.query)
     db = query.get("db", ["0"])[0]
     # kombu reads the database as the "virtual host" of a socket URL's query
     return f"redis+socket://{parts.path}?virtual_host={db}"
+
+
+def broker_use_ssl(url: str) -> dict[str, Any] | None:
+    """Celery's ``broker_use_ssl`` for the URL: its TLS options, or None without TLS."""
+    return tls_options(url)
 
 
 def broker_transport_options(url: str, sentinel_master: str) -> dict[str, Any]:
