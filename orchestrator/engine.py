@@ -17,14 +17,20 @@ from orchestrator.errors import (
     CursorError,
     DispatchError,
     InputValidationError,
-    LimitExceededError,
     SessionFinishedError,
     SessionNotFoundError,
     StepFinishedError,
     StepNotWaitingError,
     TaskNotFoundError,
 )
-from orchestrator.graph import GraphNode, PlanGraph
+from orchestrator.graph import (
+    GraphNode,
+    PlanGraph,
+    check_metadata,
+    json_size,
+    limit_error,
+    step_limit_problem,
+)
 from orchestrator.models import (
     OrchestrateRequest,
     PlanPreview,
@@ -46,6 +52,16 @@ from orchestrator.store.session_records import NewSession, NewStep
 
 _COMPACT = (",", ":")
 CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _object_size(encoded: dict[str, str]) -> int:
+    """Bytes of the JSON object whose members are ``encoded`` (key -> JSON text), compact."""
+    members = [f"{json.dumps(key, ensure_ascii=False)}:{value}" for key, value in encoded.items()]
+    return len(("{" + ",".join(members) + "}").encode())
 
 
 def new_session_id(now_ms: int) -> str:
@@ -134,7 +150,10 @@ class Engine:
 
     def _plan(self, request: OrchestrateRequest) -> PlanOutcome:
         self._check_limits(request)
-        return self.planning.plan(request, self.registry.list(self.now_ms()))
+        outcome = self.planning.plan(request, self.registry.list(self.now_ms()))
+        if request.plan is None:  # a planner's steps (a client's were checked before planning)
+            self._check_step_limits(outcome.plan.steps, "plan")
+        return outcome
 
     def progress(self, session_id: str) -> dict[str, Any]:
         """Status and step counters only (one round trip). Raises SessionNotFoundError."""
@@ -253,6 +272,7 @@ class Engine:
             key: json.dumps(value, separators=(",", ":"), allow_nan=False)
             for key, value in values.items()
         }
+        self._check_context_size(session_id, encoded)
         self.sessions.log(
             LogEntry(
                 "info",
@@ -265,14 +285,76 @@ class Engine:
         )
         return self.sessions.merge_context(session_id, encoded)
 
+    def _check_context_size(self, session_id: str, encoded: dict[str, str]) -> None:
+        """Refuse a merge that would make the shared context (as compact JSON) larger than
+        MEOWSTIK_MAX_CONTEXT_BYTES. Checked before writing: a concurrent merge may pass the
+        same check, so the bound holds per request, not across racing requests."""
+        limit = self.settings.max_context_bytes
+        added = _object_size(encoded)
+        if added > limit:
+            raise limit_error(
+                "body", "context update bytes", limit, added, "MEOWSTIK_MAX_CONTEXT_BYTES"
+            )
+        # the stored state, field -> JSON text (SessionStore has no public reader of it yet)
+        stored = self.sessions._client.hgetall(self.sessions.keys.shared_state(session_id))
+        merged = {_text(key): _text(value) for key, value in stored.items()}
+        merged.update(encoded)
+        size = _object_size(merged)
+        if size > limit:
+            raise limit_error(
+                "body", "merged context bytes", limit, size, "MEOWSTIK_MAX_CONTEXT_BYTES"
+            )
+
     def _check_limits(self, request: OrchestrateRequest) -> None:
-        if len(request.goal) > self.settings.max_goal_chars:
-            raise LimitExceededError(
+        """The request's own sizes, before any planning: goal, initialContext, metadata, and a
+        client plan's subtasks and parameters per step.
+
+        Raises:
+            LimitExceededError: over a limit; ``details.location`` names the field (422).
+        """
+        settings = self.settings
+        if len(request.goal) > settings.max_goal_chars:
+            raise limit_error(
+                "body.goal",
                 "goal length",
-                self.settings.max_goal_chars,
+                settings.max_goal_chars,
                 len(request.goal),
                 "MEOWSTIK_MAX_GOAL_CHARS",
             )
+        context_bytes = json_size(request.initial_context)
+        if context_bytes > settings.max_context_bytes:
+            raise limit_error(
+                "body.initialContext",
+                "initialContext bytes",
+                settings.max_context_bytes,
+                context_bytes,
+                "MEOWSTIK_MAX_CONTEXT_BYTES",
+            )
+        check_metadata(request.metadata, settings, "body.metadata")
+        if request.plan is not None:
+            self._check_step_limits(request.plan.steps, "body.plan")
+
+    def _check_step_limits(self, steps: list, root: str) -> None:
+        problem = step_limit_problem(
+            steps,
+            max_subtasks=self.settings.max_subtasks_per_step,
+            max_parameters_bytes=self.settings.max_step_parameters_bytes,
+        )
+        if problem is None:
+            return
+        setting = (
+            "MEOWSTIK_MAX_SUBTASKS_PER_STEP"
+            if problem.what == "subtasks"
+            else "MEOWSTIK_MAX_STEP_PARAMETERS_BYTES"
+        )
+        raise limit_error(
+            f"{root}.{problem.location}",
+            f"step {problem.step_id!r} {problem.what}",
+            problem.limit,
+            problem.actual,
+            setting,
+            stepId=problem.step_id,
+        )
 
     def _new_session(
         self, request: OrchestrateRequest, plan: TaskPlan, graph: PlanGraph, now: int

@@ -8,17 +8,21 @@ last with their outputs.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.errors import (
     CycleError,
     DuplicateStepError,
+    LimitExceededError,
     UnknownDependencyError,
     UnroutableStepError,
 )
 from orchestrator.models import PlanStep
+from orchestrator.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -190,3 +194,91 @@ class PlanGraph:
         if unroutable:
             known = sorted({cap for caps, _type in agents for cap in caps})
             raise UnroutableStepError(unroutable, known)
+
+
+def json_size(value: object) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: how the limits measure documents."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def json_depth(value: object) -> int:
+    """How deeply objects and arrays nest in ``value``: 0 for a scalar, 1 for ``{}``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+@dataclass(frozen=True)
+class StepLimitProblem:
+    """A step over one of the per-step limits: which step, where in the plan, what and how much.
+
+    ``location`` is the path from the list of steps, e.g. ``steps.0.subtasks.2.parameters``."""
+
+    step_id: str
+    location: str
+    what: str  # "subtasks" | "parameters bytes"
+    actual: int
+    limit: int
+
+
+def step_limit_problem(
+    steps: list[PlanStep], *, max_subtasks: int, max_parameters_bytes: int
+) -> StepLimitProblem | None:
+    """The first step (in plan order, depth first) with more subtasks than ``max_subtasks`` or
+    ``parameters`` larger than ``max_parameters_bytes``; None when every step is within them."""
+    stack = [(step, f"steps.{index}") for index, step in reversed(list(enumerate(steps)))]
+    while stack:
+        step, location = stack.pop()
+        if len(step.subtasks) > max_subtasks:
+            return StepLimitProblem(
+                step.id, f"{location}.subtasks", "subtasks", len(step.subtasks), max_subtasks
+            )
+        size = json_size(step.parameters)
+        if size > max_parameters_bytes:
+            return StepLimitProblem(
+                step.id, f"{location}.parameters", "parameters bytes", size, max_parameters_bytes
+            )
+        stack.extend(
+            (sub, f"{location}.subtasks.{index}")
+            for index, sub in reversed(list(enumerate(step.subtasks)))
+        )
+    return None
+
+
+def limit_error(
+    location: str, field: str, limit: int, actual: int, setting: str, **details: Any
+) -> LimitExceededError:
+    """A LimitExceededError whose message and details also name the request field."""
+    error = LimitExceededError(f"{location}: {field}", limit, actual, setting)
+    error.details.update({"location": location, **details})
+    return error
+
+
+def check_metadata(metadata: dict[str, Any], settings: Settings, location: str) -> None:
+    """Hold a ``metadata`` object to MEOWSTIK_MAX_METADATA_BYTES and _DEPTH (a request's, or an
+    agent's registered over the API). Raises LimitExceededError naming ``location``."""
+    size = json_size(metadata)
+    if size > settings.max_metadata_bytes:
+        raise limit_error(
+            location,
+            "metadata bytes",
+            settings.max_metadata_bytes,
+            size,
+            "MEOWSTIK_MAX_METADATA_BYTES",
+        )
+    depth = json_depth(metadata)
+    if depth > settings.max_metadata_depth:
+        raise limit_error(
+            location,
+            "metadata nesting depth",
+            settings.max_metadata_depth,
+            depth,
+            "MEOWSTIK_MAX_METADATA_DEPTH",
+        )

@@ -6,10 +6,19 @@ being silently ignored.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 
 from orchestrator.statuses import AgentStatus, SessionStatus, StepStatus
@@ -18,9 +27,30 @@ STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CAPABILITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
+_CAPABILITY_NAME = re.compile(CAPABILITY_NAME_PATTERN)
+_SHOWN_NAME_CHARS = 80
+
+
+def check_capability_name(name: str) -> str:
+    """``name`` if it is a capability name; otherwise a ValueError that quotes it (shortened)
+    and says what a name may contain. Capability names become queue and Redis key names
+    (``cap.<name>``, ``waiting:<name>``), so nothing else is accepted."""
+    if _CAPABILITY_NAME.fullmatch(name):
+        return name
+    shown = name if len(name) <= _SHOWN_NAME_CHARS else f"{name[:_SHOWN_NAME_CHARS]}..."
+    raise ValueError(
+        f"capability name {shown!r} ({len(name)} characters) is malformed: use 1-64 lowercase "
+        "ASCII letters, digits and '_', starting with a letter"
+    )
+
+
 StepId = Annotated[str, StringConstraints(pattern=STEP_ID_PATTERN)]
 AgentId = Annotated[str, StringConstraints(pattern=AGENT_ID_PATTERN)]
-CapabilityName = Annotated[str, StringConstraints(pattern=CAPABILITY_NAME_PATTERN)]
+CapabilityName = Annotated[
+    str,
+    AfterValidator(check_capability_name),
+    WithJsonSchema({"type": "string", "pattern": CAPABILITY_NAME_PATTERN}),
+]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
 
@@ -136,7 +166,8 @@ class PlanStep(RequestModel):
     agent_type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] | None = None
     required_capabilities: list[CapabilityName] = Field(min_length=1, max_length=20)
     depends_on: list[StepId] = Field(default_factory=list, max_length=1000)
-    subtasks: list[PlanStep] = Field(default_factory=list, max_length=100)
+    # how many: MEOWSTIK_MAX_SUBTASKS_PER_STEP, checked against the settings (graph.py)
+    subtasks: list[PlanStep] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
     estimated_duration_s: float | None = Field(default=None, ge=0)
 

@@ -135,6 +135,36 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Longest wait between retries of a step."
     )
     lease_s: float = Field(
+    max_subtasks_per_step: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Most subtasks one plan step may list (422 above).",
+    )
+    max_step_parameters_bytes: int = Field(
+        default=64 * 1024,
+        ge=2,
+        description="Largest `parameters` object of one plan step, in bytes of compact JSON "
+        "(422 above).",
+    )
+    max_context_bytes: int = Field(
+        default=256 * 1024,
+        ge=2,
+        description="Largest shared context, in bytes of compact JSON: a request's "
+        "`initialContext`, and a session's context after a PATCH .../context merge (422 above).",
+    )
+    max_metadata_bytes: int = Field(
+        default=16 * 1024,
+        ge=2,
+        description="Largest `metadata` of a request or of an agent registered over the API, "
+        "in bytes of compact JSON (422 above).",
+    )
+    max_metadata_depth: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Deepest nesting of objects and arrays in `metadata` (422 above).",
+    )
         default=DEFAULT_LEASE_S,
         gt=0,
         description="Lease of a running step, renewed every third of it; once it lapses "

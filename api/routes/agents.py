@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify
 
 from api.body import json_body
 from api.errors import ApiError
+from orchestrator.graph import check_metadata
 from orchestrator.models import AgentDefinition, AgentUpdate
 from orchestrator.registration import AgentExistsError, resolve_executor
 from orchestrator.statuses import AgentStatus
@@ -57,6 +58,8 @@ def update_agent(agent_id: str):
     """Change status (active, inactive, draining), priority, maxLoad, name, description, metadata.
     Draining finishes current work and takes no new."""
     change = AgentUpdate.model_validate(json_body())
+    if change.metadata is not None:
+        check_metadata(change.metadata, services().settings, "body.metadata")
     if change.status == AgentStatus.OFFLINE:
         raise ApiError(
             422,

@@ -6,6 +6,9 @@ Failures map to the orchestrator's retry policy by exception type:
     post_json
     ├── connection error, timeout, 408/425/429/5xx
     │       retried here (0.2 s doubling, or Retry-After, at most 5 s), then RetryableStepError
+    ├── the connection reached an always-blocked address (an HTTP agent's name resolved to
+    │   link-local, multicast, ...: DNS rebinding or a bad record; see registration.py)
+    │       PermanentStepError, before a byte of the step is sent
     ├── 3xx (redirects are never followed, so a registration cannot bounce us elsewhere)
     │       PermanentStepError
     ├── other 4xx, or a body over 10 MiB
@@ -25,10 +28,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from orchestrator.endpoints import check_endpoint
 from orchestrator.errors import PermanentStepError, RetryableStepError
 from orchestrator.models import AgentDefinition, AgentExecutor
+from orchestrator.registration import blocked_range, check_agent_endpoint
 from orchestrator.settings import Settings
 from orchestrator.steps import StepInput, StepResult
 from workers.agents.base import Agent
@@ -68,6 +74,57 @@ class _AttemptFailed(Exception):
         self.retry_after_s = retry_after_s
 
 
+class BlockedAddressError(Exception):
+    """The connection of a guarded POST reached an always-blocked address."""
+
+    def __init__(self, host: str, address: str, network: str, what: str) -> None:
+        super().__init__(f"{host!r} resolved to {address}, in {network} ({what})")
+        self.host, self.address, self.network, self.what = host, address, network, what
+
+
+def check_peer(sock: Any, host: str) -> None:
+    """Close ``sock`` and raise BlockedAddressError when its peer is an always-blocked address:
+    the check sees the address actually connected to, whatever DNS answered before."""
+    peer = sock.getpeername()[0]
+    blocked = blocked_range(peer)
+    if blocked is not None:
+        sock.close()
+        raise BlockedAddressError(host, peer, *blocked)
+
+
+class _GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()
+        check_peer(sock, self.host)
+        return sock
+
+
+class _GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> Any:  # TLS is set up on this socket afterwards
+        sock = super()._new_conn()
+        check_peer(sock, self.host)
+        return sock
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections check the address they reach (check_peer)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+
 def describe_url(url: str) -> str:
     """The URL as messages show it: without its query string, which often carries API keys."""
     parts = urlsplit(url)
@@ -88,6 +145,7 @@ def post_json(
     max_retries: int,
     headers: dict[str, str] | None = None,
     sleep: Sleep = time.sleep,
+    guard_addresses: bool = False,
 ) -> HttpReply:
     """POST ``payload`` as JSON and return the 2xx reply, retrying transient failures.
 
@@ -97,17 +155,22 @@ def post_json(
         max_retries: in-process retries after the first attempt; the orchestrator's own retry
             and fallback apply once they are spent.
         sleep: how to pause between attempts (tests pass a recorder).
+        guard_addresses: refuse to talk to an always-blocked address (HTTP agents, whose URLs
+            come from API clients); the configured LLM API is not guarded.
 
     Raises:
         RetryableStepError: every attempt failed transiently.
-        PermanentStepError: a redirect, another 4xx, an oversized body, or an unusable request.
+        PermanentStepError: a redirect, another 4xx, an oversized body, an unusable request,
+            or (guarded) a blocked address.
     """
     data = json.dumps(payload).encode()
     all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
     failures: list[str] = []
     for retry in range(max_retries + 1):
         try:
-            return _post_once(url, data, all_headers, service=service, timeout_s=timeout_s)
+            return _post_once(
+                url, data, all_headers, service=service, timeout_s=timeout_s, guard=guard_addresses
+            )
         except _AttemptFailed as failure:
             failures.append(failure.description)
             if retry < max_retries:
@@ -121,12 +184,18 @@ def post_json(
 
 
 def _post_once(
-    url: str, data: bytes, headers: dict[str, str], *, service: str, timeout_s: float
+    url: str,
+    data: bytes,
+    headers: dict[str, str],
+    *,
+    service: str,
+    timeout_s: float,
+    guard: bool = False,
 ) -> HttpReply:
     deadline = time.monotonic() + timeout_s
     try:
         with (
-            requests.Session() as session,
+            _session(guard) as session,
             session.post(
                 url,
                 data=data,
@@ -137,6 +206,19 @@ def _post_once(
             ) as response,
         ):
             return _reply(response, service=service, deadline=deadline)
+    except BlockedAddressError as exc:
+        raise PermanentStepError(
+            f"{service}: {exc}, an address agents may never be called at (always blocked, "
+            "whatever MEOWSTIK_HTTP_AGENT_ALLOWED_HOSTS says); nothing was sent. Fix the name's "
+            "DNS records or register the agent at a routable address.",
+            details={
+                "endpoint": describe_url(url),
+                "host": exc.host,
+                "address": exc.address,
+                "blockedRange": exc.network,
+                "rule": "blocked_range",
+            },
+        ) from exc
     except requests.exceptions.SSLError as exc:
         raise PermanentStepError(
             f"{service}: the TLS handshake failed ({exc}); fix the server's certificate or the "
@@ -151,6 +233,15 @@ def _post_once(
             "Check the URL.",
             details={"endpoint": describe_url(url)},
         ) from exc
+
+
+def _session(guard: bool) -> requests.Session:
+    session = requests.Session()
+    if guard:
+        adapter = GuardedAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session
 
 
 def _reply(response: requests.Response, *, service: str, deadline: float) -> HttpReply:
@@ -293,7 +384,7 @@ class HttpAgent(Agent):
             EndpointNotAllowedError: the endpoint is no longer allowed by the settings.
             RetryableStepError, PermanentStepError: see the module docstring.
         """
-        endpoint = check_endpoint(self.definition.endpoint or "", self._settings)
+        endpoint = check_agent_endpoint(self.definition.endpoint or "", self._settings)
         service = f"HTTP agent {self.definition.id!r} at {describe_url(endpoint)}"
         reply = post_json(
             endpoint,
@@ -302,6 +393,7 @@ class HttpAgent(Agent):
             timeout_s=self.definition.timeout_s,
             max_retries=self._settings.http_agent_max_retries,
             sleep=self._sleep,
+            guard_addresses=True,
         )
         document = decode_json(reply, service)
         if is_envelope(document):

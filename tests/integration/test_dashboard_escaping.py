@@ -1,0 +1,141 @@
+"""HTML and JavaScript written by users and agents is shown as text on every dashboard page, in a
+real headless Chromium against a real cluster: a goal, a user id, step titles, descriptions and
+parameters, a step's output (the echo agent returns the initial context it was given), the
+log, and an agent registered with markup in its name. Nothing runs (``window.__pwned`` stays
+undefined, no dialog opens) and the literal text is visible."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.integration import test_dashboard_browser as dashboard_browser
+from tests.support.plans import step
+
+pytestmark = pytest.mark.integration
+
+browser = dashboard_browser.browser  # the same Chromium fixtures (skipped/required alike)
+page = dashboard_browser.page
+
+SCRIPT = "<script>window.__pwned=1;alert(1)</script>"
+IMG = '<img src=x onerror="window.__pwned=1;alert(2)">'
+SVG = '"><svg onload="window.__pwned=1;alert(3)">'
+PAYLOADS = (SCRIPT, IMG, SVG)
+ALL = " ".join(PAYLOADS)
+
+
+def assert_inert(page, dialogs: list[str], *shown: str) -> None:
+    """Nothing ran on the page, and each of ``shown`` is visible as literal text."""
+    assert page.evaluate("() => window.__pwned") is None
+    assert dialogs == []
+    assert page.locator("script:not([src])").count() == 0  # no inline script was injected
+    text = page.inner_text("body")
+    for literal in shown:
+        assert literal in text, f"{literal!r} not shown as text"
+
+
+@pytest.fixture
+def watched(page):
+    dialogs: list[str] = []
+
+    def dismiss(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    return page, dialogs
+
+
+@pytest.fixture(scope="module")
+def hostile_session(cluster) -> str:
+    steps = [
+        {**step("A", "echo_work"), "title": ALL, "description": f"described {ALL}"},
+        {**step("B", "echo_work", "A", note=ALL), "title": f"B {SCRIPT}"},
+    ]
+    body = {
+        "goal": f"Goal {ALL}",
+        "userId": f"u{SVG}",
+        "initialContext": {"html": ALL},
+        "plan": {"steps": steps},
+    }
+    sid = cluster.submit(body)["sessionId"]
+    done = cluster.wait_session(sid)
+    assert done["status"] == "completed", done
+    patch = requests.patch(
+        f"{cluster.api_url}/api/orchestrator/sessions/{sid}/context",
+        json={"late": ALL},
+        timeout=10,
+    )
+    assert patch.status_code == 409  # finished: the context is closed, nothing more to show
+    return sid
+
+
+@pytest.fixture(scope="module")
+def hostile_agent(cluster) -> str:
+    agent_id = f"xss-{uuid.uuid4().hex[:8]}"
+    response = requests.post(
+        f"{cluster.api_url}/api/orchestrator/agents",
+        json={
+            "id": agent_id,
+            "name": f"Agent {IMG}"[:200],
+            "description": f"Desc {ALL}",
+            "type": "remote",
+            "capabilities": [{"name": "echo_work", "description": ALL}],
+            "endpoint": "http://127.0.0.1:9/agent",
+            "metadata": {"html": ALL},
+        },
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    yield agent_id
+    requests.delete(f"{cluster.api_url}/api/orchestrator/agents/{agent_id}", timeout=10)
+
+
+def test_the_session_page_shows_goal_titles_definitions_outputs_and_logs_as_text(
+    cluster, watched, hostile_session
+):
+    page, dialogs = watched
+    page.goto(f"{cluster.api_url}/sessions/{hostile_session}")
+    page.wait_for_selector("#logs tbody tr")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'completed'")
+    assert_inert(page, dialogs, f"Goal {ALL}", ALL, f"B {SCRIPT}")
+    definition = page.text_content('tr[data-step="A"] details pre')  # collapsed: not inner text
+    assert json.dumps(f"described {ALL}") in definition
+    output = page.inner_text('tr[data-step="A"] [data-field="output"]')
+    assert "html" in output and SCRIPT.replace('"', '\\"') in output  # the echoed context
+    assert page.locator("g.node").count() == 2  # the graph drew the nodes, nothing else
+    assert page.text_content('g.node[data-step="A"] title') == ALL
+
+
+def test_the_sessions_list_and_its_filter_show_goals_and_user_ids_as_text(
+    cluster, watched, hostile_session
+):
+    page, dialogs = watched
+    page.goto(cluster.api_url + "/")
+    page.wait_for_selector(f'tr[data-session="{hostile_session}"]')
+    assert_inert(page, dialogs, f"Goal {ALL}", f"u{SVG}")
+    page.goto(f"{cluster.api_url}/?userId={quote('u' + SVG)}")
+    page.wait_for_selector(f'tr[data-session="{hostile_session}"]')
+    assert_inert(page, dialogs, f"Goal {ALL}")
+    assert page.input_value('input[name="userId"]') == f"u{SVG}"
+
+
+def test_the_agents_page_shows_an_agent_named_with_markup_as_text(cluster, watched, hostile_agent):
+    page, dialogs = watched
+    page.goto(cluster.api_url + "/agents")
+    page.wait_for_selector(f'tr[data-agent="{hostile_agent}"]')
+    assert_inert(page, dialogs, f"Agent {IMG}", hostile_agent)
+    for path in ("/queues", "/workers"):
+        page.goto(cluster.api_url + path)
+        assert_inert(page, dialogs)
+
+
+def test_a_missing_session_page_shows_the_id_from_the_url_as_text(cluster, watched):
+    page, dialogs = watched
+    response = page.goto(f"{cluster.api_url}/sessions/{quote(IMG, safe='')}")
+    assert response.status == 404
+    assert_inert(page, dialogs, IMG)
