@@ -22,4 +22,4 @@ WORKDIR /home/meowstik
 EXPOSE 5000 5555
 
 # The same command `meowstik up` builds (cli.up.api_command), bound to every interface.
-CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:5000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "--graceful-timeout", "10", "api:create_app()"]
+CMD ["python", "-m", "gunicorn", "--bind", "0.0.0.0:5000", "--workers", "2", "--worker-class", "gthread", "--threads", "8", "--graceful-timeout", "10", "--config", "python:api.gunicorn_conf", "api:create_app()"]

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 from flask import Flask
 
+from api import auth
 from api.errors import register_error_handlers
 from orchestrator.dispatch import Dispatcher
 from orchestrator.engine import Engine
@@ -21,6 +22,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.ratelimit import RateLimiter
 from orchestrator.store.sessions import SessionStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def create_app(
     if settings is None:  # a real process (gunicorn): log JSON lines like the workers
         settings = Settings()
         configure_logging(settings.log_format)
+    tokens = settings.token_table()  # a malformed entry stops the start, naming it
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
@@ -90,7 +93,16 @@ def create_app(
     engine = Engine(router, planning=build_planning(settings), clock=time.time)
     app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
 
-    from api.routes import agents, dashboard, flower, health, logs, metrics, orchestrator, plans
+    from api.routes import (
+        agents,
+        dashboard,
+        flower,
+        health,
+        logs,
+        metrics,
+        orchestrator,
+        plans,
+    )
 
     app.register_blueprint(orchestrator.blueprint)
     app.register_blueprint(plans.blueprint)
@@ -101,4 +113,6 @@ def create_app(
     app.register_blueprint(agents.blueprint)
     app.register_blueprint(health.blueprint)
     register_error_handlers(app)
+    limiter = RateLimiter(client, keys, settings.rate_limit_per_minute, settings.rate_limit_burst)
+    auth.install(app, settings, tokens, limiter)
     return app

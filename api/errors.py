@@ -21,9 +21,19 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error raised by a view with its HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+        self.headers = dict(headers or {})
+        if status == 401:
+            self.headers.setdefault("WWW-Authenticate", 'Bearer realm="meowstik"')
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):
@@ -54,7 +64,9 @@ _HTTP_MESSAGES = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError):
@@ -74,6 +86,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     def _redis(exc: redis.RedisError):
         log.warning("redis unavailable: %s", exc)
+        if isinstance(exc, redis.AuthenticationError | redis.exceptions.NoPermissionError):
+            return error_response(
+                503,
+                "store_unavailable",
+                "Redis refused the API's credentials (MEOWSTIK_REDIS_URL: wrong user or "
+                "password, a disabled user, or missing ACL permissions); an operator must fix "
+                "the URL",
+                {"retryable": False},
+            )
         return error_response(
             503,
             "store_unavailable",

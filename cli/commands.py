@@ -22,6 +22,7 @@ def api_command(
         "--worker-class", "gthread",
         "--threads", str(threads),
         "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
+        "--config", "python:api.gunicorn_conf",
         "api:create_app()",
     ]  # fmt: skip
 

@@ -30,6 +30,7 @@ from cli.commands import (
 )
 from cli.embedded_redis import EmbeddedRedis, redis_answers
 from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_port_free
+from orchestrator.access import TokenConfigError, is_loopback, raw_tokens
 from orchestrator.fleet import DEFAULT_AGENTS
 from orchestrator.models import AgentDefinition
 from orchestrator.settings import Settings
@@ -175,6 +176,18 @@ class ClusterPlan:
         return not self.settings.redis_url
 
     @property
+    def probe_headers(self) -> dict[str, str]:
+        """How `up` itself calls its API: MEOWSTIK_API_TOKEN, else the first configured token."""
+        s = self.settings
+        token = s.api_token.get_secret_value() if s.api_token else None
+        if token is None:
+            configured = raw_tokens(
+                s.api_tokens.get_secret_value() if s.api_tokens else None, s.api_tokens_file
+            )
+            token = configured[0][2] if configured else None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
@@ -238,6 +251,18 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings()
     except ValidationError as exc:
         print(f"meowstik up: invalid MEOWSTIK_* settings:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        tokens = settings.token_table()
+    except TokenConfigError as exc:
+        print(f"meowstik up: {exc}", file=sys.stderr)
+        return 2
+    if not tokens.enabled and not is_loopback(settings.api_host):
+        print(
+            f"meowstik up: MEOWSTIK_API_HOST={settings.api_host} would serve other hosts without "
+            "authentication; set MEOWSTIK_API_TOKENS (entries user_id:role:token) or use 127.0.0.1",
+            file=sys.stderr,
+        )
         return 2
     if args.autoscale:
         settings = settings.model_copy(update={"autoscale": True})
@@ -313,7 +338,7 @@ def _start(supervisor: Supervisor, plan: ClusterPlan) -> bool:
         return False
     agent_ids = [agent.id for agent in plan.agents]
     return supervisor.wait_until(
-        lambda: _agents_active(api_url, agent_ids),
+        lambda: _agents_active(api_url, agent_ids, plan.probe_headers),
         what=f"agents {', '.join(agent_ids)} to be active at {api_url}{AGENTS_PATH} "
         f"(logs: {plan.log_dir})",
         timeout_s=plan.startup_timeout_s,
@@ -344,10 +369,12 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _agents_active(api_url: str, agent_ids: Sequence[str]) -> bool:
+def _agents_active(api_url: str, agent_ids: Sequence[str], headers: dict[str, str]) -> bool:
     """Whether the API lists every hosted agent with status "active"."""
     try:
-        response = requests.get(api_url + AGENTS_PATH, timeout=HTTP_PROBE_TIMEOUT_S)
+        response = requests.get(
+            api_url + AGENTS_PATH, headers=headers, timeout=HTTP_PROBE_TIMEOUT_S
+        )
         listed = response.json().get("agents", []) if response.status_code == 200 else []
     except (requests.RequestException, ValueError, AttributeError):
         return False
@@ -366,12 +393,27 @@ def _banner(plan: ClusterPlan) -> str:
     )
     # The dashboard line appears only once the API serves one, so no printed URL answers 404.
     dashboard = [f"  Dashboard:  {api}/"] if _http_ok(api + "/") else []
+    tokens = plan.settings.token_table()
+    if tokens.enabled:
+        auth = [
+            f"  Auth:       on, {tokens.summary()} (MEOWSTIK_API_TOKENS); dashboard login at "
+            f"{api}/login"
+        ]
+        read_auth = '-H "Authorization: Bearer $MEOWSTIK_API_TOKEN" '
+        curl_auth = [f"       {read_auth}\\"]
+    else:
+        auth = [
+            "  Auth:       OFF: the API is open and answers loopback clients only "
+            "(set MEOWSTIK_API_TOKENS to require tokens)"
+        ]
+        read_auth, curl_auth = "", []
     return "\n".join(
         [
             "meowstik up: ready",
             f"  API:        {api}/api/orchestrator",
             *dashboard,
             f"  Health:     {api}{HEALTH_PATH}",
+            *auth,
             *([f"  Flower:     http://127.0.0.1:{plan.flower_port}/"] if plan.flower_port else []),
             f"  Redis:      {redact_url(plan.settings.effective_redis_url)} ({redis_kind})",
             f"  Data dir:   {plan.data_dir}",
@@ -380,8 +422,9 @@ def _banner(plan: ClusterPlan) -> str:
             "Try:",
             f"  curl -s -X POST {api}/api/orchestrator/orchestrate \\",
             "       -H 'Content-Type: application/json' \\",
+            *curl_auth,
             f"       -d '{EXAMPLE_BODY}'",
-            f"  curl -s {api}/api/orchestrator/sessions/<sessionId>",
+            f"  curl -s {read_auth}{api}/api/orchestrator/sessions/<sessionId>",
             "Press Ctrl-C to stop.",
         ]
     )

@@ -12,6 +12,7 @@ import redis
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.access import TokenTable, load_tokens
 from orchestrator.store.connection import redis_client
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6399
@@ -58,8 +59,43 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token the CLI commands send to the API (Authorization header).",
     )
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        description="Tokens the API accepts: entries `user_id:role:token` (role `admin` or "
+        "`user`) separated by commas or newlines. Set, every request needs one; unset, the API "
+        "runs open and answers loopback clients only.",
+    )
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="A file of `user_id:role:token` lines (`#` comments), read with "
+        "MEOWSTIK_API_TOKENS; for Docker secrets.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs dashboard login cookies. Unset: derived from the tokens, so "
+        "changing the tokens logs everyone out.",
+    )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="Mark the dashboard login cookie Secure (set it when the API is served "
+        "over HTTPS).",
+    )
+    rate_limit_per_minute: int = Field(
+        default=1200,
+        ge=0,
+        description="Requests per minute one token may make, counted in Redis across all API "
+        "processes (429 with Retry-After above; 0 turns the limit off). Open mode is not limited.",
+    )
+    rate_limit_burst: int = Field(
+        default=200,
+        ge=1,
+        description="Requests one token may make at once before MEOWSTIK_RATE_LIMIT_PER_MINUTE "
+        "paces it.",
+    )
     api_host: str = Field(
-        default="127.0.0.1", description="Address the API listens on under `meowstik up`."
+        default="127.0.0.1",
+        description="Address the API listens on under `meowstik up`. Any address but loopback "
+        "needs MEOWSTIK_API_TOKENS.",
     )
     api_port: int = Field(
         default=DEFAULT_API_PORT,
@@ -99,6 +135,36 @@ class Settings(BaseSettings):
     max_decompositions: int = Field(
         default=3, ge=1, le=100, description="Most sub-plans one step may return in a session."
     )
+    max_subtasks_per_step: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Most subtasks one plan step may list (422 above).",
+    )
+    max_step_parameters_bytes: int = Field(
+        default=64 * 1024,
+        ge=2,
+        description="Largest `parameters` object of one plan step, in bytes of compact JSON "
+        "(422 above).",
+    )
+    max_context_bytes: int = Field(
+        default=256 * 1024,
+        ge=2,
+        description="Largest shared context, in bytes of compact JSON: a request's "
+        "`initialContext`, and a session's context after a PATCH .../context merge (422 above).",
+    )
+    max_metadata_bytes: int = Field(
+        default=16 * 1024,
+        ge=2,
+        description="Largest `metadata` of a request or of an agent registered over the API, "
+        "in bytes of compact JSON (422 above).",
+    )
+    max_metadata_depth: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Deepest nesting of objects and arrays in `metadata` (422 above).",
+    )
 
     planner: str = Field(
         default="auto",
@@ -135,36 +201,6 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Longest wait between retries of a step."
     )
     lease_s: float = Field(
-    max_subtasks_per_step: int = Field(
-        default=100,
-        ge=1,
-        le=10_000,
-        description="Most subtasks one plan step may list (422 above).",
-    )
-    max_step_parameters_bytes: int = Field(
-        default=64 * 1024,
-        ge=2,
-        description="Largest `parameters` object of one plan step, in bytes of compact JSON "
-        "(422 above).",
-    )
-    max_context_bytes: int = Field(
-        default=256 * 1024,
-        ge=2,
-        description="Largest shared context, in bytes of compact JSON: a request's "
-        "`initialContext`, and a session's context after a PATCH .../context merge (422 above).",
-    )
-    max_metadata_bytes: int = Field(
-        default=16 * 1024,
-        ge=2,
-        description="Largest `metadata` of a request or of an agent registered over the API, "
-        "in bytes of compact JSON (422 above).",
-    )
-    max_metadata_depth: int = Field(
-        default=8,
-        ge=1,
-        le=64,
-        description="Deepest nesting of objects and arrays in `metadata` (422 above).",
-    )
         default=DEFAULT_LEASE_S,
         gt=0,
         description="Lease of a running step, renewed every third of it; once it lapses "
@@ -337,6 +373,11 @@ class Settings(BaseSettings):
         return redis_client(
             self.effective_redis_url, sentinel_master=self.redis_sentinel_master, **options
         )
+
+    def token_table(self) -> TokenTable:
+        """The API's tokens (MEOWSTIK_API_TOKENS and _FILE); TokenConfigError if malformed."""
+        tokens = self.api_tokens.get_secret_value() if self.api_tokens else None
+        return load_tokens(tokens, self.api_tokens_file)
 
     @property
     def template_directories(self) -> list[Path]:

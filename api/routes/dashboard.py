@@ -13,7 +13,7 @@ from flask import Blueprint, render_template, request
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
 from api.routes.agents import read_autoscaler
 from api.routes.flower import inspection, queue_table
-from api.routes.orchestrator import services
+from api.routes.orchestrator import services, visible_user
 from orchestrator.errors import SessionNotFoundError
 from orchestrator.statuses import SessionStatus, StepStatus
 
@@ -41,7 +41,7 @@ def sessions_page():
     if status not in (None, *SessionStatus):
         status = None
     sessions, _ = services().engine.list_sessions(
-        user_id=user_id, status=status, limit=LIST_LIMIT, cursor=None
+        user_id=visible_user(user_id), status=status, limit=LIST_LIMIT, cursor=None
     )
     return render_template(
         "sessions.html",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from api.auth import principal
 from api.body import json_body, query_args
+from api.errors import ApiError
 from orchestrator.models import InputAnswer, OrchestrateRequest, SessionQuery
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
@@ -14,10 +16,31 @@ def services():
     return current_app.extensions["meowstik"]
 
 
+def visible_user(asked: str | None) -> str | None:
+    """The userId filter a listing may use: a user token lists only its own sessions (asking
+    for someone else's finds none, as if they did not exist)."""
+    caller = principal()
+    if caller.is_admin:
+        return asked
+    return caller.user_id if asked in (None, caller.user_id) else f"{caller.user_id}\x00other"
+
+
 @blueprint.post("/orchestrate")
 def orchestrate():
     """Start a session: returns 202 with the session snapshot (status ``executing``)."""
     request_model = OrchestrateRequest.model_validate(json_body())
+    caller = principal()
+    if not caller.is_admin:  # a user's sessions are its own: userId is the token's user id
+        if request_model.user_id not in (None, caller.user_id):
+            raise ApiError(
+                422,
+                "validation_error",
+                f"body.userId must be your own user id ({caller.user_id!r}) or left out; "
+                "only admin tokens submit for other users",
+                {"errors": [{"location": "body.userId", "message": "not your user id",
+                             "type": "value_error"}]},
+            )  # fmt: skip
+        request_model.user_id = caller.user_id
     snapshot = services().engine.submit(request_model)
     response = jsonify(snapshot.to_json_dict())
     response.status_code = 202
@@ -49,7 +72,10 @@ def list_sessions():
     """Sessions newest first: ?userId=&status=&limit=(1-200, default 50)&cursor=."""
     query = query_args(SessionQuery)
     sessions, next_cursor = services().engine.list_sessions(
-        user_id=query.user_id, status=query.status, limit=query.limit, cursor=query.cursor
+        user_id=visible_user(query.user_id),
+        status=query.status,
+        limit=query.limit,
+        cursor=query.cursor,
     )
     return jsonify(
         {

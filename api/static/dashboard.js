@@ -5,10 +5,15 @@
 const API = "/api/orchestrator";
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
+// Logged in with a token, the page carries the login's CSRF token: every change echoes it.
+const CSRF = document.querySelector('meta[name="csrf-token"]');
+
 async function api(method, path, body) {
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  if (CSRF) headers["X-CSRF-Token"] = CSRF.content;
   const response = await fetch(path.startsWith("/api/") ? path : API + path, {
     method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));

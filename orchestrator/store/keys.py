@@ -167,6 +167,10 @@ class Keys:
     def agents_index(self) -> str:
         return f"{self.prefix}:agents"
 
+    def rate_limit(self, caller: str) -> str:
+        """String with TTL: the caller's theoretical arrival time in us (GCRA rate limit)."""
+        return f"{self.prefix}:ratelimit:{caller}"
+
     @property
     def autoscaler(self) -> str:
         """JSON status of `meowstik up --autoscale`, expiring when it stops looking."""

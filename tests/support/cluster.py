@@ -62,6 +62,8 @@ class Cluster:
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.status_reads = 0
+        # sent with every request: set {"Authorization": "Bearer ..."} for a cluster with tokens
+        self.headers: dict[str, str] = {}
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -94,18 +96,22 @@ class Cluster:
         process.wait(10)
 
     def agents(self) -> dict[str, dict]:
-        response = requests.get(f"{self.api_url}/api/orchestrator/agents", timeout=10)
+        response = requests.get(
+            f"{self.api_url}/api/orchestrator/agents", headers=self.headers, timeout=10
+        )
         assert response.status_code == 200, response.text
         return {agent["id"]: agent for agent in response.json()["agents"]}
 
-    def start_api(self) -> None:
-        self._spawn("api", api_command("127.0.0.1", self.port, 1, 8))
+    def start_api(self, host: str = "127.0.0.1") -> subprocess.Popen:
+        return self._spawn("api", api_command(host, self.port, 1, 8))
 
     def wait_ready(self, agent_ids: set[str], timeout_s: float = 60.0) -> None:
         def ready() -> bool:
             self.check_alive()
             try:
-                agents = requests.get(f"{self.api_url}/api/orchestrator/agents", timeout=2).json()
+                agents = requests.get(
+                    f"{self.api_url}/api/orchestrator/agents", headers=self.headers, timeout=2
+                ).json()
             except requests.RequestException:
                 return False
             active = {a["id"] for a in agents["agents"] if a["status"] == "active"}
@@ -121,7 +127,10 @@ class Cluster:
 
     def submit(self, body: dict) -> dict:
         response = requests.post(
-            f"{self.api_url}/api/orchestrator/orchestrate", json=body, timeout=10
+            f"{self.api_url}/api/orchestrator/orchestrate",
+            json=body,
+            headers=self.headers,
+            timeout=10,
         )
         assert response.status_code == 202, response.text
         return response.json()
@@ -129,7 +138,9 @@ class Cluster:
     def session(self, session_id: str) -> dict:
         self.status_reads += 1
         response = requests.get(
-            f"{self.api_url}/api/orchestrator/sessions/{session_id}", timeout=10
+            f"{self.api_url}/api/orchestrator/sessions/{session_id}",
+            headers=self.headers,
+            timeout=10,
         )
         assert response.status_code == 200, response.text
         return response.json()
@@ -149,7 +160,9 @@ class Cluster:
 
     def logs(self, session_id: str) -> list[dict]:
         response = requests.get(
-            f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs", timeout=10
+            f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs",
+            headers=self.headers,
+            timeout=10,
         )
         assert response.status_code == 200, response.text
         return response.json()["logs"]
