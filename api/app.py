@@ -96,6 +96,7 @@ def create_app(
     from api.routes import (
         agents,
         dashboard,
+        docs,
         flower,
         health,
         logs,
@@ -112,6 +113,7 @@ def create_app(
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(agents.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(docs.blueprint)
     register_error_handlers(app)
     limiter = RateLimiter(client, keys, settings.rate_limit_per_minute, settings.rate_limit_burst)
     auth.install(app, settings, tokens, limiter)
