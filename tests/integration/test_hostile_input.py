@@ -451,3 +451,13 @@ def test_a_hostile_context_update_is_refused_and_the_context_is_unchanged(
     assert_error(response, status, code, *named)
     assert redis_client.hgetall(state_key) == before_state
     assert redis_snapshot(redis_client) == before
+
+
+@pytest.mark.parametrize("path", ["/api/orchestrator/sessions/", "/api/orchestrator/sessions?q="])
+def test_a_request_line_gunicorn_refuses_is_still_a_json_error(cluster, unchanged, path):
+    """gunicorn answers an over-long request line before Flask runs (api/gunicorn_conf.py)."""
+    response = requests.get(f"{cluster.api_url}{path}{'x' * 9000}", timeout=10)
+    assert response.status_code == 414
+    assert response.headers["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] and "shorten the URL" in error["message"]
