@@ -258,6 +258,7 @@ def test_dashboard_login_cookie_and_csrf(api):
     assert cookie is not None and cookie.http_only and ALICE not in cookie.value
     page = api.get("/").get_data(as_text=True)
     assert "alice (user)" in page
+    assert 'href="/queues"' not in page  # admin-only pages are not offered to a user
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
     sid = submit(api, ALICE)["sessionId"]
