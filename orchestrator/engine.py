@@ -54,10 +54,6 @@ _COMPACT = (",", ":")
 CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _object_size(encoded: dict[str, str]) -> int:
     """Bytes of the JSON object whose members are ``encoded`` (key -> JSON text), compact."""
     members = [f"{json.dumps(key, ensure_ascii=False)}:{value}" for key, value in encoded.items()]
@@ -295,9 +291,7 @@ class Engine:
             raise limit_error(
                 "body", "context update bytes", limit, added, "MEOWSTIK_MAX_CONTEXT_BYTES"
             )
-        # the stored state, field -> JSON text (SessionStore has no public reader of it yet)
-        stored = self.sessions._client.hgetall(self.sessions.keys.shared_state(session_id))
-        merged = {_text(key): _text(value) for key, value in stored.items()}
+        merged = self.sessions.context_fields(session_id)
         merged.update(encoded)
         size = _object_size(merged)
         if size > limit:

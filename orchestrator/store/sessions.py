@@ -280,6 +280,11 @@ class SessionStore(SessionInputs):
         state = pipe.execute()[-1]
         return {text(key): json.loads(value) for key, value in state.items()}
 
+    def context_fields(self, sid: str) -> dict[str, str]:
+        """The shared state as stored: field -> JSON text (to size a merge before writing it)."""
+        stored = self._client.hgetall(self._keys.shared_state(sid))
+        return {text(key): text(value) for key, value in stored.items()}
+
     def queue_length(self, queue: str) -> int:
         """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""
         return int(self._client.llen(queue))
