@@ -90,8 +90,10 @@ class TokenTable:
         return hashlib.sha256(material.encode()).digest()
 
 
-def parse_tokens(text: str, source: str) -> dict[str, tuple[str, Role]]:
-    entries: dict[str, tuple[str, Role]] = {}
+def parse_entries(text: str, source: str) -> list[tuple[str, Role, str]]:
+    """The (user id, role, token) entries of ``text``, in order; TokenConfigError names a bad
+    entry by its number in ``source``."""
+    entries: list[tuple[str, Role, str]] = []
     for number, raw in enumerate(re.split(r"[,\n]", text), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -114,33 +116,17 @@ def parse_tokens(text: str, source: str) -> dict[str, tuple[str, Role]]:
                 f"{where}: the token for {user_id!r} is shorter than {MIN_TOKEN_CHARS} characters;"
                 " generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
-        key = digest(token)
-        if key in entries:
-            raise TokenConfigError(f"{where}: the token for {user_id!r} is given twice")
-        entries[key] = (user_id, Role(role))
+        entries.append((user_id, Role(role), token))
     return entries
 
 
 def raw_tokens(tokens: str | None, tokens_file: Path | None) -> list[tuple[str, Role, str]]:
-    """The configured (user id, role, token) entries in order; for processes that call the API
-    themselves (``meowstik up`` probing it). Assumes load_tokens accepted the configuration."""
-    texts = [tokens or ""]
-    if tokens_file is not None:
-        texts.append(tokens_file.read_text())
-    found = []
-    for text in texts:
-        for raw in re.split(r"[,\n]", text):
-            parts = [part.strip() for part in raw.strip().split(":", 2)]
-            if len(parts) == 3 and not raw.strip().startswith("#"):
-                found.append((parts[0], Role(parts[1]), parts[2]))
-    return found
+    """Every configured (user id, role, token) entry, MEOWSTIK_API_TOKENS first, then the file.
 
-
-def load_tokens(tokens: str | None, tokens_file: Path | None) -> TokenTable:
-    """The token table from MEOWSTIK_API_TOKENS and MEOWSTIK_API_TOKENS_FILE together."""
-    entries: dict[str, tuple[str, Role]] = {}
-    if tokens:
-        entries.update(parse_tokens(tokens, "MEOWSTIK_API_TOKENS"))
+    Raises TokenConfigError for a malformed entry or an unreadable file. Processes that call the
+    API themselves (``meowstik up`` probing it) take a token from here; the API keeps digests.
+    """
+    entries = parse_entries(tokens, "MEOWSTIK_API_TOKENS") if tokens else []
     if tokens_file is not None:
         try:
             text = tokens_file.read_text()
@@ -148,11 +134,19 @@ def load_tokens(tokens: str | None, tokens_file: Path | None) -> TokenTable:
             raise TokenConfigError(
                 f"MEOWSTIK_API_TOKENS_FILE {str(tokens_file)!r} cannot be read: {exc.strerror}"
             ) from exc
-        for key, value in parse_tokens(text, f"MEOWSTIK_API_TOKENS_FILE {tokens_file}").items():
-            if key in entries:
-                raise TokenConfigError(f"the token for {value[0]!r} is given twice")
-            entries[key] = value
-    return TokenTable(entries)
+        entries += parse_entries(text, f"MEOWSTIK_API_TOKENS_FILE {tokens_file}")
+    return entries
+
+
+def load_tokens(tokens: str | None, tokens_file: Path | None) -> TokenTable:
+    """The token table from MEOWSTIK_API_TOKENS and MEOWSTIK_API_TOKENS_FILE together."""
+    table: dict[str, tuple[str, Role]] = {}
+    for user_id, role, token in raw_tokens(tokens, tokens_file):
+        key = digest(token)
+        if key in table:
+            raise TokenConfigError(f"the token for {user_id!r} is given twice")
+        table[key] = (user_id, role)
+    return TokenTable(table)
 
 
 def is_loopback(host: str | None) -> bool:
