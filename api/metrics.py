@@ -160,7 +160,7 @@ def bucket_counts(
     """Split the duration hash into per-capability {upper bound s: count} and sum (ms).
 
     Bounds are parsed as numbers ("1", "2.5", "+Inf"), so the text Lua's tostring gives them
-    does not matter. The "<capability>|count" field is redundant with the +Inf bucket."""
+    does not matter. The count is the sum of the buckets."""
     counts: dict[str, dict[float, int]] = {}
     sums_ms: dict[str, int] = {}
     for field, value in step_durations.items():

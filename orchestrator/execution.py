@@ -141,19 +141,16 @@ class StepLifecycle(StepFailures):
             reserve_ms=self.router.reserve_ms,
             state_updates=updates,
             logs=[done],
+            # the dependents this releases are routed in the same script: no second round trip
+            route_policy=self.router.settings.selection_policy,
+            rotation=self.router.release_rotation(),
         )
         self.router.dispatch_handoffs(transition.handed)
         if transition.ended:
             self.router.note_end(run.session_id, transition.session_status)
         if transition.code == "ok" and transition.released:
             self._log_parents_released(run, transition.released)
-            self.router.route(
-                run.session_id,
-                [
-                    RouteRequest.from_record(step_id, record)
-                    for step_id, record in transition.released
-                ],
-            )
+            self.router.settle_released(run.session_id, transition)
         return transition
 
     def _log_parents_released(self, run: StepRun, released: list[tuple[str, dict]]) -> None:

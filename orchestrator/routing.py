@@ -15,7 +15,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import job_id
 from orchestrator.store.logbook import LogEntry
-from orchestrator.store.scripts import Handoff
+from orchestrator.store.scripts import Handoff, Transition
 from orchestrator.store.sessions import SessionStore
 
 
@@ -119,6 +119,62 @@ class Router:
             ]
         )
 
+    def release_rotation(self) -> int:
+        """The round-robin rotation complete_step counts on from when it routes the steps a
+        completion releases (one decision each); advances this router's rotation."""
+        start = self._rotation
+        self._rotation += 1
+        return start
+
+    def settle_released(self, session_id: str, transition: Transition) -> None:
+        """After a completion: dispatch the released steps complete_step routed itself, log those
+        it parked for capacity, and route the rest (steps it left to this router)."""
+        if transition.routed:
+            self.dispatcher.dispatch(
+                [
+                    StepDispatch(session_id, step_id, job_id(session_id, step_id), queue, agent_id)
+                    for step_id, agent_id, queue in transition.routed
+                ]
+            )
+        records = dict(transition.released)
+        for step_id, candidates in transition.parked:
+            request = RouteRequest.from_record(step_id, records[step_id])
+            self._log_waiting(
+                session_id, step_id, candidates, request.capabilities, request.excluded
+            )
+        settled = {s for s, _a, _q in transition.routed} | {s for s, _c in transition.parked}
+        rest = [
+            RouteRequest.from_record(step_id, record)
+            for step_id, record in transition.released
+            if step_id not in settled
+        ]
+        if rest:
+            self.route(session_id, rest)
+
+    def _log_waiting(
+        self,
+        session_id: str,
+        step_id: str,
+        candidates: Sequence[str],
+        capabilities: Sequence[str],
+        excluded: Sequence[str],
+    ) -> None:
+        self.sessions.log(
+            LogEntry(
+                "info",
+                "orchestrator",
+                "Step waiting for capacity",
+                session_id=session_id,
+                task_id=step_id,
+                data={
+                    "candidates": list(candidates),
+                    "capabilities": list(capabilities),
+                    "excluded": list(excluded),
+                },
+            ),
+            self.now_ms(),
+        )
+
     def _route_group(
         self,
         session_id: str,
@@ -156,21 +212,7 @@ class Router:
                 ]
             )
         for step_id in routing.waiting:
-            self.sessions.log(
-                LogEntry(
-                    "info",
-                    "orchestrator",
-                    "Step waiting for capacity",
-                    session_id=session_id,
-                    task_id=step_id,
-                    data={
-                        "candidates": [a.id for a in ranked],
-                        "capabilities": list(capabilities),
-                        "excluded": list(excluded),
-                    },
-                ),
-                now,
-            )
+            self._log_waiting(session_id, step_id, [a.id for a in ranked], capabilities, excluded)
         return [Routed(s, a) for s, a, _q in routing.reserved] + [
             Routed(s, None) for s in routing.waiting
         ]

@@ -115,6 +115,11 @@ class Keys:
         """Sorted set of the sessions in one status, by creation time (Lua maintains it)."""
         return f"{self.prefix}:sessions:status:{status}"
 
+    @property
+    def session_users(self) -> str:
+        """Set of the user ids that have a sessions_by_user index (so housekeeping finds them)."""
+        return f"{self.prefix}:sessions:users"
+
     def sessions_by_user(self, user_id: str) -> str:
         """Sorted set of one user's sessions, by creation time."""
         return f"{self.prefix}:sessions:user:{user_id}"
@@ -137,8 +142,8 @@ class Keys:
 
     @property
     def step_durations(self) -> str:
-        """Hash "<capability>|le=<bound s>" -> count (not cumulative), "<capability>|sum_ms",
-        "<capability>|count": the step duration histogram (Lua keeps it)."""
+        """Hash "<capability>|le=<bound s>" -> count (not cumulative) and "<capability>|sum_ms":
+        the step duration histogram (Lua keeps it; the count is the buckets' sum)."""
         return f"{self.prefix}:metrics:step_seconds"
 
     @property

@@ -130,6 +130,8 @@ class Transition:
     handed: list[Handoff] = field(default_factory=list)
     detail: str = ""
     ended: bool = False  # this call moved the session to a terminal status
+    routed: list[tuple[str, str, str]] = field(default_factory=list)  # (step, agent, queue)
+    parked: list[tuple[str, list[str]]] = field(default_factory=list)  # (step, candidates)
 
     @classmethod
     def parse_completion(cls, reply: list[Any]) -> Transition:
@@ -143,6 +145,9 @@ class Transition:
             released=released,
             handed=handoffs(reply[3]),
             ended=bool(int(reply[4])),
+            routed=triples(reply[5]),
+            # an empty Lua table encodes as {}: no candidates
+            parked=[(step_id, list(json.loads(ids) or [])) for step_id, ids in pairs(reply[6])],
         )
 
     @classmethod

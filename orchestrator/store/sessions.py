@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from orchestrator.store.keys import Keys, slot_member
 from orchestrator.store.logbook import Logbook, LogEntry
@@ -54,6 +55,11 @@ class SessionStore(SessionInputs):
         """Listing sessions by user and status."""
         return SessionIndex(self._client, self._keys)
 
+    def housekeep(self, *, now_ms: int, retention_ms: int) -> int:
+        """After retention: prune expired sessions' index entries and the cross-session log."""
+        self._logbook.trim_global(now_ms - retention_ms)
+        return self.index.prune_expired(now_ms=now_ms, retention_ms=retention_ms)
+
     def create(
         self, new: NewSession, logs: Sequence[LogEntry] = (), *, grace_ms: int = 60_000
     ) -> None:
@@ -70,6 +76,7 @@ class SessionStore(SessionInputs):
         pipe.zadd(k.sessions_by_status("executing"), {sid: new.created_at_ms})
         if new.user_id is not None:
             pipe.zadd(k.sessions_by_user(new.user_id), {sid: new.created_at_ms})
+            pipe.sadd(k.session_users, new.user_id)
         roots = {
             slot_member(sid, s.step_id): new.created_at_ms + grace_ms
             for s in new.steps
@@ -118,7 +125,12 @@ class SessionStore(SessionInputs):
         reserve_ms: int,
         state_updates: dict[str, str] | None = None,
         logs: Sequence[LogEntry] = (),
+        route_policy: str = "",
+        rotation: int = 0,
     ) -> Transition:
+        """Record the output and release dependents. With ``route_policy`` (a selection policy
+        name) the released dependents are routed in the same script (``Transition.routed`` and
+        ``parked``); released steps in neither are left for the caller's router."""
         k = self._keys
         keys = [
             k.session(sid),
@@ -129,7 +141,7 @@ class SessionStore(SessionInputs):
             k.shared_state(sid),
         ]
         args: list[Any] = [step_id, token, now_ms, output_json, k.prefix, agent_id]
-        args += [slot_member(sid, step_id), reserve_ms]
+        args += [slot_member(sid, step_id), reserve_ms, route_policy, rotation]
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
         return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))
@@ -308,12 +320,16 @@ class SessionStore(SessionInputs):
         """Measured mean step duration per capability, from the /metrics histogram."""
         raw = self._client.hgetall(self._keys.step_durations)
         fields = {text(key): text(value) for key, value in raw.items()}
-        means: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for name, value in fields.items():
             capability, _, part = name.rpartition("|")
-            if part == "count" and int(value) > 0:
-                means[capability] = int(fields.get(f"{capability}|sum_ms", 0)) / int(value) / 1000
-        return means
+            if part.startswith("le="):
+                counts[capability] = counts.get(capability, 0) + int(value)
+        return {
+            capability: int(fields.get(f"{capability}|sum_ms", 0)) / count / 1000
+            for capability, count in counts.items()
+            if count > 0
+        }
 
     def step_record(self, sid: str, step_id: str) -> dict[str, Any]:
         """One step's runtime record ({} if there is none)."""
@@ -351,10 +367,19 @@ class SessionStore(SessionInputs):
     def _run(
         self, script: str, keys: list[str], args: list[Any], logs: Sequence[LogEntry], now_ms: int
     ) -> list[Any]:
+        registered = getattr(self._scripts, script)
         if not logs:
-            return getattr(self._scripts, script)(keys=keys, args=args)
+            return registered(keys=keys, args=args)
+        # EVALSHA straight into the pipeline: redis-py's Script in a pipeline asks SCRIPT EXISTS
+        # first, one more round trip per call. The script is loaded only if Redis lacks it.
         pipe = self._client.pipeline(transaction=False)
-        getattr(self._scripts, script)(keys=keys, args=args, client=pipe)
+        pipe.evalsha(registered.sha, len(keys), *keys, *args)
         for entry in logs:
             self._logbook.append(pipe, entry, now_ms)
-        return pipe.execute()[0]
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], NoScriptError):
+            return registered(keys=keys, args=args)  # loads it; the log entries are written
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies[0]

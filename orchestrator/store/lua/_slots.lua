@@ -54,13 +54,18 @@ end
 local function handoff(prefix, agent_id, now, reserve_ms)
   local akey, skey = agent_key(prefix, agent_id), slots_key(prefix, agent_id)
   local out = {}
-  if not takes_work(akey, now) then return out end
-  local info = redis.call("HMGET", akey, "maxLoad", "capabilities", "type")
+  -- one read of the agent: takes work (active, alive, circuit closed), then what it can run
+  local f = redis.call("HMGET", akey, "status", "aliveUntil", "circuitOpenUntil", "maxLoad",
+    "capabilities", "type", "queue")
+  if f[1] ~= "active" or tonumber(f[2] or "0") < now or tonumber(f[3] or "0") > now then
+    return out
+  end
+  local info = {f[4], f[5], f[6]}
   local max_load = tonumber(info[1] or "0")
   local caps_list = cjson.decode(info[2] or "[]")
   local have = {}
   for _, cap in ipairs(caps_list) do have[cap] = true end
-  local queue = agent_queue(akey, agent_id)
+  local queue = f[7] or ("agent." .. agent_id)
   for _, cap in ipairs(caps_list) do
     local wkey = prefix .. ":waiting:" .. cap
     local entries = redis.call("LRANGE", wkey, 0, 99)
@@ -140,7 +145,7 @@ local function sid_of(member) return string.sub(member, 1, string.find(member, "
 -- Step metrics for /metrics, kept in Redis so every API process reports the same numbers:
 --   <prefix>:metrics:steps        hash "<capability>|<outcome>" -> count
 --   <prefix>:metrics:step_seconds hash "<capability>|le=<bound>" -> count (not cumulative),
---                                      "<capability>|sum_ms" and "<capability>|count"
+--                                      and "<capability>|sum_ms" (the count is the buckets' sum)
 local DURATION_BOUNDS_S = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
 local function count_step(prefix, capability, outcome, duration_ms)
@@ -153,11 +158,103 @@ local function count_step(prefix, capability, outcome, duration_ms)
   end
   redis.call("HINCRBY", key, capability .. "|le=" .. bound, 1)
   redis.call("HINCRBY", key, capability .. "|sum_ms", math.floor(duration_ms))
-  redis.call("HINCRBY", key, capability .. "|count", 1)
 end
 
 local function first_capability(rec)
   local caps = rec["caps"]
   if type(caps) == "table" and caps[1] then return caps[1] end
   return "unknown"
+end
+
+-- Routing inside a script (complete_step uses it for the dependents it releases, so a released
+-- step is routed in the same round trip that released it). Eligibility and order are those of
+-- orchestrator/selection.py, which tests/unit/test_inline_routing.py keeps equal:
+-- eligible = active, alive, circuit closed, the step's agentType, not an agent it failed on;
+-- least_loaded = (load, -priority, capabilities, id); priority_first = (-priority, load,
+-- capabilities, id); round_robin = agents with room by id, rotated, then the full ones.
+local function ranked_candidates(prefix, rec, now, policy, rotation)
+  local ckeys = {}
+  for i, cap in ipairs(rec["caps"] or {}) do ckeys[i] = prefix .. ":capability:" .. cap .. ":agents" end
+  if #ckeys == 0 then return nil end
+  local agent_type = rec["agentType"]
+  if agent_type == cjson.null then agent_type = nil end
+  local failed = rec["failedAgents"]
+  if type(failed) ~= "table" then failed = {} end
+  local out = {}
+  for _, id in ipairs(redis.call("SINTER", unpack(ckeys))) do
+    if not excluded(failed, id) then
+      local f = redis.call("HMGET", agent_key(prefix, id), "status", "aliveUntil",
+        "circuitOpenUntil", "maxLoad", "priority", "capabilities", "type", "queue")
+      if f[1] == "active" and tonumber(f[2] or "0") >= now and tonumber(f[3] or "0") <= now
+        and (agent_type == nil or f[7] == agent_type) then
+        table.insert(out, {
+          id = id,
+          load = redis.call("ZCOUNT", slots_key(prefix, id), now, "+inf"),
+          max = tonumber(f[4] or "0"),
+          prio = tonumber(f[5] or "0"),
+          ncaps = #cjson.decode(f[6] or "[]"),
+          queue = f[8] or ("agent." .. id),
+        })
+      end
+    end
+  end
+  local function by(keys)
+    return function(a, b)
+      for _, k in ipairs(keys) do
+        local x, y = a[k], b[k]
+        if k == "prio" then x, y = -x, -y end
+        if x ~= y then return x < y end
+      end
+      return false
+    end
+  end
+  if policy == "round_robin" then
+    local free, full = {}, {}
+    for _, c in ipairs(out) do
+      if c.load < c.max then table.insert(free, c) else table.insert(full, c) end
+    end
+    table.sort(free, by({"id"}))
+    table.sort(full, by({"id"}))
+    out = {}
+    local shift = #free > 0 and (rotation % #free) or 0
+    for i = 1, #free do out[i] = free[((i - 1 + shift) % #free) + 1] end
+    for _, c in ipairs(full) do table.insert(out, c) end
+  elseif policy == "priority_first" then
+    table.sort(out, by({"prio", "load", "ncaps", "id"}))
+  else
+    table.sort(out, by({"load", "prio", "ncaps", "id"}))
+  end
+  return out
+end
+
+-- Route one queued step (record `rec`, already decoded) of session sid: reserve a slot on the best
+-- candidate with room, or park the step in the waiting list of its first capability. Writes the
+-- record. Returns agent id, queue (reserved) or nil, ranked candidate ids (parked); returns
+-- false when it cannot decide here (no capabilities), leaving the step to the caller's router.
+local function route_inline(prefix, sid, steps_hash, step_id, rec, now, reserve, policy, rotation)
+  local ranked = ranked_candidates(prefix, rec, now, policy, rotation)
+  if ranked == nil then return false end
+  local member = sid .. "|" .. step_id
+  for _, c in ipairs(ranked) do
+    if c.load < c.max then
+      redis.call("ZADD", slots_key(prefix, c.id), now + reserve, member)
+      redis.call("ZADD", deadlines_key(prefix), now + reserve, member)
+      rec["agentId"] = c.id
+      rec["queue"] = c.queue
+      rec["queuedAt"] = now
+      redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
+      return c.id, c.queue
+    end
+  end
+  redis.call("ZREM", deadlines_key(prefix), member)
+  rec["waitingFor"] = "capacity"
+  rec["agentId"] = nil
+  redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
+  local entry = {caps = rec["caps"], ex = rec["failedAgents"] or {}, s = sid, t = step_id}
+  local agent_type = rec["agentType"]
+  if agent_type ~= nil and agent_type ~= cjson.null then entry["type"] = agent_type end
+  redis.call("RPUSH", prefix .. ":waiting:" .. rec["caps"][1], cjson.encode(entry))
+  local ids = {}
+  for i, c in ipairs(ranked) do ids[i] = c.id end
+  return nil, ids
 end

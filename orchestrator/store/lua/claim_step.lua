@@ -21,7 +21,8 @@
 --   {"leased", ms left}         another live run owns the step: try again after the lease
 --   {"not_ready", step status}  the step is pending or waiting: do not run
 --   {"full"}                    no reservation and the agent has no free slot: route it again
-local session_status = redis.call("HGET", KEYS[1], "status")
+local session = redis.call("HMGET", KEYS[1], "status", "goal", "initialContext", "maxAttempts")
+local session_status = session[1]
 local raw = redis.call("HGET", KEYS[2], ARGV[1])
 if not session_status or not raw then
   return {"missing"}
@@ -69,19 +70,23 @@ redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
 
 local outputs = {}
 local deps = cjson.decode(redis.call("HGET", KEYS[4], ARGV[1]) or "[]")
-for _, dep in ipairs(deps) do
-  table.insert(outputs, dep)
-  table.insert(outputs, redis.call("HGET", KEYS[5], dep) or "null")
+if #deps > 0 then
+  -- one HMGET for every dependency's output (a 50-way fan-in is one command, not 50)
+  local values = redis.call("HMGET", KEYS[5], unpack(deps))
+  for i, dep in ipairs(deps) do
+    table.insert(outputs, dep)
+    table.insert(outputs, values[i] or "null")
+  end
 end
 return {
   "ok",
   rec["attempts"],
   redis.call("HGET", KEYS[3], ARGV[1]),
-  redis.call("HGET", KEYS[1], "goal"),
-  redis.call("HGET", KEYS[1], "initialContext") or "{}",
+  session[2],
+  session[3] or "{}",
   redis.call("HGETALL", KEYS[6]),
   outputs,
-  redis.call("HGET", KEYS[1], "maxAttempts") or "1",
+  session[4] or "1",
   rec["agentAttempts"],
   rec["queue"] or "",
   redis.call("HGET", KEYS[9], ARGV[1]),

@@ -7,11 +7,14 @@
 -- KEYS[5] results hash   KEYS[6] shared state hash
 -- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] output JSON
 -- ARGV[5] key prefix   ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
--- ARGV[9], ARGV[10], ... shared state updates as key, value JSON pairs
+-- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
+-- ARGV[10] round-robin rotation   ARGV[11], ARGV[12], ... shared state updates as key, value JSON
 --
 -- Returns one of:
 --   {"ok", session status, {released id, its record JSON, ...}, {handed session id, step id,
---    queue, agent id, ...}, 1 if this call ended the session else 0}
+--    queue, agent id, ...}, 1 if this call ended the session else 0,
+--    {routed step id, agent id, queue, ...}, {parked step id, JSON list of candidates, ...}}
+--   (released steps in neither of the last two lists are left for the caller to route)
 --   {"duplicate"}           the step was already completed: nothing changed
 --   {"stale", step status}  this run no longer owns the step (lease lost, cancelled): nothing changed
 --   {"missing"}
@@ -34,7 +37,7 @@ rec["token"] = nil
 rec["leaseUntil"] = nil
 redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
 redis.call("HSET", KEYS[5], ARGV[1], ARGV[4])
-for i = 9, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
 end
 local handed = release(ARGV[5], ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
@@ -42,8 +45,11 @@ redis.call("ZREM", deadlines_key(ARGV[5]), ARGV[7])
 redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
-local session_status = redis.call("HGET", KEYS[1], "status")
-local released, ended = {}, 0
+local session = redis.call("HMGET", KEYS[1], "status", "totalTasks")
+local session_status = session[1]
+local released, ended, routed, parked = {}, 0, {}, {}
+local sid = sid_of(ARGV[7])
+local rotation = tonumber(ARGV[10]) or 0
 if session_status == "executing" or session_status == "waiting_for_input" then
   local children = cjson.decode(redis.call("HGET", KEYS[3], ARGV[1]) or "[]")
   for _, child in ipairs(children) do
@@ -52,23 +58,36 @@ if session_status == "executing" or session_status == "waiting_for_input" then
       if child_rec["status"] == "pending" then
         child_rec["status"] = "queued"
         child_rec["queuedAt"] = now
-        local encoded = cjson.encode(child_rec)
-        redis.call("HSET", KEYS[2], child, encoded)
+        local agent_id, queue_or_ranked = false, nil
+        if ARGV[9] ~= "" then
+          rotation = rotation + 1
+          agent_id, queue_or_ranked = route_inline(ARGV[5], sid, KEYS[2], child, child_rec, now,
+            tonumber(ARGV[8]), ARGV[9], rotation)
+        end
+        if agent_id then
+          table.insert(routed, child)
+          table.insert(routed, agent_id)
+          table.insert(routed, queue_or_ranked)
+        elseif agent_id == nil then
+          table.insert(parked, child)
+          table.insert(parked, cjson.encode(queue_or_ranked))
+        else
+          redis.call("HSET", KEYS[2], child, cjson.encode(child_rec))
+          -- until the caller routes it: if that never happens, the reconciler will
+          redis.call("ZADD", deadlines_key(ARGV[5]), now + tonumber(ARGV[8]), sid .. "|" .. child)
+        end
         table.insert(released, child)
-        table.insert(released, encoded)
-        -- until the caller routes it: if that never happens, the reconciler will
-        redis.call("ZADD", deadlines_key(ARGV[5]), now + tonumber(ARGV[8]),
-          string.sub(ARGV[7], 1, string.find(ARGV[7], "|", 1, true)) .. child)
+        table.insert(released, cjson.encode(child_rec))
       end
     end
   end
-  if finished >= tonumber(redis.call("HGET", KEYS[1], "totalTasks")) then
+  if finished >= tonumber(session[2]) then
     if tonumber(redis.call("HGET", KEYS[1], "failedTasks") or "0") > 0 then
       session_status = "failed"
     else
       session_status = "completed"
     end
-    if set_session_status(ARGV[5], sid_of(ARGV[7]), KEYS[1], session_status, now) then ended = 1 end
+    if set_session_status(ARGV[5], sid, KEYS[1], session_status, now) then ended = 1 end
   end
 end
-return {"ok", session_status, released, handed, ended}
+return {"ok", session_status, released, handed, ended, routed, parked}
