@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     )
     session_retention_s: int = Field(
         default=DEFAULT_SESSION_RETENTION_S,
-        ge=60,
+        ge=1,
         description="How long a finished session's keys live in Redis.",
     )
 

@@ -147,6 +147,9 @@ class Presence:
             for agent_id in ids:
                 self.router.offer_capacity(agent_id)
             self.reconciler.run_once()
+            self.sessions.housekeep(
+                now_ms=now_ms, retention_ms=self.settings.session_retention_s * 1000
+            )
         except Exception as exc:  # noqa: BLE001 - a missed beat must not stop the worker
             log.warning("heartbeat failed: %s", exc)
 

@@ -80,6 +80,11 @@ class Logbook:
         self.append(pipe, entry, now_ms)
         pipe.execute()
 
+    def trim_global(self, older_than_ms: int) -> None:
+        """Drop entries of the cross-session log older than ``older_than_ms`` (their sessions'
+        own logs expire with retention; this copy would otherwise stay until MAXLEN)."""
+        self._client.xtrim(self._keys.global_logs, minid=older_than_ms, approximate=False)
+
     def query(
         self, session_id: str | None, flt: LogFilter
     ) -> tuple[list[dict[str, Any]], str | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import redis
 
+from orchestrator.statuses import SessionStatus
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
 
@@ -86,3 +87,38 @@ class SessionIndex:
             row = {name: text(v) for name, v in zip(fields, values, strict=True) if v is not None}
             out.append(row if "sessionId" in row else {})
         return out
+
+    def prune_expired(self, *, now_ms: int, retention_ms: int, limit: int = 500) -> int:
+        """Drop index entries whose session's keys have expired, from every index (all, by
+        status, by user). A session ends after it is created, so only entries created more
+        than ``retention_ms`` ago can have expired; at most ``limit`` per index per call.
+        Returns the number of entries dropped. Runs from the workers' heartbeat, so Redis
+        returns to its size once retention has passed, whether or not anyone lists sessions."""
+        k = self._keys
+        users = sorted(text(u) for u in self._client.smembers(k.session_users))
+        indexes = [k.sessions_index, *(k.sessions_by_status(s.value) for s in SessionStatus)]
+        indexes += [k.sessions_by_user(user) for user in users]
+        cutoff = f"({now_ms - retention_ms}"
+        pipe = self._client.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zrangebyscore(index, "-inf", cutoff, start=0, num=limit)
+        candidates = [[text(m) for m in members] for members in pipe.execute()]
+        checked = sorted({sid for members in candidates for sid in members})
+        if not checked:
+            return 0
+        for sid in checked:
+            pipe.exists(k.session(sid))
+        gone = {sid for sid, alive in zip(checked, pipe.execute(), strict=True) if not alive}
+        dropped = 0
+        for index, members in zip(indexes, candidates, strict=True):
+            stale = [sid for sid in members if sid in gone]
+            if stale:
+                pipe.zrem(index, *stale)
+                dropped += len(stale)
+        for user in users:
+            pipe.exists(k.sessions_by_user(user))
+        replies = pipe.execute()
+        for user, alive in zip(users, replies[-len(users) :] if users else [], strict=True):
+            if not alive:  # an index that emptied is gone: forget the user (re-added on submit)
+                self._client.srem(k.session_users, user)
+        return dropped
