@@ -16,6 +16,9 @@ from orchestrator.access import TokenConfigError, is_loopback
 # Requests gunicorn refuses itself (a request line over the limit, malformed HTTP) get the API's
 # JSON error shape instead of gunicorn's HTML page.
 limit_request_line = 8190  # gunicorn's maximum; longer request lines get 414
+# gunicorn 27's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), so a
+# second API on the host (tests, `make bench`, two `up`s) takes it over from the first; unused here
+control_socket_disable = True
 
 _HINTS = {
     414: "shorten the URL: send long values in a JSON body instead of the path or query",
