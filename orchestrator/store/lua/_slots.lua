@@ -250,7 +250,9 @@ local function route_inline(prefix, sid, steps_hash, step_id, rec, now, reserve,
   rec["waitingFor"] = "capacity"
   rec["agentId"] = nil
   redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
-  local entry = {caps = rec["caps"], ex = rec["failedAgents"] or {}, s = sid, t = step_id}
+  local failed = rec["failedAgents"]
+  if type(failed) ~= "table" then failed = {} end  -- absent, or JSON null
+  local entry = {caps = rec["caps"], ex = failed, s = sid, t = step_id}
   local agent_type = rec["agentType"]
   if agent_type ~= nil and agent_type ~= cjson.null then entry["type"] = agent_type end
   redis.call("RPUSH", prefix .. ":waiting:" .. rec["caps"][1], cjson.encode(entry))
