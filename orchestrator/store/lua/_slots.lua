@@ -20,19 +20,26 @@ local function live_load(slots, now)
   return redis.call("ZCARD", slots)
 end
 
--- Whether the agent may take new work now: active, alive, circuit closed.
+-- Whether an agent may take new work now, from its status, aliveUntil and circuitOpenUntil
+-- fields: active, alive, circuit closed.
+local function fields_take_work(status, alive_until, open_until, now)
+  return status == "active" and tonumber(alive_until or "0") >= now
+    and tonumber(open_until or "0") <= now
+end
+
 local function takes_work(akey, now)
-  local fields = redis.call("HMGET", akey, "status", "aliveUntil", "circuitOpenUntil")
-  if fields[1] ~= "active" then return false end
-  if tonumber(fields[2] or "0") < now then return false end
-  if tonumber(fields[3] or "0") > now then return false end
-  return true
+  local f = redis.call("HMGET", akey, "status", "aliveUntil", "circuitOpenUntil")
+  return fields_take_work(f[1], f[2], f[3], now)
+end
+
+-- An agent's queue: its "queue" field, else agent.<id>.
+local function queue_or_default(queue, agent_id)
+  if queue then return queue end
+  return "agent." .. agent_id
 end
 
 local function agent_queue(akey, agent_id)
-  local queue = redis.call("HGET", akey, "queue")
-  if queue then return queue end
-  return "agent." .. agent_id
+  return queue_or_default(redis.call("HGET", akey, "queue"), agent_id)
 end
 
 local function has_all(have, need)
@@ -57,15 +64,12 @@ local function handoff(prefix, agent_id, now, reserve_ms)
   -- one read of the agent: takes work (active, alive, circuit closed), then what it can run
   local f = redis.call("HMGET", akey, "status", "aliveUntil", "circuitOpenUntil", "maxLoad",
     "capabilities", "type", "queue")
-  if f[1] ~= "active" or tonumber(f[2] or "0") < now or tonumber(f[3] or "0") > now then
-    return out
-  end
-  local info = {f[4], f[5], f[6]}
-  local max_load = tonumber(info[1] or "0")
-  local caps_list = cjson.decode(info[2] or "[]")
+  if not fields_take_work(f[1], f[2], f[3], now) then return out end
+  local max_load, agent_type = tonumber(f[4] or "0"), f[6]
+  local caps_list = cjson.decode(f[5] or "[]")
   local have = {}
   for _, cap in ipairs(caps_list) do have[cap] = true end
-  local queue = f[7] or ("agent." .. agent_id)
+  local queue = queue_or_default(f[7], agent_id)
   for _, cap in ipairs(caps_list) do
     local wkey = prefix .. ":waiting:" .. cap
     local entries = redis.call("LRANGE", wkey, 0, 99)
@@ -73,7 +77,7 @@ local function handoff(prefix, agent_id, now, reserve_ms)
       if live_load(skey, now) >= max_load then return out end
       local entry = cjson.decode(raw)
       local fits = has_all(have, entry["caps"]) and not excluded(entry["ex"], agent_id)
-        and (entry["type"] == nil or entry["type"] == info[3])
+        and (entry["type"] == nil or entry["type"] == agent_type)
       if fits then
         redis.call("LREM", wkey, 1, raw)
         local rec_raw = redis.call("HGET", steps_key(prefix, entry["s"]), entry["t"])
@@ -172,28 +176,37 @@ end
 -- eligible = active, alive, circuit closed, the step's agentType, not an agent it failed on;
 -- least_loaded = (load, -priority, capabilities, id); priority_first = (-priority, load,
 -- capabilities, id); round_robin = agents with room by id, rotated, then the full ones.
+-- A step record's agentType (nil when absent or JSON null) and failedAgents (a list).
+local function record_agent_type(rec)
+  local agent_type = rec["agentType"]
+  if agent_type == cjson.null then return nil end
+  return agent_type
+end
+
+local function record_failed_agents(rec)
+  local failed = rec["failedAgents"]
+  if type(failed) ~= "table" then return {} end
+  return failed
+end
+
 local function ranked_candidates(prefix, rec, now, policy, rotation)
   local ckeys = {}
   for i, cap in ipairs(rec["caps"] or {}) do ckeys[i] = prefix .. ":capability:" .. cap .. ":agents" end
   if #ckeys == 0 then return nil end
-  local agent_type = rec["agentType"]
-  if agent_type == cjson.null then agent_type = nil end
-  local failed = rec["failedAgents"]
-  if type(failed) ~= "table" then failed = {} end
+  local agent_type, failed = record_agent_type(rec), record_failed_agents(rec)
   local out = {}
   for _, id in ipairs(redis.call("SINTER", unpack(ckeys))) do
     if not excluded(failed, id) then
       local f = redis.call("HMGET", agent_key(prefix, id), "status", "aliveUntil",
         "circuitOpenUntil", "maxLoad", "priority", "capabilities", "type", "queue")
-      if f[1] == "active" and tonumber(f[2] or "0") >= now and tonumber(f[3] or "0") <= now
-        and (agent_type == nil or f[7] == agent_type) then
+      if fields_take_work(f[1], f[2], f[3], now) and (agent_type == nil or f[7] == agent_type) then
         table.insert(out, {
           id = id,
           load = redis.call("ZCOUNT", slots_key(prefix, id), now, "+inf"),
           max = tonumber(f[4] or "0"),
           prio = tonumber(f[5] or "0"),
           ncaps = #cjson.decode(f[6] or "[]"),
-          queue = f[8] or ("agent." .. id),
+          queue = queue_or_default(f[8], id),
         })
       end
     end
@@ -250,11 +263,8 @@ local function route_inline(prefix, sid, steps_hash, step_id, rec, now, reserve,
   rec["waitingFor"] = "capacity"
   rec["agentId"] = nil
   redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
-  local failed = rec["failedAgents"]
-  if type(failed) ~= "table" then failed = {} end  -- absent, or JSON null
-  local entry = {caps = rec["caps"], ex = failed, s = sid, t = step_id}
-  local agent_type = rec["agentType"]
-  if agent_type ~= nil and agent_type ~= cjson.null then entry["type"] = agent_type end
+  local entry = {caps = rec["caps"], ex = record_failed_agents(rec), s = sid, t = step_id,
+    type = record_agent_type(rec)}
   redis.call("RPUSH", prefix .. ":waiting:" .. rec["caps"][1], cjson.encode(entry))
   local ids = {}
   for i, c in ipairs(ranked) do ids[i] = c.id end
