@@ -12,14 +12,15 @@ from flask import Flask
 
 from api import auth
 from api.errors import register_error_handlers
-from orchestrator.dispatch import Dispatcher
-from orchestrator.engine import Engine
+from orchestrator.core.dispatch import Dispatcher
+from orchestrator.engine.routing import Router
+from orchestrator.engine.submission import Engine
 from orchestrator.jsonlog import configure_logging
 from orchestrator.planning.service import Planning
 from orchestrator.planning.templates import load_templates
-from orchestrator.routing import Router
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
+from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.ratelimit import RateLimiter
@@ -76,7 +77,8 @@ def create_app(
     app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
-    client = redis_client or settings.redis_client(
+    client = redis_client or client_for(
+        settings,
         socket_timeout=5,
         socket_connect_timeout=0.5,
         health_check_interval=30,

@@ -30,8 +30,8 @@ from flask import (
 )
 
 from api.errors import ApiError
-from orchestrator.access import OPEN, Principal, TokenTable, is_loopback
-from orchestrator.errors import SessionNotFoundError
+from orchestrator.core.access import OPEN, Principal, TokenTable, is_loopback
+from orchestrator.core.errors import SessionNotFoundError
 from orchestrator.settings import Settings
 from orchestrator.store.keys import Keys
 from orchestrator.store.ratelimit import RateLimiter

@@ -11,7 +11,7 @@ import sys
 
 from gunicorn import util
 
-from orchestrator.access import TokenConfigError, is_loopback
+from orchestrator.core.access import TokenConfigError, is_loopback
 
 # Requests gunicorn refuses itself (a request line over the limit, malformed HTTP) get the API's
 # JSON error shape instead of gunicorn's HTML page.

@@ -23,10 +23,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from orchestrator.models import RegisteredAgent
-from orchestrator.statuses import AgentStatus, SessionStatus
+from orchestrator.core.ids import capability_queue
+from orchestrator.core.models import RegisteredAgent
+from orchestrator.core.statuses import AgentStatus, SessionStatus
 from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import Keys, capability_queue
+from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
 
 DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)

@@ -22,7 +22,7 @@ from pydantic.json_schema import models_json_schema
 from api import schemas
 from api.routes.flower import TaskQuery, WorkerQuery
 from api.routes.logs import LogQuery
-from orchestrator.models import (
+from orchestrator.core.models import (
     AgentDefinition,
     AgentUpdate,
     InputAnswer,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.models import CamelModel, RegisteredAgent, SessionSummary
+from orchestrator.core.models import CamelModel, RegisteredAgent, SessionSummary
 
 
 class Closed(BaseModel):

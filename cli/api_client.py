@@ -26,7 +26,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
-from orchestrator.statuses import SESSION_TERMINAL
+from orchestrator.core.statuses import SESSION_TERMINAL
 
 DEFAULT_API_URL = "http://127.0.0.1:5000"
 REQUEST_TIMEOUT_S = 10.0

@@ -35,11 +35,13 @@ from typing import Any
 import redis
 
 from cli.supervisor import ManagedProcess, Supervisor
-from orchestrator.models import AgentDefinition, AgentStatus, AgentUpdate, RegisteredAgent
+from orchestrator.core.ids import agent_queue, capability_queue
+from orchestrator.core.logentry import iso_from_ms
+from orchestrator.core.models import AgentDefinition, AgentStatus, AgentUpdate, RegisteredAgent
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentNotFoundError, AgentRegistry
-from orchestrator.store.keys import Keys, agent_queue, capability_queue
-from orchestrator.store.logbook import iso_from_ms
+from orchestrator.store.connection import client_for
+from orchestrator.store.keys import Keys
 from workers.agents.base import replica_id
 
 STATUS_TTL_FACTOR = 5  # the status record outlives a few missed looks, then disappears
@@ -142,7 +144,7 @@ class Autoscaler:
         self.limits = Limits.of(settings)
         self.pools = {agent.id: Pool(agent) for agent in agents}
         self.replica_child = replica_child
-        self.client = client or settings.redis_client(socket_timeout=5, socket_connect_timeout=2)
+        self.client = client or client_for(settings, socket_timeout=5, socket_connect_timeout=2)
         self.keys = Keys(settings.key_prefix)
         self.registry = AgentRegistry(self.client, self.keys)
         self.clock = clock

@@ -27,8 +27,8 @@ from cli.api_client import (
     EventsUnavailable,
 )
 from cli.rendering import format_entry, render_session
+from orchestrator.core.statuses import SessionStatus
 from orchestrator.settings import Settings
-from orchestrator.statuses import SessionStatus
 from orchestrator.store.logbook import LEVEL_RANK
 
 EXIT_ERROR = 3

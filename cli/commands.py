@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from orchestrator.models import AgentDefinition
+from orchestrator.core.models import AgentDefinition
 
 API_GRACEFUL_TIMEOUT_S = 10
 

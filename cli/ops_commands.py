@@ -26,7 +26,7 @@ from typing import Any
 from cli.api_client import ApiClient
 from cli.client_commands import BadInput, add_api_url_argument, run
 from cli.rendering import render_session, render_table
-from orchestrator.statuses import AgentStatus, StepStatus
+from orchestrator.core.statuses import AgentStatus, StepStatus
 
 SETTABLE_STATUSES = [s.value for s in AgentStatus if s != AgentStatus.OFFLINE]
 

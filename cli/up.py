@@ -30,9 +30,9 @@ from cli.commands import (
 )
 from cli.embedded_redis import EmbeddedRedis, redis_answers
 from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_port_free
-from orchestrator.access import TokenConfigError, is_loopback, raw_tokens
-from orchestrator.fleet import DEFAULT_AGENTS
-from orchestrator.models import AgentDefinition
+from orchestrator.core.access import TokenConfigError, is_loopback, raw_tokens
+from orchestrator.core.fleet import DEFAULT_AGENTS
+from orchestrator.core.models import AgentDefinition
 from orchestrator.settings import Settings
 from orchestrator.store.connection import redact_url
 from workers.agents.base import replica_id

@@ -7,7 +7,7 @@ and submit a plan step with "requiredCapabilities": ["summarisation"] (or
 ["batch_summarisation"] with "parameters": {"documents": [...]}).
 """
 
-from orchestrator.steps import StepResult
+from orchestrator.core.steps import StepResult
 from workers.agents.base import agent
 
 

@@ -6,14 +6,11 @@ Create it only at process edges (the app factory, the worker start, the CLI) and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import redis
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orchestrator.access import TokenTable, load_tokens
-from orchestrator.store.connection import redis_client
+from orchestrator.core.access import TokenTable, load_tokens
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6399
 DEFAULT_API_PORT = 5000
@@ -367,12 +364,6 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
-
-    def redis_client(self, **options: Any) -> redis.Redis:
-        """A client for the effective Redis URL (plain, TLS, unix socket or Sentinel)."""
-        return redis_client(
-            self.effective_redis_url, sentinel_master=self.redis_sentinel_master, **options
-        )
 
     def token_table(self) -> TokenTable:
         """The API's tokens (MEOWSTIK_API_TOKENS and _FILE); TokenConfigError if malformed."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from orchestrator.dispatch import RUN_STEP_TASK
+from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
 from orchestrator.store.connection import broker_transport_options, broker_url, broker_use_ssl
 

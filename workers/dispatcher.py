@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from celery import Celery
 from kombu.exceptions import OperationalError
 
-from orchestrator.dispatch import StepDispatch
-from orchestrator.errors import DispatchError
+from orchestrator.core.dispatch import StepDispatch
+from orchestrator.core.errors import DispatchError
 from workers.celery_app import RUN_STEP_TASK
 
 

@@ -19,12 +19,14 @@ import redis
 from celery import Celery, bootsteps
 from celery.signals import task_received, worker_ready, worker_shutdown
 
-from orchestrator.engine import Engine
-from orchestrator.recovery import Reconciler
-from orchestrator.routing import Router
+from orchestrator.core.ids import REMOTE_EXECUTOR_QUEUE, agent_queue, capability_queue
+from orchestrator.engine.recovery import Reconciler
+from orchestrator.engine.routing import Router
+from orchestrator.engine.submission import Engine
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import REMOTE_EXECUTOR_QUEUE, Keys, agent_queue, capability_queue
+from orchestrator.store.connection import client_for
+from orchestrator.store.keys import Keys
 from orchestrator.store.sessions import SessionStore
 from orchestrator.store.workers import WorkerRegistry
 from workers.agents.base import Agent
@@ -72,7 +74,7 @@ class Presence:
     """Registration, heartbeat and slot reaping for the agents one worker executes."""
 
     def __init__(self, app: Celery, settings: Settings, agents: Mapping[str, Agent], remote: bool):
-        client = settings.redis_client(socket_timeout=5)
+        client = client_for(settings, socket_timeout=5)
         keys = Keys(settings.key_prefix)
         self.settings = settings
         self.agents = dict(agents)

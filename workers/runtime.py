@@ -13,15 +13,17 @@ import redis
 import requests
 from celery import Celery
 
-from orchestrator.errors import OrchestratorError, RetryableStepError
-from orchestrator.execution import Skip, StepLifecycle, StepRun
-from orchestrator.models import AgentDefinition, AgentExecutor
-from orchestrator.routing import Router, RouteRequest
+from orchestrator.core.errors import OrchestratorError, RetryableStepError
+from orchestrator.core.logentry import LogEntry
+from orchestrator.core.models import AgentDefinition, AgentExecutor
+from orchestrator.core.step_runs import Skip, StepRun
+from orchestrator.core.steps import InputRequired
+from orchestrator.engine.lifecycle import StepLifecycle
+from orchestrator.engine.routing import Router, RouteRequest
 from orchestrator.settings import Settings
-from orchestrator.steps import InputRequired
 from orchestrator.store.agents import AgentRegistry
+from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
-from orchestrator.store.logbook import LogEntry
 from orchestrator.store.sessions import SessionStore
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
@@ -212,7 +214,7 @@ def runtime_for(app: Celery) -> WorkerRuntime:
     runtime = _RUNTIMES.get(pid)
     if runtime is None:
         settings: Settings = app.conf.meowstik_settings
-        client = settings.redis_client(health_check_interval=30)
+        client = client_for(settings, health_check_interval=30)
         runtime = WorkerRuntime(
             settings,
             app.conf.meowstik_hosted_agents,

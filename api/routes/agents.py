@@ -10,10 +10,10 @@ from flask import Blueprint, current_app, jsonify
 
 from api.body import json_body
 from api.errors import ApiError
-from orchestrator.graph import check_metadata
-from orchestrator.models import AgentDefinition, AgentUpdate
-from orchestrator.registration import AgentExistsError, resolve_executor
-from orchestrator.statuses import AgentStatus
+from orchestrator.core.graph import check_metadata
+from orchestrator.core.models import AgentDefinition, AgentUpdate
+from orchestrator.core.registration import AgentExistsError, resolve_executor
+from orchestrator.core.statuses import AgentStatus
 
 blueprint = Blueprint("agents", __name__, url_prefix="/api/orchestrator")
 

@@ -14,8 +14,8 @@ from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
 from api.routes.agents import read_autoscaler
 from api.routes.flower import inspection, queue_table
 from api.routes.orchestrator import services, visible_user
-from orchestrator.errors import SessionNotFoundError
-from orchestrator.statuses import SessionStatus, StepStatus
+from orchestrator.core.errors import SessionNotFoundError
+from orchestrator.core.statuses import SessionStatus, StepStatus
 
 blueprint = Blueprint(
     "dashboard",

@@ -14,9 +14,9 @@ from api.body import query_args
 from api.errors import ApiError
 from api.metrics import known_queues
 from api.routes.orchestrator import services
-from orchestrator.dispatch import RUN_STEP_TASK
-from orchestrator.inspection import SORT_KEYS, Inspection, split_task_id
-from orchestrator.models import RequestModel
+from orchestrator.core.dispatch import RUN_STEP_TASK
+from orchestrator.core.models import RequestModel
+from orchestrator.engine.inspection import SORT_KEYS, Inspection, split_task_id
 from orchestrator.store.workers import WorkerRegistry
 
 blueprint = Blueprint("flower", __name__)

@@ -14,9 +14,9 @@ from pydantic import Field, StringConstraints
 
 from api.body import query_args
 from api.errors import ApiError
-from orchestrator.models import RequestModel
-from orchestrator.stats import session_stats
-from orchestrator.statuses import SESSION_TERMINAL
+from orchestrator.core.models import RequestModel
+from orchestrator.core.stats import session_stats
+from orchestrator.core.statuses import SESSION_TERMINAL
 from orchestrator.store.logbook import LogFilter, event_type
 
 blueprint = Blueprint("logs", __name__, url_prefix="/api/orchestrator")

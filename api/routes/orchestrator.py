@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from api.auth import principal
 from api.body import json_body, query_args
 from api.errors import ApiError
-from orchestrator.models import InputAnswer, OrchestrateRequest, SessionQuery
+from orchestrator.core.models import InputAnswer, OrchestrateRequest, SessionQuery
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
 

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from api.body import json_body
 from api.routes.orchestrator import services
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.models import OrchestrateRequest
 
 blueprint = Blueprint("plans", __name__, url_prefix="/api/orchestrator")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from orchestrator.graph import PlanGraph
+from orchestrator.core.graph import PlanGraph
 
 SOURCE_PLAN = "plan"
 SOURCE_MEASURED = "measured"

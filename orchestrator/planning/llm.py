@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from orchestrator.errors import OrchestratorError
-from orchestrator.graph import PlanGraph
-from orchestrator.models import AgentDefinition, ExplicitPlan, PlanStep
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.graph import PlanGraph
+from orchestrator.core.models import AgentDefinition, ExplicitPlan, PlanStep
 
 MAX_CONTEXT_CHARS = 4000
 MAX_REPLY_CHARS_SHOWN = 300

@@ -7,7 +7,7 @@ the work (only the head when the goal reads "<framing> about <topic>", so a blog
 
 The first rule in ``RULES`` whose keyword families match picks a template in ``TEMPLATES``.
 Both are data, so a new kind of goal is new rows, not new branches. Every capability used is in
-``orchestrator.fleet``, and every plan passes ``PlanGraph.build`` before it is returned.
+``orchestrator.core.fleet``, and every plan passes ``PlanGraph.build`` before it is returned.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import PlanError
-from orchestrator.graph import PlanGraph
-from orchestrator.models import PlanStep, TaskPlan
+from orchestrator.core.errors import PlanError
+from orchestrator.core.graph import PlanGraph
+from orchestrator.core.models import PlanStep, TaskPlan
 from orchestrator.planning.step_tables import TEMPLATES, StepTemplate
 
 MAX_GOAL_CHARS = 4000  # TaskPlan.goal's limit

@@ -17,14 +17,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import (
+from orchestrator.core.errors import (
     LimitExceededError,
     PlanDepthError,
     PlannerChoiceError,
     TemplateError,
 )
-from orchestrator.graph import PlanGraph
-from orchestrator.models import AgentDefinition, OrchestrateRequest, PlannerName, PlanStep, TaskPlan
+from orchestrator.core.graph import PlanGraph
+from orchestrator.core.models import (
+    AgentDefinition,
+    OrchestrateRequest,
+    PlannerName,
+    PlanStep,
+    TaskPlan,
+)
 from orchestrator.planning.llm import ChatModel, plan_with_llm
 from orchestrator.planning.rules import plan_goal
 from orchestrator.planning.templates import TemplateLibrary, instantiate

@@ -28,9 +28,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, StringConstraints, ValidationError
 
-from orchestrator.errors import PlanError, TemplateError, TemplateParameterError
-from orchestrator.graph import PlanGraph
-from orchestrator.models import LongText, PlanStep, RequestModel, ShortText, TemplateName
+from orchestrator.core.errors import PlanError, TemplateError, TemplateParameterError
+from orchestrator.core.graph import PlanGraph
+from orchestrator.core.models import LongText, PlanStep, RequestModel, ShortText, TemplateName
 from orchestrator.planning.rules import read_goal
 
 BUILTIN_TEMPLATE_DIR = Path(__file__).with_name("templates")

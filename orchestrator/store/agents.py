@@ -15,11 +15,12 @@ from typing import Any
 
 import redis
 
-from orchestrator.errors import AgentNotFoundError
-from orchestrator.models import AgentDefinition, AgentExecutor, AgentUpdate, RegisteredAgent
-from orchestrator.statuses import AgentStatus
-from orchestrator.store.keys import REMOTE_EXECUTOR_QUEUE, Keys, agent_queue
-from orchestrator.store.logbook import iso_from_ms
+from orchestrator.core.errors import AgentNotFoundError
+from orchestrator.core.ids import REMOTE_EXECUTOR_QUEUE, agent_queue
+from orchestrator.core.logentry import iso_from_ms
+from orchestrator.core.models import AgentDefinition, AgentExecutor, AgentUpdate, RegisteredAgent
+from orchestrator.core.statuses import AgentStatus
+from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import Scripts, text
 
 _KEEP_ON_REREGISTER = frozenset({AgentStatus.INACTIVE.value, AgentStatus.DRAINING.value})

@@ -33,6 +33,8 @@ from typing import Any
 import redis
 from redis.sentinel import Sentinel
 
+from orchestrator.settings import Settings
+
 SENTINEL_SCHEME = "sentinel"
 UNIX_SCHEME = "unix"
 TLS_SCHEME = "rediss"
@@ -185,6 +187,13 @@ def redis_client(url: str, *, sentinel_master: str = "mymaster", **options: Any)
         username=parsed.username,
         password=parsed.password,
         **options,
+    )
+
+
+def client_for(settings: Settings, **options: Any) -> redis.Redis:
+    """A client for the settings' effective Redis URL (plain, TLS, unix socket or Sentinel)."""
+    return redis_client(
+        settings.effective_redis_url, sentinel_master=settings.redis_sentinel_master, **options
     )
 
 

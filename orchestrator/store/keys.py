@@ -203,26 +203,3 @@ class Keys:
 
     def capability_agents(self, capability: str) -> str:
         return f"{self.prefix}:capability:{capability}:agents"
-
-
-def capability_queue(capability: str) -> str:
-    """The Celery queue of one capability."""
-    return f"cap.{capability}"
-
-
-def agent_queue(agent_id: str) -> str:
-    """The Celery queue of one agent hosted by `meowstik worker` processes."""
-    return f"agent.{agent_id}"
-
-
-REMOTE_EXECUTOR_QUEUE = "executor.remote"
-"""The queue of HTTP and LLM agents, consumed by workers started with --remote."""
-
-
-def slot_member(session_id: str, step_id: str) -> str:
-    return f"{session_id}|{step_id}"
-
-
-def job_id(session_id: str, step_id: str) -> str:
-    """The deterministic Celery task id of a step (also its jobId in the REST contract)."""
-    return f"{session_id}.{step_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from orchestrator.statuses import SessionStatus
+from orchestrator.core.statuses import SessionStatus
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
 

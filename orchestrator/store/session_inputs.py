@@ -8,8 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.store.keys import slot_member
-from orchestrator.store.logbook import LogEntry
+from orchestrator.core.ids import slot_member
+from orchestrator.core.logentry import LogEntry
 from orchestrator.store.scripts import Handoff, handoffs, text
 
 

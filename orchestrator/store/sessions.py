@@ -9,8 +9,19 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from orchestrator.store.keys import Keys, slot_member
-from orchestrator.store.logbook import Logbook, LogEntry
+from orchestrator.core.ids import slot_member
+from orchestrator.core.logentry import LogEntry
+from orchestrator.core.records import (
+    NewSession,
+    NewSubplan,
+    SessionRecord,
+    dumps,
+    initial_record,
+    session_fields,
+    subplan_step_record,
+)
+from orchestrator.store.keys import Keys
+from orchestrator.store.logbook import Logbook
 from orchestrator.store.scripts import (
     Cancellation,
     Claim,
@@ -25,15 +36,6 @@ from orchestrator.store.scripts import (
 )
 from orchestrator.store.session_index import SessionIndex
 from orchestrator.store.session_inputs import SessionInputs
-from orchestrator.store.session_records import (
-    NewSession,
-    NewSubplan,
-    SessionRecord,
-    dumps,
-    initial_record,
-    session_fields,
-    subplan_step_record,
-)
 
 
 class SessionStore(SessionInputs):

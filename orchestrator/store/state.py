@@ -41,11 +41,9 @@ import redis
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
-from orchestrator.errors import OrchestratorError
-from orchestrator.models import AGENT_ID_PATTERN
-from orchestrator.store.keys import Keys
-from orchestrator.store.scripts import text
-from orchestrator.store.state_values import (
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.models import AGENT_ID_PATTERN
+from orchestrator.core.state_values import (
     KEY_PATTERN,
     KEY_RULE,
     StateKeyError,
@@ -53,6 +51,8 @@ from orchestrator.store.state_values import (
     check_key,
     encode,
 )
+from orchestrator.store.keys import Keys
+from orchestrator.store.scripts import text
 from orchestrator.store.transactions import (
     StateConflictError,
     Transaction,

@@ -16,9 +16,9 @@ from typing import Any
 
 import redis
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.state_values import check_key, encode
 from orchestrator.store.scripts import text
-from orchestrator.store.state_values import check_key, encode
 
 
 class StateConflictError(OrchestratorError):

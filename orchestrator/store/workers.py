@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
+from orchestrator.core.logentry import iso_from_ms
 from orchestrator.store.keys import Keys
-from orchestrator.store.logbook import iso_from_ms
 from orchestrator.store.scripts import text
 
 FORGET_OFFLINE_MS = 24 * 3600 * 1000

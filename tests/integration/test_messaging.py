@@ -31,7 +31,7 @@ import redis
 import requests
 import trustme
 
-from orchestrator.dispatch import RUN_STEP_TASK
+from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
 from orchestrator.store.connection import broker_url, redis_client
 from tests.conftest import require

@@ -8,7 +8,7 @@ import pytest
 import redis
 import requests
 
-from orchestrator.dispatch import StepDispatch
+from orchestrator.core.dispatch import StepDispatch
 from orchestrator.settings import Settings
 from tests.support.cluster import wait_for
 from tests.support.plans import step

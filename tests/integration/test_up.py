@@ -24,7 +24,7 @@ import yaml
 
 from cli.embedded_redis import redis_server_executable
 from cli.supervisor import SupervisorError
-from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.core.fleet import DEFAULT_AGENTS
 from tests.support.plans import step
 from tests.support.redis_server import free_port
 from tests.support.spec import SPEC_ORCHESTRATE_BODY

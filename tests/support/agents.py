@@ -11,9 +11,9 @@ import time
 
 import redis
 
-from orchestrator.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.steps import InputRequired, StepInput, StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import InputRequired, StepInput, StepResult
 from workers.agents.base import agent
 
 GATE_TIMEOUT_S = 60

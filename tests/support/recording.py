@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.dispatch import StepDispatch
-from orchestrator.errors import DispatchError
+from orchestrator.core.dispatch import StepDispatch
+from orchestrator.core.errors import DispatchError
 
 
 class RecordingDispatcher:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import redis
 
-from orchestrator.engine import Engine
-from orchestrator.execution import StepLifecycle
-from orchestrator.fleet import DEFAULT_AGENTS
-from orchestrator.models import AgentDefinition
-from orchestrator.routing import Router
+from orchestrator.core.fleet import DEFAULT_AGENTS
+from orchestrator.core.models import AgentDefinition
+from orchestrator.engine.lifecycle import StepLifecycle
+from orchestrator.engine.routing import Router
+from orchestrator.engine.submission import Engine
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys

@@ -1,8 +1,8 @@
 import pytest
 
-from orchestrator.models import PlanStep
+from orchestrator.core.models import PlanStep
+from orchestrator.core.steps import StepInput
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput
 from workers.agents.catalog import AgentCatalogError, load_agents
 from workers.hosting import default_concurrency, worker_queues
 

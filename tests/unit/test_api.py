@@ -5,7 +5,7 @@ import json
 import pytest
 
 from api import create_app
-from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys

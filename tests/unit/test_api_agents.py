@@ -3,7 +3,7 @@
 import pytest
 
 from api import create_app
-from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys

@@ -9,8 +9,8 @@ import pytest
 
 from api import create_app
 from api.gunicorn_conf import open_binds
-from orchestrator.access import Role, TokenConfigError, is_loopback, load_tokens, raw_tokens
-from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.core.access import Role, TokenConfigError, is_loopback, load_tokens, raw_tokens
+from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys

@@ -7,7 +7,7 @@ import pytest
 from cli.autoscale import Action, Limits, Pool, decide
 from cli.commands import worker_command
 from cli.supervisor import ManagedProcess
-from orchestrator.fleet import CODER
+from orchestrator.core.fleet import CODER
 from workers.agents.base import FunctionAgent, ReplicaAgent, replica_id
 
 LIMITS = Limits(max_workers=3, backlog=10, up_after_s=5.0, idle_s=30.0)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.fleet import DEFAULT_AGENTS
-from orchestrator.models import PlanStep
+from orchestrator.core.fleet import DEFAULT_AGENTS
+from orchestrator.core.models import PlanStep
+from orchestrator.core.steps import StepInput
 from orchestrator.planning.rules import plan_goal
-from orchestrator.steps import StepInput
 from workers.agents.base import Agent
 from workers.agents.builtin import (
     BUILTIN_AGENTS,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cli.up import api_command, flower_command, remote_worker_command, worker_command
-from orchestrator.fleet import DEFAULT_AGENTS
+from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from orchestrator.store.connection import (
     broker_transport_options,
     broker_url,
     broker_use_ssl,
+    client_for,
     parse_sentinel_url,
     redact_url,
     redis_client,
@@ -54,7 +55,9 @@ def test_a_malformed_sentinel_url_says_how_to_write_it(url: str) -> None:
 
 def test_settings_build_a_sentinel_client_for_the_configured_master() -> None:
     settings = Settings(redis_url="sentinel://127.0.0.1:1/2", redis_sentinel_master="meow")
-    client = settings.redis_client()
+    client = client_for(
+        settings,
+    )
     pool = client.connection_pool
     assert pool.service_name == "meow"
     assert pool.connection_kwargs["db"] == 2

@@ -4,11 +4,11 @@ re-planning is stopped."""
 
 import pytest
 
-from orchestrator.errors import PermanentStepError
-from orchestrator.execution import StepRun
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.errors import PermanentStepError
+from orchestrator.core.models import OrchestrateRequest
+from orchestrator.core.step_runs import StepRun
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepResult
 from tests.support.world import build_world
 
 AGENT = "researcher-001"

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.endpoints import EndpointNotAllowedError, check_endpoint
-from orchestrator.errors import PermanentStepError, RetryableStepError
-from orchestrator.models import AgentDefinition, AgentExecutor, Capability, PlanStep
+from orchestrator.core.endpoints import EndpointNotAllowedError, check_endpoint
+from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, PlanStep
+from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput, StepResult
 from workers.executors.http_agent import MAX_RESPONSE_BYTES, USER_AGENT, HttpAgent
 from workers.executors.llm import ChatClient, LlmAgent, llm_available
 

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from api import create_app
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepResult
 from orchestrator.store.keys import Keys
 from orchestrator.store.workers import WorkerRegistry
 from tests.support.recording import RecordingDispatcher

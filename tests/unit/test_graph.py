@@ -1,14 +1,14 @@
 import pytest
 
-from orchestrator.errors import (
+from orchestrator.core.errors import (
     CycleError,
     DuplicateStepError,
     UnknownDependencyError,
     UnroutableStepError,
 )
-from orchestrator.fleet import DEFAULT_AGENTS
-from orchestrator.graph import PlanGraph, find_cycle
-from orchestrator.models import PlanStep
+from orchestrator.core.fleet import DEFAULT_AGENTS
+from orchestrator.core.graph import PlanGraph, find_cycle
+from orchestrator.core.models import PlanStep
 
 
 def step(step_id, *deps, caps=("web_research",), subtasks=()):

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from api import create_app
-from orchestrator.endpoints import EndpointNotAllowedError
-from orchestrator.fleet import DEFAULT_AGENTS
-from orchestrator.models import AgentDefinition, AgentExecutor, Capability, PlanStep
-from orchestrator.registration import blocked_range, check_agent_endpoint, literal_address
+from orchestrator.core.endpoints import EndpointNotAllowedError
+from orchestrator.core.fleet import DEFAULT_AGENTS
+from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, PlanStep
+from orchestrator.core.registration import blocked_range, check_agent_endpoint, literal_address
+from orchestrator.core.steps import StepInput
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from tests.support.http_servers import JsonServer, echo_agent_endpoint

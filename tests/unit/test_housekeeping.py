@@ -3,7 +3,7 @@ entries of expired sessions (all, by status, by user) and trims the cross-sessio
 
 import time
 
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.models import OrchestrateRequest
 from orchestrator.settings import Settings
 from tests.support.world import build_world
 

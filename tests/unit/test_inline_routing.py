@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from orchestrator.models import AgentDefinition, Capability
-from orchestrator.selection import POLICIES, rank
+from orchestrator.core.ids import slot_member
+from orchestrator.core.models import AgentDefinition, Capability
+from orchestrator.core.selection import POLICIES, rank
 from orchestrator.settings import Settings
-from orchestrator.store.keys import slot_member
 from orchestrator.store.scripts import _source
 from tests.support.world import build_world
 
@@ -92,8 +92,8 @@ def test_a_released_step_is_routed_in_the_completing_call(any_redis):
             ]
         },
     }
-    from orchestrator.models import OrchestrateRequest
-    from orchestrator.steps import StepResult
+    from orchestrator.core.models import OrchestrateRequest
+    from orchestrator.core.steps import StepResult
 
     sid = world.engine.submit(OrchestrateRequest.model_validate(request)).session_id
     run = world.lifecycle.begin(sid, "a", "researcher-001")

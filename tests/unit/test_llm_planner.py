@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from orchestrator.engine import Engine
-from orchestrator.errors import RetryableStepError
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.errors import RetryableStepError
+from orchestrator.core.models import OrchestrateRequest
+from orchestrator.engine.submission import Engine
 from orchestrator.planning.llm import parse_plan_reply
 from orchestrator.planning.service import Planning
 from orchestrator.planning.templates import load_templates

@@ -5,10 +5,10 @@ import itertools
 import pytest
 
 from api import create_app
-from orchestrator.errors import PermanentStepError, RetryableStepError
-from orchestrator.models import AgentDefinition, Capability, OrchestrateRequest
+from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.models import AgentDefinition, Capability, OrchestrateRequest
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepResult
 from tests.support.world import build_world
 
 LEVELS = ["debug", "info", "warn", "error", "critical"]

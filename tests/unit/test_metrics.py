@@ -10,11 +10,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
 from api.routes import metrics as metrics_routes
-from orchestrator.errors import PermanentStepError, RetryableStepError
-from orchestrator.models import AgentDefinition, AgentExecutor, Capability, OrchestrateRequest
+from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, OrchestrateRequest
+from orchestrator.core.statuses import AgentStatus, SessionStatus
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.statuses import AgentStatus, SessionStatus
-from orchestrator.steps import StepResult
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from tests.support.recording import RecordingDispatcher

@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from api import auth, create_app
 from api.openapi import OPERATIONS, Operation, Reply, build_document, ok, undocumented_routes
 from api.schemas import Health
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepResult
 from orchestrator.store.keys import Keys
 from orchestrator.store.workers import WorkerRegistry
 from tests.support.recording import RecordingDispatcher

@@ -2,12 +2,12 @@
 
 import pytest
 
-from orchestrator.errors import InputValidationError, SessionFinishedError, StepNotWaitingError
-from orchestrator.execution import StepRun
-from orchestrator.models import AgentDefinition, Capability, OrchestrateRequest
-from orchestrator.recovery import Reconciler
+from orchestrator.core.errors import InputValidationError, SessionFinishedError, StepNotWaitingError
+from orchestrator.core.models import AgentDefinition, Capability, OrchestrateRequest
+from orchestrator.core.step_runs import StepRun
+from orchestrator.core.steps import InputRequired, StepResult
+from orchestrator.engine.recovery import Reconciler
 from orchestrator.settings import Settings
-from orchestrator.steps import InputRequired, StepResult
 from tests.support.world import build_world
 
 ASKER = AgentDefinition(

@@ -3,10 +3,10 @@ previews with their critical path."""
 
 import pytest
 
-from orchestrator.errors import LimitExceededError, PlanDepthError, PlannerChoiceError
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.errors import LimitExceededError, PlanDepthError, PlannerChoiceError
+from orchestrator.core.models import OrchestrateRequest
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepResult
 from tests.support.world import build_world
 
 

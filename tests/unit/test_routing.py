@@ -2,13 +2,13 @@
 
 import pytest
 
-from orchestrator.errors import PermanentStepError
-from orchestrator.execution import StepRun
-from orchestrator.models import AgentDefinition, AgentUpdate, Capability, OrchestrateRequest
-from orchestrator.selection import POLICIES, rank
+from orchestrator.core.errors import PermanentStepError
+from orchestrator.core.models import AgentDefinition, AgentUpdate, Capability, OrchestrateRequest
+from orchestrator.core.selection import POLICIES, rank
+from orchestrator.core.statuses import AgentStatus
+from orchestrator.core.step_runs import StepRun
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.statuses import AgentStatus
-from orchestrator.steps import StepResult
 from tests.support.world import build_world
 
 
@@ -191,7 +191,7 @@ def test_reactivating_a_drained_agent_hands_its_slots_to_waiting_steps_at_once(a
 def test_the_reconciler_reroutes_a_step_whose_worker_died_and_dead_letters_a_repeat_killer(
     any_redis,
 ):
-    from orchestrator.recovery import Reconciler
+    from orchestrator.engine.recovery import Reconciler
 
     world = build_world(
         any_redis,
@@ -218,7 +218,7 @@ def test_the_reconciler_reroutes_a_step_whose_worker_died_and_dead_letters_a_rep
 
 
 def test_a_step_whose_dispatch_was_lost_is_recovered(any_redis):
-    from orchestrator.recovery import Reconciler
+    from orchestrator.engine.recovery import Reconciler
 
     world = build_world(any_redis, Settings(reservation_s=30), agents=(agent("a1"),))
     sid = submit(world, 1)  # routed and reserved, but say the message never reached Redis

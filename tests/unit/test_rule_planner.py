@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import PlanError
-from orchestrator.fleet import DEFAULT_AGENTS
-from orchestrator.graph import PlanGraph
-from orchestrator.models import TaskPlan
+from orchestrator.core.errors import PlanError
+from orchestrator.core.fleet import DEFAULT_AGENTS
+from orchestrator.core.graph import PlanGraph
+from orchestrator.core.models import TaskPlan
 from orchestrator.planning.rules import MAX_GOAL_CHARS, plan_goal, read_goal
 
 FLEET_ROUTES = [(frozenset(agent.capability_names), agent.type) for agent in DEFAULT_AGENTS]

@@ -2,11 +2,11 @@
 
 import pytest
 
-from orchestrator.errors import RetryableStepError
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.errors import RetryableStepError
+from orchestrator.core.models import OrchestrateRequest
+from orchestrator.core.statuses import STEP_TERMINAL, STEP_TRANSITIONS, StepStatus, can_transition
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.statuses import STEP_TERMINAL, STEP_TRANSITIONS, StepStatus, can_transition
-from orchestrator.steps import StepResult
 from tests.support.world import build_world
 
 AGENT = "researcher-001"

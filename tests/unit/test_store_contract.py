@@ -2,11 +2,11 @@
 
 import pytest
 
-from orchestrator.errors import RetryableStepError
-from orchestrator.execution import Skip, StepRun
-from orchestrator.models import OrchestrateRequest
+from orchestrator.core.errors import RetryableStepError
+from orchestrator.core.models import OrchestrateRequest
+from orchestrator.core.step_runs import Skip, StepRun
+from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepResult
 from tests.support.world import build_world
 
 SETTINGS = Settings(lease_s=10, step_max_attempts=2, retry_backoff_s=0.5)
@@ -198,7 +198,7 @@ def test_cancel_stops_everything_not_started_refuses_running_results_and_is_idem
 
 
 def test_a_finished_session_cannot_be_cancelled(world):
-    from orchestrator.errors import SessionFinishedError
+    from orchestrator.core.errors import SessionFinishedError
 
     engine, lifecycle, _, _, _ = world
     sid = engine.submit(diamond()).session_id

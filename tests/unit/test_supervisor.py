@@ -26,7 +26,7 @@ from cli.supervisor import (
     stop_process_groups,
 )
 from cli.up import AlreadyRunningError, DataDirLock, redact_url, worker_command
-from orchestrator.fleet import CODER
+from orchestrator.core.fleet import CODER
 
 DEADLINE_S = 10.0
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import TemplateError, TemplateParameterError
-from orchestrator.graph import PlanGraph
+from orchestrator.core.errors import TemplateError, TemplateParameterError
+from orchestrator.core.graph import PlanGraph
 from orchestrator.planning.templates import instantiate, load_templates, parse_template
 
 SHIPPED = {"rest_api", "blog_post", "research_report", "code_review"}

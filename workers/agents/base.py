@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.models import AGENT_ID_PATTERN, AgentDefinition, Capability
-from orchestrator.steps import StepInput, StepResult
+from orchestrator.core.models import AGENT_ID_PATTERN, AgentDefinition, Capability
+from orchestrator.core.steps import StepInput, StepResult
 
 
 class Agent(ABC):

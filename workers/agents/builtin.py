@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from orchestrator.fleet import CODER, PLANNER, RESEARCHER, REVIEWER
+from orchestrator.core.fleet import CODER, PLANNER, RESEARCHER, REVIEWER
+from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.planning.rules import read_goal
-from orchestrator.steps import StepInput, StepResult
 from workers.agents.base import Agent
 
 OFFLINE_NOTE = (

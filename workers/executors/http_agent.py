@@ -32,11 +32,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from orchestrator.errors import PermanentStepError, RetryableStepError
-from orchestrator.models import AgentDefinition, AgentExecutor
-from orchestrator.registration import blocked_range, check_agent_endpoint
+from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.models import AgentDefinition, AgentExecutor
+from orchestrator.core.registration import blocked_range, check_agent_endpoint
+from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput, StepResult
 from workers.agents.base import Agent
 
 USER_AGENT = "meowstik-orchestration"

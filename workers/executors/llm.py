@@ -13,10 +13,10 @@ import re
 import time
 from typing import Any
 
-from orchestrator.errors import PermanentStepError
-from orchestrator.models import AgentDefinition, AgentExecutor
+from orchestrator.core.errors import PermanentStepError
+from orchestrator.core.models import AgentDefinition, AgentExecutor
+from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.settings import Settings
-from orchestrator.steps import StepInput, StepResult
 from workers.agents.base import Agent
 from workers.executors.http_agent import (
     Sleep,

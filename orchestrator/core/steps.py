@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.models import PlanStep
+from orchestrator.core.models import PlanStep
 
 
 class StepLogger(Protocol):

@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from orchestrator.dispatch import StepDispatch
-from orchestrator.errors import PermanentStepError, RetryableStepError
-from orchestrator.models import StepError
-from orchestrator.routing import Router, RouteRequest
+from orchestrator.core.dispatch import StepDispatch
+from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.logentry import LogEntry, iso_from_ms
+from orchestrator.core.models import StepError
+from orchestrator.core.step_runs import StepRun
+from orchestrator.engine.routing import Router, RouteRequest
 from orchestrator.settings import Settings
-from orchestrator.step_runs import StepRun
 from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.logbook import LogEntry, iso_from_ms
 from orchestrator.store.scripts import Transition
 from orchestrator.store.sessions import SessionStore
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.store.logbook import LogEntry
+from orchestrator.core.logentry import LogEntry
 
 if TYPE_CHECKING:
-    from orchestrator.execution import StepLifecycle
+    from orchestrator.engine.lifecycle import StepLifecycle
 
 
 class BoundLogger:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from orchestrator.engine import Engine
-from orchestrator.errors import OrchestratorError
-from orchestrator.models import StepError
-from orchestrator.routing import RouteRequest
-from orchestrator.store.keys import job_id
-from orchestrator.store.logbook import LogEntry, iso_from_ms
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.ids import job_id
+from orchestrator.core.logentry import LogEntry, iso_from_ms
+from orchestrator.core.models import StepError
+from orchestrator.engine.routing import RouteRequest
+from orchestrator.engine.submission import Engine
 
 
 class Reconciler:

@@ -10,18 +10,18 @@ import secrets
 import time
 from collections.abc import Callable
 
-from orchestrator.agent_logging import BoundLogger
-from orchestrator.decomposition import ParentView, build_subplan, parse_subtasks
-from orchestrator.errors import PermanentStepError, SubPlanError
-from orchestrator.models import PlanStep
-from orchestrator.routing import Router, RouteRequest
-from orchestrator.step_failures import StepFailures
-from orchestrator.step_runs import Skip, StepRun
-from orchestrator.steps import InputRequired, StepInput, StepResult
-from orchestrator.store.keys import job_id
-from orchestrator.store.logbook import LogEntry, iso_from_ms
+from orchestrator.core.decomposition import ParentView, build_subplan, parse_subtasks
+from orchestrator.core.errors import PermanentStepError, SubPlanError
+from orchestrator.core.ids import job_id
+from orchestrator.core.logentry import LogEntry, iso_from_ms
+from orchestrator.core.models import PlanStep
+from orchestrator.core.records import NewSubplan
+from orchestrator.core.step_runs import Skip, StepRun
+from orchestrator.core.steps import InputRequired, StepInput, StepResult
+from orchestrator.engine.agent_logging import BoundLogger
+from orchestrator.engine.failures import StepFailures
+from orchestrator.engine.routing import Router, RouteRequest
 from orchestrator.store.scripts import Transition
-from orchestrator.store.session_records import NewSubplan
 
 
 class StepLifecycle(StepFailures):

@@ -9,12 +9,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.dispatch import Dispatcher, StepDispatch
-from orchestrator.selection import rank
+from orchestrator.core.dispatch import Dispatcher, StepDispatch
+from orchestrator.core.ids import job_id
+from orchestrator.core.logentry import LogEntry
+from orchestrator.core.selection import rank
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import job_id
-from orchestrator.store.logbook import LogEntry
 from orchestrator.store.scripts import Handoff, Transition
 from orchestrator.store.sessions import SessionStore
 

@@ -24,12 +24,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.errors import PlanError, ReplanLoopError, SubPlanError
-from orchestrator.graph import PlanGraph
-from orchestrator.models import AgentDefinition, PlanStep
+from orchestrator.core.errors import PlanError, ReplanLoopError, SubPlanError
+from orchestrator.core.graph import PlanGraph
+from orchestrator.core.ids import capability_queue
+from orchestrator.core.models import AgentDefinition, PlanStep
+from orchestrator.core.records import NewSubplan, NewSubplanStep
 from orchestrator.settings import Settings
-from orchestrator.store.keys import capability_queue
-from orchestrator.store.session_records import NewSubplan, NewSubplanStep
 
 MAX_STEP_ID_CHARS = 128  # models.STEP_ID_PATTERN
 _COMPACT = (",", ":")

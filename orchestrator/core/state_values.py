@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 
 KEY_PATTERN = r"[A-Za-z0-9_.:-]{1,128}"
 KEY_RULE = "use 1 to 128 letters, digits, '_', '.', ':' or '-'"

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from orchestrator.models import RegisteredAgent
-from orchestrator.statuses import AgentStatus
+from orchestrator.core.models import RegisteredAgent
+from orchestrator.core.statuses import AgentStatus
 
 Policy = Callable[[Sequence[RegisteredAgent], int], list[RegisteredAgent]]
 

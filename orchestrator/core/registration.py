@@ -2,7 +2,7 @@
 something that can execute it, clients may not set what the orchestrator manages, its metadata
 is bounded, and its endpoint may not point where no agent should be.
 
-Endpoints pass ``orchestrator.endpoints.check_endpoint`` (schemes and hosts allowlists, no
+Endpoints pass ``orchestrator.core.endpoints.check_endpoint`` (schemes and hosts allowlists, no
 credentials), whose host list may also hold CIDRs (``10.0.0.0/8``) matching IP literals, and
 never reach the always-blocked ranges, whatever the allowlist says (``*`` included): link-local
 (169.254.0.0/16, where cloud metadata services answer, and fe80::/10), unspecified (0.0.0.0/8,
@@ -20,18 +20,18 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.endpoints import (
+from orchestrator.core.endpoints import (
     EndpointNotAllowedError,
     allowed_hosts,
     allowed_schemes,
     check_endpoint,
 )
-from orchestrator.endpoints import _shown as shown_endpoint  # how its errors show a URL
-from orchestrator.errors import OrchestratorError
-from orchestrator.graph import check_metadata
-from orchestrator.models import AgentDefinition, AgentExecutor
+from orchestrator.core.endpoints import _shown as shown_endpoint  # how its errors show a URL
+from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.graph import check_metadata
+from orchestrator.core.models import AgentDefinition, AgentExecutor
+from orchestrator.core.statuses import AgentStatus
 from orchestrator.settings import Settings
-from orchestrator.statuses import AgentStatus
 
 
 class RegistrationError(OrchestratorError):

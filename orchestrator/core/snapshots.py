@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.models import SessionSnapshot, StepError, StepState, TaskPlan
-from orchestrator.store.keys import job_id
-from orchestrator.store.logbook import iso_from_ms
-from orchestrator.store.session_records import SessionRecord
+from orchestrator.core.ids import job_id
+from orchestrator.core.logentry import iso_from_ms
+from orchestrator.core.models import SessionSnapshot, StepError, StepState, TaskPlan
+from orchestrator.core.records import SessionRecord
 
 
 def graft_subplans(plan: dict[str, Any], subplans: list[dict[str, Any]]) -> dict[str, Any]:

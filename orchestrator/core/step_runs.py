@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.steps import StepInput
+from orchestrator.core.steps import StepInput
 
 
 @dataclass(frozen=True)

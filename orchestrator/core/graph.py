@@ -14,14 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import (
+from orchestrator.core.errors import (
     CycleError,
     DuplicateStepError,
     LimitExceededError,
     UnknownDependencyError,
     UnroutableStepError,
 )
-from orchestrator.models import PlanStep
+from orchestrator.core.models import PlanStep
 from orchestrator.settings import Settings
 
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from orchestrator.dispatch import RUN_STEP_TASK
-from orchestrator.engine import Engine
-from orchestrator.errors import SessionNotFoundError, TaskNotFoundError
-from orchestrator.models import SessionSnapshot, StepState
+from orchestrator.core.dispatch import RUN_STEP_TASK
+from orchestrator.core.errors import SessionNotFoundError, TaskNotFoundError
+from orchestrator.core.models import SessionSnapshot, StepState
+from orchestrator.engine.submission import Engine
 from orchestrator.store.workers import WorkerRegistry
 
 RESULT_CHARS = 2000  # Flower shows results as (repr) text; long ones are cut

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from orchestrator.models import SessionSnapshot
-from orchestrator.store.logbook import LEVELS, SOURCES
+from orchestrator.core.logentry import LEVELS, SOURCES
+from orchestrator.core.models import SessionSnapshot
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:

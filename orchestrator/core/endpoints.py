@@ -14,7 +14,7 @@ import ipaddress
 import re
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 from orchestrator.settings import Settings
 
 MAX_ENDPOINT_CHARS = 2048

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from orchestrator.errors import (
+from orchestrator.core.errors import (
     ContextKeyError,
     CursorError,
     DispatchError,
@@ -23,7 +23,7 @@ from orchestrator.errors import (
     StepNotWaitingError,
     TaskNotFoundError,
 )
-from orchestrator.graph import (
+from orchestrator.core.graph import (
     GraphNode,
     PlanGraph,
     check_metadata,
@@ -31,7 +31,9 @@ from orchestrator.graph import (
     limit_error,
     step_limit_problem,
 )
-from orchestrator.models import (
+from orchestrator.core.ids import capability_queue, job_id
+from orchestrator.core.logentry import LogEntry, iso_from_ms
+from orchestrator.core.models import (
     OrchestrateRequest,
     PlanPreview,
     SessionSnapshot,
@@ -40,15 +42,13 @@ from orchestrator.models import (
     StepPreview,
     TaskPlan,
 )
+from orchestrator.core.records import NewSession, NewStep
+from orchestrator.core.snapshots import build_snapshot
+from orchestrator.core.statuses import SESSION_TERMINAL, STEP_TERMINAL
+from orchestrator.engine.routing import Router, RouteRequest
 from orchestrator.planning.estimate import StepEstimate, estimate_plan
 from orchestrator.planning.service import Planning, PlanOutcome
 from orchestrator.planning.templates import load_templates
-from orchestrator.routing import Router, RouteRequest
-from orchestrator.snapshots import build_snapshot
-from orchestrator.statuses import SESSION_TERMINAL, STEP_TERMINAL
-from orchestrator.store.keys import capability_queue, job_id
-from orchestrator.store.logbook import LogEntry, iso_from_ms
-from orchestrator.store.session_records import NewSession, NewStep
 
 _COMPACT = (",", ":")
 CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.models import AgentDefinition, Capability
+from orchestrator.core.models import AgentDefinition, Capability
 
 
 def _cap(name: str, description: str, *domains: str) -> Capability:
