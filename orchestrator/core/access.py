@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from orchestrator.core.errors import TokenConfigError
+
 USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_TOKEN_CHARS = 16
 
@@ -22,10 +24,6 @@ MIN_TOKEN_CHARS = 16
 class Role(StrEnum):
     ADMIN = "admin"  # register and change agents, see and steer every session, operations views
     USER = "user"  # submit goals, read and steer its own sessions
-
-
-class TokenConfigError(ValueError):
-    """MEOWSTIK_API_TOKENS or its file cannot be used; the message says which entry and why."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from orchestrator.core.ids import job_id
+
 RUN_STEP_TASK = "meowstik.run_step"  # the one Celery task every step message names
 
 
@@ -21,6 +23,12 @@ class StepDispatch:
     job_id: str
     queue: str
     agent_id: str | None = None
+
+    @classmethod
+    def of(cls, session_id: str, step_id: str, queue: str, agent_id: str | None) -> StepDispatch:
+        """The message for a step routed to ``queue`` (for ``agent_id``): the one place a
+        dispatch is built, so its job id is always the step's deterministic task id."""
+        return cls(session_id, step_id, job_id(session_id, step_id), queue, agent_id)
 
 
 class Dispatcher(Protocol):

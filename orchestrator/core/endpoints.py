@@ -14,7 +14,7 @@ import ipaddress
 import re
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import EndpointNotAllowedError
 from orchestrator.settings import Settings
 
 MAX_ENDPOINT_CHARS = 2048
@@ -24,36 +24,6 @@ HOSTS_SETTING = "MEOWSTIK_HTTP_AGENT_ALLOWED_HOSTS"
 _FIX_URL = "Correct the endpoint URL."
 _SHOWN_ENDPOINT_CHARS = 200
 _PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#]*@")  # the password in //user:password@
-
-
-class EndpointNotAllowedError(OrchestratorError):
-    """An HTTP agent endpoint that is malformed or outside the configured allowlist."""
-
-    code = "endpoint_not_allowed"
-    http_status = 422
-
-    def __init__(
-        self,
-        endpoint: str,
-        reason: str,
-        fix: str,
-        *,
-        allowed_schemes: list[str],
-        allowed_hosts: list[str],
-    ) -> None:
-        self.endpoint = endpoint
-        self.reason = reason
-        self.allowed_schemes = allowed_schemes
-        self.allowed_hosts = allowed_hosts
-        super().__init__(
-            f"HTTP agent endpoint {endpoint!r} is not allowed: {reason}. {fix}",
-            details={
-                "endpoint": endpoint,
-                "reason": reason,
-                "allowedSchemes": allowed_schemes,
-                "allowedHosts": allowed_hosts,
-            },
-        )
 
 
 def allowed_schemes(settings: Settings) -> list[str]:

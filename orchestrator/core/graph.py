@@ -54,7 +54,10 @@ def _check_unique(steps: list[PlanStep]) -> None:
 
 
 def _flatten(
-    steps: list[PlanStep], inherited: tuple[str, ...], parent_id: str | None, out: dict[str, list]
+    steps: list[PlanStep],
+    inherited: tuple[str, ...],
+    parent_id: str | None,
+    out: dict[str, list[Any]],
 ) -> None:
     for step in steps:
         own = tuple(dict.fromkeys((*inherited, *step.depends_on)))
@@ -64,7 +67,7 @@ def _flatten(
             _flatten(step.subtasks, own, step.id, out)
 
 
-def _check_dependencies(raw: Mapping[str, list]) -> None:
+def _check_dependencies(raw: Mapping[str, list[Any]]) -> None:
     missing: dict[str, list[str]] = {}
     for step_id, (step, _deps, _parent) in raw.items():
         unknown = [dep for dep in step.depends_on if dep not in raw]
@@ -116,7 +119,7 @@ class PlanGraph:
     def build(cls, steps: list[PlanStep]) -> PlanGraph:
         """Flatten and validate. Raises a PlanError subclass naming the offending steps."""
         _check_unique(steps)
-        raw: dict[str, list] = {}
+        raw: dict[str, list[Any]] = {}
         _flatten(steps, (), None, raw)
         _check_dependencies(raw)
         cycle = find_cycle({step_id: deps for step_id, (_s, deps, _p) in raw.items()})

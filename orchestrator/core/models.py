@@ -233,7 +233,10 @@ class SessionSummary(CamelModel):
     end_time: str | None = None
 
 
-class StepError(CamelModel):
+class StepErrorRecord(CamelModel):
+    """One failure of a step as the snapshot's ``errors`` lists it (not an exception: agents
+    raise ``errors.StepError``)."""
+
     step_id: str
     job_id: str
     agent_id: str | None = None
@@ -280,7 +283,7 @@ class SessionSnapshot(CamelModel):
     failed_tasks: int
     total_tasks: int
     results: dict[str, Any]
-    errors: list[StepError]
+    errors: list[StepErrorRecord]
     start_time: str
     end_time: str | None = None
     failure_policy: FailurePolicy

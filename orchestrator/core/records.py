@@ -83,8 +83,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=_COMPACT)
 
 
-def session_fields(new: NewSession) -> dict[str, Any]:
-    fields: dict[str, Any] = {
+def session_fields(new: NewSession) -> dict[str, str | int]:
+    fields: dict[str, str | int] = {
         "sessionId": new.session_id,
         "status": "executing",
         "goal": new.goal,
@@ -142,3 +142,14 @@ def initial_record(step: NewStep, new: NewSession) -> str:
     if step.subtask_ids:
         record["subtasks"] = list(step.subtask_ids)
     return dumps(record)
+
+
+def created_record(new: NewSession) -> SessionRecord:
+    """The record ``new`` is stored as, before any step ran (what submit answers with)."""
+    fields = {key: str(value) for key, value in session_fields(new).items()}
+    return SessionRecord(
+        fields=fields,
+        steps={step.step_id: json.loads(initial_record(step, new)) for step in new.steps},
+        results={},
+        depends={step.step_id: list(step.depends_on) for step in new.steps},
+    )

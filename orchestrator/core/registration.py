@@ -20,24 +20,13 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.core.endpoints import (
-    EndpointNotAllowedError,
-    allowed_hosts,
-    allowed_schemes,
-    check_endpoint,
-)
 from orchestrator.core.endpoints import _shown as shown_endpoint  # how its errors show a URL
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.endpoints import allowed_hosts, allowed_schemes, check_endpoint
+from orchestrator.core.errors import EndpointNotAllowedError, RegistrationError
 from orchestrator.core.graph import check_metadata
 from orchestrator.core.models import AgentDefinition, AgentExecutor
 from orchestrator.core.statuses import AgentStatus
 from orchestrator.settings import Settings
-
-
-class RegistrationError(OrchestratorError):
-    code = "agent_not_executable"
-    http_status = 422
-
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -109,10 +98,10 @@ def check_agent_endpoint(url: str, settings: Settings) -> str:
         blocked = blocked_range(address)
         if blocked is not None:
             network, what = blocked
+            spelled = "" if str(address) == (host or "").strip("[]") else f" ({address})"
             error = EndpointNotAllowedError(
                 shown_endpoint(url),
-                f"host {host!r}{'' if str(address) == host.strip('[]') else f' ({address})'} "
-                f"is in {network} ({what}), which is always blocked",
+                f"host {host!r}{spelled} is in {network} ({what}), which is always blocked",
                 _FIX_BLOCKED,
                 allowed_schemes=schemes,
                 allowed_hosts=hosts,
@@ -143,18 +132,6 @@ def _field_error(location: str, message: str, **details: Any) -> RegistrationErr
     return RegistrationError(
         f"{location}: {message}", details={"field": field, "location": location, **details}
     )
-
-
-class AgentExistsError(OrchestratorError):
-    code = "agent_exists"
-    http_status = 409
-
-    def __init__(self, agent_id: str) -> None:
-        super().__init__(
-            f"an agent with id {agent_id!r} is already registered; change it with "
-            f"PATCH /api/orchestrator/agents/{agent_id}, or DELETE it first",
-            details={"agentId": agent_id},
-        )
 
 
 def resolve_executor(

@@ -82,17 +82,3 @@ def rank(
     required, excluded = tuple(required), tuple(excluded)
     eligible = [a for a in agents if is_eligible(a, required, agent_type, excluded)]
     return POLICIES[policy](eligible, rotation)
-
-
-def select_agent(
-    agents: Iterable[RegisteredAgent],
-    required: Iterable[str],
-    agent_type: str | None = None,
-    *,
-    policy: str = "least_loaded",
-) -> RegisteredAgent | None:
-    """The best eligible agent with a free slot, or None."""
-    for agent in rank(agents, required, agent_type, policy=policy):
-        if agent.current_load < agent.max_load:
-            return agent
-    return None

@@ -8,8 +8,15 @@ from typing import Any
 
 from orchestrator.core.ids import job_id
 from orchestrator.core.logentry import iso_from_ms
-from orchestrator.core.models import SessionSnapshot, StepError, StepState, TaskPlan
+from orchestrator.core.models import (
+    FailurePolicy,
+    SessionSnapshot,
+    StepErrorRecord,
+    StepState,
+    TaskPlan,
+)
 from orchestrator.core.records import SessionRecord
+from orchestrator.core.statuses import SessionStatus
 
 
 def graft_subplans(plan: dict[str, Any], subplans: list[dict[str, Any]]) -> dict[str, Any]:
@@ -63,7 +70,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         )
     return SessionSnapshot(
         session_id=session_id,
-        status=fields["status"],
+        status=SessionStatus(fields["status"]),
         goal=fields["goal"],
         user_id=fields.get("userId"),
         chat_id=fields.get("chatId"),
@@ -73,10 +80,10 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         failed_tasks=int(fields["failedTasks"]),
         total_tasks=int(fields["totalTasks"]),
         results={job_id(session_id, k): v for k, v in record.results.items()},
-        errors=[StepError.model_validate(e) for e in record.errors],
+        errors=[StepErrorRecord.model_validate(e) for e in record.errors],
         start_time=iso_from_ms(int(fields["startTime"])) or "",
         end_time=iso_from_ms(int(fields["endTime"])) if fields.get("endTime") else None,
-        failure_policy=fields["failurePolicy"],
+        failure_policy=FailurePolicy(fields["failurePolicy"]),
         metadata=json.loads(fields.get("metadata", "{}")),
         steps=steps,
     )

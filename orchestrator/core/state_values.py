@@ -14,31 +14,12 @@ import json
 import re
 from typing import Any
 
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import StateKeyError, StateValidationError
 
 KEY_PATTERN = r"[A-Za-z0-9_.:-]{1,128}"
 KEY_RULE = "use 1 to 128 letters, digits, '_', '.', ':' or '-'"
 _COMPACT = (",", ":")
 _SHOWN_CHARS = 160
-
-
-class StateValidationError(OrchestratorError):
-    code = "invalid_state"
-    http_status = 422
-
-    def __init__(self, field: str, value: object, advice: str, **details: Any) -> None:
-        self.field, self.value = field, value
-        shown = repr(value)
-        if len(shown) > _SHOWN_CHARS:
-            shown = shown[:_SHOWN_CHARS] + "..."
-        super().__init__(
-            f"{field} {shown} is not allowed: {advice}.",
-            details={"field": field, "value": shown, **details},
-        )
-
-
-class StateKeyError(StateValidationError):
-    code = "invalid_state_key"
 
 
 def check_key(key: object, field: str = "state key") -> str:

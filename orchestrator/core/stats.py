@@ -28,8 +28,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+    return (_parse(end) - _parse(start)).total_seconds()
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
 def session_stats(snapshot: SessionSnapshot, entries: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -63,8 +63,3 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     StepStatus.SKIPPED: frozenset(),
     StepStatus.CANCELLED: frozenset(),
 }
-
-
-def can_transition(current: StepStatus, target: StepStatus) -> bool:
-    """Whether a step may move from ``current`` to ``target``."""
-    return target in STEP_TRANSITIONS[current]

@@ -1,0 +1,144 @@
+"""The one exception tree of the product. Every error carries its data as attributes, a stable
+``code``, the HTTP status the API answers with, and a message that says what failed, the bad
+value, and how to fix it. The API renders any of them as ``{"error": {code, message, details}}``.
+
+    OrchestratorError
+    ├── PlanError                  invalid plan (422): details name the offending steps
+    │   ├── DuplicateStepError
+    │   ├── UnknownDependencyError
+    │   ├── CycleError
+    │   ├── UnroutableStepError    no registered agent has every required capability
+    │   ├── PlanDepthError         subtasks nested deeper than MEOWSTIK_MAX_PLAN_DEPTH
+    │   ├── TemplateError          a workflow template that is unknown or broken
+    │   ├── TemplateParameterError a template parameter with no value, or the wrong type
+    │   └── PlannerChoiceError     planner, template and plan that contradict each other
+    ├── LimitExceededError         a request over a configured limit (422)
+    ├── ContextKeyError            a context key that is not a valid state key (422)
+    ├── CursorError                a listing cursor that is malformed (422)
+    ├── SessionNotFoundError       (404)
+    ├── SessionFinishedError       the session already ended (409)
+    ├── StepNotWaitingError        an answer for a step that asked nothing (409)
+    ├── StepFinishedError          revoking a step that already ended (409)
+    ├── TaskNotFoundError          a Flower-style task id that names no step (404)
+    ├── InputValidationError       an answer that breaks the step's JSON schema (422)
+    ├── AgentNotFoundError         (404)
+    ├── RegistrationError          an agent nothing here can run, or a bad field (422)
+    ├── AgentExistsError           registering an id that is taken (409)
+    ├── EndpointNotAllowedError    an HTTP agent endpoint outside the allowlist (422)
+    ├── StateValidationError       a state value or key that cannot be stored (422)
+    │   └── StateKeyError
+    ├── StateConflictError         a transaction whose keys changed meanwhile (409)
+    ├── TransactionClosedError     a committed or discarded transaction used again (409)
+    ├── LockTimeoutError           a state lock held by another owner past the wait (409)
+    ├── LockLostError              a state lock that expired before its release (409)
+    ├── StoreUnavailableError      Redis unreachable or refusing (503); the store raises it
+    ├── DispatchError              broker refused or timed out a publish (503)
+    ├── ApiError                   a request refused at the API's edge: auth, rate limit,
+    │                              body shape (its status and code are per instance)
+    ├── ConfigurationError         settings that cannot be used (also a ValueError)
+    │   ├── TokenConfigError       MEOWSTIK_API_TOKENS or its file
+    │   ├── RedisUrlError          a Redis URL this product cannot use
+    │   └── AgentCatalogError      an agent module that fails to load, or a duplicate id
+    └── StepError                  raised by an agent's work
+        ├── RetryableStepError     retried with backoff, then the step fails
+        └── PermanentStepError     the step fails at once
+            └── SubPlanError       a sub-plan a step returned is invalid or too big or deep
+                └── ReplanLoopError  ... or repeats one it or an ancestor returned before
+
+Not part of it: ``steps.InputRequired`` (an agent's signal, not an error) and the CLI's own
+errors about local processes (``cli/supervisor_errors.py``, ``cli/api_errors.py``).
+"""
+
+from orchestrator.core.errors.base import (
+    AgentCatalogError,
+    ApiError,
+    ConfigurationError,
+    DispatchError,
+    OrchestratorError,
+    PermanentStepError,
+    RedisUrlError,
+    ReplanLoopError,
+    RetryableStepError,
+    StepError,
+    StoreUnavailableError,
+    SubPlanError,
+    TokenConfigError,
+)
+from orchestrator.core.errors.plans import (
+    ContextKeyError,
+    CursorError,
+    CycleError,
+    DuplicateStepError,
+    LimitExceededError,
+    PlanDepthError,
+    PlanError,
+    PlannerChoiceError,
+    TemplateError,
+    TemplateParameterError,
+    UnknownDependencyError,
+    UnroutableStepError,
+)
+from orchestrator.core.errors.sessions import (
+    AgentExistsError,
+    AgentNotFoundError,
+    EndpointNotAllowedError,
+    InputValidationError,
+    RegistrationError,
+    SessionFinishedError,
+    SessionNotFoundError,
+    StepFinishedError,
+    StepNotWaitingError,
+    TaskNotFoundError,
+)
+from orchestrator.core.errors.state import (
+    LockLostError,
+    LockTimeoutError,
+    StateConflictError,
+    StateKeyError,
+    StateValidationError,
+    TransactionClosedError,
+)
+
+__all__ = [
+    "OrchestratorError",
+    "StoreUnavailableError",
+    "DispatchError",
+    "ApiError",
+    "ConfigurationError",
+    "TokenConfigError",
+    "RedisUrlError",
+    "AgentCatalogError",
+    "StepError",
+    "RetryableStepError",
+    "PermanentStepError",
+    "SubPlanError",
+    "ReplanLoopError",
+    "PlanError",
+    "DuplicateStepError",
+    "UnknownDependencyError",
+    "CycleError",
+    "UnroutableStepError",
+    "PlanDepthError",
+    "TemplateError",
+    "TemplateParameterError",
+    "PlannerChoiceError",
+    "LimitExceededError",
+    "ContextKeyError",
+    "CursorError",
+    "SessionNotFoundError",
+    "SessionFinishedError",
+    "StepNotWaitingError",
+    "StepFinishedError",
+    "TaskNotFoundError",
+    "InputValidationError",
+    "AgentNotFoundError",
+    "RegistrationError",
+    "AgentExistsError",
+    "EndpointNotAllowedError",
+    "StateValidationError",
+    "StateKeyError",
+    "StateConflictError",
+    "TransactionClosedError",
+    "LockTimeoutError",
+    "LockLostError",
+]

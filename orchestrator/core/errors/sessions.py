@@ -1,0 +1,140 @@
+"""Errors about sessions, steps and agents that do not exist, have ended, or refuse."""
+
+from __future__ import annotations
+
+from orchestrator.core.errors.base import OrchestratorError
+
+
+class SessionNotFoundError(OrchestratorError):
+    code = "session_not_found"
+    http_status = 404
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"no session with id {session_id!r}; it may never have existed or has expired. "
+            "POST /api/orchestrator/orchestrate returns the ids of new sessions.",
+            details={"sessionId": session_id},
+        )
+
+
+class SessionFinishedError(OrchestratorError):
+    code = "session_finished"
+    http_status = 409
+
+    def __init__(self, session_id: str, status: str) -> None:
+        self.session_id = session_id
+        self.status = status
+        super().__init__(
+            f"session {session_id!r} already {status}; only a running session can be changed. "
+            "Submit a new session to run the goal again.",
+            details={"sessionId": session_id, "status": status},
+        )
+
+
+class StepNotWaitingError(OrchestratorError):
+    code = "step_not_waiting"
+    http_status = 409
+
+    def __init__(self, session_id: str, step_id: str, status: str) -> None:
+        super().__init__(
+            f"step {step_id!r} of session {session_id!r} is {status}, not waiting for input; "
+            "GET the session to see which steps wait (status waiting_for_input)",
+            details={"sessionId": session_id, "stepId": step_id, "status": status},
+        )
+
+
+class StepFinishedError(OrchestratorError):
+    code = "step_finished"
+    http_status = 409
+
+    def __init__(self, session_id: str, step_id: str, status: str) -> None:
+        super().__init__(
+            f"step {step_id!r} of session {session_id!r} already ended ({status}); there is "
+            "nothing left to revoke",
+            details={"sessionId": session_id, "stepId": step_id, "status": status},
+        )
+
+
+class TaskNotFoundError(OrchestratorError):
+    code = "task_not_found"
+    http_status = 404
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"no task with id {task_id!r}; task ids are job ids, '<session id>.<step id>' "
+            "(GET /api/tasks lists them)",
+            details={"taskId": task_id},
+        )
+
+
+class InputValidationError(OrchestratorError):
+    code = "invalid_input"
+    http_status = 422
+
+    def __init__(self, step_id: str, errors: list[dict[str, str]]) -> None:
+        first = errors[0]
+        super().__init__(
+            f"the answer for step {step_id!r} does not match the schema it asked for: "
+            f"{first['message']} (at {first['location']}); send a value that does",
+            details={"stepId": step_id, "errors": errors},
+        )
+
+
+class AgentNotFoundError(OrchestratorError):
+    code = "agent_not_found"
+    http_status = 404
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        super().__init__(
+            f"no agent with id {agent_id!r}; GET /api/orchestrator/agents lists registered agents.",
+            details={"agentId": agent_id},
+        )
+
+
+class RegistrationError(OrchestratorError):
+    code = "agent_not_executable"
+    http_status = 422
+
+
+class AgentExistsError(OrchestratorError):
+    code = "agent_exists"
+    http_status = 409
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(
+            f"an agent with id {agent_id!r} is already registered; change it with "
+            f"PATCH /api/orchestrator/agents/{agent_id}, or DELETE it first",
+            details={"agentId": agent_id},
+        )
+
+
+class EndpointNotAllowedError(OrchestratorError):
+    """An HTTP agent endpoint that is malformed or outside the configured allowlist."""
+
+    code = "endpoint_not_allowed"
+    http_status = 422
+
+    def __init__(
+        self,
+        endpoint: str,
+        reason: str,
+        fix: str,
+        *,
+        allowed_schemes: list[str],
+        allowed_hosts: list[str],
+    ) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        self.allowed_schemes = allowed_schemes
+        self.allowed_hosts = allowed_hosts
+        super().__init__(
+            f"HTTP agent endpoint {endpoint!r} is not allowed: {reason}. {fix}",
+            details={
+                "endpoint": endpoint,
+                "reason": reason,
+                "allowedSchemes": allowed_schemes,
+                "allowedHosts": allowed_hosts,
+            },
+        )
