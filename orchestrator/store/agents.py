@@ -8,6 +8,7 @@ operator set (active, inactive, draining); the status shown is ``offline`` while
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 from collections.abc import Iterable, Sequence
@@ -15,17 +16,19 @@ from typing import Any
 
 import redis
 
-from orchestrator.core.errors import AgentNotFoundError
+from orchestrator.core.errors import AgentExistsError, AgentNotFoundError
 from orchestrator.core.ids import REMOTE_EXECUTOR_QUEUE, agent_queue
 from orchestrator.core.logentry import iso_from_ms
 from orchestrator.core.models import AgentDefinition, AgentExecutor, AgentUpdate, RegisteredAgent
 from orchestrator.core.statuses import AgentStatus
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
-from orchestrator.store.scripts import Scripts, text
+from orchestrator.store.scripts import Scripts, hash_fields, text
 
 _KEEP_ON_REREGISTER = frozenset({AgentStatus.INACTIVE.value, AgentStatus.DRAINING.value})
 
 
+@translates_redis_errors
 class AgentRegistry:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
@@ -46,35 +49,36 @@ class AgentRegistry:
         status = definition.status.value
         if previous is not None and text(previous) in _KEEP_ON_REREGISTER:
             status = text(previous)
-        remote = definition.executor != AgentExecutor.PYTHON
-        fields: dict[str, Any] = {
-            "definition": json.dumps(_static(definition), separators=(",", ":")),
-            "status": status,
-            "maxLoad": definition.max_load,
-            "priority": definition.priority,
-            "type": definition.type,
-            "executor": definition.executor.value,
-            "capabilities": json.dumps(sorted(definition.capability_names)),
-            "queue": REMOTE_EXECUTOR_QUEUE if remote else agent_queue(agent_id),
-            "registeredAt": now_ms,
-        }
+        fields = _fields(definition, status, now_ms)
         if worker is not None:
             fields.update(worker=worker, heartbeatAt=now_ms, aliveUntil=now_ms + alive_ms)
         pipe = self._client.pipeline(transaction=True)
-        pipe.hset(k.agent(agent_id), mapping=fields)
-        pipe.sadd(k.agents_index, agent_id)
-        if remote:
-            pipe.sadd(k.remote_agents_index, agent_id)
-        for capability in definition.capability_names:
-            pipe.sadd(k.capability_agents(capability), agent_id)
+        self._write(pipe, definition, fields)
         pipe.execute()
 
-    def register_remote(self, definition: AgentDefinition, *, now_ms: int) -> None:
-        """Register an HTTP or LLM agent; it is alive while a remote-executor worker is."""
-        self.register(definition, worker=None, now_ms=now_ms, alive_ms=0)
-        alive_until = self._client.get(self._keys.remote_executor_alive)
-        if alive_until is not None:
-            self._client.hset(self._keys.agent(definition.id), "aliveUntil", text(alive_until))
+    def create_remote(self, definition: AgentDefinition, *, now_ms: int) -> None:
+        """Register a new HTTP or LLM agent; it is alive while a remote-executor worker is.
+
+        Create-only: the check that the id is free and the writes are one WATCH/MULTI
+        transaction, so of concurrent registrations of one id exactly one succeeds.
+
+        Raises:
+            AgentExistsError: an agent with this id is registered already; nothing changed.
+        """
+        k = self._keys
+        key = k.agent(definition.id)
+        fields = _fields(definition, definition.status.value, now_ms)
+
+        def create(pipe: redis.client.Pipeline) -> None:
+            if pipe.exists(key):  # watched: a registration landing after this aborts the write
+                raise AgentExistsError(definition.id)
+            alive_until = pipe.get(k.remote_executor_alive)
+            if alive_until is not None:
+                fields["aliveUntil"] = text(alive_until)
+            pipe.multi()
+            self._write(pipe, definition, fields)
+
+        self._client.transaction(create, key)
 
     def heartbeat(
         self,
@@ -117,10 +121,9 @@ class AgentRegistry:
             raise AgentNotFoundError(agent_id)
         return found[0]
 
-    def exists(self, agent_id: str) -> bool:
-        return bool(self._client.exists(self._keys.agent(agent_id)))
-
-    def candidates(self, capabilities: Sequence[str], now_ms: int) -> list[RegisteredAgent]:
+    def candidates(
+        self, capabilities: Sequence[str], now_ms: int
+    ) -> builtins.list[RegisteredAgent]:
         """Agents that have every capability (any status), with live status and load."""
         keys = [self._keys.capability_agents(c) for c in capabilities]
         ids = sorted(text(i) for i in self._client.sinter(keys))
@@ -130,7 +133,7 @@ class AgentRegistry:
         current = self.get(agent_id, now_ms)
         changed = change.model_dump(exclude_none=True)
         definition = current.model_copy(update=changed)
-        fields: dict[str, Any] = {
+        fields: dict[str, str | int] = {
             "definition": json.dumps(_static(definition), separators=(",", ":"))
         }
         if change.status is not None:
@@ -139,7 +142,7 @@ class AgentRegistry:
             fields["priority"] = change.priority
         if change.max_load is not None:
             fields["maxLoad"] = change.max_load
-        self._client.hset(self._keys.agent(agent_id), mapping=fields)
+        self._client.hset(self._keys.agent(agent_id), mapping=hash_fields(fields))
         return self.get(agent_id, now_ms)
 
     def delete(self, agent_id: str, now_ms: int) -> RegisteredAgent:
@@ -161,12 +164,22 @@ class AgentRegistry:
         """Count a failure; returns the time (ms) the circuit stays open until, or 0."""
         keys = [self._keys.agent(agent_id), self._keys.agent_failures(agent_id)]
         member = f"{now_ms}-{secrets.token_hex(4)}"
-        reply = self._scripts.record_failure(
+        reply = self._scripts["record_failure"](
             keys=keys, args=[now_ms, window_ms, threshold, cooldown_ms, member]
         )
         return int(reply[1])
 
-    def _load(self, ids: Sequence[str], now_ms: int) -> list[RegisteredAgent]:
+    def _write(self, pipe: Any, definition: AgentDefinition, fields: dict[str, Any]) -> None:
+        """Queue on ``pipe`` the agent's hash and its index entries."""
+        k, agent_id = self._keys, definition.id
+        pipe.hset(k.agent(agent_id), mapping=hash_fields(fields))
+        pipe.sadd(k.agents_index, agent_id)
+        if definition.executor != AgentExecutor.PYTHON:
+            pipe.sadd(k.remote_agents_index, agent_id)
+        for capability in definition.capability_names:
+            pipe.sadd(k.capability_agents(capability), agent_id)
+
+    def _load(self, ids: Sequence[str], now_ms: int) -> builtins.list[RegisteredAgent]:
         pipe = self._client.pipeline(transaction=False)
         for agent_id in ids:
             pipe.hgetall(self._keys.agent(agent_id))
@@ -177,6 +190,33 @@ class AgentRegistry:
             if replies[index]:
                 agents.append(_decode(replies[index], int(replies[index + 1]), now_ms))
         return agents
+
+    def autoscaler_record(self) -> Any:
+        """What `meowstik up --autoscale` last wrote (cli/autoscale.py), decoded from JSON; None
+        when no autoscaler has written one recently (it expires) or it is not JSON."""
+        raw = self._client.get(self._keys.autoscaler)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+
+def _fields(definition: AgentDefinition, status: str, now_ms: int) -> dict[str, Any]:
+    """The agent hash's fields from its definition (liveness fields are added by the caller)."""
+    remote = definition.executor != AgentExecutor.PYTHON
+    return {
+        "definition": json.dumps(_static(definition), separators=(",", ":")),
+        "status": status,
+        "maxLoad": definition.max_load,
+        "priority": definition.priority,
+        "type": definition.type,
+        "executor": definition.executor.value,
+        "capabilities": json.dumps(sorted(definition.capability_names)),
+        "queue": REMOTE_EXECUTOR_QUEUE if remote else agent_queue(definition.id),
+        "registeredAt": now_ms,
+    }
 
 
 def _static(definition: AgentDefinition) -> dict[str, Any]:

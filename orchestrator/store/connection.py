@@ -33,6 +33,7 @@ from typing import Any
 import redis
 from redis.sentinel import Sentinel
 
+from orchestrator.core.errors import RedisUrlError
 from orchestrator.settings import Settings
 
 SENTINEL_SCHEME = "sentinel"
@@ -51,10 +52,6 @@ _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")
 _SECRET_QUERY = re.compile(
     r"([?&][^=&#]*(?:pass|passwd|password|pwd|secret|token|key)=)[^&#]*", re.I
 )
-
-
-class RedisUrlError(ValueError):
-    """A Redis URL this product cannot use; the message says what to write instead."""
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,27 @@
 
 A session's keys share the hash tag ``{<session id>}`` so that a Lua script touching them stays in
 one slot, should the deployment ever move to a slot-aware proxy.
+
+Each public method of ``Keys`` that returns ``str``, and each property, names one family of keys
+(``FAMILIES``). Nothing else spells a key: the Lua scripts get theirs in KEYS, or from functions
+that orchestrator/store/prelude.py renders from these methods (``KeyFamily.template``).
+``session_owned`` lists what retention expires; ``family_of`` tells which family a key is.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
 class Keys:
+    """Key names under ``prefix``. Add a key by adding a method (or property) here: it becomes a
+    family, and one taking only ``session_id`` becomes part of what a session owns."""
+
     prefix: str = "meowstik"
 
     # --- sessions -------------------------------------------------------------------------------
@@ -87,25 +99,6 @@ class Keys:
         """A redis-py Lock (token-owned, with a TTL) scoped to the session."""
         return f"{self.session(session_id)}:lock:{name}"
 
-    def session_keys(self, session_id: str) -> list[str]:
-        """Every key a session owns (for retention and deletion)."""
-        return [
-            self.session(session_id),
-            self.steps(session_id),
-            self.plan(session_id),
-            self.depends(session_id),
-            self.children(session_id),
-            self.remaining(session_id),
-            self.results(session_id),
-            self.shared_state(session_id),
-            self.errors(session_id),
-            self.input_requests(session_id),
-            self.answers(session_id),
-            self.session_logs(session_id),
-            self.private_state_index(session_id),
-            self.temporary_state_index(session_id),
-        ]
-
     @property
     def sessions_index(self) -> str:
         """Sorted set: session id scored by creation time (ms)."""
@@ -127,7 +120,7 @@ class Keys:
     @property
     def deadlines(self) -> str:
         """Sorted set: "<session id>|<step id>" scored by the time (ms) the step must be claimed
-        or renew its lease by; the reconciler recovers what passes it (Lua builds it too)."""
+        or renew its lease by; the reconciler recovers what passes it."""
         return f"{self.prefix}:deadlines"
 
     @property
@@ -148,6 +141,7 @@ class Keys:
 
     @property
     def global_logs(self) -> str:
+        """Capped stream of every session's log entries (trimmed to the retention)."""
         return f"{self.prefix}:logs"
 
     # --- agents and workers ---------------------------------------------------------------------
@@ -156,8 +150,7 @@ class Keys:
         return f"{self.prefix}:agent:{agent_id}"
 
     def agent_slots(self, agent_id: str) -> str:
-        """Sorted set: "<session id>|<step id>" scored by lease expiry (ms): the agent's load.
-        (Lua builds this name too: orchestrator/store/lua/_slots.lua.)"""
+        """Sorted set: "<session id>|<step id>" scored by lease expiry (ms): the agent's load."""
         return f"{self.prefix}:agent:{agent_id}:slots"
 
     def agent_failures(self, agent_id: str) -> str:
@@ -165,11 +158,12 @@ class Keys:
         return f"{self.prefix}:agent:{agent_id}:failures"
 
     def waiting(self, capability: str) -> str:
-        """List of steps waiting for a free slot, by their first capability (Lua builds it too)."""
+        """List of steps waiting for a free slot, by their first capability."""
         return f"{self.prefix}:waiting:{capability}"
 
     @property
     def agents_index(self) -> str:
+        """Set of the ids of every registered agent."""
         return f"{self.prefix}:agents"
 
     def rate_limit(self, caller: str) -> str:
@@ -202,4 +196,102 @@ class Keys:
         return f"{self.prefix}:workers"
 
     def capability_agents(self, capability: str) -> str:
+        """Set of the ids of the agents that have one capability (routing intersects them)."""
         return f"{self.prefix}:capability:{capability}:agents"
+
+    # --- what the families above make ------------------------------------------------------------
+    def session_owned(self, session_id: str) -> tuple[str, ...]:
+        """Every key of the session named by a family that takes the session id alone: what
+        retention expires when the session ends (Lua's ``session_owned_keys`` is rendered from
+        this). The session also owns keys with a second id, reached through indexes in this list:
+        ``private_state`` per agent (``private_state_index``) and ``temporary_state`` entries
+        (``temporary_state_index``, each with its own TTL); a ``lock`` always has its TTL."""
+        return tuple(family.key(self, session_id) for family in SESSION_KEY_FAMILIES)
+
+    def family_of(self, key: str) -> str | None:
+        """The name of the family ``key`` belongs to (e.g. ``"agent_slots"``), or None when no
+        method of Keys makes it. When two could (an id holding ``:``), the one with more literal
+        text wins: ``<prefix>:agent:a:slots`` is ``agent_slots``, not ``agent`` of ``a:slots``."""
+        found = [
+            (weight, name)
+            for weight, name, pattern in _patterns(self.prefix)
+            if pattern.fullmatch(key)
+        ]
+        return max(found)[1] if found else None
+
+
+_MARK = "\x00"
+PREFIX_PARAMETER = "prefix"
+
+
+def spell(build: Callable[..., str], params: tuple[str, ...]) -> tuple[str, ...]:
+    """How ``build`` spells its result, as pieces: literal, parameter name, literal, ..., literal.
+
+    ``build`` is called with a marker for each parameter; the markers' places in the result are
+    the parameters' places. Raises ValueError if a parameter is not used exactly once.
+    """
+    built = build(*(f"{_MARK}{name}{_MARK}" for name in params))
+    pieces = tuple(re.split(f"{_MARK}(\\w+){_MARK}", built))
+    used = pieces[1::2]
+    if sorted(used) != sorted(params) or _MARK in "".join(pieces[::2]):
+        raise ValueError(f"{build!r} must use each of {params} once, and only them: {built!r}")
+    return pieces
+
+
+@dataclass(frozen=True)
+class KeyFamily:
+    """One kind of key: the member of Keys that names it, and the ids it takes."""
+
+    name: str
+    params: tuple[str, ...]
+    is_property: bool
+
+    def key(self, keys: Keys, *ids: str) -> str:
+        member = getattr(keys, self.name)
+        return member if self.is_property else member(*ids)
+
+    def template(self) -> tuple[str, ...]:
+        """The family's keys as pieces (see ``spell``): its parameters are ``prefix`` and its
+        ids, e.g. ``("", "prefix", ":agent:", "agent_id", ":slots")``."""
+        return spell(
+            lambda prefix, *ids: self.key(Keys(prefix), *ids), (PREFIX_PARAMETER, *self.params)
+        )
+
+    @property
+    def session_owned(self) -> bool:
+        return self.params[:1] == ("session_id",)
+
+
+def _families() -> tuple[KeyFamily, ...]:
+    found = []
+    for name, member in vars(Keys).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(member, property):
+            found.append(KeyFamily(name, (), is_property=True))
+        elif inspect.isfunction(member) and member.__annotations__.get("return") == "str":
+            params = tuple(inspect.signature(member).parameters)[1:]
+            found.append(KeyFamily(name, params, is_property=False))
+    return tuple(found)
+
+
+FAMILIES: tuple[KeyFamily, ...] = _families()
+"""Every family of keys, in the order Keys defines them."""
+
+SESSION_KEY_FAMILIES: tuple[KeyFamily, ...] = tuple(
+    family for family in FAMILIES if family.params == ("session_id",)
+)
+"""The families of which a session owns exactly one key (``Keys.session_owned``)."""
+
+
+@cache
+def _patterns(prefix: str) -> tuple[tuple[int, str, re.Pattern[str]], ...]:
+    """(literal length, family name, full-match pattern) of every family under ``prefix``."""
+    out = []
+    for family in FAMILIES:
+        pieces = family.template()
+        parts = [re.escape(piece) for piece in pieces[::2]]
+        ids = [re.escape(prefix) if name == PREFIX_PARAMETER else "(.+)" for name in pieces[1::2]]
+        regex = "".join(part + id_ for part, id_ in zip(parts, [*ids, ""], strict=True))
+        out.append((sum(map(len, pieces[::2])), family.name, re.compile(regex, re.DOTALL)))
+    return tuple(out)

@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from orchestrator.core.logentry import LEVELS, LogEntry, iso_from_ms
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
 
@@ -21,6 +22,7 @@ SESSION_LOG_MAX_LEN = 10_000
 GLOBAL_LOG_MAX_LEN = 100_000
 
 
+@translates_redis_errors
 class Logbook:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
@@ -54,9 +56,10 @@ class Logbook:
         """Entries oldest first that pass the filter, a page at a time. Returns the page and the
         cursor of the next page (None at the end)."""
         key = self._keys.session_logs(session_id) if session_id else self._keys.global_logs
-        start, page = flt.start_id(), []
+        start = flt.start_id()
+        page: list[dict[str, Any]] = []
         while True:
-            raw = self._client.xrange(key, start, "+", count=max(flt.limit * 2, 100))
+            raw: Any = self._client.xrange(key, start, "+", count=max(flt.limit * 2, 100))
             if not raw:
                 return page, None
             for entry_id, fields in raw:
@@ -72,7 +75,7 @@ class Logbook:
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest entries across sessions, oldest first."""
-        raw = self._client.xrevrange(self._keys.global_logs, count=limit)
+        raw: Any = self._client.xrevrange(self._keys.global_logs, count=limit)
         return [to_json(entry_id, fields) for entry_id, fields in reversed(raw)]
 
     def read_after(
@@ -81,14 +84,14 @@ class Logbook:
         """Entries after ``last_id`` (a stream id), waiting up to ``block_ms`` for new ones."""
         key = self._keys.session_logs(session_id)
         # BLOCK 0 would wait forever: a zero wait is a plain, non-blocking read
-        reply = self._client.xread({key: last_id}, count=count, block=block_ms or None)
+        reply: Any = self._client.xread({key: last_id}, count=count, block=block_ms or None)
         return [
             to_json(entry_id, fields) for _key, entries in reply for entry_id, fields in entries
         ]
 
     def session_entries(self, session_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The session's entries, oldest first, in the spec's JSON shape."""
-        raw = self._client.xrange(self._keys.session_logs(session_id), count=limit)
+        raw: Any = self._client.xrange(self._keys.session_logs(session_id), count=limit)
         return [to_json(entry_id, fields) for entry_id, fields in raw]
 
 

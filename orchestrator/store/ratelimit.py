@@ -7,6 +7,7 @@ from importlib import resources
 
 import redis
 
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 
 
@@ -16,6 +17,7 @@ class Verdict:
     retry_after_s: int  # whole seconds, at least 1 when refused
 
 
+@translates_redis_errors
 class RateLimiter:
     """``per_minute`` requests a minute on average, ``burst`` at once; one EVALSHA per check."""
 

@@ -1,13 +1,22 @@
-"""Loads the Lua scripts once per client and turns their replies into typed results."""
+"""Loads the Lua scripts once per client and turns their replies into typed results.
+
+A script whose header says PRELUDE_MARKER gets the prelude prepended (orchestrator/store/
+prelude.py: key-name functions rendered from Keys, then lua/_slots.lua) and takes the key prefix
+as ARGV[1]. The other scripts are given every key they touch in KEYS and take no prefix.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import redis
+from redis.commands.core import Script
+
+from orchestrator.store.prelude import prelude
 
 SCRIPT_NAMES = (
     "claim_step",
@@ -25,13 +34,14 @@ SCRIPT_NAMES = (
     "provide_input",
     "expand_step",
 )
-PRELUDE_MARKER = "(prepended: _slots.lua)"
+PRELUDE_MARKER = "(prepended: prelude)"
 
 
 def _source(name: str) -> str:
+    """The source of lua/<name>.lua, after the prelude if its header asks for it."""
     text_ = resources.files("orchestrator.store").joinpath("lua", f"{name}.lua").read_text()
     if PRELUDE_MARKER in text_:
-        return _source("_slots") + "\n" + text_
+        return prelude() + "\n" + text_
     return text_
 
 
@@ -39,8 +49,18 @@ class Scripts:
     """The registered scripts of one Redis client (redis-py's Script: EVALSHA, EVAL fallback)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        for name in SCRIPT_NAMES:
-            setattr(self, name, client.register_script(_source(name)))
+        self._by_name: dict[str, Script] = {
+            name: client.register_script(_source(name)) for name in SCRIPT_NAMES
+        }
+
+    def __getitem__(self, name: str) -> Script:
+        return self._by_name[name]
+
+
+def hash_fields(values: Mapping[str, str | int | float]) -> Any:
+    """``values`` as redis-py's ``hset(mapping=...)`` takes them: its annotations ask for a
+    Mapping keyed by every encodable type, which a ``dict[str, ...]`` is not (invariance)."""
+    return values
 
 
 def text(value: Any) -> str:

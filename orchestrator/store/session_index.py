@@ -3,9 +3,12 @@ time, without scanning keys. The status index is kept by the Lua scripts that ch
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from orchestrator.core.statuses import SessionStatus
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
 
@@ -23,6 +26,7 @@ SUMMARY_FIELDS = (
 )
 
 
+@translates_redis_errors
 class SessionIndex:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
@@ -51,15 +55,16 @@ class SessionIndex:
             else k.sessions_index
         )
         page: list[dict[str, str]] = []
+        position: tuple[int, str] | None = cursor
         top = str(cursor[0]) if cursor else "+inf"
         while len(page) <= limit:
-            batch = self._client.zrevrangebyscore(
+            reply: Any = self._client.zrevrangebyscore(
                 index, top, "-inf", 0, limit * 2 + 1, withscores=True
             )
             batch = [
                 (text(m), int(score))
-                for m, score in batch
-                if not (cursor and int(score) == cursor[0] and text(m) >= cursor[1])
+                for m, score in reply
+                if not (position and int(score) == position[0] and text(m) >= position[1])
             ]
             if not batch:
                 break
@@ -70,8 +75,8 @@ class SessionIndex:
                     self._client.zrem(index, sid)
                 elif status is None or fields.get("status") == status:
                     page.append({**fields, "_score": str(score)})
-                cursor = (score, sid)
-            top = str(cursor[0])
+                position = (score, sid)
+            top = str(score)
         if len(page) <= limit:
             return page, None
         page = page[:limit]

@@ -1,6 +1,5 @@
 """Operator input on the session store: park a step until a person answers, record the answer,
-and find input deadlines that passed. Mixed into SessionStore (which provides the client, the
-keys and ``_run``, the pipelined script call)."""
+and find input deadlines that passed. ``SessionStore.inputs`` holds one."""
 
 from __future__ import annotations
 
@@ -8,12 +7,23 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import redis
+
 from orchestrator.core.ids import slot_member
 from orchestrator.core.logentry import LogEntry
+from orchestrator.store.errors import translates_redis_errors
+from orchestrator.store.keys import Keys
+from orchestrator.store.runner import ScriptRunner
 from orchestrator.store.scripts import Handoff, handoffs, text
 
 
+@translates_redis_errors
 class SessionInputs:
+    def __init__(self, client: redis.Redis, keys: Keys, run: ScriptRunner) -> None:
+        self._client = client
+        self._keys = keys
+        self._run = run
+
     def await_input(
         self,
         sid: str,
@@ -59,7 +69,12 @@ class SessionInputs:
 
     def due_input_deadlines(self, now_ms: int, limit: int = 100) -> list[tuple[str, str]]:
         members = self._client.zrangebyscore(self._keys.input_deadlines, "-inf", now_ms, 0, limit)
-        return [tuple(text(m).split("|", 1)) for m in members]  # type: ignore[misc]
+        return [_pair(text(m)) for m in members]
 
     def clear_input_deadline(self, sid: str, step_id: str) -> None:
         self._client.zrem(self._keys.input_deadlines, slot_member(sid, step_id))
+
+
+def _pair(member: str) -> tuple[str, str]:
+    session_id, _, step_id = member.partition("|")
+    return session_id, step_id

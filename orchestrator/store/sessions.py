@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
 from orchestrator.core.ids import slot_member
 from orchestrator.core.logentry import LogEntry
@@ -20,8 +19,10 @@ from orchestrator.core.records import (
     session_fields,
     subplan_step_record,
 )
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.runner import ScriptRunner
 from orchestrator.store.scripts import (
     Cancellation,
     Claim,
@@ -29,24 +30,26 @@ from orchestrator.store.scripts import (
     Handoff,
     Recovery,
     Routing,
-    Scripts,
     Transition,
     handoffs,
+    hash_fields,
     text,
 )
 from orchestrator.store.session_index import SessionIndex
 from orchestrator.store.session_inputs import SessionInputs
 
 
-class SessionStore(SessionInputs):
+@translates_redis_errors
+class SessionStore:
     """Sessions and their steps. Each lifecycle change is one Lua call (one round trip), with
     any log entries sent in the same pipeline."""
 
     def __init__(self, client: redis.Redis, keys: Keys, logbook: Logbook | None = None) -> None:
         self._client = client
         self._keys = keys
-        self._scripts = Scripts(client)
         self._logbook = logbook or Logbook(client, keys)
+        self._run = ScriptRunner(client, self._logbook)
+        self.inputs = SessionInputs(client, keys, self._run)
 
     @property
     def keys(self) -> Keys:
@@ -68,7 +71,7 @@ class SessionStore(SessionInputs):
         """Write a whole session atomically (MULTI/EXEC). Steps without dependencies are queued."""
         k, sid = self._keys, new.session_id
         pipe = self._client.pipeline(transaction=True)
-        pipe.hset(k.session(sid), mapping=session_fields(new))
+        pipe.hset(k.session(sid), mapping=hash_fields(session_fields(new)))
         pipe.hset(k.plan(sid), mapping={s.step_id: s.step_json for s in new.steps})
         pipe.hset(k.depends(sid), mapping={s.step_id: dumps(s.depends_on) for s in new.steps})
         pipe.hset(k.children(sid), mapping={s.step_id: dumps(s.children) for s in new.steps})
@@ -112,7 +115,7 @@ class SessionStore(SessionInputs):
             k.agent_slots(agent_id),
             k.answers(sid),
         ]
-        args = [step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id), k.prefix]
+        args = [k.prefix, step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id)]
         return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
 
     def complete(
@@ -142,7 +145,7 @@ class SessionStore(SessionInputs):
             k.results(sid),
             k.shared_state(sid),
         ]
-        args: list[Any] = [step_id, token, now_ms, output_json, k.prefix, agent_id]
+        args: list[Any] = [k.prefix, step_id, token, now_ms, output_json, agent_id]
         args += [slot_member(sid, step_id), reserve_ms, route_policy, rotation]
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
@@ -162,7 +165,7 @@ class SessionStore(SessionInputs):
     ) -> Transition:
         k = self._keys
         keys = [k.session(sid), k.steps(sid), k.children(sid), k.errors(sid)]
-        args = [step_id, token, now_ms, message, error_json, k.prefix, slot_member(sid, step_id)]
+        args = [k.prefix, step_id, token, now_ms, message, error_json, slot_member(sid, step_id)]
         args.append(reserve_ms)
         return Transition.parse_failure(self._run("fail_step", keys, args, logs, now_ms))
 
@@ -183,7 +186,7 @@ class SessionStore(SessionInputs):
         """Retry on the same agent after ``backoff_ms``, or (``reroute``) free it for a fallback."""
         k = self._keys
         keys = [k.session(sid), k.steps(sid), k.agent_slots(agent_id)]
-        args = [step_id, token, now_ms, message, "reroute" if reroute else "retry", k.prefix]
+        args = [k.prefix, step_id, token, now_ms, message, "reroute" if reroute else "retry"]
         args += [slot_member(sid, step_id), reserve_ms, backoff_ms]
         return Transition.parse_requeue(self._run("requeue_step", keys, args, logs, now_ms))
 
@@ -208,12 +211,12 @@ class SessionStore(SessionInputs):
             k.remaining(sid),
             k.subplans(sid),
         ]
-        args: list[Any] = [step_id, token, now_ms, k.prefix, slot_member(sid, step_id)]
+        args: list[Any] = [k.prefix, step_id, token, now_ms, slot_member(sid, step_id)]
         args += [reserve_ms, subplan.fingerprint, subplan.document_json, dumps(subplan.top_ids)]
         for new in subplan.steps:
             args += [new.step_id, new.step_json, dumps(new.depends_on), dumps(new.children)]
             args += [new.remaining, subplan_step_record(new)]
-        return Expansion.parse(self._scripts.expand_step(keys=keys, args=args))
+        return Expansion.parse(self._run("expand_step", keys, args))
 
     def step_records(self, sid: str, step_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Several steps' runtime records and dependency lists in one round trip:
@@ -233,7 +236,7 @@ class SessionStore(SessionInputs):
     ) -> bool:
         keys = [self._keys.steps(sid), self._keys.agent_slots(agent_id), self._keys.deadlines]
         args = [step_id, token, lease_until_ms, slot_member(sid, step_id)]
-        return bool(int(self._scripts.renew_lease(keys=keys, args=args)))
+        return bool(int(self._run("renew_lease", keys, args)))
 
     def route(
         self,
@@ -252,19 +255,23 @@ class SessionStore(SessionInputs):
         args: list[Any] = [k.prefix, sid, now_ms, reserve_ms, capabilities[0]]
         args += [dumps(list(step_ids)), dumps(list(capabilities)), agent_type or ""]
         args += [dumps(list(excluded)), *candidates]
-        reply = self._scripts.route_steps(keys=[k.session(sid), k.steps(sid)], args=args)
+        reply = self._run("route_steps", [k.session(sid), k.steps(sid)], args)
         return Routing.parse(reply)
 
     def release_slot(
         self, agent_id: str, sid: str, step_id: str, *, now_ms: int, reserve_ms: int
     ) -> list[Handoff]:
-        args = [self._keys.prefix, agent_id, slot_member(sid, step_id), now_ms, reserve_ms]
-        return handoffs(self._scripts.release_slot(keys=[], args=args))
+        k = self._keys
+        keys = [k.agent(agent_id), k.agent_slots(agent_id), k.deadlines]
+        args = [k.prefix, agent_id, slot_member(sid, step_id), now_ms, reserve_ms]
+        return handoffs(self._run("release_slot", keys, args))
 
     def reap_agent(self, agent_id: str, *, now_ms: int, reserve_ms: int) -> list[Handoff]:
         """Drop the agent's expired slots and hand free ones to waiting steps."""
-        args = [self._keys.prefix, agent_id, now_ms, reserve_ms]
-        return handoffs(self._scripts.reap_agent(keys=[], args=args))
+        k = self._keys
+        keys = [k.agent(agent_id), k.agent_slots(agent_id), k.deadlines]
+        args = [k.prefix, agent_id, now_ms, reserve_ms]
+        return handoffs(self._run("reap_agent", keys, args))
 
     def due_deadlines(self, now_ms: int, limit: int = 100) -> list[tuple[str, str]]:
         """(session id, step id) of steps whose deadline passed, oldest first."""
@@ -276,7 +283,7 @@ class SessionStore(SessionInputs):
     ) -> Recovery:
         keys = [self._keys.session(sid), self._keys.steps(sid)]
         args = [self._keys.prefix, sid, step_id, now_ms, reserve_ms, max_deliveries]
-        return Recovery.parse(self._scripts.recover_step(keys=keys, args=args))
+        return Recovery.parse(self._run("recover_step", keys, args))
 
     def cancel(
         self, sid: str, *, now_ms: int, reserve_ms: int, logs: Sequence[LogEntry] = ()
@@ -289,7 +296,7 @@ class SessionStore(SessionInputs):
         """Merge keys into the session's shared state; returns the whole shared state."""
         pipe = self._client.pipeline(transaction=True)
         if values_json:
-            pipe.hset(self._keys.shared_state(sid), mapping=values_json)
+            pipe.hset(self._keys.shared_state(sid), mapping=hash_fields(values_json))
         pipe.hgetall(self._keys.shared_state(sid))
         state = pipe.execute()[-1]
         return {text(key): json.loads(value) for key, value in state.items()}
@@ -366,22 +373,7 @@ class SessionStore(SessionInputs):
             subplans=[json.loads(item) for item in subplans],
         )
 
-    def _run(
-        self, script: str, keys: list[str], args: list[Any], logs: Sequence[LogEntry], now_ms: int
-    ) -> list[Any]:
-        registered = getattr(self._scripts, script)
-        if not logs:
-            return registered(keys=keys, args=args)
-        # EVALSHA straight into the pipeline: redis-py's Script in a pipeline asks SCRIPT EXISTS
-        # first, one more round trip per call. The script is loaded only if Redis lacks it.
-        pipe = self._client.pipeline(transaction=False)
-        pipe.evalsha(registered.sha, len(keys), *keys, *args)
-        for entry in logs:
-            self._logbook.append(pipe, entry, now_ms)
-        replies = pipe.execute(raise_on_error=False)
-        if isinstance(replies[0], NoScriptError):
-            return registered(keys=keys, args=args)  # loads it; the log entries are written
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies[0]
+    def owner(self, sid: str) -> str | None:
+        """The session's userId, or None when the session does not exist or has none."""
+        owner = self._client.hget(self._keys.session(sid), "userId")
+        return None if owner is None else text(owner)

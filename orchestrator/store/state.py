@@ -41,24 +41,20 @@ import redis
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
-from orchestrator.core.errors import OrchestratorError
-from orchestrator.core.models import AGENT_ID_PATTERN
-from orchestrator.core.state_values import (
-    KEY_PATTERN,
-    KEY_RULE,
+from orchestrator.core.errors import (
+    LockLostError,
+    LockTimeoutError,
+    StateConflictError,
     StateKeyError,
     StateValidationError,
-    check_key,
-    encode,
+    TransactionClosedError,
 )
+from orchestrator.core.models import AGENT_ID_PATTERN
+from orchestrator.core.state_values import KEY_PATTERN, KEY_RULE, check_key, encode
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
-from orchestrator.store.transactions import (
-    StateConflictError,
-    Transaction,
-    TransactionClosedError,
-    TransactionStatus,
-)
+from orchestrator.store.transactions import Transaction, TransactionStatus
 
 __all__ = [
     "AGENT_RULE",
@@ -83,34 +79,6 @@ __all__ = [
 AGENT_RULE = "use a letter or digit, then up to 63 letters, digits, '_', '.' or '-'"
 
 
-class LockTimeoutError(OrchestratorError):
-    code = "lock_timeout"
-    http_status = 409
-
-    def __init__(self, session_id: str, name: str, waited_s: float) -> None:
-        self.session_id, self.name, self.waited_s = session_id, name, waited_s
-        super().__init__(
-            f"lock {name!r} of session {session_id!r} is held by another owner; gave up after "
-            f"waiting {waited_s:g} s. It frees when its holder releases it or its TTL runs out: "
-            "retry later or wait longer (blocking_timeout_s).",
-            details={"sessionId": session_id, "lock": name, "waitedS": waited_s},
-        )
-
-
-class LockLostError(OrchestratorError):
-    code = "lock_lost"
-    http_status = 409
-
-    def __init__(self, session_id: str, name: str, ttl_s: float) -> None:
-        self.session_id, self.name, self.ttl_s = session_id, name, ttl_s
-        super().__init__(
-            f"lock {name!r} of session {session_id!r} expired before it was released: the work "
-            f"under it outlasted its TTL of {ttl_s:g} s, so another owner may have held it "
-            "meanwhile. Raise ttl_s, or extend the lock while working.",
-            details={"sessionId": session_id, "lock": name, "ttlS": ttl_s},
-        )
-
-
 class StateType(StrEnum):
     SHARED = "shared"
     PRIVATE = "private"
@@ -128,8 +96,12 @@ class StateEntry:
 
 def positive_ms(seconds: object, field: str) -> int:
     """``seconds`` as whole milliseconds, at least 1; StateValidationError otherwise."""
-    valid = isinstance(seconds, int | float) and not isinstance(seconds, bool)
-    if not valid or not math.isfinite(seconds) or round(seconds * 1000) < 1:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or round(seconds * 1000) < 1
+    ):
         raise StateValidationError(field, seconds, "give a finite number of seconds, >= 0.001")
     return round(seconds * 1000)
 
@@ -143,7 +115,7 @@ def _check_agent(agent_id: object) -> str:
 def _check_scope(kind: object, agent_id: object) -> StateType:
     """The StateType ``kind`` names, checking that ``agent_id`` comes with private state only."""
     try:
-        scope = StateType(kind)
+        scope = StateType(kind if isinstance(kind, str) else "")
     except ValueError as exc:
         raise StateValidationError("state type", kind, f"use {', '.join(StateType)}") from exc
     if (agent_id is not None) != (scope is StateType.PRIVATE):
@@ -183,6 +155,7 @@ def _release(lock: Lock) -> bool:
     return True
 
 
+@translates_redis_errors
 class StateManager:
     """Reads and writes a session's state, and hands out its locks and transactions.
 

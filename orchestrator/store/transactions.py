@@ -16,36 +16,10 @@ from typing import Any
 
 import redis
 
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import StateConflictError, TransactionClosedError
 from orchestrator.core.state_values import check_key, encode
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.scripts import text
-
-
-class StateConflictError(OrchestratorError):
-    code = "state_conflict"
-    http_status = 409
-
-    def __init__(self, session_id: str, keys: list[str]) -> None:
-        self.session_id, self.keys = session_id, keys
-        super().__init__(
-            f"transaction on session {session_id!r} not committed: state keys "
-            f"{', '.join(map(repr, keys))} changed since the transaction read them, so nothing was "
-            "written. Retry the transaction: begin a new one, read the keys again and reapply it.",
-            details={"sessionId": session_id, "keys": keys},
-        )
-
-
-class TransactionClosedError(OrchestratorError):
-    code = "transaction_closed"
-    http_status = 409
-
-    def __init__(self, session_id: str, status: str) -> None:
-        self.session_id, self.status = session_id, status
-        super().__init__(
-            f"this transaction on session {session_id!r} is already {status} and cannot be used "
-            "again; begin a new transaction.",
-            details={"sessionId": session_id, "status": status},
-        )
 
 
 class TransactionStatus(StrEnum):
@@ -55,6 +29,7 @@ class TransactionStatus(StrEnum):
     CONFLICTED = "rejected by a conflict"
 
 
+@translates_redis_errors
 class Transaction:
     """An optimistic transaction over one session's shared state (the spec's begin, add, commit).
 

@@ -10,12 +10,14 @@ from typing import Any
 import redis
 
 from orchestrator.core.logentry import iso_from_ms
+from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import text
 
 FORGET_OFFLINE_MS = 24 * 3600 * 1000
 
 
+@translates_redis_errors
 class WorkerRegistry:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client

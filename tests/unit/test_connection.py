@@ -8,9 +8,9 @@ import ssl
 import pytest
 import redis
 
+from orchestrator.core.errors import RedisUrlError
 from orchestrator.settings import Settings
 from orchestrator.store.connection import (
-    RedisUrlError,
     broker_transport_options,
     broker_url,
     broker_use_ssl,

@@ -11,14 +11,15 @@ from orchestrator.core.ids import slot_member
 from orchestrator.core.models import AgentDefinition, Capability
 from orchestrator.core.selection import POLICIES, rank
 from orchestrator.settings import Settings
-from orchestrator.store.scripts import _source
+from orchestrator.store.prelude import prelude
 from tests.support.world import build_world
 
 CAPS = ("alpha", "beta")
 # returns the ranked candidate ids for a step record ARGV[3] (JSON), as complete_step sees them
+# (ARGV[1] is the key prefix, as in every script with the prelude)
 RANK_SNIPPET = """
 local out = {}
-for i, c in ipairs(ranked_candidates(ARGV[1], cjson.decode(ARGV[3]), tonumber(ARGV[2]),
+for i, c in ipairs(ranked_candidates(cjson.decode(ARGV[3]), tonumber(ARGV[2]),
   ARGV[4], tonumber(ARGV[5]))) do out[i] = c.id end
 return out
 """
@@ -61,7 +62,7 @@ def test_lua_ranking_equals_the_python_policies(any_redis, seed):
     agent_type = rng.choice([None, "x"])
     excluded = rng.sample(["a0", "a1", "a2"], rng.randint(0, 2))
     record = {"caps": required, "agentType": agent_type, "failedAgents": excluded}
-    script = any_redis.register_script(_source("_slots") + RANK_SNIPPET)
+    script = any_redis.register_script(prelude() + RANK_SNIPPET)
     for policy in POLICIES:
         rotation = rng.randint(0, 7)
         expected = rank(

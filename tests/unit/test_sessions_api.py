@@ -97,6 +97,6 @@ def test_a_finished_session_expires_after_the_retention(client, any_redis):
     keys = Keys("meowstik")
     assert any_redis.ttl(keys.session(sid)) == -1  # running: kept
     client.post(f"/api/orchestrator/sessions/{sid}/cancel")
-    for key in keys.session_keys(sid):
+    for key in keys.session_owned(sid):
         if any_redis.exists(key):
             assert 0 < any_redis.ttl(key) <= 120, key

@@ -7,18 +7,16 @@ import time
 
 import pytest
 
-from orchestrator.store.keys import Keys
-from orchestrator.store.state import (
+from orchestrator.core.errors import (
     LockLostError,
     LockTimeoutError,
     StateConflictError,
-    StateEntry,
     StateKeyError,
-    StateManager,
-    StateType,
     StateValidationError,
     TransactionClosedError,
 )
+from orchestrator.store.keys import Keys
+from orchestrator.store.state import StateEntry, StateManager, StateType
 
 KEYS = Keys(prefix="test")
 SID = "s-1"

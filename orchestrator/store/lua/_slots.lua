@@ -1,19 +1,15 @@
--- Shared functions for agent load slots, prepended to the scripts that use them.
+-- Shared functions of the lifecycle scripts, prepended to them after the key-name functions that
+-- orchestrator/store/prelude.py renders from Keys (PREFIX = ARGV[1], session_key(session_id),
+-- agent_slots_key(agent_id), waiting_key(capability), ...). No key is spelled here.
 --
--- An agent's load is a sorted set  <prefix>:agent:<id>:slots  whose members are
+-- An agent's load is its slots sorted set, agent_slots_key(id), whose members are
 -- "<session id>|<step id>" and whose scores are lease expiry times (ms). Live load is the number
 -- of members whose lease has not expired, so a dead worker's slots free themselves.
--- Steps that found every eligible agent full wait in  <prefix>:waiting:<capability>  (JSON
--- entries {s, t, caps, type, ex}); a released slot is handed to the first entry the agent can run.
--- These functions build key names from the prefix (single-node Redis, like kombu's transport).
-
-local function agent_key(prefix, agent_id) return prefix .. ":agent:" .. agent_id end
-local function slots_key(prefix, agent_id) return prefix .. ":agent:" .. agent_id .. ":slots" end
-local function steps_key(prefix, session_id) return prefix .. ":session:{" .. session_id .. "}:steps" end
-local function session_key(prefix, session_id) return prefix .. ":session:{" .. session_id .. "}" end
--- Every queued-and-routed or running step has a deadline: the time by which it must be claimed
--- or renew its lease. The reconciler (recover_step.lua) reroutes steps whose deadline passed.
-local function deadlines_key(prefix) return prefix .. ":deadlines" end
+-- Steps that found every eligible agent full wait in waiting_key(capability) (JSON entries
+-- {s, t, caps, type, ex}); a released slot is handed to the first entry the agent can run.
+-- Every queued-and-routed or running step has a deadline in deadlines_key(): the time by which it
+-- must be claimed or renew its lease. The reconciler (recover_step.lua) reroutes steps whose
+-- deadline passed.
 
 local function live_load(slots, now)
   redis.call("ZREMRANGEBYSCORE", slots, "-inf", "(" .. now)
@@ -32,10 +28,10 @@ local function takes_work(akey, now)
   return fields_take_work(f[1], f[2], f[3], now)
 end
 
--- An agent's queue: its "queue" field, else agent.<id>.
+-- An agent's queue: its "queue" field, else its default queue.
 local function queue_or_default(queue, agent_id)
   if queue then return queue end
-  return "agent." .. agent_id
+  return default_agent_queue(agent_id)
 end
 
 local function agent_queue(akey, agent_id)
@@ -58,8 +54,8 @@ end
 
 -- Hand free slots of one agent to waiting steps it can run. Returns a flat list
 -- {session id, step id, queue, agent id, ...} of steps now reserved on it.
-local function handoff(prefix, agent_id, now, reserve_ms)
-  local akey, skey = agent_key(prefix, agent_id), slots_key(prefix, agent_id)
+local function handoff(agent_id, now, reserve_ms)
+  local akey, skey = agent_key(agent_id), agent_slots_key(agent_id)
   local out = {}
   -- one read of the agent: takes work (active, alive, circuit closed), then what it can run
   local f = redis.call("HMGET", akey, "status", "aliveUntil", "circuitOpenUntil", "maxLoad",
@@ -71,7 +67,7 @@ local function handoff(prefix, agent_id, now, reserve_ms)
   for _, cap in ipairs(caps_list) do have[cap] = true end
   local queue = queue_or_default(f[7], agent_id)
   for _, cap in ipairs(caps_list) do
-    local wkey = prefix .. ":waiting:" .. cap
+    local wkey = waiting_key(cap)
     local entries = redis.call("LRANGE", wkey, 0, 99)
     for _, raw in ipairs(entries) do
       if live_load(skey, now) >= max_load then return out end
@@ -80,8 +76,8 @@ local function handoff(prefix, agent_id, now, reserve_ms)
         and (entry["type"] == nil or entry["type"] == agent_type)
       if fits then
         redis.call("LREM", wkey, 1, raw)
-        local rec_raw = redis.call("HGET", steps_key(prefix, entry["s"]), entry["t"])
-        local status = redis.call("HGET", session_key(prefix, entry["s"]), "status")
+        local rec_raw = redis.call("HGET", steps_key(entry["s"]), entry["t"])
+        local status = redis.call("HGET", session_key(entry["s"]), "status")
         if rec_raw and (status == "executing" or status == "waiting_for_input") then
           local rec = cjson.decode(rec_raw)
           if rec["status"] == "queued" and rec["waitingFor"] == "capacity" then
@@ -89,9 +85,9 @@ local function handoff(prefix, agent_id, now, reserve_ms)
             rec["agentId"] = agent_id
             rec["queue"] = queue
             rec["queuedAt"] = now
-            redis.call("HSET", steps_key(prefix, entry["s"]), entry["t"], cjson.encode(rec))
+            redis.call("HSET", steps_key(entry["s"]), entry["t"], cjson.encode(rec))
             redis.call("ZADD", skey, now + reserve_ms, entry["s"] .. "|" .. entry["t"])
-            redis.call("ZADD", deadlines_key(prefix), now + reserve_ms, entry["s"] .. "|" .. entry["t"])
+            redis.call("ZADD", deadlines_key(), now + reserve_ms, entry["s"] .. "|" .. entry["t"])
             table.insert(out, entry["s"])
             table.insert(out, entry["t"])
             table.insert(out, queue)
@@ -105,40 +101,43 @@ local function handoff(prefix, agent_id, now, reserve_ms)
 end
 
 -- Release one slot of an agent and hand what it freed to waiting steps.
-local function release(prefix, agent_id, member, now, reserve_ms)
+local function release(agent_id, member, now, reserve_ms)
   if agent_id == nil or agent_id == "" then return {} end
-  redis.call("ZREM", slots_key(prefix, agent_id), member)
-  return handoff(prefix, agent_id, now, reserve_ms)
+  redis.call("ZREM", agent_slots_key(agent_id), member)
+  return handoff(agent_id, now, reserve_ms)
 end
 
 -- Session status changes go through here: the per-status index stays right, and a session that
--- ends gets its retention expiry on every key it owns.
+-- ends gets its retention expiry on every key it owns (Keys.session_owned documents which).
 local TERMINAL = {completed = true, failed = true, cancelled = true}
-local SESSION_SUFFIXES = {"", ":steps", ":plan", ":depends", ":children", ":remaining",
-  ":results", ":state", ":errors", ":logs", ":input-requests", ":answers", ":private-agents",
-  ":temp-index", ":subplans"}
 
-local function expire_session(skey, ms)
-  for _, suffix in ipairs(SESSION_SUFFIXES) do
-    redis.call("PEXPIRE", skey .. suffix, ms)
+local function expire_session(sid, ms)
+  for _, key in ipairs(session_owned_keys(sid)) do
+    redis.call("PEXPIRE", key, ms)
   end
-  for _, agent in ipairs(redis.call("SMEMBERS", skey .. ":private-agents")) do
-    redis.call("PEXPIRE", skey .. ":private:" .. agent, ms)
+  for _, agent in ipairs(redis.call("SMEMBERS", private_state_index_key(sid))) do
+    redis.call("PEXPIRE", private_state_key(sid, agent), ms)
+  end
+  -- temporary entries expire by themselves: only those that would outlive the session shorten
+  for _, name in ipairs(redis.call("ZRANGE", temporary_state_index_key(sid), 0, -1)) do
+    local key = temporary_state_key(sid, name)
+    local ttl = redis.call("PTTL", key)
+    if ttl == -1 or ttl > ms then redis.call("PEXPIRE", key, ms) end
   end
 end
 
 -- Returns true when this call ended the session (moved it to a terminal status).
-local function set_session_status(prefix, sid, skey, new_status, now)
+local function set_session_status(sid, skey, new_status, now)
   local old = redis.call("HGET", skey, "status")
   if old == new_status then return false end
   redis.call("HSET", skey, "status", new_status)
   local created = redis.call("HGET", skey, "createdAt") or now
-  if old then redis.call("ZREM", prefix .. ":sessions:status:" .. old, sid) end
-  redis.call("ZADD", prefix .. ":sessions:status:" .. new_status, created, sid)
+  if old then redis.call("ZREM", sessions_by_status_key(old), sid) end
+  redis.call("ZADD", sessions_by_status_key(new_status), created, sid)
   if TERMINAL[new_status] then
     redis.call("HSET", skey, "endTime", now)
     local ms = tonumber(redis.call("HGET", skey, "retentionMs") or "0")
-    if ms > 0 then expire_session(skey, ms) end
+    if ms > 0 then expire_session(sid, ms) end
     return not TERMINAL[old or ""]
   end
   return false
@@ -147,15 +146,15 @@ end
 local function sid_of(member) return string.sub(member, 1, string.find(member, "|", 1, true) - 1) end
 
 -- Step metrics for /metrics, kept in Redis so every API process reports the same numbers:
---   <prefix>:metrics:steps        hash "<capability>|<outcome>" -> count
---   <prefix>:metrics:step_seconds hash "<capability>|le=<bound>" -> count (not cumulative),
---                                      and "<capability>|sum_ms" (the count is the buckets' sum)
+--   step_counts_key()     hash "<capability>|<outcome>" -> count
+--   step_durations_key()  hash "<capability>|le=<bound>" -> count (not cumulative),
+--                         and "<capability>|sum_ms" (the count is the buckets' sum)
 local DURATION_BOUNDS_S = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
-local function count_step(prefix, capability, outcome, duration_ms)
-  redis.call("HINCRBY", prefix .. ":metrics:steps", capability .. "|" .. outcome, 1)
+local function count_step(capability, outcome, duration_ms)
+  redis.call("HINCRBY", step_counts_key(), capability .. "|" .. outcome, 1)
   if duration_ms == nil then return end
-  local key = prefix .. ":metrics:step_seconds"
+  local key = step_durations_key()
   local bound = "+Inf"
   for _, b in ipairs(DURATION_BOUNDS_S) do
     if duration_ms <= b * 1000 then bound = tostring(b); break end
@@ -189,20 +188,20 @@ local function record_failed_agents(rec)
   return failed
 end
 
-local function ranked_candidates(prefix, rec, now, policy, rotation)
+local function ranked_candidates(rec, now, policy, rotation)
   local ckeys = {}
-  for i, cap in ipairs(rec["caps"] or {}) do ckeys[i] = prefix .. ":capability:" .. cap .. ":agents" end
+  for i, cap in ipairs(rec["caps"] or {}) do ckeys[i] = capability_agents_key(cap) end
   if #ckeys == 0 then return nil end
   local agent_type, failed = record_agent_type(rec), record_failed_agents(rec)
   local out = {}
   for _, id in ipairs(redis.call("SINTER", unpack(ckeys))) do
     if not excluded(failed, id) then
-      local f = redis.call("HMGET", agent_key(prefix, id), "status", "aliveUntil",
+      local f = redis.call("HMGET", agent_key(id), "status", "aliveUntil",
         "circuitOpenUntil", "maxLoad", "priority", "capabilities", "type", "queue")
       if fields_take_work(f[1], f[2], f[3], now) and (agent_type == nil or f[7] == agent_type) then
         table.insert(out, {
           id = id,
-          load = redis.call("ZCOUNT", slots_key(prefix, id), now, "+inf"),
+          load = redis.call("ZCOUNT", agent_slots_key(id), now, "+inf"),
           max = tonumber(f[4] or "0"),
           prio = tonumber(f[5] or "0"),
           ncaps = #cjson.decode(f[6] or "[]"),
@@ -244,14 +243,14 @@ end
 -- candidate with room, or park the step in the waiting list of its first capability. Writes the
 -- record. Returns agent id, queue (reserved) or nil, ranked candidate ids (parked); returns
 -- false when it cannot decide here (no capabilities), leaving the step to the caller's router.
-local function route_inline(prefix, sid, steps_hash, step_id, rec, now, reserve, policy, rotation)
-  local ranked = ranked_candidates(prefix, rec, now, policy, rotation)
+local function route_inline(sid, steps_hash, step_id, rec, now, reserve, policy, rotation)
+  local ranked = ranked_candidates(rec, now, policy, rotation)
   if ranked == nil then return false end
   local member = sid .. "|" .. step_id
   for _, c in ipairs(ranked) do
     if c.load < c.max then
-      redis.call("ZADD", slots_key(prefix, c.id), now + reserve, member)
-      redis.call("ZADD", deadlines_key(prefix), now + reserve, member)
+      redis.call("ZADD", agent_slots_key(c.id), now + reserve, member)
+      redis.call("ZADD", deadlines_key(), now + reserve, member)
       rec["agentId"] = c.id
       rec["queue"] = c.queue
       rec["queuedAt"] = now
@@ -259,13 +258,13 @@ local function route_inline(prefix, sid, steps_hash, step_id, rec, now, reserve,
       return c.id, c.queue
     end
   end
-  redis.call("ZREM", deadlines_key(prefix), member)
+  redis.call("ZREM", deadlines_key(), member)
   rec["waitingFor"] = "capacity"
   rec["agentId"] = nil
   redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
   local entry = {caps = rec["caps"], ex = record_failed_agents(rec), s = sid, t = step_id,
     type = record_agent_type(rec)}
-  redis.call("RPUSH", prefix .. ":waiting:" .. rec["caps"][1], cjson.encode(entry))
+  redis.call("RPUSH", waiting_key(rec["caps"][1]), cjson.encode(entry))
   local ids = {}
   for i, c in ipairs(ranked) do ids[i] = c.id end
   return nil, ids

@@ -2,19 +2,21 @@
 -- reservations freed (handed to waiting steps); running steps are marked cancelled so their
 -- results are refused, and returned so the caller can revoke them. A running step keeps its slot
 -- until its lease lapses (the run may still be stopping), so maxLoad holds throughout.
--- (prepended: _slots.lua)
+-- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] now (ms)   ARGV[4] reservation (ms)
+-- Also (prelude): the deadlines, the agents' slots and waiting lists (freed reservations are
+-- handed over), the status indexes, the step metrics.
 --
 -- Returns {"ok", {cancelled step id, ...}, {running step id, ...}, {handed sid, step, queue,
 --   agent, ...}} | {"already"} | {"finished", status} | {"missing"}
-local prefix, sid, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local sid, now = ARGV[2], tonumber(ARGV[3])
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"missing"} end
 if status == "cancelled" then return {"already"} end
 if status == "completed" or status == "failed" then return {"finished", status} end
-set_session_status(prefix, sid, KEYS[1], "cancelled", now)  -- first: freed slots skip it
+set_session_status(sid, KEYS[1], "cancelled", now)  -- first: freed slots skip it
 local cancelled, running, handed = {}, {}, {}
 local all = redis.call("HGETALL", KEYS[2])
 for i = 1, #all, 2 do
@@ -22,15 +24,15 @@ for i = 1, #all, 2 do
   local member = sid .. "|" .. step_id
   local was = rec["status"]
   if was == "pending" or was == "queued" or was == "waiting_for_input" or was == "running" then
-    redis.call("ZREM", deadlines_key(prefix), member)
+    redis.call("ZREM", deadlines_key(), member)
     if was == "queued" and rec["agentId"] then
-      for _, item in ipairs(release(prefix, rec["agentId"], member, now, tonumber(ARGV[4]))) do
+      for _, item in ipairs(release(rec["agentId"], member, now, tonumber(ARGV[4]))) do
         table.insert(handed, item)
       end
     end
     rec["status"] = "cancelled"
     rec["finishedAt"] = now
-    count_step(prefix, first_capability(rec), "cancelled", nil)
+    count_step(first_capability(rec), "cancelled", nil)
     rec["token"], rec["leaseUntil"], rec["waitingFor"] = nil, nil, nil
     redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))
     redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)

@@ -3,13 +3,14 @@
 -- lease while it works (renew_lease) and finish with complete_step, fail_step or requeue_step.
 -- The agent's slot for the step (reserved when the step was routed) becomes the run's lease; a
 -- step that arrives without a reservation takes a free slot, or gets "full".
--- (prepended: _slots.lua)
+-- (prepended: prelude)
 --
 -- KEYS[1] session hash        KEYS[2] steps hash         KEYS[3] plan hash
 -- KEYS[4] depends hash        KEYS[5] results hash       KEYS[6] shared state hash
 -- KEYS[7] agent hash          KEYS[8] agent slots        KEYS[9] operator answers hash
--- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] lease (ms)   ARGV[5] agent id
--- ARGV[6] slot member ("<session id>|<step id>")   ARGV[7] key prefix
+-- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)   ARGV[5] lease (ms)
+-- ARGV[6] agent id   ARGV[7] slot member ("<session id>|<step id>")
+-- Also (prelude): the deadlines sorted set.
 --
 -- Returns one of:
 --   {"ok", attempt, step JSON, goal, initial context JSON, {state k, v, ...}, {dep id, output, ...},
@@ -23,7 +24,7 @@
 --   {"full"}                    no reservation and the agent has no free slot: route it again
 local session = redis.call("HMGET", KEYS[1], "status", "goal", "initialContext", "maxAttempts")
 local session_status = session[1]
-local raw = redis.call("HGET", KEYS[2], ARGV[1])
+local raw = redis.call("HGET", KEYS[2], ARGV[2])
 if not session_status or not raw then
   return {"missing"}
 end
@@ -32,7 +33,7 @@ if session_status == "completed" or session_status == "failed" or session_status
 end
 local rec = cjson.decode(raw)
 local status = rec["status"]
-local now = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
 if status == "completed" or status == "failed" or status == "skipped" or status == "cancelled" then
   return {"finished", status}
 end
@@ -42,34 +43,34 @@ end
 if (status ~= "queued" and status ~= "running") or rec["waitingFor"] then
   return {"not_ready", status}
 end
-local reserved = redis.call("ZSCORE", KEYS[8], ARGV[6])
-if not reserved or rec["agentId"] ~= ARGV[5] then
+local reserved = redis.call("ZSCORE", KEYS[8], ARGV[7])
+if not reserved or rec["agentId"] ~= ARGV[6] then
   if live_load(KEYS[8], now) >= tonumber(redis.call("HGET", KEYS[7], "maxLoad") or "0") then
     if status == "running" then
       -- the previous run's lease expired: the step is queued again, for routing
       rec["status"], rec["token"], rec["leaseUntil"], rec["agentId"] = "queued", nil, nil, nil
-      redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
+      redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
     end
     return {"full"}
   end
 end
-redis.call("ZADD", KEYS[8], now + tonumber(ARGV[4]), ARGV[6])
-redis.call("ZADD", deadlines_key(ARGV[7]), now + tonumber(ARGV[4]), ARGV[6])
-if rec["agentId"] ~= ARGV[5] then
+redis.call("ZADD", KEYS[8], now + tonumber(ARGV[5]), ARGV[7])
+redis.call("ZADD", deadlines_key(), now + tonumber(ARGV[5]), ARGV[7])
+if rec["agentId"] ~= ARGV[6] then
   rec["agentAttempts"] = 0
 end
 rec["status"] = "running"
 rec["attempts"] = (tonumber(rec["attempts"]) or 0) + 1
 rec["agentAttempts"] = (tonumber(rec["agentAttempts"]) or 0) + 1
-rec["token"] = ARGV[2]
-rec["leaseUntil"] = now + tonumber(ARGV[4])
+rec["token"] = ARGV[3]
+rec["leaseUntil"] = now + tonumber(ARGV[5])
 rec["startedAt"] = now
-rec["agentId"] = ARGV[5]
+rec["agentId"] = ARGV[6]
 rec["finishedAt"] = nil
-redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
+redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
 
 local outputs = {}
-local deps = cjson.decode(redis.call("HGET", KEYS[4], ARGV[1]) or "[]")
+local deps = cjson.decode(redis.call("HGET", KEYS[4], ARGV[2]) or "[]")
 if #deps > 0 then
   -- one HMGET for every dependency's output (a 50-way fan-in is one command, not 50)
   local values = redis.call("HMGET", KEYS[5], unpack(deps))
@@ -81,7 +82,7 @@ end
 return {
   "ok",
   rec["attempts"],
-  redis.call("HGET", KEYS[3], ARGV[1]),
+  redis.call("HGET", KEYS[3], ARGV[2]),
   session[2],
   session[3] or "{}",
   redis.call("HGETALL", KEYS[6]),
@@ -89,7 +90,7 @@ return {
   session[4] or "1",
   rec["agentAttempts"],
   rec["queue"] or "",
-  redis.call("HGET", KEYS[9], ARGV[1]),
+  redis.call("HGET", KEYS[9], ARGV[2]),
   rec["subtasks"] or {},
   #(rec["subplans"] or {}),
 }

@@ -1,14 +1,16 @@
 -- complete_step: record a step's output exactly once and release the dependents whose last
 -- dependency this was ("complete and release"). Frees the agent's slot and hands it to a waiting
 -- step. A duplicate or stale completion changes nothing.
--- (prepended: _slots.lua)
+-- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] remaining hash
 -- KEYS[5] results hash   KEYS[6] shared state hash
--- ARGV[1] step id   ARGV[2] run token   ARGV[3] now (ms)   ARGV[4] output JSON
--- ARGV[5] key prefix   ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
+-- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)   ARGV[5] output JSON
+-- ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
 -- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
 -- ARGV[10] round-robin rotation   ARGV[11], ARGV[12], ... shared state updates as key, value JSON
+-- Also (prelude): the deadlines, the agents, their slots and capability sets (inline routing),
+-- the waiting lists (a freed slot is handed over), the status indexes and the step metrics.
 --
 -- Returns one of:
 --   {"ok", session status, {released id, its record JSON, ...}, {handed session id, step id,
@@ -18,7 +20,7 @@
 --   {"duplicate"}           the step was already completed: nothing changed
 --   {"stale", step status}  this run no longer owns the step (lease lost, cancelled): nothing changed
 --   {"missing"}
-local raw = redis.call("HGET", KEYS[2], ARGV[1])
+local raw = redis.call("HGET", KEYS[2], ARGV[2])
 if not raw then
   return {"missing"}
 end
@@ -26,22 +28,22 @@ local rec = cjson.decode(raw)
 if rec["status"] == "completed" then
   return {"duplicate"}
 end
-if rec["status"] ~= "running" or rec["token"] ~= ARGV[2] then
+if rec["status"] ~= "running" or rec["token"] ~= ARGV[3] then
   return {"stale", rec["status"]}
 end
-local now = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
 rec["status"] = "completed"
 rec["finishedAt"] = now
-count_step(ARGV[5], first_capability(rec), "completed", now - (tonumber(rec["startedAt"]) or now))
+count_step(first_capability(rec), "completed", now - (tonumber(rec["startedAt"]) or now))
 rec["token"] = nil
 rec["leaseUntil"] = nil
-redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
-redis.call("HSET", KEYS[5], ARGV[1], ARGV[4])
+redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
+redis.call("HSET", KEYS[5], ARGV[2], ARGV[5])
 for i = 11, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
 end
-local handed = release(ARGV[5], ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
-redis.call("ZREM", deadlines_key(ARGV[5]), ARGV[7])
+local handed = release(ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
+redis.call("ZREM", deadlines_key(), ARGV[7])
 redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
@@ -51,7 +53,7 @@ local released, ended, routed, parked = {}, 0, {}, {}
 local sid = sid_of(ARGV[7])
 local rotation = tonumber(ARGV[10]) or 0
 if session_status == "executing" or session_status == "waiting_for_input" then
-  local children = cjson.decode(redis.call("HGET", KEYS[3], ARGV[1]) or "[]")
+  local children = cjson.decode(redis.call("HGET", KEYS[3], ARGV[2]) or "[]")
   for _, child in ipairs(children) do
     if redis.call("HINCRBY", KEYS[4], child, -1) <= 0 then
       local child_rec = cjson.decode(redis.call("HGET", KEYS[2], child))
@@ -61,7 +63,7 @@ if session_status == "executing" or session_status == "waiting_for_input" then
         local agent_id, queue_or_ranked = false, nil
         if ARGV[9] ~= "" then
           rotation = rotation + 1
-          agent_id, queue_or_ranked = route_inline(ARGV[5], sid, KEYS[2], child, child_rec, now,
+          agent_id, queue_or_ranked = route_inline(sid, KEYS[2], child, child_rec, now,
             tonumber(ARGV[8]), ARGV[9], rotation)
         end
         if agent_id then
@@ -74,7 +76,7 @@ if session_status == "executing" or session_status == "waiting_for_input" then
         else
           redis.call("HSET", KEYS[2], child, cjson.encode(child_rec))
           -- until the caller routes it: if that never happens, the reconciler will
-          redis.call("ZADD", deadlines_key(ARGV[5]), now + tonumber(ARGV[8]), sid .. "|" .. child)
+          redis.call("ZADD", deadlines_key(), now + tonumber(ARGV[8]), sid .. "|" .. child)
         end
         table.insert(released, child)
         table.insert(released, cjson.encode(child_rec))
@@ -87,7 +89,7 @@ if session_status == "executing" or session_status == "waiting_for_input" then
     else
       session_status = "completed"
     end
-    if set_session_status(ARGV[5], sid, KEYS[1], session_status, now) then ended = 1 end
+    if set_session_status(sid, KEYS[1], session_status, now) then ended = 1 end
   end
 end
 return {"ok", session_status, released, handed, ended, routed, parked}

@@ -3,17 +3,19 @@
 --   continue   every step that (transitively) depends on this one is skipped; the rest go on
 -- Frees the agent's slot (handing it to a waiting step). A duplicate or stale failure changes
 -- nothing.
--- (prepended: _slots.lua)
+-- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] errors list
--- ARGV[1] step id   ARGV[2] run token ("" when the step was never claimed)   ARGV[3] now (ms)
--- ARGV[4] error message   ARGV[5] StepError JSON for the errors list
--- ARGV[6] key prefix   ARGV[7] slot member   ARGV[8] reservation (ms)
+-- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token ("" when the step was never claimed)
+-- ARGV[4] now (ms)   ARGV[5] error message   ARGV[6] StepError JSON for the errors list
+-- ARGV[7] slot member   ARGV[8] reservation (ms)
+-- Also (prelude): the deadlines and input deadlines, the agents' slots and the waiting lists
+-- (a freed slot is handed over), the status indexes and the step metrics.
 --
 -- Returns {"ok", session status, {affected step id, ...}, {handed sid, step, queue, agent, ...},
 --   1 if this call ended the session else 0}
 --   | {"duplicate"} | {"stale", status} | {"missing"}
-local raw = redis.call("HGET", KEYS[2], ARGV[1])
+local raw = redis.call("HGET", KEYS[2], ARGV[2])
 if not raw then
   return {"missing"}
 end
@@ -22,29 +24,29 @@ local status = rec["status"]
 if status == "completed" or status == "failed" or status == "skipped" or status == "cancelled" then
   return {"duplicate"}
 end
-if ARGV[2] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[2]) then
+if ARGV[3] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[3]) then
   return {"stale", status}
 end
-local now = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
 if status == "waiting_for_input" then
   -- an input deadline passed with no default: the session stops waiting on this step
-  redis.call("ZREM", ARGV[6] .. ":input-deadlines", ARGV[7])
+  redis.call("ZREM", input_deadlines_key(), ARGV[7])
   if redis.call("HINCRBY", KEYS[1], "waitingSteps", -1) <= 0
     and redis.call("HGET", KEYS[1], "status") == "waiting_for_input" then
-    set_session_status(ARGV[6], sid_of(ARGV[7]), KEYS[1], "executing", now)
+    set_session_status(sid_of(ARGV[7]), KEYS[1], "executing", now)
   end
 end
-local handed = release(ARGV[6], rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
-redis.call("ZREM", deadlines_key(ARGV[6]), ARGV[7])
+local handed = release(rec["agentId"], ARGV[7], now, tonumber(ARGV[8]))
+redis.call("ZREM", deadlines_key(), ARGV[7])
 rec["status"] = "failed"
 rec["finishedAt"] = now
-count_step(ARGV[6], first_capability(rec), "failed",
+count_step(first_capability(rec), "failed",
   rec["startedAt"] and (now - tonumber(rec["startedAt"])) or nil)
-rec["error"] = ARGV[4]
+rec["error"] = ARGV[5]
 rec["token"] = nil
 rec["leaseUntil"] = nil
-redis.call("HSET", KEYS[2], ARGV[1], cjson.encode(rec))
-redis.call("RPUSH", KEYS[4], ARGV[5])
+redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
+redis.call("RPUSH", KEYS[4], ARGV[6])
 redis.call("HINCRBY", KEYS[1], "failedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
@@ -56,11 +58,11 @@ end
 local function finish_step(step_id, step_rec, new_status)
   step_rec["status"] = new_status
   step_rec["finishedAt"] = now
-  count_step(ARGV[6], first_capability(step_rec), new_status, nil)
+  count_step(first_capability(step_rec), new_status, nil)
   local member = string.sub(ARGV[7], 1, string.find(ARGV[7], "|", 1, true)) .. step_id
-  redis.call("ZREM", deadlines_key(ARGV[6]), member)
+  redis.call("ZREM", deadlines_key(), member)
   if step_rec["agentId"] and step_rec["status"] == "cancelled" then
-    for _, item in ipairs(release(ARGV[6], step_rec["agentId"], member, now, tonumber(ARGV[8]))) do
+    for _, item in ipairs(release(step_rec["agentId"], member, now, tonumber(ARGV[8]))) do
       table.insert(handed, item)
     end
   end
@@ -69,7 +71,7 @@ local function finish_step(step_id, step_rec, new_status)
   finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 end
 if redis.call("HGET", KEYS[1], "failurePolicy") == "continue" then
-  local frontier = cjson.decode(redis.call("HGET", KEYS[3], ARGV[1]) or "[]")
+  local frontier = cjson.decode(redis.call("HGET", KEYS[3], ARGV[2]) or "[]")
   while #frontier > 0 do
     local step_id = table.remove(frontier)
     local step_rec = cjson.decode(redis.call("HGET", KEYS[2], step_id))
@@ -95,6 +97,6 @@ else
 end
 local ended = 0
 if session_status == "failed" then
-  if set_session_status(ARGV[6], sid_of(ARGV[7]), KEYS[1], "failed", now) then ended = 1 end
+  if set_session_status(sid_of(ARGV[7]), KEYS[1], "failed", now) then ended = 1 end
 end
 return {"ok", session_status, affected, handed, ended}

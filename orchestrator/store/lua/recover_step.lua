@@ -1,17 +1,18 @@
 -- recover_step: the reconciler's move for one step whose deadline passed: its run died (lease
 -- expired) or its message never led to a claim (lost dispatch, dead agent). Frees whatever slot
 -- it held and queues it again for routing, or dead-letters it after too many deliveries.
--- (prepended: _slots.lua)
+-- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] step id   ARGV[4] now (ms)
 -- ARGV[5] reservation (ms)   ARGV[6] most deliveries before dead-lettering
+-- Also (prelude): the deadlines, the agent's slots and waiting lists (a freed slot is handed over).
 --
 -- Returns {"reroute", step record JSON, {handed sid, step, queue, agent, ...}}
 --   | {"dead", deliveries} | {"early"} (deadline moved: still alive) | {"gone"} (nothing to do)
-local prefix, now = ARGV[1], tonumber(ARGV[4])
+local now = tonumber(ARGV[4])
 local member = ARGV[2] .. "|" .. ARGV[3]
-local dkey = deadlines_key(prefix)
+local dkey = deadlines_key()
 local session_status = redis.call("HGET", KEYS[1], "status")
 local raw = redis.call("HGET", KEYS[2], ARGV[3])
 local rec = raw and cjson.decode(raw)
@@ -31,7 +32,7 @@ end
 if rec["status"] == "running" and (tonumber(rec["attempts"]) or 0) >= tonumber(ARGV[6]) then
   return {"dead", rec["attempts"]}
 end
-local handed = release(prefix, rec["agentId"], member, now, tonumber(ARGV[5]))
+local handed = release(rec["agentId"], member, now, tonumber(ARGV[5]))
 rec["status"] = "queued"
 rec["token"], rec["leaseUntil"], rec["agentId"] = nil, nil, nil
 rec["recoveries"] = (tonumber(rec["recoveries"]) or 0) + 1

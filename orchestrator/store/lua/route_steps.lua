@@ -2,16 +2,17 @@
 -- or park them in the waiting list of their first capability when every candidate is full.
 -- Deciding and reserving in one script means a slot freed meanwhile is never missed: either this
 -- script sees it, or the release that frees it finds the step already waiting.
--- (prepended: _slots.lua)
+-- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] now (ms)   ARGV[4] reservation (ms)
 -- ARGV[5] waiting capability   ARGV[6] JSON list of step ids (same requirements)
 -- ARGV[7] JSON list of capabilities   ARGV[8] agent type or ""   ARGV[9] JSON list of excluded
 -- ARGV[10..] candidate agent ids, most preferred first
+-- Also (prelude): the candidates' hashes and slots, the deadlines, the waiting list.
 --
 -- Returns {"ok", {step id, agent id, queue, ...}, {waiting step id, ...}} | {"ended", status}
-local prefix, sid, now, reserve = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local sid, now, reserve = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local status = redis.call("HGET", KEYS[1], "status")
 if status ~= "executing" and status ~= "waiting_for_input" then
   return {"ended", status or "missing"}
@@ -26,11 +27,11 @@ for _, step_id in ipairs(cjson.decode(ARGV[6])) do
     local placed = false
     for i = 10, #ARGV do
       local agent_id = ARGV[i]
-      local akey, skey = agent_key(prefix, agent_id), slots_key(prefix, agent_id)
+      local akey, skey = agent_key(agent_id), agent_slots_key(agent_id)
       if takes_work(akey, now)
         and live_load(skey, now) < tonumber(redis.call("HGET", akey, "maxLoad") or "0") then
         redis.call("ZADD", skey, now + reserve, sid .. "|" .. step_id)
-        redis.call("ZADD", deadlines_key(prefix), now + reserve, sid .. "|" .. step_id)
+        redis.call("ZADD", deadlines_key(), now + reserve, sid .. "|" .. step_id)
         rec["agentId"] = agent_id
         rec["queue"] = agent_queue(akey, agent_id)
         rec["queuedAt"] = now
@@ -43,12 +44,12 @@ for _, step_id in ipairs(cjson.decode(ARGV[6])) do
       end
     end
     if not placed then
-      redis.call("ZREM", deadlines_key(prefix), sid .. "|" .. step_id)
+      redis.call("ZREM", deadlines_key(), sid .. "|" .. step_id)
       rec["waitingFor"] = "capacity"
       rec["agentId"] = nil
       redis.call("HSET", KEYS[2], step_id, cjson.encode(rec))
       entry_base["t"] = step_id
-      redis.call("RPUSH", prefix .. ":waiting:" .. ARGV[5], cjson.encode(entry_base))
+      redis.call("RPUSH", waiting_key(ARGV[5]), cjson.encode(entry_base))
       table.insert(waiting, step_id)
     end
   end
