@@ -1,22 +1,21 @@
 """The failure path of a step run: retry on the same agent with backoff, fall back to another
 agent with the same capabilities, or fail the step and apply the session's failure policy.
-Every failure also counts against the agent's circuit breaker."""
+Every failure also counts against the agent's circuit breaker. StepLifecycle holds one."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from orchestrator.core.dispatch import StepDispatch
 from orchestrator.core.errors import PermanentStepError, RetryableStepError
 from orchestrator.core.logentry import LogEntry, iso_from_ms
-from orchestrator.core.models import StepError
 from orchestrator.core.step_runs import StepRun
+from orchestrator.engine.context import EngineContext
+from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.routing import Router, RouteRequest
 from orchestrator.settings import Settings
-from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.scripts import Transition
-from orchestrator.store.sessions import SessionStore
 
 RETRYABLE_TYPES: tuple[type[BaseException], ...] = (
     RetryableStepError,
@@ -35,13 +34,13 @@ def backoff_s(settings: Settings, attempt: int) -> float:
 
 
 class StepFailures:
-    """Mixed into StepLifecycle: what happens when a run raised."""
+    """What happens when a run raised."""
 
-    router: Router
-    sessions: SessionStore
-    registry: AgentRegistry
-    settings: Settings
-    now_ms: Callable[[], int]
+    def __init__(self, context: EngineContext, router: Router, outcomes: Outcomes) -> None:
+        self.context = context
+        self.router = router
+        self.outcomes = outcomes
+        self.settings = context.settings
 
     def fail(self, run: StepRun, exc: BaseException) -> Transition:
         """Retry on the same agent while attempts remain for a retryable error; then fall back to
@@ -59,12 +58,12 @@ class StepFailures:
         return self._fail(run, exc, message)
 
     def _failed_agents(self, run: StepRun) -> list[str]:
-        record = self.sessions.step_record(run.session_id, run.step_id)
+        record = self.context.sessions.step_record(run.session_id, run.step_id)
         return [*(record.get("failedAgents") or []), run.agent_id]
 
     def _count_failure(self, run: StepRun) -> None:
-        now = self.now_ms()
-        open_until = self.registry.record_failure(
+        now = self.context.now_ms()
+        open_until = self.context.registry.record_failure(
             run.agent_id,
             now_ms=now,
             window_ms=int(self.settings.circuit_window_s * 1000),
@@ -72,7 +71,7 @@ class StepFailures:
             cooldown_ms=int(self.settings.circuit_cooldown_s * 1000),
         )
         if open_until:
-            self.sessions.log(
+            self.context.sessions.log(
                 LogEntry(
                     "warn",
                     "agent",
@@ -105,12 +104,8 @@ class StepFailures:
             run, message, reroute=False, backoff_ms=int(delay_s * 1000), logs=[entry]
         )
         if transition.code == "ok":
-            self.router.dispatcher.dispatch(
-                [
-                    StepDispatch(
-                        run.session_id, run.step_id, run.step_input.job_id, run.queue, run.agent_id
-                    )
-                ],
+            self.context.dispatcher.dispatch(
+                [StepDispatch.of(run.session_id, run.step_id, run.queue, run.agent_id)],
                 countdown_s=delay_s,
             )
         return transition
@@ -124,15 +119,15 @@ class StepFailures:
         backoff_ms: int = 0,
         logs: Sequence[LogEntry] = (),
     ) -> Transition:
-        return self.sessions.requeue(
+        return self.context.sessions.requeue(
             run.session_id,
             run.step_id,
             token=run.token,
-            now_ms=self.now_ms(),
+            now_ms=self.context.now_ms(),
             message=message,
             reroute=reroute,
             agent_id=run.agent_id,
-            reserve_ms=self.router.reserve_ms,
+            reserve_ms=self.context.reserve_ms,
             backoff_ms=backoff_ms,
             logs=logs,
         )
@@ -151,7 +146,7 @@ class StepFailures:
         )
         routed = self.router.route(run.session_id, [request])
         target = routed[0].agent_id if routed else None
-        self.sessions.log(
+        self.context.sessions.log(
             LogEntry(
                 "warn",
                 "orchestrator",
@@ -166,21 +161,11 @@ class StepFailures:
                     "failedAgents": transition.failed_agents,
                 },
             ),
-            self.now_ms(),
+            self.context.now_ms(),
         )
         return transition
 
     def _fail(self, run: StepRun, exc: BaseException, message: str) -> Transition:
-        now = self.now_ms()
-        error = StepError(
-            step_id=run.step_id,
-            job_id=run.step_input.job_id,
-            agent_id=run.agent_id,
-            error_type=type(exc).__name__,
-            message=str(exc),
-            attempt=run.attempt,
-            timestamp=iso_from_ms(now) or "",
-        )
         failed = LogEntry(
             "error",
             "task",
@@ -191,17 +176,14 @@ class StepFailures:
             error=message,
             data={"attempt": run.attempt, "maxAttempts": run.max_attempts},
         )
-        transition = self.sessions.fail(
+        return self.outcomes.fail_step(
             run.session_id,
             run.step_id,
+            error_type=type(exc).__name__,
+            message=str(exc),
+            step_message=message,
+            entry=failed,
             token=run.token,
-            now_ms=now,
-            message=message,
-            error_json=error.model_dump_json(by_alias=True),
-            reserve_ms=self.router.reserve_ms,
-            logs=[failed],
+            agent_id=run.agent_id,
+            attempt=run.attempt,
         )
-        self.router.dispatch_handoffs(transition.handed)
-        if transition.ended:
-            self.router.note_end(run.session_id, transition.session_status)
-        return transition

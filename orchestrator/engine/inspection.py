@@ -16,7 +16,7 @@ from typing import Any
 from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.core.errors import SessionNotFoundError, TaskNotFoundError
 from orchestrator.core.models import SessionSnapshot, StepState
-from orchestrator.engine.submission import Engine
+from orchestrator.engine.facade import Engine
 from orchestrator.store.workers import WorkerRegistry
 
 RESULT_CHARS = 2000  # Flower shows results as (repr) text; long ones are cut

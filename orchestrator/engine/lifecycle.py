@@ -1,14 +1,13 @@
 """The life of one step run, in domain terms: claim, build its input, record its outcome and
 release its dependents, schedule a sub-plan it returned, or park it for operator input. The
-failure path (retry, fallback, fail) is in step_failures.py. The Celery task (workers/tasks.py)
-only adapts a message to these calls."""
+failure path (retry, fallback, fail) is StepFailures (failures.py), which it holds. The Celery
+task (workers/tasks.py) only adapts a message to these calls."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable
+from dataclasses import replace
 
 from orchestrator.core.decomposition import ParentView, build_subplan, parse_subtasks
 from orchestrator.core.errors import PermanentStepError, SubPlanError
@@ -19,25 +18,28 @@ from orchestrator.core.records import NewSubplan
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired, StepInput, StepResult
 from orchestrator.engine.agent_logging import BoundLogger
+from orchestrator.engine.context import EngineContext
 from orchestrator.engine.failures import StepFailures
-from orchestrator.engine.routing import Router, RouteRequest
+from orchestrator.engine.outcomes import Outcomes
+from orchestrator.engine.routing import Router
 from orchestrator.store.scripts import Transition
 
 
-class StepLifecycle(StepFailures):
-    def __init__(self, router: Router, *, clock: Callable[[], float] = time.time) -> None:
+class StepLifecycle:
+    def __init__(self, context: EngineContext, router: Router, outcomes: Outcomes) -> None:
+        self.context = context
         self.router = router
-        self.sessions = router.sessions
-        self.registry = router.registry
-        self.settings = router.settings
-        self._clock = clock
+        self.outcomes = outcomes
+        self.sessions = context.sessions
+        self.settings = context.settings
+        self.failures = StepFailures(context, router, outcomes)
 
     def now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return self.context.now_ms()
 
-    @property
-    def lease_ms(self) -> int:
-        return int(self.settings.lease_s * 1000)
+    def fail(self, run: StepRun, exc: BaseException) -> Transition:
+        """The failure path: retry, fall back, or fail the step (see StepFailures)."""
+        return self.failures.fail(run, exc)
 
     def begin(self, session_id: str, step_id: str, agent_id: str) -> StepRun | Skip:
         """Claim the step for ``agent_id`` and assemble its input (one round trip)."""
@@ -56,7 +58,7 @@ class StepLifecycle(StepFailures):
             step_id,
             token=token,
             now_ms=now,
-            lease_ms=self.lease_ms,
+            lease_ms=self.context.lease_ms,
             agent_id=agent_id,
             logs=[started],
         )
@@ -64,7 +66,7 @@ class StepLifecycle(StepFailures):
             return Skip("leased", retry_after_s=int(claim.detail) / 1000 + 0.1)
         if claim.code in ("finished", "ended"):
             handed = self.sessions.release_slot(
-                agent_id, session_id, step_id, now_ms=now, reserve_ms=self.router.reserve_ms
+                agent_id, session_id, step_id, now_ms=now, reserve_ms=self.context.reserve_ms
             )
             self.router.dispatch_handoffs(handed)
         if claim.code != "ok":
@@ -84,7 +86,7 @@ class StepLifecycle(StepFailures):
             operator_input=json.loads(claim.answer_json) if claim.answer_json is not None else None,
             subtask_ids=claim.subtask_ids,
             decompositions=claim.decompositions,
-            logger=BoundLogger(self, session_id, step_id, agent_id),
+            logger=BoundLogger(self.context, session_id, step_id, agent_id),
         )
         return StepRun(
             token,
@@ -97,7 +99,7 @@ class StepLifecycle(StepFailures):
         )
 
     def renew(self, run: StepRun) -> bool:
-        until = self.now_ms() + self.lease_ms
+        until = self.now_ms() + self.context.lease_ms
         return self.sessions.renew_lease(
             run.session_id,
             run.step_id,
@@ -138,16 +140,14 @@ class StepLifecycle(StepFailures):
             now_ms=self.now_ms(),
             output_json=output_json,
             agent_id=run.agent_id,
-            reserve_ms=self.router.reserve_ms,
+            reserve_ms=self.context.reserve_ms,
             state_updates=updates,
             logs=[done],
             # the dependents this releases are routed in the same script: no second round trip
-            route_policy=self.router.settings.selection_policy,
+            route_policy=self.settings.selection_policy,
             rotation=self.router.release_rotation(),
         )
-        self.router.dispatch_handoffs(transition.handed)
-        if transition.ended:
-            self.router.note_end(run.session_id, transition.session_status)
+        self.outcomes.settle(run.session_id, transition)
         if transition.code == "ok" and transition.released:
             self._log_parents_released(run, transition.released)
             self.router.settle_released(run.session_id, transition)
@@ -181,7 +181,7 @@ class StepLifecycle(StepFailures):
             run.step_id,
             token=run.token,
             now_ms=self.now_ms(),
-            reserve_ms=self.router.reserve_ms,
+            reserve_ms=self.context.reserve_ms,
             subplan=subplan,
         )
         self.router.dispatch_handoffs(expansion.handed)
@@ -207,12 +207,12 @@ class StepLifecycle(StepFailures):
             ),
             self.now_ms(),
         )
-        if expansion.released:
-            self.router.route(
-                run.session_id,
-                [RouteRequest.from_record(s, record) for s, record in expansion.released],
+        settled = Transition(code=expansion.code, detail=expansion.detail)
+        if expansion.released:  # the sub-plan's first steps: none routed in the script
+            self.router.settle_released(
+                run.session_id, replace(settled, released=expansion.released)
             )
-        return Transition(code=expansion.code, detail=expansion.detail)
+        return settled
 
     def _check_subplan(self, run: StepRun, subtasks: list) -> NewSubplan:
         steps = parse_subtasks(run.step_id, subtasks)
@@ -226,7 +226,7 @@ class StepLifecycle(StepFailures):
             parent_id = found.get("parentId")
         progress = self.sessions.progress(run.session_id) or {"totalTasks": 0}
         view = ParentView(run.step_id, record, ancestors, int(progress["totalTasks"]))
-        agents = self.registry.list(self.now_ms())
+        agents = self.context.registry.list(self.now_ms())
         return build_subplan(view, steps, agents, self.settings)
 
     def await_input(self, run: StepRun, request: InputRequired) -> str:
@@ -251,12 +251,12 @@ class StepLifecycle(StepFailures):
             task_id=run.step_id,
             data={"question": request.question, "deadline": document["deadline"]},
         )
-        code, handed = self.sessions.await_input(
+        code, handed = self.sessions.inputs.await_input(
             run.session_id,
             run.step_id,
             token=run.token,
             now_ms=now,
-            reserve_ms=self.router.reserve_ms,
+            reserve_ms=self.context.reserve_ms,
             request_json=json.dumps(document, separators=(",", ":")),
             deadline_ms=now + int(timeout_s * 1000),
             logs=[entry],

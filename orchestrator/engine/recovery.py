@@ -10,38 +10,35 @@ heartbeat. Every worker runs it on its heartbeat; the Lua script makes concurren
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from orchestrator.core.errors import OrchestratorError
-from orchestrator.core.ids import job_id
-from orchestrator.core.logentry import LogEntry, iso_from_ms
-from orchestrator.core.models import StepError
-from orchestrator.engine.routing import RouteRequest
-from orchestrator.engine.submission import Engine
+from orchestrator.core.logentry import LogEntry
+from orchestrator.engine.context import EngineContext
+from orchestrator.engine.control import Control
+from orchestrator.engine.outcomes import Outcomes
+from orchestrator.engine.routing import Router, RouteRequest
 
 
 class Reconciler:
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
-        self.engine = engine
-        self.router = engine.router
-        self.sessions = engine.sessions
-        self.settings = engine.settings
-        self._clock = clock
-
-    def now_ms(self) -> int:
-        return int(self._clock() * 1000)
+    def __init__(
+        self, context: EngineContext, router: Router, outcomes: Outcomes, control: Control
+    ) -> None:
+        self.context = context
+        self.router = router
+        self.outcomes = outcomes
+        self.control = control
+        self.sessions = context.sessions
+        self.settings = context.settings
 
     def run_once(self) -> list[tuple[str, str, str]]:
         """Recover every step past its deadline. Returns (session, step, outcome) per step."""
-        now = self.now_ms()
+        now = self.context.now_ms()
         outcomes = []
         for session_id, step_id in self.sessions.due_deadlines(now):
             recovery = self.sessions.recover(
                 session_id,
                 step_id,
                 now_ms=now,
-                reserve_ms=self.router.reserve_ms,
+                reserve_ms=self.context.reserve_ms,
                 max_deliveries=self.settings.max_deliveries,
             )
             if recovery.code == "reroute":
@@ -64,17 +61,17 @@ class Reconciler:
     def _expire_inputs(self, now: int) -> list[tuple[str, str, str]]:
         """Steps whose operator did not answer in time: the default answer, or failure."""
         outcomes = []
-        for session_id, step_id in self.sessions.due_input_deadlines(now):
-            request = self.sessions.input_request(session_id, step_id)
+        for session_id, step_id in self.sessions.inputs.due_input_deadlines(now):
+            request = self.sessions.inputs.input_request(session_id, step_id)
             if request is None:
-                self.sessions.clear_input_deadline(session_id, step_id)
+                self.sessions.inputs.clear_input_deadline(session_id, step_id)
                 continue
             if request.get("onTimeout") == "default":
                 try:
-                    self.engine.resume(session_id, step_id, request.get("default"), by="default")
+                    self.control.resume(session_id, step_id, request.get("default"), by="default")
                     outcomes.append((session_id, step_id, "input_default"))
                 except OrchestratorError:
-                    self.sessions.clear_input_deadline(session_id, step_id)
+                    self.sessions.inputs.clear_input_deadline(session_id, step_id)
                 continue
             message = (
                 f"no operator input before the deadline {request.get('deadline')}: "
@@ -83,7 +80,6 @@ class Reconciler:
             self._fail_unclaimed(
                 session_id,
                 step_id,
-                now,
                 error_type="InputTimeout",
                 message=message,
                 entry=LogEntry(
@@ -95,7 +91,7 @@ class Reconciler:
                     error=message,
                 ),
             )
-            self.sessions.clear_input_deadline(session_id, step_id)
+            self.sessions.inputs.clear_input_deadline(session_id, step_id)
             outcomes.append((session_id, step_id, "input_timeout"))
         return outcomes
 
@@ -117,7 +113,6 @@ class Reconciler:
         self._fail_unclaimed(
             session_id,
             step_id,
-            now,
             error_type="DeadLettered",
             message=message,
             entry=entry,
@@ -128,7 +123,6 @@ class Reconciler:
         self,
         session_id: str,
         step_id: str,
-        now: int,
         *,
         error_type: str,
         message: str,
@@ -136,27 +130,14 @@ class Reconciler:
         attempt: int = 0,
     ) -> None:
         """Fail a step no run owns (its owner died, or it waited for input in vain)."""
-        error = StepError(
-            step_id=step_id,
-            job_id=job_id(session_id, step_id),
-            error_type=error_type,
-            message=message,
-            attempt=attempt,
-            timestamp=iso_from_ms(now) or "",
-        )
-        transition = self.sessions.fail(
+        self.outcomes.fail_step(
             session_id,
             step_id,
-            token="",
-            now_ms=now,
+            error_type=error_type,
             message=message,
-            error_json=error.model_dump_json(by_alias=True),
-            reserve_ms=self.router.reserve_ms,
-            logs=[entry],
+            entry=entry,
+            attempt=attempt,
         )
-        self.router.dispatch_handoffs(transition.handed)
-        if transition.ended:
-            self.router.note_end(session_id, transition.session_status)
 
     def _log(
         self, session_id: str, step_id: str, level: str, message: str, data: dict, now: int

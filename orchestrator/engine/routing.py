@@ -4,19 +4,16 @@ slot frees; dispatches what got a slot to that agent's queue."""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.core.dispatch import Dispatcher, StepDispatch
-from orchestrator.core.ids import job_id
+from orchestrator.core.dispatch import StepDispatch
 from orchestrator.core.logentry import LogEntry
+from orchestrator.core.models import RegisteredAgent
 from orchestrator.core.selection import rank
-from orchestrator.settings import Settings
-from orchestrator.store.agents import AgentRegistry
+from orchestrator.engine.context import EngineContext
 from orchestrator.store.scripts import Handoff, Transition
-from orchestrator.store.sessions import SessionStore
 
 
 @dataclass(frozen=True)
@@ -40,84 +37,68 @@ class RouteRequest:
 class Routed:
     step_id: str
     agent_id: str | None  # None: waiting for capacity
+    queue: str = ""
 
 
 class Router:
-    def __init__(
-        self,
-        sessions: SessionStore,
-        registry: AgentRegistry,
-        dispatcher: Dispatcher,
-        settings: Settings,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.sessions = sessions
-        self.registry = registry
-        self.dispatcher = dispatcher
-        self.settings = settings
-        self._clock = clock
+    """Routes queued steps of a session to agents and dispatches those that got a slot."""
+
+    def __init__(self, context: EngineContext) -> None:
+        self.context = context
         self._rotation = 0
 
-    def now_ms(self) -> int:
-        return int(self._clock() * 1000)
+    def route(
+        self,
+        session_id: str,
+        requests: Sequence[RouteRequest],
+        *,
+        agents: Sequence[RegisteredAgent] | None = None,
+    ) -> list[Routed]:
+        """Route queued steps of one session; those that got a slot are dispatched.
 
-    @property
-    def reserve_ms(self) -> int:
-        return int(self.settings.reservation_s * 1000)
-
-    def route(self, session_id: str, requests: Sequence[RouteRequest]) -> list[Routed]:
-        """Route queued steps of one session; those that got a slot are dispatched."""
+        ``agents``, when the caller just read the registry, are ranked instead of reading the
+        candidates again (the script still reserves only where there is room)."""
         groups: dict[tuple, list[str]] = defaultdict(list)
         for request in requests:
             key = (request.capabilities, request.agent_type, request.excluded)
             groups[key].append(request.step_id)
         routed: list[Routed] = []
         for (capabilities, agent_type, excluded), step_ids in groups.items():
-            routed += self._route_group(session_id, step_ids, capabilities, agent_type, excluded)
+            routed += self._route_group(
+                session_id, step_ids, capabilities, agent_type, excluded, agents
+            )
         return routed
 
     def has_fallback(
         self, capabilities: Sequence[str], agent_type: str | None, excluded: Sequence[str]
     ) -> bool:
         """Whether an eligible agent other than ``excluded`` exists (busy or not)."""
-        agents = self.registry.candidates(capabilities, self.now_ms())
+        agents = self.context.registry.candidates(capabilities, self.context.now_ms())
         return bool(rank(agents, capabilities, agent_type, excluded))
 
     def offer_capacity(self, agent_id: str) -> list[Handoff]:
         """Give the agent's free slots (after dropping expired ones) to waiting steps, and
         dispatch them. Called on heartbeats and when an operator frees capacity."""
-        handed = self.sessions.reap_agent(
-            agent_id, now_ms=self.now_ms(), reserve_ms=self.reserve_ms
+        handed = self.context.sessions.reap_agent(
+            agent_id, now_ms=self.context.now_ms(), reserve_ms=self.context.reserve_ms
         )
         self.dispatch_handoffs(handed)
         return handed
-
-    def note_end(self, session_id: str, status: str) -> None:
-        """Log the session's end once (the call that ended it says so): the last SSE event."""
-        self.sessions.log(
-            LogEntry(
-                "info",
-                "orchestrator",
-                "Session finished",
-                session_id=session_id,
-                data={"status": status},
-            ),
-            self.now_ms(),
-        )
 
     def dispatch_handoffs(self, handed: Sequence[Handoff]) -> None:
         """Send steps that a freed slot was handed to."""
         if not handed:
             return
-        self.dispatcher.dispatch(
-            [
-                StepDispatch(
-                    h.session_id, h.step_id, job_id(h.session_id, h.step_id), h.queue, h.agent_id
-                )
-                for h in handed
-            ]
+        self.context.dispatcher.dispatch(
+            [StepDispatch.of(h.session_id, h.step_id, h.queue, h.agent_id) for h in handed]
         )
+
+    def dispatch_routed(self, session_id: str, routed: Sequence[tuple[str, str, str]]) -> None:
+        """Send steps a script reserved a slot for: (step id, agent id, queue) each."""
+        if routed:
+            self.context.dispatcher.dispatch(
+                [StepDispatch.of(session_id, step, queue, agent) for step, agent, queue in routed]
+            )
 
     def release_rotation(self) -> int:
         """The round-robin rotation complete_step counts on from when it routes the steps a
@@ -129,13 +110,7 @@ class Router:
     def settle_released(self, session_id: str, transition: Transition) -> None:
         """After a completion: dispatch the released steps complete_step routed itself, log those
         it parked for capacity, and route the rest (steps it left to this router)."""
-        if transition.routed:
-            self.dispatcher.dispatch(
-                [
-                    StepDispatch(session_id, step_id, job_id(session_id, step_id), queue, agent_id)
-                    for step_id, agent_id, queue in transition.routed
-                ]
-            )
+        self.dispatch_routed(session_id, transition.routed)
         records = dict(transition.released)
         for step_id, candidates in transition.parked:
             request = RouteRequest.from_record(step_id, records[step_id])
@@ -159,7 +134,7 @@ class Router:
         capabilities: Sequence[str],
         excluded: Sequence[str],
     ) -> None:
-        self.sessions.log(
+        self.context.log(
             LogEntry(
                 "info",
                 "orchestrator",
@@ -171,8 +146,7 @@ class Router:
                     "capabilities": list(capabilities),
                     "excluded": list(excluded),
                 },
-            ),
-            self.now_ms(),
+            )
         )
 
     def _route_group(
@@ -182,37 +156,36 @@ class Router:
         capabilities: tuple[str, ...],
         agent_type: str | None,
         excluded: tuple[str, ...],
+        known: Sequence[RegisteredAgent] | None = None,
     ) -> list[Routed]:
-        now = self.now_ms()
-        agents = self.registry.candidates(capabilities, now)
+        context = self.context
+        now = context.now_ms()
+        if known is None:
+            agents = context.registry.candidates(capabilities, now)
+        else:
+            agents = [a for a in known if a.capability_names.issuperset(capabilities)]
         self._rotation += 1
         ranked = rank(
             agents,
             capabilities,
             agent_type,
             excluded,
-            policy=self.settings.selection_policy,
+            policy=context.settings.selection_policy,
             rotation=self._rotation,
         )
-        routing = self.sessions.route(
+        routing = context.sessions.route(
             session_id,
             step_ids,
             now_ms=now,
-            reserve_ms=self.reserve_ms,
+            reserve_ms=context.reserve_ms,
             capabilities=capabilities,
             agent_type=agent_type,
             excluded=excluded,
             candidates=[agent.id for agent in ranked],
         )
-        if routing.reserved:
-            self.dispatcher.dispatch(
-                [
-                    StepDispatch(session_id, step_id, job_id(session_id, step_id), queue, agent_id)
-                    for step_id, agent_id, queue in routing.reserved
-                ]
-            )
+        self.dispatch_routed(session_id, routing.reserved)
         for step_id in routing.waiting:
             self._log_waiting(session_id, step_id, [a.id for a in ranked], capabilities, excluded)
-        return [Routed(s, a) for s, a, _q in routing.reserved] + [
+        return [Routed(s, a, q) for s, a, q in routing.reserved] + [
             Routed(s, None) for s in routing.waiting
         ]

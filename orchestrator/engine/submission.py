@@ -1,28 +1,12 @@
-"""Submission and inspection of sessions: goal -> plan -> validated graph -> stored session ->
-first steps dispatched. Steps after the first are released by the workers (execution.py)."""
+"""Submission: goal -> plan -> validated graph -> stored session -> first steps routed. Steps
+after the first are released by the workers (lifecycle.py). Also the dry run (``preview``)."""
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import time
-from collections.abc import Callable
-from typing import Any
 
-import jsonschema
-
-from orchestrator.core.errors import (
-    ContextKeyError,
-    CursorError,
-    DispatchError,
-    InputValidationError,
-    SessionFinishedError,
-    SessionNotFoundError,
-    StepFinishedError,
-    StepNotWaitingError,
-    TaskNotFoundError,
-)
+from orchestrator.core.errors import DispatchError
 from orchestrator.core.graph import (
     GraphNode,
     PlanGraph,
@@ -31,33 +15,26 @@ from orchestrator.core.graph import (
     limit_error,
     step_limit_problem,
 )
-from orchestrator.core.ids import capability_queue, job_id
-from orchestrator.core.logentry import LogEntry, iso_from_ms
+from orchestrator.core.ids import capability_queue
+from orchestrator.core.logentry import LogEntry
 from orchestrator.core.models import (
     OrchestrateRequest,
     PlanPreview,
+    RegisteredAgent,
     SessionSnapshot,
-    SessionSummary,
-    StepError,
     StepPreview,
     TaskPlan,
 )
-from orchestrator.core.records import NewSession, NewStep
+from orchestrator.core.records import NewSession, NewStep, created_record
 from orchestrator.core.snapshots import build_snapshot
-from orchestrator.core.statuses import SESSION_TERMINAL, STEP_TERMINAL
-from orchestrator.engine.routing import Router, RouteRequest
+from orchestrator.engine.context import EngineContext
+from orchestrator.engine.outcomes import Outcomes
+from orchestrator.engine.routing import Routed, Router, RouteRequest
 from orchestrator.planning.estimate import StepEstimate, estimate_plan
 from orchestrator.planning.service import Planning, PlanOutcome
 from orchestrator.planning.templates import load_templates
 
 _COMPACT = (",", ":")
-CONTEXT_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-
-
-def _object_size(encoded: dict[str, str]) -> int:
-    """Bytes of the JSON object whose members are ``encoded`` (key -> JSON text), compact."""
-    members = [f"{json.dumps(key, ensure_ascii=False)}:{value}" for key, value in encoded.items()]
-    return len(("{" + ",".join(members) + "}").encode())
 
 
 def new_session_id(now_ms: int) -> str:
@@ -65,20 +42,22 @@ def new_session_id(now_ms: int) -> str:
     return f"orch-{now_ms}-{secrets.token_hex(4)}"
 
 
-class Engine:
+class Submission:
     def __init__(
         self,
+        context: EngineContext,
         router: Router,
+        outcomes: Outcomes,
         *,
         planning: Planning | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.context = context
+        self.sessions = context.sessions
+        self.registry = context.registry
+        self.settings = context.settings
         self.router = router
-        self.sessions = router.sessions
-        self.registry = router.registry
-        self.settings = router.settings
+        self.outcomes = outcomes
         self._planning = planning
-        self._clock = clock
 
     @property
     def planning(self) -> Planning:
@@ -88,9 +67,6 @@ class Engine:
             self._planning = Planning(self.settings, templates)
         return self._planning
 
-    def now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
     def submit(self, request: OrchestrateRequest) -> SessionSnapshot:
         """Plan, validate, store and start a session.
 
@@ -99,9 +75,10 @@ class Engine:
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
         """
-        outcome = self._plan(request)
+        agents = self.registry.list(self.context.now_ms())
+        outcome = self._plan(request, agents)
         plan, graph = outcome.plan, outcome.graph
-        now = self.now_ms()
+        now = self.context.now_ms()
         new = self._new_session(request, plan, graph, now)
         subtasks = {sid: list(n.subtask_ids) for sid, n in graph.nodes.items() if n.subtask_ids}
         created = LogEntry(
@@ -122,14 +99,14 @@ class Engine:
             LogEntry(note.level, "orchestrator", note.message, session_id=sid, data=note.data)
             for note in outcome.notes
         ]
-        self.sessions.create(new, logs=[*notes, created], grace_ms=self.router.reserve_ms)
-        self._dispatch_roots(new)
-        return self.snapshot(new.session_id)
+        self.sessions.create(new, logs=[*notes, created], grace_ms=self.context.reserve_ms)
+        routed = self._dispatch_roots(new, agents)
+        return self._created_snapshot(new, routed)
 
     def preview(self, request: OrchestrateRequest) -> PlanPreview:
         """Plan and check a request without running it: the plan, its critical path and an
         estimated duration (plan estimates, else measured means per capability)."""
-        outcome = self._plan(request)
+        outcome = self._plan(request, self.registry.list(self.context.now_ms()))
         estimate = estimate_plan(outcome.graph, self.sessions.mean_step_seconds())
         return PlanPreview(
             plan=outcome.plan,
@@ -144,160 +121,12 @@ class Engine:
             notes=[{"level": n.level, "message": n.message, "data": n.data} for n in outcome.notes],
         )
 
-    def _plan(self, request: OrchestrateRequest) -> PlanOutcome:
+    def _plan(self, request: OrchestrateRequest, agents: list[RegisteredAgent]) -> PlanOutcome:
         self._check_limits(request)
-        outcome = self.planning.plan(request, self.registry.list(self.now_ms()))
+        outcome = self.planning.plan(request, agents)
         if request.plan is None:  # a planner's steps (a client's were checked before planning)
             self._check_step_limits(outcome.plan.steps, "plan")
         return outcome
-
-    def progress(self, session_id: str) -> dict[str, Any]:
-        """Status and step counters only (one round trip). Raises SessionNotFoundError."""
-        progress = self.sessions.progress(session_id)
-        if progress is None:
-            raise SessionNotFoundError(session_id)
-        return progress
-
-    def snapshot(self, session_id: str) -> SessionSnapshot:
-        record = self.sessions.read(session_id)
-        if record is None:
-            raise SessionNotFoundError(session_id)
-        return build_snapshot(session_id, record)
-
-    def cancel(self, session_id: str) -> SessionSnapshot:
-        """Cancel a session: nothing starts afterwards, running steps are revoked and their
-        results refused. Cancelling a cancelled session changes nothing.
-
-        Raises:
-            SessionNotFoundError: no such session (404).
-            SessionFinishedError: it already completed or failed (409).
-        """
-        now = self.now_ms()
-        entry = LogEntry("warn", "orchestrator", "Session cancelled", session_id=session_id)
-        result = self.sessions.cancel(
-            session_id, now_ms=now, reserve_ms=self.router.reserve_ms, logs=[entry]
-        )
-        if result.code == "missing":
-            raise SessionNotFoundError(session_id)
-        if result.code == "finished":
-            raise SessionFinishedError(session_id, result.detail)
-        self.router.dispatch_handoffs(result.handed)
-        self.router.note_end(session_id, "cancelled")
-        if result.running:
-            self.router.dispatcher.revoke([job_id(session_id, s) for s in result.running])
-        return self.snapshot(session_id)
-
-    def provide_input(self, session_id: str, step_id: str, value: Any) -> SessionSnapshot:
-        """Answer a step waiting for operator input; it runs again with the answer.
-
-        Raises:
-            SessionNotFoundError (404), SessionFinishedError or StepNotWaitingError (409),
-            InputValidationError (422): the value breaks the schema the step asked for.
-        """
-        snapshot = self.snapshot(session_id)
-        request = self.sessions.input_request(session_id, step_id)
-        if request is None:
-            if snapshot.status in SESSION_TERMINAL:
-                raise SessionFinishedError(session_id, snapshot.status)
-            status = snapshot.steps[step_id].status if step_id in snapshot.steps else "unknown"
-            raise StepNotWaitingError(session_id, step_id, status)
-        if request.get("schema"):
-            check_answer(step_id, value, request["schema"])
-        self.resume(session_id, step_id, value, by="operator")
-        return self.snapshot(session_id)
-
-    def resume(self, session_id: str, step_id: str, value: Any, *, by: str) -> None:
-        """Record an answer (an operator's, or the default at the deadline) and route the step."""
-        entry = LogEntry(
-            "info",
-            "orchestrator",
-            "Step input received",
-            session_id=session_id,
-            task_id=step_id,
-            data={"by": by},
-        )
-        code, result = self.sessions.provide_input(
-            session_id,
-            step_id,
-            now_ms=self.now_ms(),
-            answer_json=json.dumps(value, separators=(",", ":"), allow_nan=False),
-            reserve_ms=self.router.reserve_ms,
-            by=by,
-            logs=[entry],
-        )
-        if code == "ended":
-            raise SessionFinishedError(session_id, str(result))
-        if code == "not_waiting":
-            raise StepNotWaitingError(session_id, step_id, str(result))
-        self.router.route(session_id, [RouteRequest.from_record(step_id, result)])
-
-    def list_sessions(
-        self, *, user_id: str | None, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[SessionSummary], str | None]:
-        """Sessions newest first, filtered by user and status, a page at a time."""
-        page, next_cursor = self.sessions.index.list_page(
-            user_id=user_id, status=status, limit=limit, cursor=decode_cursor(cursor)
-        )
-        summaries = [
-            SessionSummary(
-                session_id=row["sessionId"],
-                status=row["status"],
-                goal=row.get("goal", ""),
-                user_id=row.get("userId"),
-                chat_id=row.get("chatId"),
-                completed_tasks=int(row.get("completedTasks", 0)),
-                failed_tasks=int(row.get("failedTasks", 0)),
-                total_tasks=int(row.get("totalTasks", 0)),
-                start_time=iso_from_ms(int(row["startTime"])) or "",
-                end_time=iso_from_ms(int(row["endTime"])) if row.get("endTime") else None,
-            )
-            for row in page
-        ]
-        return summaries, f"{next_cursor[0]}:{next_cursor[1]}" if next_cursor else None
-
-    def update_context(self, session_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``values`` into the session's shared state; steps that start afterwards see
-        it. Returns the whole shared state."""
-        snapshot = self.snapshot(session_id)
-        if snapshot.status in SESSION_TERMINAL:
-            raise SessionFinishedError(session_id, snapshot.status)
-        bad = sorted(key for key in values if not CONTEXT_KEY.match(key))
-        if bad:
-            raise ContextKeyError(bad)
-        encoded = {
-            key: json.dumps(value, separators=(",", ":"), allow_nan=False)
-            for key, value in values.items()
-        }
-        self._check_context_size(session_id, encoded)
-        self.sessions.log(
-            LogEntry(
-                "info",
-                "orchestrator",
-                "Context updated",
-                session_id=session_id,
-                data={"keys": sorted(values)},
-            ),
-            self.now_ms(),
-        )
-        return self.sessions.merge_context(session_id, encoded)
-
-    def _check_context_size(self, session_id: str, encoded: dict[str, str]) -> None:
-        """Refuse a merge that would make the shared context (as compact JSON) larger than
-        MEOWSTIK_MAX_CONTEXT_BYTES. Checked before writing: a concurrent merge may pass the
-        same check, so the bound holds per request, not across racing requests."""
-        limit = self.settings.max_context_bytes
-        added = _object_size(encoded)
-        if added > limit:
-            raise limit_error(
-                "body", "context update bytes", limit, added, "MEOWSTIK_MAX_CONTEXT_BYTES"
-            )
-        merged = self.sessions.context_fields(session_id)
-        merged.update(encoded)
-        size = _object_size(merged)
-        if size > limit:
-            raise limit_error(
-                "body", "merged context bytes", limit, size, "MEOWSTIK_MAX_CONTEXT_BYTES"
-            )
 
     def _check_limits(self, request: OrchestrateRequest) -> None:
         """The request's own sizes, before any planning: goal, initialContext, metadata, and a
@@ -385,78 +214,45 @@ class Engine:
             retention_ms=self.settings.session_retention_s * 1000,
         )
 
-    def _dispatch_roots(self, new: NewSession) -> None:
+    def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:
+        """Route the steps without dependencies, ranking the agents read for planning (the
+        registry is read once per submit; the routing script still checks room atomically)."""
         roots = [
             RouteRequest(step.step_id, step.required_capabilities, step.agent_type)
             for step in new.steps
             if not step.depends_on
         ]
         try:
-            self.router.route(new.session_id, roots)
+            return self.router.route(new.session_id, roots, agents=agents)
         except DispatchError as exc:
-            step_ids = [root.step_id for root in roots]
-            self._fail_unowned(new.session_id, step_ids, "DispatchError", exc.message)
-            exc.details["sessionId"] = new.session_id
-            raise
-
-    def revoke_step(self, session_id: str, step_id: str, *, terminate: bool) -> None:
-        """Stop one step (Flower's revoke): it fails with a message saying an operator revoked
-        it, the session's failure policy applies, and a running copy is terminated when asked.
-
-        Raises:
-            TaskNotFoundError (404): no such session or step. StepFinishedError (409).
-        """
-        try:
-            snapshot = self.snapshot(session_id)
-        except SessionNotFoundError as exc:
-            raise TaskNotFoundError(job_id(session_id, step_id)) from exc
-        state = snapshot.steps.get(step_id)
-        if state is None:
-            raise TaskNotFoundError(job_id(session_id, step_id))
-        if state.status in STEP_TERMINAL:
-            raise StepFinishedError(session_id, step_id, state.status)
-        message = "revoked by an operator (POST /api/task/revoke)"
-        self._fail_unowned(session_id, [step_id], "Revoked", message)
-        if terminate and state.status == "running":
-            self.router.dispatcher.revoke([job_id(session_id, step_id)])
-
-    def _fail_unowned(
-        self, session_id: str, step_ids: list[str], error_type: str, message: str
-    ) -> None:
-        """Fail steps no run owns right now (never dispatched, or revoked), as the record's
-        owner rather than a run: the failure policy applies, freed slots are handed on."""
-        now = self.now_ms()
-        for step_id in step_ids:
-            error = StepError(
-                step_id=step_id,
-                job_id=job_id(session_id, step_id),
-                error_type=error_type,
-                message=message,
-                attempt=0,
-                timestamp=iso_from_ms(now) or "",
-            )
-            transition = self.sessions.fail(
-                session_id,
-                step_id,
-                token="",
-                now_ms=now,
-                message=message,
-                error_json=error.model_dump_json(by_alias=True),
-                reserve_ms=self.router.reserve_ms,
-                logs=[
-                    LogEntry(
+            for root in roots:
+                self.outcomes.fail_step(
+                    new.session_id,
+                    root.step_id,
+                    error_type="DispatchError",
+                    message=exc.message,
+                    entry=LogEntry(
                         "error",
                         "orchestrator",
                         "Step failed",
-                        session_id=session_id,
-                        task_id=step_id,
-                        error=f"{error_type}: {message}",
-                    )
-                ],
-            )
-            self.router.dispatch_handoffs(transition.handed)
-            if transition.ended:
-                self.router.note_end(session_id, transition.session_status)
+                        session_id=new.session_id,
+                        task_id=root.step_id,
+                        error=f"DispatchError: {exc.message}",
+                    ),
+                )
+            exc.details["sessionId"] = new.session_id
+            raise
+
+    def _created_snapshot(self, new: NewSession, routed: list[Routed]) -> SessionSnapshot:
+        """The 202 body, from what submit wrote and routed (no re-read of the session)."""
+        record = created_record(new)
+        for outcome in routed:
+            step = record.steps[outcome.step_id]
+            if outcome.agent_id is None:
+                step["waitingFor"] = "capacity"
+            else:
+                step.update(agentId=outcome.agent_id, queue=outcome.queue)
+        return build_snapshot(new.session_id, record)
 
 
 def step_preview(node: GraphNode, estimate: StepEstimate) -> StepPreview:
@@ -471,27 +267,3 @@ def step_preview(node: GraphNode, estimate: StepEstimate) -> StepPreview:
         earliest_finish_s=estimate.earliest_finish_s,
         slack_s=estimate.slack_s,
     )
-
-
-def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
-    """ "<ms>:<session id>" from a previous page, or None. Raises CursorError when malformed."""
-    if not cursor:
-        return None
-    score, _, session_id = cursor.partition(":")
-    if not score.isdigit() or not session_id:
-        raise CursorError(cursor)
-    return int(score), session_id
-
-
-def check_answer(step_id: str, value: Any, schema: dict[str, Any]) -> None:
-    """Validate an operator's answer against the JSON Schema the step asked with."""
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = [
-        {
-            "location": "value" + "".join(f".{part}" for part in error.absolute_path),
-            "message": error.message,
-        }
-        for error in validator.iter_errors(value)
-    ]
-    if errors:
-        raise InputValidationError(step_id, errors)

@@ -1,5 +1,6 @@
 """An in-process orchestrator over one Redis client, with a manual clock and a recording
-dispatcher: the domain without Celery, for unit tests."""
+dispatcher: the domain without Celery, for unit tests. Wired by the same ``build_engine`` the
+API and the workers use."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from dataclasses import dataclass
 
 import redis
 
+from orchestrator.core.clock import Clock
 from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.core.models import AgentDefinition
+from orchestrator.engine.facade import Engine
 from orchestrator.engine.lifecycle import StepLifecycle
+from orchestrator.engine.recovery import Reconciler
 from orchestrator.engine.routing import Router
-from orchestrator.engine.submission import Engine
+from orchestrator.engine.wiring import build_engine
+from orchestrator.planning.service import Planning
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
@@ -30,6 +35,7 @@ class World:
     clock: ManualClock
     registry: AgentRegistry
     sessions: SessionStore
+    reconciler: Reconciler
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -46,21 +52,22 @@ def build_world(
     agents: tuple[AgentDefinition, ...] = DEFAULT_AGENTS,
     dispatcher: RecordingDispatcher | None = None,
     prefix: str = "t",
+    planning: Planning | None = None,
 ) -> World:
-    keys = Keys(prefix)
     clock = ManualClock()
     dispatcher = dispatcher or RecordingDispatcher()
-    registry = AgentRegistry(client, keys)
-    sessions = SessionStore(client, keys)
-    router = Router(sessions, registry, dispatcher, settings, clock=clock)
+    wired = build_engine(
+        settings, client, dispatcher, clock=Clock(clock), planning=planning, keys=Keys(prefix)
+    )
     world = World(
-        Engine(router, clock=clock),
-        StepLifecycle(router, clock=clock),
-        router,
+        wired.engine,
+        wired.lifecycle,
+        wired.router,
         dispatcher,
         clock,
-        registry,
-        sessions,
+        wired.registry,
+        wired.sessions,
+        wired.reconciler,
     )
     world.register(*agents)
     return world

@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator.core.errors import RetryableStepError
 from orchestrator.core.models import OrchestrateRequest
-from orchestrator.engine.submission import Engine
+from orchestrator.engine.facade import Engine
 from orchestrator.planning.llm import parse_plan_reply
 from orchestrator.planning.service import Planning
 from orchestrator.planning.templates import load_templates
@@ -51,7 +51,9 @@ class ScriptedChat:
 
 def engine_with(world, chat, **settings) -> Engine:
     planning = Planning(Settings(**settings), load_templates([]), chat)
-    return Engine(world.router, planning=planning, clock=world.clock)
+    return Engine(
+        world.engine.context, world.router, world.engine.control.outcomes, planning=planning
+    )
 
 
 def submit(engine, **body):

@@ -6,7 +6,6 @@ from orchestrator.core.errors import InputValidationError, SessionFinishedError,
 from orchestrator.core.models import AgentDefinition, Capability, OrchestrateRequest
 from orchestrator.core.step_runs import StepRun
 from orchestrator.core.steps import InputRequired, StepResult
-from orchestrator.engine.recovery import Reconciler
 from orchestrator.settings import Settings
 from tests.support.world import build_world
 
@@ -77,7 +76,7 @@ def test_a_missed_deadline_applies_the_default_or_fails_the_step(world):
     sid = submit(world, "with_default", "without")
     ask(world, sid, "with_default", timeout_s=5, default={"approve": False})
     ask(world, sid, "without", timeout_s=5)
-    reconciler = Reconciler(world.engine, clock=world.clock)
+    reconciler = world.reconciler
     assert reconciler.run_once() == []
     world.clock.advance(6)
     outcomes = {step: outcome for _, step, outcome in reconciler.run_once()}

@@ -191,14 +191,12 @@ def test_reactivating_a_drained_agent_hands_its_slots_to_waiting_steps_at_once(a
 def test_the_reconciler_reroutes_a_step_whose_worker_died_and_dead_letters_a_repeat_killer(
     any_redis,
 ):
-    from orchestrator.engine.recovery import Reconciler
-
     world = build_world(
         any_redis,
         Settings(lease_s=10, max_deliveries=2),
         agents=(agent("a1", max_load=1), agent("a2", max_load=1)),
     )
-    reconciler = Reconciler(world.engine, clock=world.clock)
+    reconciler = world.reconciler
     sid = submit(world, 1)
     first = world.engine.snapshot(sid).steps["s0"].agent_id
     world.lifecycle.begin(sid, "s0", first)  # the worker then dies: no renewal, no completion
@@ -218,11 +216,9 @@ def test_the_reconciler_reroutes_a_step_whose_worker_died_and_dead_letters_a_rep
 
 
 def test_a_step_whose_dispatch_was_lost_is_recovered(any_redis):
-    from orchestrator.engine.recovery import Reconciler
-
     world = build_world(any_redis, Settings(reservation_s=30), agents=(agent("a1"),))
     sid = submit(world, 1)  # routed and reserved, but say the message never reached Redis
-    reconciler = Reconciler(world.engine, clock=world.clock)
+    reconciler = world.reconciler
     world.clock.advance(31)
     assert reconciler.run_once() == [(sid, "s0", "reroute")]
     assert world.dispatcher.sent[-1][0].step_id == "s0"

@@ -1,0 +1,95 @@
+"""The agent registry as a service: what the API's agent routes and the dashboard do, each one
+call. Registration checks the definition (who could run it, endpoint rules), creates the agent
+atomically, and offers its capacity to steps waiting for it; a change of status or maxLoad
+offers capacity too."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from orchestrator.core.errors import ApiError
+from orchestrator.core.graph import check_metadata
+from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent
+from orchestrator.core.registration import resolve_executor
+from orchestrator.core.statuses import AgentStatus
+from orchestrator.engine.context import EngineContext
+from orchestrator.engine.routing import Router
+
+
+class Agents:
+    def __init__(self, context: EngineContext, router: Router) -> None:
+        self.context = context
+        self.registry = context.registry
+        self.router = router
+
+    def list(self) -> list[RegisteredAgent]:
+        return self.registry.list(self.context.now_ms())
+
+    def get(self, agent_id: str) -> RegisteredAgent:
+        """Raises AgentNotFoundError (404)."""
+        return self.registry.get(agent_id, self.context.now_ms())
+
+    def register(self, body: dict[str, Any]) -> RegisteredAgent:
+        """Register an HTTP or LLM agent from the spec's body (Python agents register from
+        their workers).
+
+        Raises:
+            ValidationError (422): the body is not an agent definition.
+            RegistrationError, EndpointNotAllowedError (422): nothing here could run it.
+            AgentExistsError (409): the id is taken (checked and written atomically).
+        """
+        definition = resolve_executor(
+            body, AgentDefinition.model_validate(body), self.context.settings
+        )
+        self.registry.create_remote(definition, now_ms=self.context.now_ms())
+        self.router.offer_capacity(definition.id)
+        return self.get(definition.id)
+
+    def update(self, agent_id: str, change: AgentUpdate) -> RegisteredAgent:
+        """Change status (active, inactive, draining), priority, maxLoad, name, description or
+        metadata; more room, or active again, is offered to waiting steps at once."""
+        if change.metadata is not None:
+            check_metadata(change.metadata, self.context.settings, "body.metadata")
+        if change.status == AgentStatus.OFFLINE:
+            raise ApiError(
+                422,
+                "validation_error",
+                "status 'offline' is derived from heartbeats and cannot be set",
+                {
+                    "errors": [
+                        {
+                            "location": "body.status",
+                            "message": "use active, inactive or draining",
+                            "type": "value_error",
+                        }
+                    ]
+                },
+            )
+        updated = self.registry.update(agent_id, change, self.context.now_ms())
+        self.router.offer_capacity(agent_id)
+        return updated
+
+    def delete(self, agent_id: str) -> RegisteredAgent:
+        return self.registry.delete(agent_id, self.context.now_ms())
+
+    def stats(self) -> dict[str, Any]:
+        """The spec's statistics, computed from the same records ``list`` shows."""
+        agents = self.list()
+        active = [a for a in agents if a.status == AgentStatus.ACTIVE]
+        return {
+            "totalAgents": len(agents),
+            "activeAgents": len(active),
+            "busyAgents": sum(1 for a in agents if a.current_load > 0),
+            "totalCapacity": sum(a.max_load for a in active),
+            "usedCapacity": sum(a.current_load for a in agents),
+            "agentsByType": dict(Counter(a.type for a in agents)),
+        }
+
+    def autoscaler(self) -> dict[str, Any]:
+        """The autoscaler's record with ``enabled`` true, or a disabled status without one
+        (its record expires a few intervals after it stops looking)."""
+        record = self.registry.autoscaler_record()
+        if record is None:
+            return {"enabled": False, "agents": []}
+        return {"enabled": True, **record}

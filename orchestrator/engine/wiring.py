@@ -1,0 +1,81 @@
+"""The one place the object graph is built: store classes over one Redis client, the context
+with the process's clock and broker, the router, the outcomes, the engine, the step lifecycle
+and the reconciler. The API (``api.app.create_app``), the workers (``workers.hosting``,
+``workers.runtime``) and the tests (``tests.support.world``) all call ``build_engine``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.dispatch import Dispatcher
+from orchestrator.engine.agents import Agents
+from orchestrator.engine.context import EngineContext
+from orchestrator.engine.facade import Engine
+from orchestrator.engine.lifecycle import StepLifecycle
+from orchestrator.engine.outcomes import Outcomes
+from orchestrator.engine.recovery import Reconciler
+from orchestrator.engine.routing import Router
+from orchestrator.planning.service import Planning
+from orchestrator.settings import Settings
+from orchestrator.store.agents import AgentRegistry
+from orchestrator.store.keys import Keys
+from orchestrator.store.logbook import Logbook
+from orchestrator.store.sessions import SessionStore
+
+
+@dataclass(frozen=True)
+class Wired:
+    context: EngineContext
+    router: Router
+    outcomes: Outcomes
+    engine: Engine
+    agents: Agents
+    lifecycle: StepLifecycle
+    reconciler: Reconciler
+    logbook: Logbook
+
+    @property
+    def sessions(self) -> SessionStore:
+        return self.context.sessions
+
+    @property
+    def registry(self) -> AgentRegistry:
+        return self.context.registry
+
+
+def build_engine(
+    settings: Settings,
+    client: redis.Redis,
+    dispatcher: Dispatcher,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    planning: Planning | None = None,
+    keys: Keys | None = None,
+) -> Wired:
+    """Wire every engine part over ``client`` (keys under ``settings.key_prefix`` unless
+    ``keys`` is given). ``planning`` defaults to the templates read on first use."""
+    keys = keys or Keys(settings.key_prefix)
+    logbook = Logbook(client, keys)
+    context = EngineContext(
+        sessions=SessionStore(client, keys, logbook),
+        registry=AgentRegistry(client, keys),
+        dispatcher=dispatcher,
+        settings=settings,
+        clock=clock,
+    )
+    router = Router(context)
+    outcomes = Outcomes(context, router)
+    engine = Engine(context, router, outcomes, planning=planning)
+    return Wired(
+        context=context,
+        router=router,
+        outcomes=outcomes,
+        engine=engine,
+        agents=Agents(context, router),
+        lifecycle=StepLifecycle(context, router, outcomes),
+        reconciler=Reconciler(context, router, outcomes, engine.control),
+        logbook=logbook,
+    )
