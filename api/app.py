@@ -3,39 +3,45 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from api import auth
 from api.errors import register_error_handlers
 from orchestrator.core.dispatch import Dispatcher
-from orchestrator.engine.routing import Router
-from orchestrator.engine.submission import Engine
+from orchestrator.engine.agents import Agents
+from orchestrator.engine.facade import Engine
+from orchestrator.engine.wiring import build_engine
 from orchestrator.jsonlog import configure_logging
 from orchestrator.planning.service import Planning
 from orchestrator.planning.templates import load_templates
 from orchestrator.settings import Settings
-from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.metrics import MetricsReader
 from orchestrator.store.ratelimit import RateLimiter
-from orchestrator.store.sessions import SessionStore
+from orchestrator.store.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Services:
+    """What the views use (through ``api.routes.services()``): the engine, the agents service
+    and the store objects they read. No Redis client: routes never reach Redis themselves."""
+
     settings: Settings
-    client: redis.Redis
     engine: Engine
-    registry: AgentRegistry
+    agents: Agents
     logbook: Logbook
+    metrics: MetricsReader
+    workers: WorkerRegistry
+    limiter: RateLimiter
 
 
 def build_planning(settings: Settings) -> Planning:
@@ -74,7 +80,8 @@ def create_app(
     tokens = settings.token_table()  # a malformed entry stops the start, naming it
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
     client = redis_client or client_for(
@@ -89,11 +96,17 @@ def create_app(
 
         dispatcher = CeleryDispatcher(create_celery_app(settings))
     keys = Keys(settings.key_prefix)
-    logbook = Logbook(client, keys)
-    registry = AgentRegistry(client, keys)
-    router = Router(SessionStore(client, keys, logbook), registry, dispatcher, settings)
-    engine = Engine(router, planning=build_planning(settings), clock=time.time)
-    app.extensions["meowstik"] = Services(settings, client, engine, registry, logbook)
+    wired = build_engine(settings, client, dispatcher, planning=build_planning(settings), keys=keys)
+    limiter = RateLimiter(client, keys, settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.extensions["meowstik"] = Services(
+        settings=settings,
+        engine=wired.engine,
+        agents=wired.agents,
+        logbook=wired.logbook,
+        metrics=MetricsReader(client, keys, wired.registry),
+        workers=WorkerRegistry(client, keys),
+        limiter=limiter,
+    )
 
     from api.routes import (
         agents,
@@ -117,6 +130,5 @@ def create_app(
     app.register_blueprint(health.blueprint)
     app.register_blueprint(docs.blueprint)
     register_error_handlers(app)
-    limiter = RateLimiter(client, keys, settings.rate_limit_per_minute, settings.rate_limit_burst)
     auth.install(app, settings, tokens, limiter)
     return app

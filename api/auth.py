@@ -30,10 +30,11 @@ from flask import (
 )
 
 from api.errors import ApiError
+from api.operations import LOCATION, STORE, Operation, Param, html
+from api.routes import services
 from orchestrator.core.access import OPEN, Principal, TokenTable, is_loopback
 from orchestrator.core.errors import SessionNotFoundError
 from orchestrator.settings import Settings
-from orchestrator.store.keys import Keys
 from orchestrator.store.ratelimit import RateLimiter
 
 COOKIE_NAME = "meowstik_session"
@@ -184,9 +185,8 @@ def _check_owner(endpoint: str):
     caller = principal()
     if session_id is None or caller.is_admin:
         return None
-    services = current_app.extensions["meowstik"]
-    owner = services.client.hget(Keys(services.settings.key_prefix).session(session_id), "userId")
-    if owner is not None and caller.may_see(owner.decode() if isinstance(owner, bytes) else owner):
+    owner = services().engine.session_owner(session_id)
+    if owner is not None and caller.may_see(owner):
         return None
     if endpoint == "dashboard.session_page":
         return render_template("missing.html", session_id=session_id), 404
@@ -228,3 +228,45 @@ def login():
 def logout():
     session.clear()
     return redirect(url_for("auth.login_page"))
+
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/login",
+        "auth.login_page",
+        "Dashboard: the login form",
+        "dashboard",
+        {200: html("the page")},
+        params=(Param("next", "query", {"type": "string"}, "where to go after logging in"),),
+        auth=False,
+    ),
+    Operation(
+        "post",
+        "/login",
+        "auth.login",
+        "Dashboard: log in with an API token; sets the session cookie",
+        "dashboard",
+        {
+            302: html("logged in: a redirect to next (a path on this site)", LOCATION),
+            401: html("not a token the API accepts (the form again)"),
+        },
+        body={
+            "type": "object",
+            "properties": {"token": {"type": "string"}, "next": {"type": "string"}},
+            "required": ["token"],
+        },
+        body_media="application/x-www-form-urlencoded",
+        errors=(413,),
+        auth=False,
+    ),
+    Operation(
+        "post",
+        "/logout",
+        "auth.logout",
+        "Dashboard: log out (clears the session cookie)",
+        "dashboard",
+        {302: html("a redirect to /login", LOCATION)},
+        errors=STORE,
+    ),
+)

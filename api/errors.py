@@ -13,27 +13,18 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import ApiError, OrchestratorError, StoreUnavailableError
+
+__all__ = ["ApiError", "error_response", "register_error_handlers", "validation_details"]
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """An error raised by a view with its HTTP status."""
+def store_unavailable(exc: redis.RedisError) -> StoreUnavailableError:
+    """The domain error for a redis-py error (see orchestrator.store.errors)."""
+    from orchestrator.store.errors import translate
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details or {}
-        self.headers = dict(headers or {})
-        if status == 401:
-            self.headers.setdefault("WWW-Authenticate", 'Bearer realm="meowstik"')
+    return translate(exc)
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):
@@ -62,12 +53,6 @@ _HTTP_MESSAGES = {
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        response.headers.update(exc.headers)
-        return response
-
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError):
         details = validation_details(exc)
@@ -80,27 +65,17 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OrchestratorError)
     def _domain(exc: OrchestratorError):
+        if isinstance(exc, StoreUnavailableError):
+            log.warning("redis unavailable: %s", exc.__cause__ or exc)
         status = exc.http_status if 400 <= exc.http_status < 600 else 500
-        return error_response(status, exc.code, exc.message, exc.details)
+        response = error_response(status, exc.code, exc.message, exc.details)
+        response.headers.update(getattr(exc, "headers", {}))
+        return response
 
     @app.errorhandler(redis.RedisError)
     def _redis(exc: redis.RedisError):
-        log.warning("redis unavailable: %s", exc)
-        if isinstance(exc, redis.AuthenticationError | redis.exceptions.NoPermissionError):
-            return error_response(
-                503,
-                "store_unavailable",
-                "Redis refused the API's credentials (MEOWSTIK_REDIS_URL: wrong user or "
-                "password, a disabled user, or missing ACL permissions); an operator must fix "
-                "the URL",
-                {"retryable": False},
-            )
-        return error_response(
-            503,
-            "store_unavailable",
-            f"Redis did not answer ({type(exc).__name__}); retry shortly",
-            {"retryable": True},
-        )
+        """A Redis error that escaped the store classes: answered as the store would."""
+        return _domain(store_unavailable(exc))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -11,7 +11,8 @@ import sys
 
 from gunicorn import util
 
-from orchestrator.core.access import TokenConfigError, is_loopback
+from orchestrator.core.access import is_loopback
+from orchestrator.core.errors import TokenConfigError
 
 # Requests gunicorn refuses itself (a request line over the limit, malformed HTTP) get the API's
 # JSON error shape instead of gunicorn's HTML page.

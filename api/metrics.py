@@ -3,16 +3,15 @@
 The numbers live in Redis (the Lua scripts count steps and durations, the registry holds agents,
 the broker holds queues, index sets hold sessions by status) so that every API process answers
 the same /metrics. A collector, rather than prometheus_client's in-process counters, turns one
-scrape into a registry read plus one pipeline of hash, list and sorted-set reads.
+scrape into one read of orchestrator/store/metrics.py's ``MetricsReader`` (a registry read plus
+one pipeline of hash, list and sorted-set reads); this module only renders what it returns.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
-import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -23,12 +22,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from orchestrator.core.ids import capability_queue
 from orchestrator.core.models import RegisteredAgent
-from orchestrator.core.statuses import AgentStatus, SessionStatus
-from orchestrator.store.agents import AgentRegistry
-from orchestrator.store.keys import Keys
-from orchestrator.store.scripts import text
+from orchestrator.core.statuses import AgentStatus
+from orchestrator.store.metrics import MetricsReader
 
 DURATION_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 """The step duration buckets of orchestrator/store/lua/_slots.lua (DURATION_BOUNDS_S). Every one
@@ -37,90 +33,36 @@ is exposed, even when empty, so that each capability's histogram has the same bu
 INFINITY = float("inf")
 
 
-@dataclass(frozen=True)
-class MetricsReading:
-    """Everything one scrape read from Redis, decoded, before it becomes metric families."""
-
-    step_counts: dict[str, str]
-    step_durations: dict[str, str]
-    agents: list[RegisteredAgent]
-    queue_messages: dict[str, int]
-    sessions: dict[str, int]
-
-
 class RedisMetricsCollector(Collector):
     """A prometheus_client collector whose ``collect()`` reads the orchestrator's Redis.
 
     Args:
-        client: the Redis that holds the orchestrator's keys and is the Celery broker.
-        keys: key names under the deployment's prefix.
+        reader: reads the numbers from Redis.
         clock: seconds since the epoch; decides which agents are offline (heartbeat expired).
     """
 
-    def __init__(
-        self, client: redis.Redis, keys: Keys, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._client = client
-        self._keys = keys
+    def __init__(self, reader: MetricsReader, *, clock: Callable[[], float] = time.time) -> None:
+        self._reader = reader
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        reading = self.read()
+        reading = self._reader.read(int(self._clock() * 1000))
         yield steps_family(reading.step_counts)
         yield step_duration_family(reading.step_durations)
         yield queue_family(reading.queue_messages)
         yield from agent_families(reading.agents)
         yield sessions_family(reading.sessions)
 
-    def read(self) -> MetricsReading:
-        """Read the registry, then every other number in one non-transactional pipeline.
-        Queues and sessions are looked up by name (LLEN, ZCARD), never by scanning keys."""
-        agents = AgentRegistry(self._client, self._keys).list(int(self._clock() * 1000))
-        queues = known_queues(agents)
-        statuses = [status.value for status in SessionStatus]
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hgetall(self._keys.step_counts)
-        pipe.hgetall(self._keys.step_durations)
-        for queue in queues:
-            pipe.llen(queue)
-        for status in statuses:
-            pipe.zcard(self._keys.sessions_by_status(status))
-        replies = pipe.execute()
-        depths, cards = replies[2 : 2 + len(queues)], replies[2 + len(queues) :]
-        return MetricsReading(
-            step_counts=decode_hash(replies[0]),
-            step_durations=decode_hash(replies[1]),
-            agents=agents,
-            queue_messages={queue: int(depth) for queue, depth in zip(queues, depths, strict=True)},
-            sessions={status: int(card) for status, card in zip(statuses, cards, strict=True)},
-        )
 
-
-def metrics_response(client: redis.Redis, keys: Keys) -> tuple[bytes, str]:
+def metrics_response(reader: MetricsReader) -> tuple[bytes, str]:
     """The Prometheus text exposition of the orchestrator's metrics, and its content type.
 
     A fresh registry holds only this collector, so the answer carries no process metrics of
     whichever API process happened to serve the scrape.
     """
     registry = CollectorRegistry()
-    registry.register(RedisMetricsCollector(client, keys))
+    registry.register(RedisMetricsCollector(reader))
     return generate_latest(registry), CONTENT_TYPE_LATEST
-
-
-def known_queues(agents: Iterable[RegisteredAgent]) -> list[str]:
-    """The Celery queues the registered agents consume: each agent's own queue (agent.<id> or
-    executor.remote) and cap.<capability> for each capability. Only these plain lists are
-    counted, not kombu's priority sub-lists."""
-    queues: set[str] = set()
-    for agent in agents:
-        if agent.queue:
-            queues.add(agent.queue)
-        queues.update(capability_queue(name) for name in agent.capability_names)
-    return sorted(queues)
-
-
-def decode_hash(raw: dict) -> dict[str, str]:
-    return {text(field): text(value) for field, value in raw.items()}
 
 
 def steps_family(step_counts: dict[str, str]) -> CounterMetricFamily:

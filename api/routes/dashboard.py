@@ -6,14 +6,14 @@ drain). Everything agents produce is shown as text: escaped by the templates, or
 from __future__ import annotations
 
 import json
-import time
 
 from flask import Blueprint, render_template, request
 
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
-from api.routes.agents import read_autoscaler
+from api.operations import LOCATION, SESSION_ID, STORE, Operation, Param, Reply, html, path_param
+from api.routes import services
 from api.routes.flower import inspection, queue_table
-from api.routes.orchestrator import services, visible_user
+from api.routes.orchestrator import visible_user
 from orchestrator.core.errors import SessionNotFoundError
 from orchestrator.core.statuses import SessionStatus, StepStatus
 
@@ -49,7 +49,7 @@ def sessions_page():
         status=status,
         user_id=user_id or "",
         statuses=list(SessionStatus),
-        now_s=time.time(),
+        now_s=services().engine.context.clock(),
     )
 
 
@@ -80,8 +80,8 @@ def session_page(session_id: str):
 
 @blueprint.get("/agents")
 def agents_page():
-    agents = services().registry.list(services().engine.now_ms())
-    return render_template("agents.html", agents=agents, autoscaler=read_autoscaler(services()))
+    agents = services().agents
+    return render_template("agents.html", agents=agents.list(), autoscaler=agents.autoscaler())
 
 
 @blueprint.get("/queues")
@@ -92,3 +92,87 @@ def queues_page():
 @blueprint.get("/workers")
 def workers_page():
     return render_template("workers.html", workers=inspection().worker_documents())
+
+
+FILENAME = path_param("filename", "a file under the static folder")
+# Dashboard pages send a caller without credentials to the login page.
+TO_LOGIN = html("no credentials: a redirect to /login?next=...", LOCATION)
+STATIC_FILE = Reply(
+    "the file",
+    {"text/css": {"type": "string"}, "text/javascript": {"type": "string"}},
+)
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/",
+        "dashboard.sessions_page",
+        "Dashboard: sessions",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN},
+        params=(
+            Param("status", "query", {"type": "string"}, "only sessions with this status"),
+            Param("userId", "query", {"type": "string"}, "only this user's sessions"),
+        ),
+        errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/sessions/<session_id>",
+        "dashboard.session_page",
+        "Dashboard: one session, its graph and steps",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN, 404: html("no such session (an HTML page)")},
+        params=(SESSION_ID,),
+        errors=(405, *STORE),
+    ),
+    Operation(
+        "get",
+        "/agents",
+        "dashboard.agents_page",
+        "Dashboard: agents",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN},
+        errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/queues",
+        "dashboard.queues_page",
+        "Dashboard: queues",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN},
+        errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/workers",
+        "dashboard.workers_page",
+        "Dashboard: workers",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN},
+        errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/dashboard/static/<path:filename>",
+        "dashboard.static",
+        "Dashboard script and styles",
+        "dashboard",
+        {200: STATIC_FILE},
+        params=(FILENAME,),
+        errors=(404,),
+        auth=False,
+    ),
+    Operation(  # Flask's own static route (api/static), the same files
+        "get",
+        "/static/<path:filename>",
+        "static",
+        "The same static files at Flask's default path",
+        "dashboard",
+        {200: STATIC_FILE},
+        params=(FILENAME,),
+        errors=(404,),
+        auth=False,
+    ),
+)

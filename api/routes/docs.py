@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from api.openapi import build_document
+from api.operations import Operation, html, ok
 
 blueprint = Blueprint("docs", __name__, template_folder="../templates")
 
@@ -18,6 +18,9 @@ def document() -> dict[str, Any]:
     """The app's document, built on first use and kept in ``app.extensions``."""
     found = current_app.extensions.get("meowstik_openapi")
     if found is None:
+        # Imported here: api/openapi.py collects every route module's OPERATIONS, this one's too.
+        from api.openapi import build_document
+
         found = current_app.extensions["meowstik_openapi"] = build_document()
     return found
 
@@ -98,3 +101,25 @@ def page_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def docs_page():
     doc = document()
     return render_template("docs.html", info=doc["info"], groups=page_rows(doc))
+
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/openapi.json",
+        "docs.openapi_document",
+        "This OpenAPI 3.1 document",
+        "docs",
+        {200: ok({"type": "object"}, "the document")},
+        auth=False,
+    ),
+    Operation(
+        "get",
+        "/docs",
+        "docs.docs_page",
+        "The API reference as an HTML page",
+        "docs",
+        {200: html("the page")},
+        auth=False,
+    ),
+)

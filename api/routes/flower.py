@@ -10,14 +10,15 @@ from typing import Annotated
 from flask import Blueprint, Response, jsonify, request
 from pydantic import Field, StringConstraints
 
+from api import schemas
 from api.body import query_args
 from api.errors import ApiError
-from api.metrics import known_queues
-from api.routes.orchestrator import services
+from api.operations import BY_ID, REF, STORE, TEXT, Operation, Param, Reply, Schema, ok, path_param
+from api.routes import services
 from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.core.models import RequestModel
 from orchestrator.engine.inspection import SORT_KEYS, Inspection, split_task_id
-from orchestrator.store.workers import WorkerRegistry
+from orchestrator.store.metrics import known_queues
 
 blueprint = Blueprint("flower", __name__)
 
@@ -50,7 +51,7 @@ class WorkerQuery(RequestModel):
 
 def inspection() -> Inspection:
     found = services()
-    return Inspection(found.engine, WorkerRegistry(found.client, found.engine.sessions.keys))
+    return Inspection(found.engine, found.workers)
 
 
 @blueprint.get("/api/workers")
@@ -75,7 +76,7 @@ def queue_table() -> list[tuple[str, int, list[str]]]:
     """(queue, waiting messages, online workers consuming it) for every queue an agent or a
     worker names, in one pipeline of LLENs."""
     found = services()
-    agents = found.registry.list(found.engine.now_ms())
+    agents = found.agents.list()
     names = set(known_queues(agents))
     consumers: dict[str, list[str]] = {}
     for worker_name, worker in inspection().worker_documents().items():
@@ -84,12 +85,9 @@ def queue_table() -> list[tuple[str, int, list[str]]]:
             if worker["alive"]:
                 consumers.setdefault(queue["name"], []).append(worker_name)
     ordered = sorted(names)
-    pipe = found.client.pipeline(transaction=False)
-    for name in ordered:
-        pipe.llen(name)
-    depths = pipe.execute()
+    depths = found.metrics.queue_lengths(ordered)
     return [
-        (name, int(depth), sorted(consumers.get(name, [])))
+        (name, depth, sorted(consumers.get(name, [])))
         for name, depth in zip(ordered, depths, strict=True)
     ]
 
@@ -146,3 +144,95 @@ def revoke_task(task_id: str):
 def healthcheck():
     """Flower's liveness probe: plain ``OK`` (GET /healthz checks Redis too)."""
     return Response("OK", mimetype="text/plain")
+
+
+TASK_ID = path_param("task_id", "a job id, '<session id>.<step id>'")
+
+
+def worker_map(value: Schema) -> Schema:
+    return {"type": "object", "additionalProperties": value}
+
+
+WORKERS_RESPONSE: Schema = {
+    "description": "workers by name; with ?status=true, whether each is alive",
+    "anyOf": [
+        worker_map({"$ref": REF.format(model="WorkerDocument")}),
+        worker_map({"type": "boolean"}),
+    ],
+}
+TASKS_RESPONSE: Schema = {
+    "description": "tasks (steps) by task id",
+    **worker_map({"$ref": REF.format(model="TaskDocument")}),
+}
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/api/workers",
+        "flower.list_workers",
+        "Workers from their heartbeat records (Flower's shape)",
+        "flower",
+        {200: ok(WORKERS_RESPONSE)},
+        query=WorkerQuery,
+        errors=(404, 422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/queues/length",
+        "flower.queue_lengths",
+        "Waiting messages per queue (Flower's shape)",
+        "flower",
+        {200: ok(schemas.QueueLengths)},
+        errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/api/tasks",
+        "flower.list_tasks",
+        "Steps as Celery tasks (Flower's shape)",
+        "flower",
+        {200: ok(TASKS_RESPONSE)},
+        query=TaskQuery,
+        errors=(422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/task/info/<task_id>",
+        "flower.task_info",
+        "One step as a Celery task (Flower's shape)",
+        "flower",
+        {200: ok(schemas.TaskDocument)},
+        params=(TASK_ID,),
+        errors=(*BY_ID, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/task/types",
+        "flower.task_types",
+        "The task names workers run",
+        "flower",
+        {200: ok(schemas.TaskTypes)},
+    ),
+    Operation(
+        "post",
+        "/api/task/revoke/<task_id>",
+        "flower.revoke_task",
+        "Revoke one step (?terminate=true also stops a running copy)",
+        "flower",
+        {200: ok(schemas.RevokeResult)},
+        params=(
+            TASK_ID,
+            Param("terminate", "query", {"type": "boolean"}, "also stop a running copy"),
+        ),
+        errors=(*BY_ID, 409, 422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/healthcheck",
+        "flower.healthcheck",
+        "Flower's liveness probe: plain OK",
+        "health",
+        {200: Reply("OK", {TEXT: {"type": "string", "const": "OK"}})},
+        auth=False,
+    ),
+)

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 from pydantic import Field, StringConstraints
 
+from api import schemas
 from api.body import query_args
 from api.errors import ApiError
+from api.operations import BY_ID, SESSION_ID, STORE, Operation, Param, Reply, ok
+from api.routes import services
 from orchestrator.core.models import RequestModel
 from orchestrator.core.stats import session_stats
 from orchestrator.core.statuses import SESSION_TERMINAL
@@ -34,10 +37,6 @@ class LogQuery(RequestModel):
     since: Annotated[str, StringConstraints(max_length=64)] | None = None
     limit: int = Field(default=100, ge=1, le=1000)
     cursor: Annotated[str, StringConstraints(pattern=r"^log-\d{1,20}-\d{1,20}$")] | None = None
-
-
-def services():
-    return current_app.extensions["meowstik"]
 
 
 def parse_query() -> LogFilter:
@@ -148,3 +147,52 @@ def _more(logbook, session_id: str, last_id: str) -> bool:
 
 def _frame(event_id: str, kind: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/api/orchestrator/sessions/<session_id>/logs",
+        "logs.session_logs",
+        "A session's log entries, oldest first, filtered",
+        "logs",
+        {200: ok(schemas.SessionLogs)},
+        params=(SESSION_ID,),
+        query=LogQuery,
+        errors=(*BY_ID, 422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/logs",
+        "logs.recent_logs",
+        "Recent log entries across sessions, or filtered pages",
+        "logs",
+        {200: ok(schemas.RecentLogs)},
+        query=LogQuery,
+        errors=(422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/sessions/<session_id>/stats",
+        "logs.stats",
+        "A session's log and step statistics",
+        "logs",
+        {200: ok(schemas.SessionStats)},
+        params=(SESSION_ID,),
+        errors=(*BY_ID, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/sessions/<session_id>/events",
+        "logs.events",
+        "Live events of a session (Server-Sent Events); resume with Last-Event-ID",
+        "logs",
+        {200: Reply("an event stream; it ends with session.finished", {"text/event-stream": None})},
+        params=(
+            SESSION_ID,
+            Param("Last-Event-ID", "header", {"type": "string"}, "resume after this event id"),
+            Param("lastEventId", "query", {"type": "string"}, "the same, for EventSource"),
+        ),
+        errors=(*BY_ID, 422, *STORE),
+    ),
+)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from api.metrics import metrics_response
-from orchestrator.store.keys import Keys
+from api.operations import STORE, TEXT, Operation, Reply
+from api.routes import services
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -13,6 +14,18 @@ blueprint = Blueprint("metrics", __name__)
 @blueprint.get("/metrics")
 def metrics():
     """Prometheus text exposition; a Redis outage is the API's usual JSON 503."""
-    services = current_app.extensions["meowstik"]
-    body, content_type = metrics_response(services.client, Keys(services.settings.key_prefix))
+    body, content_type = metrics_response(services().metrics)
     return Response(body, content_type=content_type)
+
+
+OPERATIONS = (
+    Operation(
+        "get",
+        "/metrics",
+        "metrics.metrics",
+        "Prometheus metrics (text exposition format)",
+        "metrics",
+        {200: Reply("Prometheus text", {TEXT: {"type": "string"}})},
+        errors=STORE,
+    ),
+)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
+from api import schemas
 from api.auth import principal
 from api.body import json_body, query_args
 from api.errors import ApiError
-from orchestrator.core.models import InputAnswer, OrchestrateRequest, SessionQuery
+from api.operations import BODY, BY_ID, LOCATION, SESSION_ID, STORE, Operation, Schema, ok
+from api.routes import services
+from orchestrator.core.models import (
+    InputAnswer,
+    OrchestrateRequest,
+    SessionQuery,
+    SessionSnapshot,
+)
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
-
-
-def services():
-    return current_app.extensions["meowstik"]
 
 
 def visible_user(asked: str | None) -> str | None:
@@ -91,3 +95,76 @@ def update_context(session_id: str):
     """Merge a JSON object into the session's shared context; later steps see it."""
     state = services().engine.update_context(session_id, json_body())
     return jsonify({"sessionId": session_id, "sharedState": state})
+
+
+CONTEXT_BODY: Schema = {
+    "type": "object",
+    "description": "keys to merge into the session's shared context (any JSON values)",
+    "propertyNames": {"pattern": r"^[A-Za-z0-9_.:-]{1,128}$"},
+    "additionalProperties": True,
+}
+
+OPERATIONS = (
+    Operation(
+        "post",
+        "/api/orchestrator/orchestrate",
+        "orchestrator.orchestrate",
+        "Start a session from a goal (or an explicit plan)",
+        "sessions",
+        {202: ok(SessionSnapshot, "the session, started", headers=LOCATION)},
+        body=OrchestrateRequest,
+        errors=(*BODY, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/sessions",
+        "orchestrator.list_sessions",
+        "List sessions, newest first",
+        "sessions",
+        {200: ok(schemas.SessionList)},
+        query=SessionQuery,
+        errors=(422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/sessions/<session_id>",
+        "orchestrator.get_session",
+        "A session's snapshot: status, plan, steps, results, errors",
+        "sessions",
+        {200: ok(SessionSnapshot)},
+        params=(SESSION_ID,),
+        errors=(*BY_ID, *STORE),
+    ),
+    Operation(
+        "post",
+        "/api/orchestrator/sessions/<session_id>/cancel",
+        "orchestrator.cancel_session",
+        "Cancel a session: nothing more starts, running steps are revoked",
+        "sessions",
+        {200: ok(SessionSnapshot)},
+        params=(SESSION_ID,),
+        errors=(*BY_ID, 409, *STORE),
+    ),
+    Operation(
+        "post",
+        "/api/orchestrator/sessions/<session_id>/input",
+        "orchestrator.provide_input",
+        "Answer a step waiting for operator input",
+        "sessions",
+        {200: ok(SessionSnapshot)},
+        params=(SESSION_ID,),
+        body=InputAnswer,
+        errors=(*BY_ID, 409, *BODY, *STORE),
+    ),
+    Operation(
+        "patch",
+        "/api/orchestrator/sessions/<session_id>/context",
+        "orchestrator.update_context",
+        "Merge values into the shared context later steps receive",
+        "sessions",
+        {200: ok(schemas.ContextUpdate)},
+        params=(SESSION_ID,),
+        body=CONTEXT_BODY,
+        errors=(*BY_ID, 409, *BODY, *STORE),
+    ),
+)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from api import schemas
 from api.body import json_body
-from api.routes.orchestrator import services
-from orchestrator.core.models import OrchestrateRequest
+from api.operations import BODY, STORE, Operation, ok, path_param
+from api.routes import services
+from orchestrator.core.models import OrchestrateRequest, PlanPreview
 
 blueprint = Blueprint("plans", __name__, url_prefix="/api/orchestrator")
 
@@ -33,3 +35,35 @@ def list_templates():
 def get_template(name: str):
     library = services().engine.planning.templates
     return jsonify(library.get(name).summary(library.sources[name]))
+
+
+OPERATIONS = (
+    Operation(
+        "post",
+        "/api/orchestrator/plans",
+        "plans.preview_plan",
+        "Plan and check a request without running it",
+        "plans",
+        {200: ok(PlanPreview)},
+        body=OrchestrateRequest,
+        errors=(*BODY, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/templates",
+        "plans.list_templates",
+        "The workflow templates, and the files that failed to load",
+        "plans",
+        {200: ok(schemas.TemplateList)},
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/templates/<name>",
+        "plans.get_template",
+        "One workflow template (422 unknown_template for an unknown name)",
+        "plans",
+        {200: ok(schemas.TemplateSummary)},
+        params=(path_param("name", "the template's name"),),
+        errors=(404, 405, 422),
+    ),
+)

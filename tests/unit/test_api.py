@@ -2,6 +2,7 @@
 
 import json
 
+import fakeredis
 import pytest
 
 from api import create_app
@@ -231,6 +232,17 @@ def test_agents_and_stats_agree(setup):
 def test_healthz_reports_redis(setup):
     client, _, _ = setup
     assert client.get("/healthz").get_json() == {"status": "ok", "redis": "ok"}
+
+
+def test_healthz_answers_503_naming_the_redis_error_while_redis_is_down():
+    server = fakeredis.FakeServer()
+    server.connected = False
+    down = fakeredis.FakeRedis(server=server)
+    app = create_app(Settings(), redis_client=down, dispatcher=RecordingDispatcher())
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable" and body["redis"].startswith("ConnectionError: ")
 
 
 def test_session_logs_record_creation(setup):

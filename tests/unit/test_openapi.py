@@ -19,7 +19,8 @@ from flask import Flask
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from api import auth, create_app
-from api.openapi import OPERATIONS, Operation, Reply, build_document, ok, undocumented_routes
+from api.openapi import OPERATIONS, build_document, undocumented_routes
+from api.operations import Operation, Reply, ok
 from api.schemas import Health
 from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
