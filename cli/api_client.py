@@ -1,24 +1,17 @@
 """The HTTP side of the client commands: a small client of the REST API and its event stream.
 
-It turns every failure into one of these exceptions, so the commands map them to exit codes:
-
-    ClientError
-     ├── ApiUnreachable       no usable answer: refused, timed out, dropped; /events kept 5xx
-     └── ApiError             the API answered 4xx/5xx (status, code, message, details)
-          └── EventsUnavailable   GET .../events is not a route of this API (404 before any event)
+Every failure becomes an exception of the ``api_errors`` tree (``ApiUnreachable``, ``ApiError``,
+``EventsUnavailable``), so the commands map them to exit codes.
 
 Live events are Server-Sent Events, read with ``requests`` in streaming mode and parsed by
-:class:`SseParser` (the WHATWG event-stream rules). :meth:`ApiClient.follow_events` reconnects
-with ``Last-Event-ID`` when a stream ends early, so a dropped connection loses and repeats
-nothing.
+:class:`sse.SseParser`. :meth:`ApiClient.follow_events` reconnects with ``Last-Event-ID`` when a
+stream ends early, so a dropped connection loses and repeats nothing.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import requests
@@ -26,6 +19,15 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util import Retry
 
+from cli.api_errors import (
+    ApiError,
+    ApiUnreachable,
+    ClientError,
+    EventsUnavailable,
+    api_error,
+    describe,
+)
+from cli.sse import SseEvent, SseParser, arriving_bytes, split_lines
 from orchestrator.core.statuses import SESSION_TERMINAL
 
 DEFAULT_API_URL = "http://127.0.0.1:5000"
@@ -35,127 +37,11 @@ STREAM_READ_TIMEOUT_S = 30.0  # the API sends a keep-alive comment every few sec
 # Planning happens inside POST /orchestrate and /plans; an LLM planner may take minutes
 PLANNING_TIMEOUT_S = 600.0
 RECONNECT_DELAY_S = 0.5
-READ_SIZE = 8192
 GET_RETRIES = 2
 MAX_RECONNECT_FAILURES = 5  # consecutive connection failures before giving up
 POLL_INTERVAL_S = 0.5  # polling replaces the event stream on an API without one
 LOG_PAGE_SIZE = 500
 FINAL_EVENT = "session.finished"  # the server closes the stream after it
-
-
-class ClientError(Exception):
-    """Anything that kept a client command from talking to the API."""
-
-
-class ApiUnreachable(ClientError):
-    """No usable answer from the API at ``url``."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        self.url = url
-        self.reason = reason
-        super().__init__(
-            f"cannot reach the API at {url}: {reason}. Is it running (`make up`)? "
-            "Point the CLI at it with --api-url or MEOWSTIK_API_URL."
-        )
-
-
-class ApiError(ClientError):
-    """The API answered with an error: its JSON ``{"error": {"code", "message", "details"}}``."""
-
-    def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        super().__init__(f"API error {status} {code}: {message}")
-
-
-class EventsUnavailable(ApiError):
-    """This API has no live events route; callers fall back to polling the session."""
-
-
-@dataclass(frozen=True)
-class SseEvent:
-    """One dispatched Server-Sent Event. ``id`` is the last event id seen on the stream (ids
-    persist until changed, as the spec says), ``event`` defaults to "message"."""
-
-    id: str | None
-    event: str
-    data: str
-    retry_ms: int | None = None
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-class SseParser:
-    """Parses an event stream line by line (lines without their end-of-line characters).
-
-    ``feed`` returns an event when a blank line completes one, else None. Comments (lines that
-    start with ":") and unknown fields are ignored; an event without data is not dispatched; a
-    partial event at the end of a dropped connection is never returned, and its id does not
-    become ``last_event_id`` (resuming after it would skip the event).
-    """
-
-    def __init__(self, last_event_id: str | None = None) -> None:
-        self.last_event_id = last_event_id  # of the last dispatched event: resume after it
-        self.retry_ms: int | None = None
-        self._id = last_event_id  # the id field seen last, adopted when its event completes
-        self._event = ""
-        self._data: list[str] = []
-
-    def reset(self) -> None:
-        """Forget a partial event (its connection dropped), its id included."""
-        self._id, self._event, self._data = self.last_event_id, "", []
-
-    def feed(self, line: str) -> SseEvent | None:
-        if line == "":
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self._id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def _dispatch(self) -> SseEvent | None:
-        self.last_event_id = self._id
-        data, kind = self._data, self._event or "message"
-        self._data, self._event = [], ""
-        if not data:
-            return None
-        return SseEvent(self.last_event_id, kind, "\n".join(data), self.retry_ms)
-
-
-def arriving_bytes(response: requests.Response) -> Iterator[bytes]:
-    """A streamed body as its bytes arrive. ``iter_content`` does that for chunked bodies (what
-    the API sends), but on a body delimited by closing the connection it waits for ``chunk_size``
-    bytes, or the end, before yielding; ``read1`` returns what one read brings."""
-    if response.raw.chunked:
-        return response.iter_content(chunk_size=None)
-    return iter(lambda: response.raw.read1(READ_SIZE), b"")
-
-
-def split_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines of a byte stream split on LF (a CR before it is dropped), decoded as UTF-8. Unlike
-    ``Response.iter_lines`` it never invents a blank line when CR and LF arrive in different
-    chunks, which would dispatch an event early. A last line without LF is not yielded."""
-    buffer = b""
-    for chunk in chunks:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            yield raw.removesuffix(b"\r").decode("utf-8", errors="replace")
 
 
 class ApiClient:
@@ -400,24 +286,3 @@ def retrying_session() -> requests.Session:
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
-
-
-def api_error(response: requests.Response) -> ApiError:
-    """The API's JSON error as an ApiError; a non-JSON error body (a proxy's) keeps its text."""
-    try:
-        error = response.json()["error"]
-        return ApiError(
-            response.status_code, error["code"], error["message"], error.get("details") or {}
-        )
-    except (ValueError, KeyError, TypeError):
-        text = response.text.strip()[:200] or response.reason or "no body"
-        return ApiError(response.status_code, "http_error", text)
-
-
-def describe(exc: requests.RequestException) -> str:
-    """A one-line reason for a connection failure, without urllib3's nested repr."""
-    if isinstance(exc, requests.Timeout):
-        return "no answer within the timeout"
-    if isinstance(exc, requests.ConnectionError):
-        return "connection refused or dropped"
-    return type(exc).__name__

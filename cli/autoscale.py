@@ -34,10 +34,13 @@ from typing import Any
 
 import redis
 
-from cli.supervisor import ManagedProcess, Supervisor
+from cli.processes import ManagedProcess
+from cli.supervisor import Supervisor
+from orchestrator.core.errors import StoreUnavailableError
 from orchestrator.core.ids import agent_queue, capability_queue
 from orchestrator.core.logentry import iso_from_ms
-from orchestrator.core.models import AgentDefinition, AgentStatus, AgentUpdate, RegisteredAgent
+from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent
+from orchestrator.core.statuses import AgentStatus
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentNotFoundError, AgentRegistry
 from orchestrator.store.connection import client_for
@@ -159,7 +162,7 @@ class Autoscaler:
                 replica_of = agent.metadata.get("replicaOf")
                 if replica_of in self.pools and agent.status == AgentStatus.OFFLINE:
                     self._forget(agent.id)
-        except redis.RedisError as exc:
+        except (redis.RedisError, StoreUnavailableError) as exc:
             self.say(f"autoscale: could not list agents to forget stale replicas ({exc})")
         self.say(
             f"autoscale on: up to {self.limits.max_workers} workers per agent, adding one while "
@@ -171,7 +174,7 @@ class Autoscaler:
         """One look at every pool; Redis being unreachable is reported once, then retried."""
         try:
             self._tick()
-        except redis.RedisError as exc:
+        except (redis.RedisError, StoreUnavailableError) as exc:
             if not self._redis_down:
                 self.say(f"autoscale paused: Redis unreachable ({exc}); retrying")
             self._redis_down = True
@@ -260,7 +263,7 @@ class Autoscaler:
             for agent_id in list(self.retiring):
                 self._forget(agent_id)
             self.client.delete(self.keys.autoscaler)
-        except redis.RedisError:
+        except (redis.RedisError, StoreUnavailableError):
             pass  # Redis went first; `start` forgets offline replicas next time
         self.retiring.clear()
 

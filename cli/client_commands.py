@@ -19,13 +19,8 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from cli.api_client import (
-    DEFAULT_API_URL,
-    FINAL_EVENT,
-    ApiClient,
-    ClientError,
-    EventsUnavailable,
-)
+from cli.api_client import DEFAULT_API_URL, FINAL_EVENT, ApiClient
+from cli.api_errors import ClientError, EventsUnavailable
 from cli.rendering import format_entry, render_session
 from orchestrator.core.statuses import SessionStatus
 from orchestrator.settings import Settings
@@ -33,7 +28,11 @@ from orchestrator.store.logbook import LEVEL_RANK
 
 EXIT_ERROR = 3
 EXIT_INTERRUPTED = 130
-EXIT_BY_STATUS = {SessionStatus.COMPLETED: 0, SessionStatus.FAILED: 1, SessionStatus.CANCELLED: 2}
+EXIT_BY_STATUS: dict[str, int] = {
+    SessionStatus.COMPLETED: 0,
+    SessionStatus.FAILED: 1,
+    SessionStatus.CANCELLED: 2,
+}
 BAR_WIDTH = 10
 RUNNING_SHOWN = 3  # step ids named after "running:" before "+N more"
 # events worth a line of their own above the progress bar

@@ -53,7 +53,7 @@ CLI_FLAGS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register `meowstik config` on the `meowstik` command."""
     parser = commands.add_parser(
         "config",

@@ -14,11 +14,8 @@ from types import TracebackType
 
 import redis
 
-from cli.supervisor import (
+from cli.processes import (
     DEFAULT_STOP_GRACE_S,
-    ChildExitedError,
-    NotReadyError,
-    SupervisorError,
     ensure_port_free,
     has_exited,
     read_log_tail,
@@ -26,6 +23,7 @@ from cli.supervisor import (
     spawn_process,
     stop_process_groups,
 )
+from cli.supervisor_errors import ChildExitedError, NotReadyError, SupervisorError
 from orchestrator.store.connection import redis_client
 
 DEFAULT_START_TIMEOUT_S = 15.0

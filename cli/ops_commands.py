@@ -144,7 +144,7 @@ def answer_value(text: str | None, file: Path | None) -> Any:
         except OSError as exc:
             raise BadInput(f"cannot read {what}: {exc.strerror}") from exc
     try:
-        return json.loads(text)
+        return json.loads(text or "")
     except json.JSONDecodeError as exc:
         raise BadInput(
             f"{what} is not valid JSON ({exc}); quote a string answer, e.g. '\"yes\"'"

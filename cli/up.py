@@ -4,47 +4,39 @@ It starts an embedded Redis (unless MEOWSTIK_REDIS_URL names one), the API under
 `meowstik worker` per hosted agent; waits until the API is healthy and every hosted agent is
 active; prints the URLs; restarts children that crash; and on Ctrl-C (SIGINT, or SIGTERM to its
 process group) stops everything it started. A lock on the data dir keeps a second `up` off it.
+
+This module is the command: its flags, the settings checks, the data-dir lock, the foreground
+lifecycle and the banner. What runs is ``cluster_plan.ClusterPlan``; starting it and waiting
+until it serves is ``cluster_startup``; keeping its processes alive is ``supervisor``.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
-import functools
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from pydantic import ValidationError
 
 from cli.autoscale import Autoscaler
-from cli.commands import (
-    api_command,
-    flower_command,
-    remote_worker_command,
-    worker_command,
-)
-from cli.embedded_redis import EmbeddedRedis, redis_answers
-from cli.supervisor import ManagedProcess, Supervisor, SupervisorError, ensure_port_free
-from orchestrator.core.access import TokenConfigError, is_loopback, raw_tokens
+from cli.cluster_plan import ClusterPlan
+from cli.cluster_startup import HEALTH_PATH, http_ok, start_cluster
+from cli.supervisor import Supervisor
+from cli.supervisor_errors import SupervisorError
+from orchestrator.core.access import is_loopback
+from orchestrator.core.errors import AgentCatalogError, TokenConfigError
 from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.core.models import AgentDefinition
 from orchestrator.settings import Settings
 from orchestrator.store.connection import redact_url
-from workers.agents.base import replica_id
-from workers.agents.catalog import AgentCatalogError, load_agents
+from workers.agents.catalog import load_agents
 
 DEFAULT_FLOWER_PORT = 5555
-REDIS_START_TIMEOUT_S = 15.0
 DEFAULT_STARTUP_TIMEOUT_S = 90.0
-HTTP_PROBE_TIMEOUT_S = 2.0
 LOCK_FILE_NAME = "up.lock"
-AGENTS_PATH = "/api/orchestrator/agents"
-HEALTH_PATH = "/healthz"
 AGENTS_BY_ID = {agent.id: agent for agent in DEFAULT_AGENTS}
 EXAMPLE_BODY = (
     '{"goal": "Research and implement user authentication", "userId": "user-123", '
@@ -87,7 +79,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `meowstik up` and its flags on the `meowstik` command."""
     parser = subparsers.add_parser(
         "up",
@@ -160,91 +152,6 @@ class DataDirLock:
             self._fd = None
 
 
-@dataclass(frozen=True)
-class ClusterPlan:
-    """What `up` will run, derived from settings and flags (no I/O)."""
-
-    settings: Settings
-    data_dir: Path
-    agents: list[AgentDefinition]
-    concurrency: int | None
-    startup_timeout_s: float
-    flower_port: int | None = None
-
-    @property
-    def embedded(self) -> bool:
-        return not self.settings.redis_url
-
-    @property
-    def probe_headers(self) -> dict[str, str]:
-        """How `up` itself calls its API: MEOWSTIK_API_TOKEN, else the first configured token."""
-        s = self.settings
-        token = s.api_token.get_secret_value() if s.api_token else None
-        if token is None:
-            configured = raw_tokens(
-                s.api_tokens.get_secret_value() if s.api_tokens else None, s.api_tokens_file
-            )
-            token = configured[0][2] if configured else None
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "logs"
-
-    @property
-    def api_url(self) -> str:
-        host = self.settings.api_host
-        probe_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
-            host, f"[{host}]" if ":" in host else host
-        )
-        return f"http://{probe_host}:{self.settings.api_port}"
-
-    def child_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["MEOWSTIK_REDIS_URL"] = self.settings.effective_redis_url
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
-
-    def app_children(self) -> list[ManagedProcess]:
-        """The API, one worker per agent and one for remote agents; they stop before Redis."""
-        env = self.child_env()
-        s = self.settings
-        api = ManagedProcess(
-            "api",
-            api_command(s.api_host, s.api_port, s.api_processes, s.api_threads),
-            env,
-            self.log_dir / "api.log",
-        )
-        workers = [
-            ManagedProcess(
-                f"worker {agent.id}",
-                worker_command(agent, concurrency=self.concurrency),
-                env,
-                self.log_dir / f"worker-{agent.id}.log",
-            )
-            for agent in self.agents
-        ]
-        remote = ManagedProcess(
-            "worker remote", remote_worker_command(), env, self.log_dir / "worker-remote.log"
-        )
-        extra = []
-        if self.flower_port is not None:
-            # Flower 2 refuses an open API unless told; it listens on loopback only
-            flower_env = {**env, "FLOWER_UNAUTHENTICATED_API": "true"}
-            command = flower_command(s.effective_redis_url, "127.0.0.1", self.flower_port)
-            extra.append(ManagedProcess("flower", command, flower_env, self.log_dir / "flower.log"))
-        return [api, *workers, remote, *extra]
-
-    def replica_child(self, agent: AgentDefinition, number: int) -> ManagedProcess:
-        """Replica ``number`` of a hosted agent's worker (`--autoscale`)."""
-        return ManagedProcess(
-            f"worker {replica_id(agent.id, number)}",
-            worker_command(agent, concurrency=self.concurrency, replica=number),
-            self.child_env(),
-            self.log_dir / f"worker-{replica_id(agent.id, number)}.log",
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     """Entry point of `meowstik up`; returns the process exit code."""
     try:
@@ -294,7 +201,7 @@ def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
     print(f"meowstik up (pid {os.getpid()}): starting; data dir {plan.data_dir}", flush=True)
     autoscaler: Autoscaler | None = None
     try:
-        if not _start(supervisor, plan):
+        if not start_cluster(supervisor, plan):
             return 0
         print(_banner(plan), flush=True)
         if plan.settings.autoscale:
@@ -315,84 +222,14 @@ def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
         print("meowstik up: stopped", flush=True)
 
 
-def _start(supervisor: Supervisor, plan: ClusterPlan) -> bool:
-    """Start Redis, then the API and workers, and wait until they serve; False if interrupted."""
-    s = plan.settings
-    ensure_port_free(s.api_host, s.api_port, setting="MEOWSTIK_API_PORT")
-    if not _start_redis(supervisor, plan):
-        return False
-    for child in plan.app_children():
-        supervisor.start(child)
-    api_url = plan.api_url
-    if not supervisor.wait_until(
-        lambda: _http_ok(api_url + HEALTH_PATH),
-        what=f"the API at {api_url}{HEALTH_PATH} (log: {plan.log_dir / 'api.log'})",
-        timeout_s=plan.startup_timeout_s,
-    ):
-        return False
-    if plan.flower_port is not None and not supervisor.wait_until(
-        lambda: _http_ok(f"http://127.0.0.1:{plan.flower_port}/healthcheck"),
-        what=f"Flower on port {plan.flower_port} (log: {plan.log_dir / 'flower.log'})",
-        timeout_s=plan.startup_timeout_s,
-    ):
-        return False
-    agent_ids = [agent.id for agent in plan.agents]
-    return supervisor.wait_until(
-        lambda: _agents_active(api_url, agent_ids, plan.probe_headers),
-        what=f"agents {', '.join(agent_ids)} to be active at {api_url}{AGENTS_PATH} "
-        f"(logs: {plan.log_dir})",
-        timeout_s=plan.startup_timeout_s,
-    )
-
-
-def _start_redis(supervisor: Supervisor, plan: ClusterPlan) -> bool:
-    """Start the embedded Redis, or check that the configured one answers; False if interrupted."""
-    s = plan.settings
-    if plan.embedded:
-        embedded = EmbeddedRedis(plan.data_dir, s.embedded_redis_port)
-        embedded.prepare()
-        supervisor.start(
-            ManagedProcess("redis", embedded.command(), None, embedded.log_path, stop_stage=1)
-        )
-        ping = embedded.ping
-        what = f"the embedded Redis at {embedded.url} (log: {embedded.log_path})"
-    else:
-        ping = functools.partial(redis_answers, s.effective_redis_url, s.redis_sentinel_master)
-        what = f"Redis at {redact_url(s.effective_redis_url)} (MEOWSTIK_REDIS_URL)"
-    return supervisor.wait_until(ping, what=what, timeout_s=REDIS_START_TIMEOUT_S)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=HTTP_PROBE_TIMEOUT_S).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _agents_active(api_url: str, agent_ids: Sequence[str], headers: dict[str, str]) -> bool:
-    """Whether the API lists every hosted agent with status "active"."""
-    try:
-        response = requests.get(
-            api_url + AGENTS_PATH, headers=headers, timeout=HTTP_PROBE_TIMEOUT_S
-        )
-        listed = response.json().get("agents", []) if response.status_code == 200 else []
-    except (requests.RequestException, ValueError, AttributeError):
-        return False
-    active = {
-        agent.get("id")
-        for agent in listed
-        if isinstance(agent, dict) and agent.get("status") == "active"
-    }
-    return set(agent_ids) <= active
-
-
 def _banner(plan: ClusterPlan) -> str:
+    """What `up` prints once the cluster serves: its URLs, auth, where data and logs are."""
     api = plan.api_url
     redis_kind = (
         f"embedded, AOF in {plan.data_dir / 'redis'}" if plan.embedded else "MEOWSTIK_REDIS_URL"
     )
     # The dashboard line appears only once the API serves one, so no printed URL answers 404.
-    dashboard = [f"  Dashboard:  {api}/"] if _http_ok(api + "/") else []
+    dashboard = [f"  Dashboard:  {api}/"] if http_ok(api + "/") else []
     tokens = plan.settings.token_table()
     if tokens.enabled:
         auth = [

@@ -7,10 +7,11 @@ import sys
 
 from celery.signals import setup_logging
 
+from orchestrator.core.errors import AgentCatalogError
 from orchestrator.jsonlog import configure_logging
 from orchestrator.settings import Settings
 from workers.agents.base import ReplicaAgent
-from workers.agents.catalog import AgentCatalogError, load_agents
+from workers.agents.catalog import load_agents
 from workers.celery_app import create_celery_app
 from workers.hosting import default_concurrency, host_agents, worker_queues
 

@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable, Mapping
 
-import redis
 from celery import Celery, bootsteps
 from celery.signals import task_received, worker_ready, worker_shutdown
 
+from orchestrator.core.errors import StoreUnavailableError
 from orchestrator.core.ids import REMOTE_EXECUTOR_QUEUE, agent_queue, capability_queue
-from orchestrator.engine.recovery import Reconciler
-from orchestrator.engine.routing import Router
-from orchestrator.engine.submission import Engine
+from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
-from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
-from orchestrator.store.sessions import SessionStore
 from orchestrator.store.workers import WorkerRegistry
 from workers.agents.base import Agent
 from workers.celery_app import RUN_STEP_TASK
@@ -75,19 +70,20 @@ class Presence:
 
     def __init__(self, app: Celery, settings: Settings, agents: Mapping[str, Agent], remote: bool):
         client = client_for(settings, socket_timeout=5)
-        keys = Keys(settings.key_prefix)
+        wired = build_engine(settings, client, CeleryDispatcher(app))
         self.settings = settings
+        self.clock = wired.context.clock
         self.agents = dict(agents)
         self.remote = remote
-        self.registry = AgentRegistry(client, keys)
-        self.workers = WorkerRegistry(client, keys)
-        self.sessions = SessionStore(client, keys)
-        self.router = Router(self.sessions, self.registry, CeleryDispatcher(app), settings)
-        self.reconciler = Reconciler(Engine(self.router))
+        self.registry = wired.registry
+        self.workers = WorkerRegistry(client, Keys(settings.key_prefix))
+        self.sessions = wired.sessions
+        self.router = wired.router
+        self.reconciler = wired.reconciler
         self.worker = ""
         self.queues = worker_queues(self.agents.values(), remote=remote)
         self.concurrency = 1
-        self.started_ms = int(time.time() * 1000)
+        self.started_ms = self.clock.now_ms()
         self.last_received_ms = self.started_ms
 
     @property
@@ -102,7 +98,7 @@ class Presence:
 
     def ready(self, worker: str) -> None:
         self.worker = worker
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.now_ms()
         for agent in self.agents.values():
             self.registry.register(
                 agent.definition, worker=worker, now_ms=now_ms, alive_ms=self.alive_ms
@@ -112,7 +108,7 @@ class Presence:
 
     def received(self, **_: object) -> None:
         """A message reached this worker's consumer (Celery's task_received signal)."""
-        self.last_received_ms = int(time.time() * 1000)
+        self.last_received_ms = self.clock.now_ms()
 
     def consuming(self, now_ms: int) -> bool:
         """Whether the consumer still takes messages: idle with nothing queued, busy in every
@@ -132,7 +128,7 @@ class Presence:
     def beat(self) -> None:
         if not self.worker:
             return
-        now_ms = int(time.time() * 1000)
+        now_ms = self.clock.now_ms()
         try:
             if not self.consuming(now_ms):
                 log.warning(
@@ -173,9 +169,9 @@ class Presence:
         if not self.worker:
             return
         try:
-            self.workers.mark_offline(self.worker, now_ms=int(time.time() * 1000))
+            self.workers.mark_offline(self.worker, now_ms=self.clock.now_ms())
             self.registry.mark_offline(self.agent_ids(), worker=self.worker)
-        except redis.RedisError as exc:
+        except StoreUnavailableError as exc:
             log.warning("could not mark agents offline: %s", exc)
 
 

@@ -13,18 +13,21 @@ import redis
 import requests
 from celery import Celery
 
-from orchestrator.core.errors import OrchestratorError, RetryableStepError
+from orchestrator.core.errors import (
+    AgentNotFoundError,
+    OrchestratorError,
+    RetryableStepError,
+    StoreUnavailableError,
+)
 from orchestrator.core.logentry import LogEntry
 from orchestrator.core.models import AgentDefinition, AgentExecutor
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired
 from orchestrator.engine.lifecycle import StepLifecycle
-from orchestrator.engine.routing import Router, RouteRequest
+from orchestrator.engine.routing import RouteRequest
+from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
-from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.connection import client_for
-from orchestrator.store.keys import Keys
-from orchestrator.store.sessions import SessionStore
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
+    StoreUnavailableError,
     requests.ConnectionError,
     requests.Timeout,
 )
@@ -50,13 +54,13 @@ class LeaseKeeper:
         self.lost = False
 
     def _loop(self) -> None:
-        interval_s = self._lifecycle.settings.lease_s / 3
+        interval_s = self._lifecycle.context.settings.lease_s / 3
         while not self._stop.wait(interval_s):
             try:
                 if not self._lifecycle.renew(self._run):
                     self.lost = True
                     return
-            except redis.RedisError:
+            except StoreUnavailableError:
                 log.warning("lease renewal failed for %s; retrying", self._run.step_id)
 
     def __enter__(self) -> LeaseKeeper:
@@ -104,14 +108,15 @@ class WorkerRuntime:
         *,
         remote: bool = False,
     ) -> None:
-        keys = Keys(settings.key_prefix)
+        wired = build_engine(settings, client, dispatcher)
         self.settings = settings
         self.agents = dict(agents)
         self.remote = remote
-        self.sessions = SessionStore(client, keys)
-        self.registry = AgentRegistry(client, keys)
-        self.router = Router(self.sessions, self.registry, dispatcher, settings)
-        self.lifecycle = StepLifecycle(self.router)
+        self.context = wired.context
+        self.sessions = wired.sessions
+        self.registry = wired.registry
+        self.router = wired.router
+        self.lifecycle = wired.lifecycle
 
     def execute(self, session_id: str, step_id: str, agent_id: str | None) -> Skip | None:
         """Run the step on the agent it was routed to. Returns a Skip when it did not run."""
@@ -156,7 +161,7 @@ class WorkerRuntime:
             return None
         try:
             definition = self.registry.get(agent_id, self.lifecycle.now_ms())
-        except Exception:  # noqa: BLE001 - a deleted agent: the step is routed again
+        except AgentNotFoundError:  # deleted meanwhile: the step is routed again
             return None
         if definition.executor == AgentExecutor.PYTHON:
             return None
@@ -173,7 +178,7 @@ class WorkerRuntime:
                 session_id,
                 step_id,
                 now_ms=self.lifecycle.now_ms(),
-                reserve_ms=self.router.reserve_ms,
+                reserve_ms=self.context.reserve_ms,
             )
             self.router.dispatch_handoffs(handed)
         self.router.route(session_id, [RouteRequest.from_record(step_id, record)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import cast
 
 from celery import Celery, Task
 
@@ -54,7 +55,9 @@ def register_tasks(app: Celery) -> None:
             return
         from workers.runtime import runtime_for
 
-        skip = runtime_for(app).execute(session_id, step_id, agent_id)
+        skip = runtime_for(app).execute(
+            cast(str, session_id), cast(str, step_id), cast(str | None, agent_id)
+        )
         if skip is not None and skip.retry_after_s is not None:
             # Another run holds a live lease: come back when it would have expired.
             raise self.retry(countdown=skip.retry_after_s)

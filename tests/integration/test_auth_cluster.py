@@ -174,7 +174,7 @@ def test_the_dashboard_logs_in_with_a_token_and_cancels_with_its_csrf_token(secu
 
 
 def test_an_api_bound_beyond_loopback_without_tokens_refuses_to_start(redis_server, tmp_path):
-    from cli.up import api_command
+    from cli.commands import api_command
 
     env = cluster_env(redis_server.url)
     started = subprocess.run(

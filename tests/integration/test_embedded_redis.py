@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from cli.embedded_redis import EmbeddedRedis, redis_server_executable
-from cli.supervisor import PortInUseError, SupervisorError
+from cli.supervisor_errors import PortInUseError, SupervisorError
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ import requests
 import yaml
 
 from cli.embedded_redis import redis_server_executable
-from cli.supervisor import SupervisorError
+from cli.supervisor_errors import SupervisorError
 from orchestrator.core.fleet import DEFAULT_AGENTS
 from tests.support.plans import step
 from tests.support.redis_server import free_port

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from cli.up import api_command
+from cli.commands import api_command
 from tests.support.redis_server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

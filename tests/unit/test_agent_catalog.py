@@ -1,9 +1,10 @@
 import pytest
 
+from orchestrator.core.errors import AgentCatalogError
 from orchestrator.core.models import PlanStep
 from orchestrator.core.steps import StepInput
 from orchestrator.settings import Settings
-from workers.agents.catalog import AgentCatalogError, load_agents
+from workers.agents.catalog import load_agents
 from workers.hosting import default_concurrency, worker_queues
 
 

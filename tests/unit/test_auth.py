@@ -9,7 +9,8 @@ import pytest
 
 from api import create_app
 from api.gunicorn_conf import open_binds
-from orchestrator.core.access import Role, TokenConfigError, is_loopback, load_tokens, raw_tokens
+from orchestrator.core.access import Role, is_loopback, load_tokens, raw_tokens
+from orchestrator.core.errors import TokenConfigError
 from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry

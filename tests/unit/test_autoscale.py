@@ -6,7 +6,7 @@ import pytest
 
 from cli.autoscale import Action, Limits, Pool, decide
 from cli.commands import worker_command
-from cli.supervisor import ManagedProcess
+from cli.processes import ManagedProcess
 from orchestrator.core.fleet import CODER
 from workers.agents.base import FunctionAgent, ReplicaAgent, replica_id
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from cli import api_client, client_commands
-from cli.api_client import ApiClient, ApiError, ApiUnreachable, EventsUnavailable, SseParser
+from cli import api_client, client_commands, sse
+from cli.api_client import ApiClient
+from cli.api_errors import ApiError, ApiUnreachable, EventsUnavailable
 from cli.client_commands import Progress, ProgressView, render_bar
+from cli.sse import SseParser
 from tests.support.cluster import wait_for
 from tests.support.http_servers import scripted_api
 
@@ -220,7 +222,7 @@ def test_a_partial_event_from_a_dropped_connection_is_forgotten_with_its_id():
 
 def test_lines_split_across_chunks_keep_their_bytes_and_never_gain_a_blank_line():
     chunks = [b"data: caf\xc3", b"\xa9\r", b"\n\r\n", b"data: tail-without-newline"]
-    assert list(api_client.split_lines(chunks)) == ["data: café", ""]
+    assert list(sse.split_lines(chunks)) == ["data: café", ""]
 
 
 # --- the event stream against the fake API --------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cli.up import api_command, flower_command, remote_worker_command, worker_command
+from cli.commands import api_command, flower_command, remote_worker_command, worker_command
 from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.settings import Settings
 
@@ -156,7 +156,7 @@ def test_the_dockerfile_runs_as_a_non_root_user_and_defaults_to_the_api() -> Non
 
 
 def test_up_with_flower_adds_a_flower_child_on_loopback(tmp_path: Path) -> None:
-    from cli.up import ClusterPlan
+    from cli.cluster_plan import ClusterPlan
     from orchestrator.settings import Settings
 
     settings = Settings(redis_url="redis://127.0.0.1:7777/0")

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator.core.endpoints import EndpointNotAllowedError, check_endpoint
-from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.endpoints import check_endpoint
+from orchestrator.core.errors import EndpointNotAllowedError, PermanentStepError, RetryableStepError
 from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, PlanStep
 from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.settings import Settings
-from workers.executors.http_agent import MAX_RESPONSE_BYTES, USER_AGENT, HttpAgent
+from workers.executors.http_agent import HttpAgent
 from workers.executors.llm import ChatClient, LlmAgent, llm_available
+from workers.executors.transport import MAX_RESPONSE_BYTES, USER_AGENT
 
 HOSTS = "127.0.0.1,localhost,::1"
 BLOCK_LIMIT_S = 30.0  # a blocked handler gives up on its own if teardown never releases it

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from api import create_app
-from orchestrator.core.endpoints import EndpointNotAllowedError
+from orchestrator.core.errors import EndpointNotAllowedError
 from orchestrator.core.fleet import DEFAULT_AGENTS
 from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, PlanStep
 from orchestrator.core.registration import blocked_range, check_agent_endpoint, literal_address
@@ -21,6 +21,7 @@ from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from tests.support.http_servers import JsonServer, echo_agent_endpoint
 from tests.support.recording import RecordingDispatcher
+from workers.executors import address_guard
 from workers.executors import http_agent as http_agent_module
 from workers.executors.http_agent import HttpAgent
 
@@ -155,7 +156,7 @@ def loopback_is_blocked(monkeypatch):
             return "127.0.0.0/8", "standing in for link-local"
         return blocked_range(address)
 
-    monkeypatch.setattr(http_agent_module, "blocked_range", blocked)
+    monkeypatch.setattr(address_guard, "blocked_range", blocked)
 
 
 def resolve_to(monkeypatch, name: str, address: str) -> None:

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from cli.supervisor import (
+from cli.commands import worker_command
+from cli.processes import (
     RESTART_BACKOFF_MAX_S,
-    ChildExitedError,
     ManagedProcess,
-    NotReadyError,
-    PortInUseError,
-    Supervisor,
     ensure_port_free,
     has_exited,
     spawn_process,
     stop_process_groups,
 )
-from cli.up import AlreadyRunningError, DataDirLock, redact_url, worker_command
+from cli.supervisor import Supervisor
+from cli.supervisor_errors import ChildExitedError, NotReadyError, PortInUseError
+from cli.up import AlreadyRunningError, DataDirLock, redact_url
 from orchestrator.core.fleet import CODER
 
 DEADLINE_S = 10.0
@@ -104,7 +103,7 @@ def test_stopping_removes_processes_a_gracefully_exiting_leader_left_behind(tmp_
 def test_a_child_dies_when_its_supervisor_is_killed_with_sigkill(tmp_path: Path) -> None:
     child_pid_file = tmp_path / "child.pid"
     program = (
-        "import sys, time; from cli.supervisor import spawn_process; "
+        "import sys, time; from cli.processes import spawn_process; "
         "p = spawn_process(['sleep', '1000']); "
         f"open({str(child_pid_file)!r}, 'w').write(str(p.pid)); "
         "time.sleep(1000)"

@@ -7,15 +7,12 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
+from orchestrator.core.errors import AgentCatalogError
 from orchestrator.settings import Settings
 from workers.agents.base import Agent
 from workers.agents.builtin import BUILTIN_AGENTS
 
 ENTRY_POINT_GROUP = "meowstik.agents"
-
-
-class AgentCatalogError(ValueError):
-    """An agent module could not be loaded or defines a duplicate agent id."""
 
 
 def _agents_in(value: Any) -> list[Agent]:
