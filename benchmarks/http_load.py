@@ -10,23 +10,24 @@ Run `python -m benchmarks.http_load` for the reference app's own figures.
 
 from __future__ import annotations
 
-import http.client
 import json
-import multiprocessing
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
+from benchmarks import load_worker
 from cli.commands import api_command
 from tests.support.cluster import wait_for
 from tests.support.redis_server import free_port
@@ -34,7 +35,16 @@ from tests.support.redis_server import free_port
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MINIMAL_APP = "benchmarks.minimal_app:create_app()"
 REQUEST_TIMEOUT_S = 10  # a request slower than this is a timeout error, not a slow success
+READY_TIMEOUT_S = 60  # for every built-in generator process to start
+LOAD_WORKER = Path(load_worker.__file__)
 _WRK_MARK = "MEOWSTIK_WRK_RESULT "
+
+
+Target = str | Callable[[], str]  # a URL, or a callable making it when the load starts
+
+
+def _resolve(url: Target) -> str:
+    return url() if callable(url) else url
 
 
 @dataclass
@@ -48,7 +58,7 @@ class LoadResult:
 
 
 def load(
-    url: str,
+    url: Target,
     *,
     method: str = "GET",
     body: dict | None = None,
@@ -59,6 +69,9 @@ def load(
 ) -> LoadResult:
     """Send requests to ``url`` over ``connections`` keep-alive connections for ``duration_s``.
 
+    ``url`` may be a callable returning it, called once the generator is ready to send: a target
+    that must still exist when the last request goes out (a finished session, which expires its
+    retention after its end) is then made after the generator has started, not before.
     With wrk, ``threads`` is wrk's thread count and the duration is whole seconds (wrk's unit);
     the built-in generator runs one process per connection and ignores ``threads``.
     """
@@ -138,7 +151,7 @@ def _wrk_version(wrk: str) -> str:
 
 def _load_wrk(
     wrk: str,
-    url: str,
+    url: Target,
     method: str,
     body: dict | None,
     headers: dict | None,
@@ -157,7 +170,7 @@ def _load_wrk(
             "--duration", f"{seconds}s",
             "--timeout", f"{REQUEST_TIMEOUT_S}s",
             "--script", script.name,
-            url,
+            _resolve(url),
         ]  # fmt: skip
         run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     marked = [line for line in run.stdout.splitlines() if line.startswith(_WRK_MARK)]
@@ -179,116 +192,46 @@ def _load_wrk(
 # --- built-in generator ---------------------------------------------------------------------
 
 
-def _python_worker(
-    host: str,
-    port: int,
-    method: str,
-    target: str,
-    payload: bytes | None,
-    headers: dict[str, str],
-    duration_s: float,
-    ready,
-    go,
-    results,
-) -> None:
-    """One keep-alive connection sending back to back for ``duration_s`` once ``go`` is set."""
-    by_status: dict[int, int] = {}
-    socket_errors = 0
-    latencies_ms: list[float] = []
-    connection: http.client.HTTPConnection | None = None
-    ready.release()
-    if not go.wait(timeout=120):  # the parent gave up or died: do not linger
-        return
-    start = time.monotonic()
-    deadline = start + duration_s
-    while time.monotonic() < deadline:
-        sent = time.perf_counter()
-        try:
-            if connection is None:
-                connection = http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT_S)
-            connection.request(method, target, body=payload, headers=headers)
-            response = connection.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
-            socket_errors += 1
-            if connection is not None:
-                connection.close()
-            connection = None
-            continue
-        latencies_ms.append((time.perf_counter() - sent) * 1000)
-        by_status[response.status] = by_status.get(response.status, 0) + 1
-        if response.will_close:
-            connection.close()
-            connection = None
-    elapsed = time.monotonic() - start
-    if connection is not None:
-        connection.close()
-    results.put((by_status, socket_errors, elapsed, latencies_ms))
-
-
-def _alive(workers: list) -> bool:
-    dead = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
-    if dead:
-        raise RuntimeError(f"load generator processes exited with {dead}")
-    return True
-
-
 def _load_python(
-    url: str,
+    url: Target,
     method: str,
     body: dict | None,
     headers: dict | None,
     duration_s: float,
     connections: int,
 ) -> LoadResult:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname is None:
-        raise ValueError(f"the built-in generator speaks plain http only: {url}")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    payload = json.dumps(body).encode() if body is not None else None
-    # spawn: nothing inherited from the caller (threads, sockets); the caller's main module needs
-    # the `if __name__ == "__main__":` guard, as benchmarks/run.py and this module have
-    context = multiprocessing.get_context("spawn")
-    ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
-    workers = [
-        context.Process(
-            target=_python_worker,
-            args=(
-                parts.hostname,
-                parts.port or 80,
-                method,
-                target,
-                payload,
-                _request_headers(body, headers),
-                duration_s,
-                ready,
-                go,
-                results,
-            ),
-            daemon=True,
-        )
-        for _ in range(connections)
-    ]
+    # one process per connection, each running load_worker.py by path on the standard library
+    # alone (-I: no script directory, no PYTHON* variables), so none imports the product and
+    # all are ready within tens of milliseconds, not the seconds a full import takes each
+    command = [sys.executable, "-I", str(LOAD_WORKER)]
+    workers: list[subprocess.Popen] = []
     try:
-        for worker in workers:
-            worker.start()
-        for _ in workers:  # every process is up before any clock starts
-            wait_for(lambda: _alive(workers) and ready.acquire(timeout=0.1), 60, interval_s=0)
-        go.set()
-        outcomes = [results.get(timeout=duration_s + 60) for _ in workers]
-        for worker in workers:
-            worker.join(10)
+        for _ in range(connections):
+            workers.append(
+                subprocess.Popen(
+                    command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+            )
+        ready_by = time.monotonic() + READY_TIMEOUT_S
+        for worker in workers:  # every process is up before any clock starts
+            _await_ready(worker, ready_by)
+        work = json.dumps(_worker_config(_resolve(url), method, body, headers, duration_s))
+        for worker in workers:  # the work is the go signal
+            assert worker.stdin is not None
+            worker.stdin.write(f"{work}\n".encode())
+            worker.stdin.flush()
+        outcomes = [_outcome(worker, duration_s + 60) for worker in workers]
     finally:
         for worker in workers:
-            if worker.is_alive():
+            if worker.poll() is None:
                 worker.kill()
-                worker.join(5)
+            worker.communicate(timeout=5)  # reap it and close its pipes
     by_status: dict[int, int] = {}
-    for statuses, _, _, _ in outcomes:
-        for status, count in statuses.items():
-            by_status[status] = by_status.get(status, 0) + count
-    socket_errors = sum(outcome[1] for outcome in outcomes)
-    duration = max(outcome[2] for outcome in outcomes)
+    for outcome in outcomes:
+        for status, count in outcome["byStatus"].items():
+            by_status[int(status)] = by_status.get(int(status), 0) + count
+    socket_errors = sum(outcome["socketErrors"] for outcome in outcomes)
+    duration = max(outcome["elapsedS"] for outcome in outcomes)
     responses = sum(by_status.values())
     successes = sum(count for status, count in by_status.items() if 200 <= status < 300)
     return LoadResult(
@@ -297,8 +240,60 @@ def _load_python(
         errors=responses - successes + socket_errors,
         duration_s=duration,
         requests_per_s=successes / duration if duration else 0.0,
-        latency_ms=_percentiles_ms([ms for outcome in outcomes for ms in outcome[3]]),
+        latency_ms=_percentiles_ms([ms for o in outcomes for ms in o["latenciesMs"]]),
     )
+
+
+def _worker_config(
+    url: str, method: str, body: dict | None, headers: dict | None, duration_s: float
+) -> dict:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname is None:
+        raise ValueError(f"the built-in generator speaks plain http only: {url}")
+    return {
+        "host": parts.hostname,
+        "port": parts.port or 80,
+        "method": method,
+        "target": (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+        "body": json.dumps(body) if body is not None else None,
+        "headers": _request_headers(body, headers),
+        "duration_s": duration_s,
+        "timeout_s": REQUEST_TIMEOUT_S,
+    }
+
+
+def _failed(worker: subprocess.Popen, what: str) -> RuntimeError:
+    if worker.poll() is None:
+        worker.kill()
+    _, stderr = worker.communicate(timeout=5)
+    return RuntimeError(
+        f"load generator process {what} (exit {worker.returncode}):\n"
+        f"{stderr.decode(errors='replace')[-3000:]}"
+    )
+
+
+def _await_ready(worker: subprocess.Popen, ready_by: float) -> None:
+    assert worker.stdout is not None
+    readable, _, _ = select.select([worker.stdout], [], [], max(0.0, ready_by - time.monotonic()))
+    if not readable:
+        raise _failed(worker, f"not ready in {READY_TIMEOUT_S} s")
+    line = worker.stdout.readline()  # the one line it writes before go: nothing is over-read
+    if line.decode().strip() != load_worker.READY:
+        raise _failed(worker, f"did not start ({line!r})")
+
+
+def _outcome(worker: subprocess.Popen, timeout_s: float) -> dict:
+    try:
+        stdout, stderr = worker.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise _failed(worker, f"still running after {timeout_s} s") from None
+    lines = stdout.decode().splitlines()
+    if worker.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"load generator process exited with {worker.returncode}:\n"
+            f"{stderr.decode(errors='replace')[-3000:]}"
+        )
+    return json.loads(lines[-1])
 
 
 # --- reference app --------------------------------------------------------------------------

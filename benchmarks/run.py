@@ -276,12 +276,17 @@ def api_capacity(cluster: Cluster, product: Product, sizes: Sizes, log_dir: Path
     submit_url = f"{cluster.api_url}/api/orchestrator/orchestrate"
     submit_body = {"goal": "load", "plan": {"steps": [noop("only")]}}
     runs: dict[str, list[LoadResult]] = {"status": [], "submit": [], "ping": [], "echo": []}
+
+    def status_url() -> str:
+        """A finished 10-step session, fresh each round. load() calls this once its generator is
+        ready to send, so only the load itself counts against the session's retention (1 s of
+        load against 2 s of retention with --quick), however long the generator took to start."""
+        sid = product.run("status target", chain(10))["sid"]
+        return f"{cluster.api_url}/api/orchestrator/sessions/{sid}"
+
     with MinimalApp(1, 8, log_dir) as app:
         for _ in range(sizes.load_rounds):
             runs["ping"].append(load(f"{app.url}/ping", duration_s=sizes.load_s))
-            # a finished 10-step session, fresh each round so retention cannot expire it
-            status_sid = product.run("status target", chain(10))["sid"]
-            status_url = f"{cluster.api_url}/api/orchestrator/sessions/{status_sid}"
             runs["status"].append(load(status_url, duration_s=sizes.load_s))
             runs["echo"].append(
                 load(f"{app.url}/echo", method="POST", body=submit_body, duration_s=sizes.load_s)
