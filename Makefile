@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test test-unit test-integration bench lint venv clean
+.PHONY: up test test-unit test-integration bench lint typecheck venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ test-integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check orchestrator workers api cli tests benchmarks examples
 	$(BIN)/ruff format --check orchestrator workers api cli tests benchmarks examples
+
+# mypy on the product packages ([tool.mypy] in pyproject.toml: strict on orchestrator/core)
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info
