@@ -108,27 +108,11 @@ def create_app(
         limiter=limiter,
     )
 
-    from api.routes import (
-        agents,
-        dashboard,
-        docs,
-        flower,
-        health,
-        logs,
-        metrics,
-        orchestrator,
-        plans,
-    )
+    from api.openapi import MODULES  # the route modules: one list for routes and their docs
 
-    app.register_blueprint(orchestrator.blueprint)
-    app.register_blueprint(plans.blueprint)
-    app.register_blueprint(flower.blueprint)
-    app.register_blueprint(dashboard.blueprint)
-    app.register_blueprint(logs.blueprint)
-    app.register_blueprint(metrics.blueprint)
-    app.register_blueprint(agents.blueprint)
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(docs.blueprint)
+    for module in MODULES:
+        if module is not auth:  # auth.install registers its pages with its hooks, below
+            app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     auth.install(app, settings, tokens, limiter)
     return app

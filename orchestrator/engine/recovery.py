@@ -53,7 +53,7 @@ class Reconciler:
                 )
                 self.router.route(session_id, [RouteRequest.from_record(step_id, recovery.record)])
             elif recovery.code == "dead":
-                self._dead_letter(session_id, step_id, recovery.deliveries, now)
+                self._dead_letter(session_id, step_id, recovery.deliveries)
             outcomes.append((session_id, step_id, recovery.code))
         outcomes += self._expire_inputs(now)
         return outcomes
@@ -95,7 +95,7 @@ class Reconciler:
             outcomes.append((session_id, step_id, "input_timeout"))
         return outcomes
 
-    def _dead_letter(self, session_id: str, step_id: str, deliveries: int, now: int) -> None:
+    def _dead_letter(self, session_id: str, step_id: str, deliveries: int) -> None:
         message = (
             f"dead-lettered: the step's worker died {deliveries} times while running it "
             f"(MEOWSTIK_MAX_DELIVERIES={self.settings.max_deliveries}); check the agent for "
