@@ -39,6 +39,7 @@ from api.routes import (
     metrics,
     orchestrator,
     plans,
+    state,
 )
 
 OPENAPI_VERSION = "3.1.0"
@@ -49,6 +50,7 @@ TAG_DESCRIPTIONS = {
     "sessions": "Start, follow, cancel and steer sessions",
     "plans": "Plans without running them; workflow templates",
     "logs": "Session logs, statistics and live events",
+    "state": "A session's shared, temporary and private state: versioned, with transactions",
     "metrics": "Prometheus metrics",
     "agents": "The agent registry",
     "flower": "Flower-compatible inspection (Flower's paths and shapes)",
@@ -59,7 +61,9 @@ TAG_DESCRIPTIONS = {
 
 # The modules that register routes. OPERATIONS holds every route of the API, grouped by tag in
 # TAG_DESCRIPTIONS order; within a tag, in this order of modules and each module's own order.
-MODULES = (orchestrator, plans, logs, metrics, agents, health, flower, dashboard, auth, docs)
+MODULES = (
+    orchestrator, plans, logs, state, metrics, agents, health, flower, dashboard, auth, docs,
+)  # fmt: skip
 OPERATIONS: tuple[Operation, ...] = tuple(
     sorted(
         (op for module in MODULES for op in module.OPERATIONS),

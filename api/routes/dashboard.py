@@ -1,11 +1,17 @@
 """The web dashboard: plain server-rendered pages (Jinja, autoescaped) with a little JavaScript
 that follows a session live over SSE and acts only through the REST API (cancel, answer input,
 drain). Everything agents produce is shown as text: escaped by the templates, or set with
-``textContent`` by the script."""
+``textContent`` by the script.
+
+The session page's State panel is drawn here from the engine's SessionState view, and redrawn
+by state-panel.js (same markup, same truncation and time-left words) whenever the event stream says
+``state.updated``."""
 
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime
 
 from flask import Blueprint, render_template, request
 
@@ -25,6 +31,9 @@ blueprint = Blueprint(
     static_url_path="/dashboard/static",
 )
 LIST_LIMIT = 100
+# A state value is shown as compact JSON cut to this many characters; its tooltip holds more.
+VALUE_PREVIEW_CHARS = 120
+VALUE_TOOLTIP_CHARS = 2000
 
 
 @blueprint.app_template_filter("pretty_json")
@@ -32,6 +41,38 @@ def pretty_json(value: object) -> str:
     """JSON as readable text; the template escapes it like any other text (unlike ``tojson``,
     whose \u003c escapes would show in the page)."""
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@blueprint.app_template_filter("compact_json")
+def compact_json(value: object, limit: int = VALUE_PREVIEW_CHARS) -> str:
+    """One-line JSON cut to ``limit`` characters (the last one an ellipsis when cut), as
+    state-panel.js ``compactJson`` writes it."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@blueprint.app_template_filter("time_left")
+def time_left(expires_at: str | None, now_ms: int) -> str:
+    """The time until the ISO instant ``expires_at`` in words ("4 min 10 s"), "expired" once
+    it has passed, "" without one; state-panel.js ``timeLeft`` counts it down in the page."""
+    if not expires_at:
+        return ""
+    expires_ms = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp() * 1000
+    return duration_words((expires_ms - now_ms) / 1000)
+
+
+def duration_words(seconds: float) -> str:
+    """Whole seconds rounded up, in the two largest units: "42 s", "3 min 5 s", "2 h 0 min"."""
+    whole = math.ceil(seconds)
+    if whole <= 0:
+        return "expired"
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
 
 
 @blueprint.get("/")
@@ -55,8 +96,10 @@ def sessions_page():
 
 @blueprint.get("/sessions/<session_id>")
 def session_page(session_id: str):
+    engine = services().engine
     try:
-        snapshot = services().engine.snapshot(session_id)
+        snapshot = engine.snapshot(session_id)
+        state = engine.state.view(session_id)
     except SessionNotFoundError:
         return render_template("missing.html", session_id=session_id), 404
     order = list(snapshot.steps)
@@ -75,6 +118,9 @@ def session_page(session_id: str):
         node_height=NODE_HEIGHT,
         definitions=definitions,
         step_statuses=list(StepStatus),
+        state=state,
+        now_ms=engine.context.now_ms(),
+        tooltip_chars=VALUE_TOOLTIP_CHARS,
     )
 
 

@@ -16,6 +16,7 @@ from orchestrator.core.models import (
     SessionQuery,
     SessionSnapshot,
 )
+from orchestrator.engine.session_state import writer
 
 blueprint = Blueprint("orchestrator", __name__, url_prefix="/api/orchestrator")
 
@@ -93,7 +94,9 @@ def list_sessions():
 @blueprint.patch("/sessions/<session_id>/context")
 def update_context(session_id: str):
     """Merge a JSON object into the session's shared context; later steps see it."""
-    state = services().engine.update_context(session_id, json_body())
+    state = services().engine.update_context(
+        session_id, json_body(), who=writer(principal().user_id)
+    )
     return jsonify({"sessionId": session_id, "sharedState": state})
 
 

@@ -48,6 +48,9 @@ function sessionPage() {
   const known = new Set(JSON.parse(document.body.dataset.steps || "[]"));
   let timer = null;
   let closed = false;
+  // the State panel (state-panel.js): redrawn on every state.updated event and step refresh
+  const state = statePanel(document.getElementById("state"),
+    () => api("GET", `/sessions/${encodeURIComponent(sid)}/state`));
 
   function schedule() {
     if (timer === null) timer = setTimeout(() => { timer = null; refresh(); }, 100);
@@ -88,7 +91,11 @@ function sessionPage() {
         const badge = document.createElement("span");
         badge.className = `badge status-${step.status}`;
         badge.textContent = step.status;
-        row.querySelector('[data-field="status"]').replaceChildren(badge);
+        const reason = document.createElement("small");
+        reason.className = `waiting waiting-${step.waitingFor || "none"}`;
+        reason.dataset.field = "waiting";
+        reason.textContent = waitingText(step);
+        row.querySelector('[data-field="status"]').replaceChildren(badge, reason);
         row.querySelector('[data-field="agent"]').textContent = step.agentId || "";
         row.querySelector('[data-field="attempts"]').textContent = step.attempts;
         row.querySelector('[data-field="queued"]').textContent = step.queuedAt || "";
@@ -102,7 +109,17 @@ function sessionPage() {
     }
     renderInputs(snapshot);
     loadLogs();
+    state.load(); // a completed step's state updates are not state.updated events
     if (TERMINAL.has(snapshot.status) && !waiting) closeStream();
+  }
+
+  // why a queued step has no agent yet: every eligible one is full, or none is alive (then it
+  // fails at its schedule deadline unless one appears)
+  function waitingText(step) {
+    if (step.status !== "queued" || !step.waitingFor) return "";
+    if (step.waitingFor !== "agent") return ` waiting for ${step.waitingFor}`;
+    return " waiting for an agent" +
+      (step.scheduleDeadline ? `; fails at ${step.scheduleDeadline}` : "");
   }
 
   function renderInputs(snapshot) {
@@ -216,9 +233,11 @@ function sessionPage() {
     stream.onmessage = schedule;
     for (const kind of ["session.finished", "session.cancelled", "step.started", "step.completed",
       "step.failed", "step.waiting_for_input", "step.input_received", "step.decomposed",
-      "step.retrying", "step.fallback", "step.waiting_for_capacity", "step.recovered"]) {
+      "step.retrying", "step.fallback", "step.waiting_for_capacity", "step.recovered",
+      "step.waiting_for_agent", "step.schedule_timeout"]) {
       stream.addEventListener(kind, schedule);
     }
+    stream.addEventListener("state.updated", () => state.schedule());
   }
   // a slow poll as well, in case a proxy drops the event stream
   setInterval(() => { if (!closed) schedule(); }, 3000);

@@ -6,6 +6,7 @@ state, and the outputs of the steps it depends on, keyed by step id.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +21,35 @@ class StepLogger(Protocol):
     def info(self, message: str, **data: Any) -> None: ...
     def warn(self, message: str, **data: Any) -> None: ...
     def error(self, message: str, **data: Any) -> None: ...
+
+
+class PrivateStateView(Protocol):
+    """``step_input.state.private``: the agent's own entries in the session."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any) -> int: ...
+    def delete(self, key: str) -> bool: ...
+    def entries(self) -> dict[str, Any]: ...
+
+
+class StateView(Protocol):
+    """``step_input.state``: the session's State Manager bound to the step's agent
+    (orchestrator/engine/agent_state.py). Writes take effect at once and are versioned."""
+
+    @property
+    def private(self) -> PrivateStateView: ...
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(
+        self, key: str, value: Any, type: str = "shared", ttl_s: float | None = None
+    ) -> int: ...
+
+    def delete(self, key: str, type: str = "shared") -> bool: ...
+    def entries(self) -> dict[str, Any]: ...
+    def lock(
+        self, name: str, ttl_s: float = ..., wait_s: float = ...
+    ) -> AbstractContextManager[None]: ...
+    def transaction(self) -> AbstractContextManager[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +69,7 @@ class StepInput:
     subtask_ids: tuple[str, ...] = ()
     decompositions: int = 0
     logger: StepLogger | None = field(default=None, compare=False, repr=False)
+    state: StateView | None = field(default=None, compare=False, repr=False)
 
     @property
     def subtask_outputs(self) -> dict[str, Any]:
@@ -46,8 +77,9 @@ class StepInput:
         by step id: a parent runs after its subtasks and builds on these."""
         return {sid: self.dependencies[sid] for sid in self.subtask_ids if sid in self.dependencies}
 
-    def as_context(self) -> dict[str, Any]:
-        """The JSON document an external agent (HTTP, LLM) is given."""
+    def as_context(self, private_state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON document an external agent (HTTP, LLM) is given; ``privateState`` is the
+        agent's own entries when the caller read them (``state.private.entries()``)."""
         return {
             "sessionId": self.session_id,
             "stepId": self.step_id,
@@ -58,6 +90,7 @@ class StepInput:
             "attempt": self.attempt,
             "initialContext": self.initial_context,
             "sharedState": self.shared_state,
+            "privateState": private_state or {},
             "dependencies": self.dependencies,
             "operatorInput": self.operator_input if self.input_provided else None,
             "subtaskOutputs": self.subtask_outputs,

@@ -1,6 +1,6 @@
 """What every engine part works with, handed to each by composition: the session store, the
-agent registry, the broker, the settings and the process's one clock. Built once per process
-by ``wiring.build_engine``."""
+agent registry, the broker, the settings, the process's one clock and the State Manager. Built
+once per process by ``wiring.build_engine``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from orchestrator.core.logentry import LogEntry
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.sessions import SessionStore
+from orchestrator.store.state import StateManager
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class EngineContext:
     dispatcher: Dispatcher
     settings: Settings
     clock: Clock
+    state: StateManager
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

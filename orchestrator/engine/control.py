@@ -115,9 +115,12 @@ class Control:
             raise StepNotWaitingError(session_id, step_id, str(result))
         self.router.route(session_id, [RouteRequest.from_record(step_id, result)])
 
-    def update_context(self, session_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``values`` into the session's shared state; steps that start afterwards see
-        it. Returns the whole shared state."""
+    def update_context(
+        self, session_id: str, values: dict[str, Any], *, who: str = "operator"
+    ) -> dict[str, Any]:
+        """Merge ``values`` into the session's shared state: one State Manager write (each key
+        versioned and logged, all or nothing); steps that start afterwards see it. Returns the
+        whole shared state."""
         snapshot = self.snapshot(session_id)
         if snapshot.status in SESSION_TERMINAL:
             raise SessionFinishedError(session_id, snapshot.status)
@@ -139,7 +142,13 @@ class Control:
             ),
             self.context.now_ms(),
         )
-        return self.sessions.merge_context(session_id, encoded)
+        state = self.context.state
+        changes = [state.change("shared", key, value) for key, value in values.items()]
+        state.write(session_id, changes, who=who)
+        return {
+            key: entry.value
+            for key, entry in state.scopes(session_id, agent_ids=[])["shared"].items()
+        }
 
     def _check_context_size(self, session_id: str, encoded: dict[str, str]) -> None:
         """Refuse a merge that would make the shared context (as compact JSON) larger than

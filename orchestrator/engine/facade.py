@@ -16,6 +16,7 @@ from orchestrator.engine.control import Control
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.queries import Queries
 from orchestrator.engine.routing import Router
+from orchestrator.engine.session_state import SessionState
 from orchestrator.engine.submission import Submission
 from orchestrator.planning.service import Planning
 
@@ -37,6 +38,7 @@ class Engine:
         self.queries = Queries(context)
         self.control = Control(context, router, outcomes, self.queries)
         self.submission = Submission(context, router, outcomes, planning=planning)
+        self.state = SessionState(context, self.queries)
 
     @property
     def planning(self) -> Planning:
@@ -79,8 +81,10 @@ class Engine:
     def resume(self, session_id: str, step_id: str, value: Any, *, by: str) -> None:
         self.control.resume(session_id, step_id, value, by=by)
 
-    def update_context(self, session_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        return self.control.update_context(session_id, values)
+    def update_context(
+        self, session_id: str, values: dict[str, Any], *, who: str = "operator"
+    ) -> dict[str, Any]:
+        return self.control.update_context(session_id, values, who=who)
 
     def revoke_step(self, session_id: str, step_id: str, *, terminate: bool) -> None:
         self.control.revoke_step(session_id, step_id, terminate=terminate)

@@ -8,7 +8,12 @@ import math
 from collections.abc import Sequence
 
 from orchestrator.core.dispatch import StepDispatch
-from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.errors import (
+    LockTimeoutError,
+    PermanentStepError,
+    RetryableStepError,
+    StateConflictError,
+)
 from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.step_runs import StepRun
 from orchestrator.engine.context import EngineContext
@@ -19,6 +24,8 @@ from orchestrator.store.scripts import Transition
 
 RETRYABLE_TYPES: tuple[type[BaseException], ...] = (
     RetryableStepError,
+    StateConflictError,  # a transaction lost a race: run it again
+    LockTimeoutError,  # a session lock stayed held: try again later
     TimeoutError,
     ConnectionError,
 )

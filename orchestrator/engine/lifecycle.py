@@ -18,6 +18,7 @@ from orchestrator.core.records import NewSubplan
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired, StepInput, StepResult
 from orchestrator.engine.agent_logging import BoundLogger
+from orchestrator.engine.agent_state import AgentState
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.failures import StepFailures
 from orchestrator.engine.outcomes import Outcomes
@@ -87,6 +88,7 @@ class StepLifecycle:
             subtask_ids=claim.subtask_ids,
             decompositions=claim.decompositions,
             logger=BoundLogger(self.context, session_id, step_id, agent_id),
+            state=AgentState(self.context.state, session_id, agent_id),
         )
         return StepRun(
             token,

@@ -24,6 +24,7 @@ from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.sessions import SessionStore
+from orchestrator.store.state import StateManager
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ def build_engine(
         dispatcher=dispatcher,
         settings=settings,
         clock=clock,
+        state=StateManager(
+            client,
+            keys,
+            clock=clock,
+            logbook=logbook,
+            max_value_bytes=settings.max_state_value_bytes,
+        ),
     )
     router = Router(context)
     outcomes = Outcomes(context, router)

@@ -1,149 +1,112 @@
-"""Session state in Redis: shared, private and temporary entries, locks, and transactions.
+"""Session state in Redis: shared, private and temporary entries, versioned, with locks and
+transactions. The spec's State Manager; agents reach it as ``step_input.state``, people over
+``/api/orchestrator/sessions/<id>/state``.
 
 - shared: one hash per session (``Keys.shared_state``): what every step receives as its
-  ``sharedState`` and what step completions write their state updates to;
+  ``sharedState``, what step completions write their state updates to and what a context PATCH
+  merges into;
 - private: one hash per agent (``Keys.private_state``), agents listed in ``private_state_index``;
 - temporary: one string per entry that Redis expires (``Keys.temporary_state``), listed in
   ``temporary_state_index`` scored by expiry time (ms) and pruned as it is read.
 
+Every write and delete goes through one Lua script (state_write.lua) that bumps the entry's
+version in ``Keys.state_meta`` (with when and by whom) and can refuse the whole change when an
+expected version no longer holds: that is how a PUT's ``ifVersion`` and a transaction's reads
+are checked. Versions only grow, so a value changed and changed back is still a change.
+
 A key may exist in several scopes; a read sees the most specific one, as a local variable shadows
 a global: the reading agent's private entry, else an unexpired temporary one, else the shared one.
-Values are JSON, stored as their compact encoding. Locks are redis-py Locks (token-owned, with a
-TTL, so a dead holder's lock frees itself). Transactions are optimistic: reads record the raw JSON
-they saw, and commit applies the buffered writes in one Lua script only if none of those changed.
-
-This module holds the StateManager, state scopes and entries, and the lock errors. Key and value
-checks live in state_values.py, transactions in transactions.py; their public names are
-re-exported here, so ``orchestrator.store.state`` remains the one place to import from.
-
-    StateValidationError     a bad key, value, scope, TTL or lock argument (422)
-    └── StateKeyError        a key, lock name or agent id outside its allowed pattern
-    StateConflictError       keys a transaction read changed before it committed (409)
-    TransactionClosedError   a finished transaction used again (409)
-    LockTimeoutError         a lock not acquired within blocking_timeout_s (409)
-    LockLostError            a lock whose TTL ran out before its holder released it (409)
+Values are JSON, stored as their compact encoding and size-limited. Locks are redis-py Locks
+(token-owned, with a TTL, so a dead holder's lock frees itself). Transactions are in
+transactions.py; key and value checks in orchestrator/core/state_values.py; the errors in
+orchestrator/core/errors/state.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
-from importlib import resources
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import (
     LockLostError,
     LockTimeoutError,
+    SessionFinishedError,
+    SessionNotFoundError,
     StateConflictError,
     StateKeyError,
-    StateValidationError,
-    TransactionClosedError,
 )
+from orchestrator.core.logentry import LogEntry
 from orchestrator.core.models import AGENT_ID_PATTERN
-from orchestrator.core.state_values import KEY_PATTERN, KEY_RULE, check_key, encode
+from orchestrator.core.state_values import (
+    AGENT_RULE,
+    StateType,
+    check_key,
+    check_scope,
+    check_ttl_ms,
+    encode,
+    positive_ms,
+    state_field,
+)
+
+__all__ = ["Change", "StateEntry", "StateManager", "StateType", "Transaction"]
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
+from orchestrator.store.logbook import Logbook
+from orchestrator.store.runner import ScriptRunner
 from orchestrator.store.scripts import text
-from orchestrator.store.transactions import Transaction, TransactionStatus
 
-__all__ = [
-    "AGENT_RULE",
-    "KEY_PATTERN",
-    "KEY_RULE",
-    "LockLostError",
-    "LockTimeoutError",
-    "StateConflictError",
-    "StateEntry",
-    "StateKeyError",
-    "StateManager",
-    "StateType",
-    "StateValidationError",
-    "Transaction",
-    "TransactionClosedError",
-    "TransactionStatus",
-    "check_key",
-    "encode",
-    "positive_ms",
-]
-
-AGENT_RULE = "use a letter or digit, then up to 63 letters, digits, '_', '.' or '-'"
-
-
-class StateType(StrEnum):
-    SHARED = "shared"
-    PRIVATE = "private"
-    TEMPORARY = "temporary"
+DEFAULT_MAX_VALUE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
 class StateEntry:
-    """A visible state value, the scope it came from, and for temporary entries when it expires."""
+    """A visible state value, the scope it came from, and for temporary entries when it expires;
+    also its version and last writer (not compared: two reads of one value are equal)."""
 
     value: Any
     type: StateType
     expires_at_ms: int | None = None
+    version: int = field(default=0, compare=False)
+    updated_at_ms: int | None = field(default=None, compare=False)
+    updated_by: str | None = field(default=None, compare=False)
 
 
-def positive_ms(seconds: object, field: str) -> int:
-    """``seconds`` as whole milliseconds, at least 1; StateValidationError otherwise."""
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or round(seconds * 1000) < 1
-    ):
-        raise StateValidationError(field, seconds, "give a finite number of seconds, >= 0.001")
-    return round(seconds * 1000)
+@dataclass(frozen=True)
+class Change:
+    """One buffered write (``raw`` is the value's JSON) or delete (``raw`` is None)."""
+
+    type: StateType
+    key: str
+    raw: str | None
+    agent_id: str | None = None
+    ttl_ms: int = 0
+
+    @property
+    def field(self) -> str:
+        return state_field(self.type, self.key, self.agent_id)
 
 
-def _check_agent(agent_id: object) -> str:
-    if not isinstance(agent_id, str) or not re.fullmatch(AGENT_ID_PATTERN, agent_id):
-        raise StateKeyError("agent id", agent_id, AGENT_RULE)
-    return agent_id
+@dataclass(frozen=True)
+class Meta:
+    version: int = 0
+    updated_at_ms: int | None = None
+    updated_by: str | None = None
 
-
-def _check_scope(kind: object, agent_id: object) -> StateType:
-    """The StateType ``kind`` names, checking that ``agent_id`` comes with private state only."""
-    try:
-        scope = StateType(kind if isinstance(kind, str) else "")
-    except ValueError as exc:
-        raise StateValidationError("state type", kind, f"use {', '.join(StateType)}") from exc
-    if (agent_id is not None) != (scope is StateType.PRIVATE):
-        advice = (
-            "private state belongs to one agent: pass its agent_id"
-            if scope is StateType.PRIVATE
-            else f"only private state takes one, not {scope}: drop it or pass type=private"
-        )
-        raise StateValidationError("agent_id", agent_id, advice, type=scope.value)
-    if agent_id is not None:
-        _check_agent(agent_id)
-    return scope
-
-
-def _check_ttl(scope: StateType, ttl_s: object) -> int:
-    """``ttl_s`` in ms for temporary state, which needs it; 0 for the others, which refuse it."""
-    if (ttl_s is not None) != (scope is StateType.TEMPORARY):
-        advice = (
-            "temporary state expires: pass ttl_s, the seconds it lives"
-            if scope is StateType.TEMPORARY
-            else f"only temporary state takes one, not {scope}: drop it or pass type=temporary"
-        )
-        raise StateValidationError("ttl_s", ttl_s, advice, type=scope.value)
-    return 0 if ttl_s is None else positive_ms(ttl_s, "ttl_s")
-
-
-def _entry(raw: bytes | str, scope: StateType, expires_at_ms: int | None = None) -> StateEntry:
-    return StateEntry(json.loads(raw), scope, expires_at_ms)
+    @classmethod
+    def parse(cls, raw: Any) -> Meta:
+        if raw is None:
+            return cls()
+        version, at, by = text(raw).split("|", 2)
+        return cls(int(version), int(at), by)
 
 
 def _release(lock: Lock) -> bool:
@@ -155,22 +118,142 @@ def _release(lock: Lock) -> bool:
     return True
 
 
+def _check_agent(agent_id: object) -> str:
+    if not isinstance(agent_id, str) or not re.fullmatch(AGENT_ID_PATTERN, agent_id):
+        raise StateKeyError("agent id", agent_id, AGENT_RULE)
+    return agent_id
+
+
 @translates_redis_errors
 class StateManager:
     """Reads and writes a session's state, and hands out its locks and transactions.
 
-    ``clock`` (seconds since the epoch) only scores temporary entries in their index.
+    ``who`` on a write is recorded as the entry's ``updatedBy`` and in the log entry every
+    change writes ("agent:<id>", "user:<id>", "operator", ...).
     """
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, *, clock: Callable[[], float] = time.time
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        clock: Clock | Callable[[], float] = SYSTEM_CLOCK,
+        logbook: Logbook | None = None,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
-        self._client, self._keys, self._clock = client, keys, clock
-        lua = resources.files("orchestrator.store").joinpath("lua", "commit_transaction.lua")
-        self._commit_script = client.register_script(lua.read_text())
+        self._client, self._keys = client, keys
+        self._clock = clock if isinstance(clock, Clock) else Clock(clock)
+        self._logbook = logbook or Logbook(client, keys)
+        self._run = ScriptRunner(client, self._logbook)
+        self.max_value_bytes = max_value_bytes
 
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+    # --- writes -----------------------------------------------------------------------------
+    def change(
+        self,
+        type: StateType | str,
+        key: str,
+        value: Any = None,
+        *,
+        delete: bool = False,
+        agent_id: str | None = None,
+        ttl_s: float | None = None,
+    ) -> Change:
+        """A checked change: the key, the scope's arguments and the value (JSON, within
+        ``max_value_bytes``). Raises StateValidationError."""
+        scope = check_scope(type, agent_id)
+        if agent_id is not None:
+            _check_agent(agent_id)
+        check_key(key)
+        if delete:
+            return Change(scope, key, None, agent_id)
+        ttl_ms = check_ttl_ms(scope, ttl_s)
+        return Change(scope, key, encode(key, value, self.max_value_bytes), agent_id, ttl_ms)
+
+    def write(
+        self,
+        session_id: str,
+        changes: Sequence[Change],
+        *,
+        expect: Mapping[str, int] | None = None,
+        who: str = "orchestrator",
+        source: str = "orchestrator",
+        conflict_keys: Mapping[str, str] | None = None,
+    ) -> dict[str, int]:
+        """See ``_apply``: the new version of each changed field."""
+        return self._apply(
+            session_id, changes, expect=expect, who=who, source=source,
+            conflict_keys=conflict_keys,
+        )[0]  # fmt: skip
+
+    def _apply(
+        self,
+        session_id: str,
+        changes: Sequence[Change],
+        *,
+        expect: Mapping[str, int] | None = None,
+        who: str = "orchestrator",
+        source: str = "orchestrator",
+        conflict_keys: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, int], dict[str, bool]]:
+        """Apply ``changes`` all or nothing, each bumping its entry's version, and log each.
+
+        ``expect`` maps fields (``state_field``) to the versions they must still have (0: never
+        written). Returns the version of each field after the call (deleting what is not
+        there changes nothing) and whether each entry existed before.
+
+        Raises:
+            StateConflictError (409): an expected version changed; nothing was written. It names
+                the keys (``conflict_keys`` maps fields to the names to report).
+            SessionNotFoundError (404), SessionFinishedError (409): no running session.
+        """
+        now, k, expect = self._clock.now_ms(), self._keys, dict(expect or {})
+        keys = [
+            k.session(session_id),
+            k.shared_state(session_id),
+            k.temporary_state_index(session_id),
+            k.private_state_index(session_id),
+        ]
+        args: list[Any] = [k.prefix, session_id, now, who, len(expect)]
+        for name, version in expect.items():
+            args += [name, version]
+        for change in changes:
+            op = "delete" if change.raw is None else "set"
+            args += [op, change.field, change.key, change.raw or "", change.ttl_ms]
+        reply = self._run("state_write", keys, args)
+        code = text(reply[0])
+        if code == "ended":
+            status = text(reply[1])
+            if status == "missing":
+                raise SessionNotFoundError(session_id)
+            raise SessionFinishedError(session_id, status)
+        if code == "conflict":
+            names = conflict_keys or {}
+            fields = [text(reply[1][i]) for i in range(0, len(reply[1]), 2)]
+            raise StateConflictError(session_id, [names.get(f, f) for f in fields])
+        flat = reply[1]
+        versions = {text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 3)}
+        existed = {text(flat[i]): bool(int(flat[i + 2])) for i in range(0, len(flat), 3)}
+        made = [c for c in changes if c.raw is not None or existed[c.field]]
+        self._log_changes(session_id, made, versions, who, source, now)
+        return versions, existed
+
+    def _log_changes(
+        self,
+        session_id: str,
+        changes: Sequence[Change],
+        versions: Mapping[str, int],
+        who: str,
+        source: str,
+        now_ms: int,
+    ) -> None:
+        """One log entry per change, with its new version: the SSE event ``state.updated``."""
+        if not changes:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for change in changes:
+            entry = _log_entry(session_id, change, versions[change.field], who, source)
+            self._logbook.append(pipe, entry, now_ms)
+        pipe.execute()
 
     def set(
         self,
@@ -178,31 +261,42 @@ class StateManager:
         key: str,
         value: Any,
         *,
-        type: StateType = StateType.SHARED,
+        type: StateType | str = StateType.SHARED,
         agent_id: str | None = None,
         ttl_s: float | None = None,
-    ) -> None:
-        """Store ``value`` (JSON) under ``key`` in one scope of the session's state.
+        if_version: int | None = None,
+        who: str = "orchestrator",
+        source: str = "orchestrator",
+    ) -> int:
+        """Store ``value`` (JSON) under ``key`` in one scope; returns its new version.
 
         Private state needs ``agent_id``, temporary state ``ttl_s``; the other types refuse them.
-        Raises StateValidationError for those, a bad key, or a value that is not JSON.
+        With ``if_version``, only if the entry still has that version (0: never written).
+        Raises StateValidationError, StateConflictError (409), or as ``write``.
         """
-        scope = _check_scope(type, agent_id)
-        ttl_ms = _check_ttl(scope, ttl_s)
-        raw, k = encode(check_key(key), value), self._keys
-        pipe = self._client.pipeline(transaction=True)
-        if scope is StateType.SHARED:
-            pipe.hset(k.shared_state(session_id), key, raw)
-        elif scope is StateType.PRIVATE:
-            pipe.hset(k.private_state(session_id, str(agent_id)), key, raw)
-            pipe.sadd(k.private_state_index(session_id), str(agent_id))
-        else:
-            now, index = self._now_ms(), k.temporary_state_index(session_id)
-            pipe.set(k.temporary_state(session_id, key), raw, px=ttl_ms)
-            pipe.zadd(index, {key: now + ttl_ms})
-            pipe.zremrangebyscore(index, "-inf", now)
-        pipe.execute()
+        change = self.change(type, key, value, agent_id=agent_id, ttl_s=ttl_s)
+        expect = {} if if_version is None else {change.field: if_version}
+        versions = self.write(
+            session_id, [change], expect=expect, who=who, source=source,
+            conflict_keys={change.field: key},
+        )  # fmt: skip
+        return versions[change.field]
 
+    def delete(
+        self,
+        session_id: str,
+        key: str,
+        *,
+        type: StateType | str = StateType.SHARED,
+        agent_id: str | None = None,
+        who: str = "orchestrator",
+        source: str = "orchestrator",
+    ) -> bool:
+        """Remove ``key`` from one scope (the others keep theirs); True if it was there."""
+        change = self.change(type, key, delete=True, agent_id=agent_id)
+        return self._apply(session_id, [change], who=who, source=source)[1][change.field]
+
+    # --- reads ------------------------------------------------------------------------------
     def get(
         self, session_id: str, key: str, *, agent_id: str | None = None, default: Any = None
     ) -> Any:
@@ -211,35 +305,62 @@ class StateManager:
         Precedence: ``agent_id``'s private entry, else an unexpired temporary entry, else the
         shared entry, read in one MULTI. Pass a sentinel ``default`` to tell JSON null from absent.
         """
+        entry = self.entry(session_id, key, agent_id=agent_id)
+        return default if entry is None else entry.value
+
+    def entry(self, session_id: str, key: str, *, agent_id: str | None = None) -> StateEntry | None:
+        """The visible entry of ``key`` with its version (same precedence as ``get``), or None."""
         check_key(key)
         k = self._keys
-        pipe = self._client.pipeline(transaction=True)
+        candidates: list[tuple[StateType, str | None]] = []
         if agent_id is not None:
-            pipe.hget(k.private_state(session_id, _check_agent(agent_id)), key)
-        pipe.get(k.temporary_state(session_id, key))
-        pipe.hget(k.shared_state(session_id), key)
-        found = [raw for raw in pipe.execute() if raw is not None]
-        return json.loads(found[0]) if found else default
+            candidates.append((StateType.PRIVATE, _check_agent(agent_id)))
+        candidates += [(StateType.TEMPORARY, None), (StateType.SHARED, None)]
+        pipe = self._client.pipeline(transaction=True)
+        for scope, agent in candidates:
+            self._queue_read(pipe, session_id, scope, key, agent)
+        pipe.zscore(k.temporary_state_index(session_id), key)
+        fields = [state_field(scope, key, agent) for scope, agent in candidates]
+        pipe.hmget(k.state_meta(session_id), fields)
+        *raws, expiry, metas = pipe.execute()
+        for (scope, _agent), raw, meta_raw in zip(candidates, raws, metas, strict=True):
+            if raw is not None:
+                meta = Meta.parse(meta_raw)
+                expires_at = int(expiry) if scope is StateType.TEMPORARY and expiry else None
+                return StateEntry(
+                    json.loads(raw), scope, expires_at,
+                    meta.version, meta.updated_at_ms, meta.updated_by,
+                )  # fmt: skip
+        return None
 
-    def delete(
+    def version(
         self,
         session_id: str,
         key: str,
         *,
-        type: StateType = StateType.SHARED,
+        type: StateType | str = StateType.SHARED,
         agent_id: str | None = None,
-    ) -> bool:
-        """Remove ``key`` from one scope (the others keep theirs); True if it was there."""
-        scope, k = _check_scope(type, agent_id), self._keys
-        check_key(key)
-        if scope is StateType.SHARED:
-            return bool(self._client.hdel(k.shared_state(session_id), key))
-        if scope is StateType.PRIVATE:
-            return bool(self._client.hdel(k.private_state(session_id, str(agent_id)), key))
+    ) -> tuple[int, Any]:
+        """(version, raw JSON or None) of one scope's entry, read together: what a transaction
+        records when it reads."""
+        scope = check_scope(type, agent_id)
+        field = state_field(scope, check_key(key), agent_id)
         pipe = self._client.pipeline(transaction=True)
-        pipe.delete(k.temporary_state(session_id, key))
-        pipe.zrem(k.temporary_state_index(session_id), key)
-        return bool(pipe.execute()[0])
+        pipe.hget(self._keys.state_meta(session_id), field)
+        self._queue_read(pipe, session_id, scope, key, agent_id)
+        meta, raw = pipe.execute()
+        return Meta.parse(meta).version, raw
+
+    def _queue_read(
+        self, pipe: Any, session_id: str, scope: StateType, key: str, agent_id: str | None
+    ) -> None:
+        k = self._keys
+        if scope is StateType.SHARED:
+            pipe.hget(k.shared_state(session_id), key)
+        elif scope is StateType.PRIVATE:
+            pipe.hget(k.private_state(session_id, str(agent_id)), key)
+        else:
+            pipe.get(k.temporary_state(session_id, key))
 
     def entries(self, session_id: str, *, agent_id: str | None = None) -> dict[str, StateEntry]:
         """Every entry visible to ``agent_id`` (or to no agent in particular), by key.
@@ -247,25 +368,63 @@ class StateManager:
         Same precedence as ``get``. Prunes expired members of the temporary index; an entry Redis
         expired since its index score was written is left out.
         """
-        k, now = self._keys, self._now_ms()
+        view = self.scopes(session_id, agent_ids=[agent_id] if agent_id else [])
+        visible = dict(view["shared"])
+        visible.update(view["temporary"])
+        if agent_id is not None:
+            visible.update(view["private"].get(agent_id, {}))
+        return visible
+
+    def scopes(self, session_id: str, *, agent_ids: Sequence[str] | None = None) -> dict[str, Any]:
+        """Every scope apart: ``{"shared": {key: entry}, "temporary": {key: entry}, "private":
+        {agent id: {key: entry}}}``. Private state of ``agent_ids`` (every agent's when None)."""
+        k, now = self._keys, self._clock.now_ms()
         index = k.temporary_state_index(session_id)
         pipe = self._client.pipeline(transaction=True)
         pipe.zremrangebyscore(index, "-inf", now)
         pipe.zrangebyscore(index, f"({now}", "+inf", withscores=True)
         pipe.hgetall(k.shared_state(session_id))
-        if agent_id is not None:
-            pipe.hgetall(k.private_state(session_id, _check_agent(agent_id)))
-        _, live, shared, *private = pipe.execute()
-        visible = {text(key): _entry(raw, StateType.SHARED) for key, raw in shared.items()}
+        pipe.hgetall(k.state_meta(session_id))
+        pipe.smembers(k.private_state_index(session_id))
+        _, live, shared, meta_raw, indexed = pipe.execute()
+        metas = {text(f): Meta.parse(v) for f, v in meta_raw.items()}
+        agents = sorted(text(a) for a in indexed) if agent_ids is None else list(agent_ids)
         temporary = [k.temporary_state(session_id, text(member)) for member, _ in live]
-        raws = self._client.mget(temporary) if temporary else []
+        pipe = self._client.pipeline(transaction=False)
+        pipe.mget(temporary) if temporary else None
+        for agent in agents:
+            pipe.hgetall(k.private_state(session_id, _check_agent(agent)))
+        replies = pipe.execute()
+        raws = replies.pop(0) if temporary else []
+
+        def made(raw: Any, scope: StateType, key: str, agent: str | None = None,
+                 expires_at: int | None = None) -> StateEntry:  # fmt: skip
+            meta = metas.get(state_field(scope, key, agent), Meta())
+            return StateEntry(
+                json.loads(raw), scope, expires_at, meta.version, meta.updated_at_ms,
+                meta.updated_by,
+            )  # fmt: skip
+
+        out: dict[str, Any] = {
+            "shared": {
+                text(key): made(raw, StateType.SHARED, text(key)) for key, raw in shared.items()
+            },
+            "temporary": {},
+            "private": {},
+        }
         for (member, expires_at), raw in zip(live, raws, strict=True):
             if raw is not None:
-                visible[text(member)] = _entry(raw, StateType.TEMPORARY, int(expires_at))
-        for key, raw in (private[0] if private else {}).items():
-            visible[text(key)] = _entry(raw, StateType.PRIVATE)
-        return visible
+                key = text(member)
+                out["temporary"][key] = made(raw, StateType.TEMPORARY, key, None, int(expires_at))
+        for agent, entries in zip(agents, replies, strict=True):
+            if entries:
+                out["private"][agent] = {
+                    text(key): made(raw, StateType.PRIVATE, text(key), agent)
+                    for key, raw in entries.items()
+                }
+        return out
 
+    # --- locks and transactions ---------------------------------------------------------------
     def lock(self, session_id: str, name: str, *, ttl_s: float, blocking_timeout_s: float) -> Lock:
         """A redis-py Lock on ``name`` in the session, not yet acquired.
 
@@ -299,26 +458,51 @@ class StateManager:
         if not owned:
             raise LockLostError(session_id, name, ttl_s)
 
-    def begin(self, session_id: str) -> Transaction:
-        """A new optimistic transaction over the session's shared state (see Transaction)."""
-        state_key = self._keys.shared_state(session_id)
-        return Transaction(self._client, self._commit_script, session_id, state_key)
+    def begin(
+        self, session_id: str, *, who: str = "orchestrator", source: str = "orchestrator"
+    ) -> Transaction:
+        """A new optimistic transaction over the session's state (see Transaction)."""
+        return Transaction(self, session_id, who=who, source=source)
 
     def expire_session_state(self, session_id: str, retention_s: float) -> None:
         """Make all of the session's state expire ``retention_s`` from now (for ended sessions).
 
         Covers the shared hash, every agent's private hash (found via the private index), both
-        indexes, and temporary entries that would otherwise outlive the retention.
+        indexes, the versions, and temporary entries that would otherwise outlive the retention.
         """
         retention_ms, k = positive_ms(retention_s, "retention_s"), self._keys
         agents = self._client.smembers(k.private_state_index(session_id))
         index = k.temporary_state_index(session_id)
-        outliving = self._client.zrangebyscore(index, f"({self._now_ms() + retention_ms}", "+inf")
+        limit = self._clock.now_ms() + retention_ms
+        outliving = self._client.zrangebyscore(index, f"({limit}", "+inf")
         pipe = self._client.pipeline(transaction=True)
         for agent_id in agents:
             pipe.pexpire(k.private_state(session_id, text(agent_id)), retention_ms)
         for key in outliving:
             pipe.pexpire(k.temporary_state(session_id, text(key)), retention_ms)
-        for owned in (k.shared_state(session_id), k.private_state_index(session_id), index):
-            pipe.pexpire(owned, retention_ms)
+        owned = (k.shared_state(session_id), k.private_state_index(session_id), index)
+        for key in (*owned, k.state_meta(session_id)):
+            pipe.pexpire(key, retention_ms)
         pipe.execute()
+
+
+def _log_entry(session_id: str, change: Change, version: int, who: str, source: str) -> LogEntry:
+    """The log entry of one state change (also the SSE event ``state.updated``)."""
+    data: dict[str, Any] = {
+        "key": change.key,
+        "type": change.type.value,
+        "op": "delete" if change.raw is None else "set",
+        "version": version,
+        "by": who,
+    }
+    if change.agent_id:
+        data["agentId"] = change.agent_id
+    if change.ttl_ms:
+        data["ttlS"] = change.ttl_ms / 1000
+    agent = who.removeprefix("agent:") if who.startswith("agent:") else None
+    return LogEntry(
+        "info", source, "State updated", session_id=session_id, agent_id=agent, data=data
+    )
+
+
+from orchestrator.store.transactions import Transaction  # noqa: E402 - it imports this module

@@ -1,25 +1,25 @@
-"""Optimistic transactions over a session's shared state, and the errors they raise.
+"""Optimistic transactions over a session's state (the spec's beginTransaction,
+addToTransaction, commitTransaction).
 
-A Transaction (from ``StateManager.begin``) reads through, recording the raw JSON it saw, and
-buffers its writes; commit applies them in one Lua script (commit_transaction.lua) only if none
-of the keys it read changed meanwhile.
-
-    StateConflictError       keys a transaction read changed before it committed (409)
-    TransactionClosedError   a finished transaction used again (409)
+A Transaction (from ``StateManager.begin``) reads through, recording the version of every entry
+it read, and buffers its writes; commit applies them all at once in state_write.lua only if none
+of the entries it read changed version meanwhile, and otherwise writes nothing and raises
+StateConflictError naming the keys. Nothing is locked meanwhile, so a transaction never blocks
+others or outlives a dead client; the loser of a race retries (StateConflictError is retryable:
+an agent that lets it out of its run is retried with backoff).
 """
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.errors import StateConflictError, TransactionClosedError
-from orchestrator.core.state_values import check_key, encode
-from orchestrator.store.errors import translates_redis_errors
-from orchestrator.store.scripts import text
+from orchestrator.core.state_values import StateType, check_key, check_scope, state_field
+
+if TYPE_CHECKING:
+    from orchestrator.store.state import Change, StateManager
 
 
 class TransactionStatus(StrEnum):
@@ -29,64 +29,120 @@ class TransactionStatus(StrEnum):
     CONFLICTED = "rejected by a conflict"
 
 
-@translates_redis_errors
 class Transaction:
-    """An optimistic transaction over one session's shared state (the spec's begin, add, commit).
+    """An optimistic transaction over one session's state.
 
-    ``get`` reads through and remembers the raw JSON it saw (or that the key was absent); ``set``
-    and ``delete`` only buffer. ``commit`` runs commit_transaction.lua, which applies every write
-    at once if each key read still holds exactly what was seen, and otherwise writes nothing.
-    Nothing is locked meanwhile, so a transaction never blocks others or outlives a dead client;
-    the loser of a race retries. Values compare as strings: a key changed and back is no conflict.
+    ``get`` reads through and remembers the version it saw (0 for an entry never written);
+    ``set`` and ``delete`` only buffer. ``commit`` applies every write at once if each entry read
+    still has the version seen, and otherwise writes nothing. Versions only grow, so an entry
+    changed and changed back is a conflict too.
     """
 
-    def __init__(self, client: redis.Redis, script: Any, session_id: str, state_key: str) -> None:
+    def __init__(self, manager: StateManager, session_id: str, *, who: str, source: str) -> None:
         self.session_id, self.status = session_id, TransactionStatus.OPEN
-        self._client, self._script, self._state_key = client, script, state_key
-        self._reads: dict[str, str | None] = {}
-        self._writes: dict[str, str | None] = {}
+        self._manager, self._who, self._source = manager, who, source
+        self._reads: dict[str, tuple[int, str | None]] = {}  # field -> (version, raw)
+        self._names: dict[str, str] = {}  # field -> key, for errors
+        self._writes: dict[str, Change] = {}
+        self.versions: dict[str, int] = {}  # key -> version after a commit
 
     def _check_open(self) -> None:
         if self.status is not TransactionStatus.OPEN:
             raise TransactionClosedError(self.session_id, self.status.value)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """Shared ``key`` as this transaction sees it (its own writes included), or ``default``.
-
-        The first read of a key is the one commit checks; later reads return the same value.
-        """
+    def get(
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        type: StateType | str = StateType.SHARED,
+        agent_id: str | None = None,
+    ) -> Any:
+        """``key`` of one scope (shared by default) as this transaction sees it, its own writes
+        included, or ``default``. The first read of an entry is the one commit checks."""
         self._check_open()
-        if check_key(key) not in self._writes and key not in self._reads:
-            found = self._client.hget(self._state_key, key)
-            self._reads[key] = None if found is None else text(found)
-        raw = self._writes[key] if key in self._writes else self._reads[key]
+        field = state_field(check_scope(type, agent_id), check_key(key), agent_id)
+        if field in self._writes:
+            raw = self._writes[field].raw
+        else:
+            if field not in self._reads:
+                version, found = self._manager.version(
+                    self.session_id, key, type=type, agent_id=agent_id
+                )
+                self._reads[field] = (version, None if found is None else _text(found))
+                self._names[field] = key
+            raw = self._reads[field][1]
         return default if raw is None else json.loads(raw)
 
-    def set(self, key: str, value: Any) -> None:
-        """Buffer setting shared ``key`` to ``value`` (JSON); validated now, written at commit."""
-        self._check_open()
-        self._writes[check_key(key)] = encode(key, value)
+    def version_of(
+        self, key: str, *, type: StateType | str = StateType.SHARED, agent_id: str | None = None
+    ) -> int:
+        """The version of ``key`` this transaction read (reading it first if it has not)."""
+        self.get(key, type=type, agent_id=agent_id)
+        return self._reads[state_field(StateType(type), key, agent_id)][0]
 
-    def delete(self, key: str) -> None:
-        """Buffer removing shared ``key``."""
+    def expect(
+        self,
+        key: str,
+        version: int,
+        *,
+        type: StateType | str = StateType.SHARED,
+        agent_id: str | None = None,
+    ) -> None:
+        """Require ``key`` to still have ``version`` at commit, as if it had been read then."""
         self._check_open()
-        self._writes[check_key(key)] = None
+        field = state_field(check_scope(type, agent_id), check_key(key), agent_id)
+        self._reads[field] = (version, None)
+        self._names[field] = key
 
-    def commit(self) -> None:
-        """Apply every buffered write atomically, if no key read since changed.
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        type: StateType | str = StateType.SHARED,
+        agent_id: str | None = None,
+        ttl_s: float | None = None,
+    ) -> None:
+        """Buffer setting ``key`` to ``value`` (JSON); validated now, written at commit."""
+        self._check_open()
+        change = self._manager.change(type, key, value, agent_id=agent_id, ttl_s=ttl_s)
+        self._writes[change.field] = change
+        self._names[change.field] = key
+
+    def delete(
+        self, key: str, *, type: StateType | str = StateType.SHARED, agent_id: str | None = None
+    ) -> None:
+        """Buffer removing ``key`` from one scope (shared by default)."""
+        self._check_open()
+        change = self._manager.change(type, key, delete=True, agent_id=agent_id)
+        self._writes[change.field] = change
+        self._names[change.field] = key
+
+    def commit(self) -> dict[str, int]:
+        """Apply every buffered write atomically, if no entry read since changed. Returns the
+        new versions by key.
 
         Raises StateConflictError naming the changed keys, having written nothing, or
         TransactionClosedError if the transaction was already committed, rolled back or rejected.
         """
         self._check_open()
-        args: list[str | int] = [len(self._reads)]
-        for key, raw in (*self._reads.items(), *self._writes.items()):
-            args += [key, "!" if raw is None else "=" + raw]  # the script's tags, see its header
-        reply = self._script(keys=[self._state_key], args=args)
-        if text(reply[0]) == "conflict":
+        expect = {field: version for field, (version, _raw) in self._reads.items()}
+        try:
+            versions = self._manager.write(
+                self.session_id,
+                list(self._writes.values()),
+                expect=expect,
+                who=self._who,
+                source=self._source,
+                conflict_keys=self._names,
+            )
+        except StateConflictError:
             self.status = TransactionStatus.CONFLICTED
-            raise StateConflictError(self.session_id, [text(key) for key in reply[1]])
+            raise
         self.status = TransactionStatus.COMMITTED
+        self.versions = {self._names[field]: version for field, version in versions.items()}
+        return self.versions
 
     def rollback(self) -> None:
         """Discard the buffered writes (Redis was never touched) and close the transaction.
@@ -99,3 +155,7 @@ class Transaction:
         if self.status is TransactionStatus.OPEN:
             self.status = TransactionStatus.ROLLED_BACK
         self._writes.clear()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

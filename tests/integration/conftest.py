@@ -6,7 +6,7 @@ from tests.support.http_servers import JsonServer, fake_chat_completions
 
 MAIN_AGENTS = (
     "planner-001,researcher-001,coder-001,reviewer-001,echo-001,gate-001,flaky-001,broken-001,"
-    "primary-001,secondary-001,solo-001,asker-001,decomposer-001"
+    "primary-001,secondary-001,solo-001,asker-001,decomposer-001,stateful-001,stateful-002"
 )
 
 

@@ -139,3 +139,42 @@ def test_a_missing_session_page_shows_the_id_from_the_url_as_text(cluster, watch
     response = page.goto(f"{cluster.api_url}/sessions/{quote(IMG, safe='')}")
     assert response.status == 404
     assert_inert(page, dialogs, IMG)
+
+
+def test_state_values_with_markup_show_as_text_in_the_state_panel_and_its_live_redraw(
+    cluster, watched
+):
+    page, dialogs = watched
+    gate = uuid.uuid4().hex
+    plan = {"steps": [step("G", "gated_work", gate=gate)]}
+    sid = cluster.submit({"goal": "hostile state", "plan": plan})["sessionId"]
+    url = f"{cluster.api_url}/api/orchestrator/sessions/{sid}/state"
+    try:
+        # drawn by the server on page load
+        assert requests.put(f"{url}/html", json={"value": SCRIPT}, timeout=10).status_code == 200
+        page.goto(f"{cluster.api_url}/sessions/{sid}")
+        value = page.locator('#state tr[data-key="html"] [data-field="value"]')
+        assert value.text_content() == json.dumps(SCRIPT)
+        assert_inert(page, dialogs, SCRIPT)
+        # and redrawn by the script when it changes, in every scope
+        hostile = {"img": IMG, "svg": SVG, "all": ALL}
+        writes = (
+            ("html", {"value": hostile}),
+            ("t", {"value": ALL, "type": "temporary", "ttlSeconds": 600}),
+            ("p", {"value": ALL, "type": "private", "agentId": "gate-001"}),
+        )
+        for key, body in writes:
+            assert requests.put(f"{url}/{key}", json=body, timeout=10).status_code == 200
+        page.wait_for_selector('#state .state-agent[data-agent="gate-001"] tr[data-key="p"]')
+        page.wait_for_selector('#state [data-scope="temporary"] tr[data-key="t"]')
+        page.wait_for_function(
+            "() => document.querySelector("
+            "'#state tr[data-key=\"html\"] [data-field=\"version\"]').textContent === '2'"
+        )
+        compact = json.dumps(hostile, separators=(",", ":"))
+        assert value.text_content() == compact[:119] + "…"  # cut, as text
+        assert value.locator("code").get_attribute("title") == compact  # whole, as an attribute
+        assert_inert(page, dialogs, json.dumps(ALL)[:119])
+        assert page.locator("#state img, #state svg, #state script").count() == 0
+    finally:
+        dashboard_browser.open_gate(cluster, gate)

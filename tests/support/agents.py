@@ -153,3 +153,60 @@ def decomposer(step_input: StepInput) -> StepResult | dict:
         subtaskOutputs=step_input.subtask_outputs,
         decompositions=step_input.decompositions,
     )
+
+
+def _state_work(step_input: StepInput) -> dict:
+    """What the state tests ask for in parameters['mode'] (see tests/integration/
+    test_agent_state.py); reports what the agent saw."""
+    from orchestrator.core.errors import StateConflictError
+
+    state = step_input.state
+    assert state is not None
+    params = step_input.step.parameters
+    mode = params["mode"]
+    if mode == "lock_counter":
+        for _ in range(int(params["times"])):
+            with state.lock("counter", ttl_s=10, wait_s=30):
+                state.set("counter", state.get("counter", 0) + 1)
+        return _report(step_input)
+    if mode == "tx_counter":
+        conflicts = 0
+        for _ in range(int(params["times"])):
+            while True:
+                try:
+                    with state.transaction() as tx:
+                        tx.set("txCounter", tx.get("txCounter", 0) + 1)
+                    break
+                except StateConflictError:
+                    conflicts += 1
+        return _report(step_input, conflicts=conflicts)
+    if mode == "write_shared":
+        version = state.set(params["key"], params["value"])
+        return _report(step_input, version=version)
+    if mode == "write_temporary":
+        version = state.set(params["key"], params["value"], type="temporary", ttl_s=params["ttlS"])
+        return _report(step_input, version=version)
+    if mode == "write_private":
+        state.private.set(params["key"], params["value"])
+        return _report(step_input)
+    if mode == "write_then_fail":
+        state.set(params["key"], params["value"])
+        raise PermanentStepError("failing after a state write, on purpose")
+    return _report(
+        step_input,
+        seen={key: state.get(key) for key in params.get("keys", [])},
+        visible=state.entries(),
+        private=state.private.entries(),
+    )
+
+
+@agent(id="stateful-001", name="Stateful A", type="tester", capabilities=["state_work"],
+       max_load=4)  # fmt: skip
+def stateful_a(step_input: StepInput) -> dict:
+    return _state_work(step_input)
+
+
+@agent(id="stateful-002", name="Stateful B", type="tester", capabilities=["state_work_b"],
+       max_load=4)  # fmt: skip
+def stateful_b(step_input: StepInput) -> dict:
+    return _state_work(step_input)

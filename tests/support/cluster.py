@@ -159,13 +159,22 @@ class Cluster:
         return wait_for(finished, timeout_s, what=f"session {session_id} in {statuses}")
 
     def logs(self, session_id: str) -> list[dict]:
-        response = requests.get(
-            f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs",
-            headers=self.headers,
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-        return response.json()["logs"]
+        """Every log entry of the session, oldest first (all pages)."""
+        entries: list[dict] = []
+        cursor = None
+        while True:
+            response = requests.get(
+                f"{self.api_url}/api/orchestrator/sessions/{session_id}/logs",
+                params={"limit": 1000, **({"cursor": cursor} if cursor else {})},
+                headers=self.headers,
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            page = response.json()
+            entries += page["logs"]
+            cursor = page["nextCursor"]
+            if not cursor:
+                return entries
 
     def stop(self) -> None:
         for process in self.processes.values():

@@ -2,11 +2,13 @@
 users and agents wrote is escaped. (tests/integration/test_dashboard_browser.py drives them in
 a real browser.)"""
 
+import re
 import time
 
 import pytest
 
 from api import create_app
+from api.routes.dashboard import compact_json, duration_words
 from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
 from orchestrator.store.keys import Keys
@@ -66,6 +68,58 @@ def test_the_session_page_draws_every_step_and_escapes_outputs(env):
     assert 'id="cancel"' in page and "Waiting for input" in page
 
 
+def put_state(client, sid, key, body):
+    response = client.put(f"/api/orchestrator/sessions/{sid}/state/{key}", json=body)
+    assert response.status_code == 200, response.get_json()
+
+
+def test_the_session_page_says_no_state_yet_before_any_is_written(env):
+    client, _ = env
+    sid = submit(client, "no state", [step("a")])
+    page = client.get(f"/sessions/{sid}").get_data(as_text=True)
+    assert '<div id="state"' in page and "No state yet." in page
+    assert "state-panel.js" in page  # the script that redraws it live
+
+
+def test_the_session_page_shows_state_by_scope_escaped_with_versions_and_time_left(env):
+    # Given a shared entry written twice (its value hostile), a temporary one and a private one
+    client, _ = env
+    sid = submit(client, "state", [step("a")])
+    put_state(client, sid, "plan", {"value": "draft"})
+    put_state(client, sid, "plan", {"value": {"note": HOSTILE}})
+    put_state(client, sid, "flash", {"value": 1, "type": "temporary", "ttlSeconds": 90})
+    put_state(client, sid, "mine", {"value": "x", "type": "private", "agentId": "coder-001"})
+    # When the page is rendered
+    page = client.get(f"/sessions/{sid}").get_data(as_text=True)
+    # Then each scope has its table, values are compact escaped JSON, with versions and writers
+    assert "No state yet." not in page
+    shared = page[page.index('data-scope="shared"') : page.index('data-scope="temporary"')]
+    assert 'data-key="plan"' in shared and '<td data-field="version">2</td>' in shared
+    assert HOSTILE not in page
+    assert "{&#34;note&#34;:&#34;&lt;script&gt;window.__xss = 1&lt;/script&gt;&#34;}" in shared
+    assert '<td data-field="by">operator</td>' in shared
+    temporary = page[page.index('data-scope="temporary"') : page.index('data-scope="private"')]
+    assert re.search(r'data-field="left" data-expires="[0-9T:.-]+Z">1 min (29|30) s<', temporary)
+    private = page[page.index('data-scope="private"') :]
+    assert '<div class="state-agent" data-agent="coder-001"><h4>coder-001</h4>' in private
+    assert 'data-key="mine"' in private
+
+
+def test_a_long_state_value_is_cut_with_an_ellipsis_and_times_left_are_words():
+    value = {"text": "x" * 500}
+    assert len(compact_json(value)) == 120 and compact_json(value).endswith("…")
+    assert compact_json({"a": [1, None]}) == '{"a":[1,null]}'
+    assert [duration_words(s) for s in (-1, 0, 0.2, 59, 61, 3600, 90061)] == [
+        "expired",
+        "expired",
+        "1 s",
+        "59 s",
+        "1 min 1 s",
+        "1 h 0 min",
+        "1 d 1 h",
+    ]
+
+
 def test_an_unknown_session_page_is_a_404_page(env):
     client, _ = env
     response = client.get("/sessions/orch-1-nope")
@@ -95,4 +149,5 @@ def test_agents_queues_and_workers_pages_show_the_cluster(env, fake_redis):
 def test_the_dashboards_script_and_styles_are_served(env):
     client, _ = env
     assert client.get("/dashboard/static/dashboard.js").status_code == 200
+    assert client.get("/dashboard/static/state-panel.js").status_code == 200
     assert client.get("/dashboard/static/dashboard.css").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import deque
@@ -375,3 +376,48 @@ def test_an_llm_agent_cannot_be_built_without_a_configured_llm() -> None:
     assert not llm_available(settings(llm_base_url=None))
     with pytest.raises(PermanentStepError, match="no LLM configured: set MEOWSTIK_LLM_BASE_URL"):
         LlmAgent(llm_definition(), settings(llm_base_url=None))
+
+
+class RecordingState:
+    """A stand-in for ``step_input.state`` that records writes (the real one is tested in
+    tests/unit/test_state_manager.py and over workers in tests/integration/test_agent_state.py)."""
+
+    def __init__(self, private: dict | None = None) -> None:
+        self.writes: list[tuple] = []
+        outer = self
+
+        class Private:
+            def entries(self) -> dict:
+                return dict(private or {})
+
+            def set(self, key, value) -> int:
+                outer.writes.append(("private", key, value, None))
+                return 1
+
+        self.private = Private()
+
+    def set(self, key, value, type="shared", ttl_s=None) -> int:
+        self.writes.append((type, key, value, ttl_s))
+        return 1
+
+
+def test_an_http_agent_gets_its_private_state_and_writes_typed_state_updates_at_once(server):
+    state = RecordingState(private={"cursor": 7})
+    step_input = dataclasses.replace(STEP_INPUT, state=state)
+    typed = {
+        "cache": {"value": [1, 2], "type": "temporary", "ttlS": 30},
+        "seen": {"value": True, "type": "private"},
+        "plain": {"value": 1, "note": "a shared object value, as it stands"},
+        "n": 3,
+    }
+    server.answer(Scripted(body={"output": "ok", "stateUpdates": typed}))
+
+    result = http_agent(server, []).run(step_input)
+
+    [request] = server.requests
+    assert request.json()["privateState"] == {"cursor": 7}
+    assert state.writes == [
+        ("temporary", "cache", [1, 2], 30),
+        ("private", "seen", True, None),
+    ]
+    assert result.state_updates == {"plain": typed["plain"], "n": 3}

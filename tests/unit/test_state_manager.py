@@ -15,8 +15,12 @@ from orchestrator.core.errors import (
     StateValidationError,
     TransactionClosedError,
 )
+from orchestrator.core.models import OrchestrateRequest
+from orchestrator.core.steps import StepResult
+from orchestrator.settings import Settings
 from orchestrator.store.keys import Keys
 from orchestrator.store.state import StateEntry, StateManager, StateType
+from tests.support.world import build_world
 
 KEYS = Keys(prefix="test")
 SID = "s-1"
@@ -37,6 +41,7 @@ ANY_EXPIRY = _AnyExpiry()
 
 @pytest.fixture
 def state(any_redis) -> StateManager:
+    any_redis.hset(KEYS.session(SID), "status", "executing")  # writes need a running session
     return StateManager(any_redis, KEYS)
 
 
@@ -138,6 +143,7 @@ def test_a_temporary_entry_is_written_with_its_ttl_in_milliseconds(state, any_re
 
 
 def test_a_temporary_entry_disappears_after_its_ttl_and_leaves_the_index(real_redis):
+    real_redis.hset(KEYS.session(SID), "status", "executing")
     state = StateManager(real_redis, KEYS)
     state.set(SID, "flash", "soon gone", type=StateType.TEMPORARY, ttl_s=0.2)
     assert state.get(SID, "flash") == "soon gone"
@@ -333,15 +339,23 @@ def test_every_changed_key_is_named_in_the_conflict(state):
     assert error.value.keys == ["a", "c"]
 
 
-def test_a_step_completion_writing_a_read_key_conflicts_too(state, any_redis):
-    state.set(SID, "a", 1)
-    tx = state.begin(SID)
+def test_a_step_completion_writing_a_read_key_conflicts_too(any_redis):
+    """A completion's state updates bump versions like any write (complete_step.lua)."""
+    world = build_world(any_redis, Settings(), prefix=KEYS.prefix)
+    steps = [{"id": i, "title": i, "requiredCapabilities": ["web_research"]} for i in "st"]
+    plan = {"steps": steps}  # t keeps the session running after s completes
+    sid = world.engine.submit(OrchestrateRequest.model_validate({"goal": "g", "plan": plan}))
+    state = StateManager(any_redis, KEYS)
+    state.set(sid.session_id, "a", 1)
+    tx = state.begin(sid.session_id)
     tx.set("a", tx.get("a") + 1)
 
-    any_redis.hset(KEYS.shared_state(SID), "a", "1.0")  # same number, other raw JSON
+    run = world.lifecycle.begin(sid.session_id, "s", "researcher-001")
+    world.lifecycle.succeed(run, StepResult("done", state_updates={"a": 1.0}))  # same number
 
     with pytest.raises(StateConflictError):
         tx.commit()
+    assert state.get(sid.session_id, "a") == 1.0
 
 
 def test_a_commit_keeps_stored_numbers_byte_for_byte(state, any_redis):

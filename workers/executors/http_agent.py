@@ -68,11 +68,48 @@ def result_from_envelope(document: dict[str, Any], service: str) -> StepResult:
     return StepResult(output=document.get("output"), state_updates=state_updates, subtasks=subtasks)
 
 
+TYPED_ENTRY_FIELDS = frozenset({"value", "type", "ttlS"})
+TYPES = ("shared", "temporary", "private")
+
+
+def is_typed_entry(value: Any) -> bool:
+    """A stateUpdates entry that names its scope: ``{"value": v, "type": "temporary", "ttlS":
+    30}`` (or type private / shared). Any other value is a shared value as it stands; a shared
+    value of exactly that shape must itself be wrapped as ``{"value": ..., "type": "shared"}``."""
+    return (
+        isinstance(value, dict)
+        and "value" in value
+        and value.get("type") in TYPES
+        and set(value) <= TYPED_ENTRY_FIELDS
+    )
+
+
+def apply_typed_updates(result: StepResult, step_input: StepInput) -> StepResult:
+    """Write the typed stateUpdates entries at once through ``step_input.state`` (temporary
+    with their TTL, private to this agent, shared versioned like any write) and leave the plain
+    ones to the step's completion, which records them atomically with its output.
+
+    Raises StateValidationError (a bad TTL, key or value): the step fails with it.
+    """
+    typed = {k: v for k, v in result.state_updates.items() if is_typed_entry(v)}
+    if not typed or step_input.state is None:
+        return result
+    state = step_input.state
+    for key, entry in typed.items():
+        if entry["type"] == "private":
+            state.private.set(key, entry["value"])
+        else:
+            state.set(key, entry["value"], type=entry["type"], ttl_s=entry.get("ttlS"))
+    plain = {k: v for k, v in result.state_updates.items() if k not in typed}
+    return StepResult(output=result.output, state_updates=plain, subtasks=result.subtasks)
+
+
 class HttpAgent(Agent):
     """Runs an agent registered with ``executor: http``: each step's context
-    (``StepInput.as_context()``) is POSTed to its endpoint. The endpoint answers with
-    ``{"output": ..., "stateUpdates": {...}}`` (or ``{"subtasks": [...]}`` to decompose the
-    step), or any other JSON document, which becomes the output as is."""
+    (``StepInput.as_context()`` plus ``privateState``, the agent's own entries) is POSTed to its
+    endpoint. The endpoint answers with ``{"output": ..., "stateUpdates": {...}}`` (or
+    ``{"subtasks": [...]}`` to decompose the step), or any other JSON document, which becomes
+    the output as is. A stateUpdates entry may name its scope: see ``is_typed_entry``."""
 
     def __init__(
         self, definition: AgentDefinition, settings: Settings, *, sleep: Sleep = time.sleep
@@ -97,9 +134,11 @@ class HttpAgent(Agent):
         """
         endpoint = check_agent_endpoint(self.definition.endpoint or "", self._settings)
         service = f"HTTP agent {self.definition.id!r} at {describe_url(endpoint)}"
+        state = step_input.state
+        context = step_input.as_context(state.private.entries() if state is not None else None)
         reply = post_json(
             endpoint,
-            step_input.as_context(),
+            context,
             service=service,
             timeout_s=self.definition.timeout_s,
             max_retries=self._settings.http_agent_max_retries,
@@ -108,5 +147,5 @@ class HttpAgent(Agent):
         )
         document = decode_json(reply, service)
         if is_envelope(document):
-            return result_from_envelope(document, service)
+            return apply_typed_updates(result_from_envelope(document, service), step_input)
         return StepResult(output=document)

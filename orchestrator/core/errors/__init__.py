@@ -31,6 +31,7 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── TransactionClosedError     a committed or discarded transaction used again (409)
     ├── LockTimeoutError           a state lock held by another owner past the wait (409)
     ├── LockLostError              a state lock that expired before its release (409)
+    ├── StateNotFoundError         a state entry that is absent or expired (404)
     ├── StoreUnavailableError      Redis unreachable or refusing (503); the store raises it
     ├── DispatchError              broker refused or timed out a publish (503)
     ├── ApiError                   a request refused at the API's edge: auth, rate limit,
@@ -95,6 +96,7 @@ from orchestrator.core.errors.state import (
     LockTimeoutError,
     StateConflictError,
     StateKeyError,
+    StateNotFoundError,
     StateValidationError,
     TransactionClosedError,
 )
@@ -137,6 +139,7 @@ __all__ = [
     "EndpointNotAllowedError",
     "StateValidationError",
     "StateKeyError",
+    "StateNotFoundError",
     "StateConflictError",
     "TransactionClosedError",
     "LockTimeoutError",

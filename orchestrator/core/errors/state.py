@@ -81,3 +81,16 @@ class LockLostError(OrchestratorError):
             "meanwhile. Raise ttl_s, or extend the lock while working.",
             details={"sessionId": session_id, "lock": name, "ttlS": ttl_s},
         )
+
+
+class StateNotFoundError(OrchestratorError):
+    code = "state_not_found"
+    http_status = 404
+
+    def __init__(self, session_id: str, key: str) -> None:
+        self.session_id, self.key = session_id, key
+        super().__init__(
+            f"session {session_id!r} has no state entry {key!r} (never written, deleted, or a "
+            "temporary entry that expired); GET .../state lists what it has",
+            details={"sessionId": session_id, "key": key},
+        )

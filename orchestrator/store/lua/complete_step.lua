@@ -8,9 +8,11 @@
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)   ARGV[5] output JSON
 -- ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
 -- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
--- ARGV[10] round-robin rotation   ARGV[11], ARGV[12], ... shared state updates as key, value JSON
+-- ARGV[10] round-robin rotation   ARGV[11] who writes the state updates (their updatedBy)
+-- ARGV[12], ARGV[13], ... shared state updates as key, value JSON (each bumps its version)
 -- Also (prelude): the deadlines, the agents, their slots and capability sets (inline routing),
--- the waiting lists (a freed slot is handed over), the status indexes and the step metrics.
+-- the waiting lists (a freed slot is handed over), the status indexes, the step metrics and
+-- the state versions (each state update bumps one).
 --
 -- Returns one of:
 --   {"ok", session status, {released id, its record JSON, ...}, {handed session id, step id,
@@ -39,8 +41,9 @@ rec["token"] = nil
 rec["leaseUntil"] = nil
 redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
 redis.call("HSET", KEYS[5], ARGV[2], ARGV[5])
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
+  bump_state_version(sid_of(ARGV[7]), "s|" .. ARGV[i], now, ARGV[11])
 end
 local handed = release(ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
 redis.call("ZREM", deadlines_key(), ARGV[7])
