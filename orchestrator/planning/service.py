@@ -1,6 +1,8 @@
 """Choosing a planner for a request and checking what it made.
 
-    request.plan given       -> explicit (the client's own steps)
+    request.plan given       -> explicit (the client's own steps; the plan of a preview or a
+                                snapshot is accepted as is: its goal, parallelizable, planner
+                                and template are ignored, the log quotes planner and template)
     planner / template named -> that planner (template: the named one, else the best match)
     neither                  -> MEOWSTIK_PLANNER (default auto: a template matching the goal,
                                 else the LLM when MEOWSTIK_LLM_BASE_URL is set, else the rules)
@@ -26,6 +28,7 @@ from orchestrator.core.errors import (
 from orchestrator.core.graph import PlanGraph
 from orchestrator.core.models import (
     AgentDefinition,
+    ExplicitPlan,
     OrchestrateRequest,
     PlannerName,
     PlanStep,
@@ -72,6 +75,22 @@ def check_plan(
         raise PlanDepthError(deepest, depth, settings.max_plan_depth)
     graph.check_routable((a.capability_names, a.type) for a in agents)
     return graph
+
+
+def explicit_plan_notes(plan: ExplicitPlan) -> tuple[PlanNote, ...]:
+    """What the log should say about a client's plan that names who made it (the plan of a
+    preview or a snapshot sent back). Quoted, not recorded: the steps may have been edited, so
+    the session's plan stays planner "explicit" without a template."""
+    if plan.planner in (None, PlannerName.EXPLICIT) and plan.template is None:
+        return ()
+    planner = plan.planner.value if plan.planner else None
+    said = ", ".join(
+        f"{what} {name!r}"
+        for what, name in (("planner", planner), ("template", plan.template))
+        if name
+    )
+    data = {"planner": planner, "template": plan.template}
+    return (PlanNote("info", f"Plan given by the client; it says it was made by {said}", data),)
 
 
 class Planning:
@@ -140,7 +159,8 @@ class Planning:
         chosen = self.choose(request)
         if chosen == PlannerName.EXPLICIT:
             assert request.plan is not None
-            return self._outcome(request, request.plan.steps, agents, chosen, None, ())
+            notes = explicit_plan_notes(request.plan)
+            return self._outcome(request, request.plan.steps, agents, chosen, None, notes)
         if chosen == PlannerName.TEMPLATE:
             return self._from_template(request, agents)
         if chosen == PlannerName.LLM:
@@ -157,13 +177,10 @@ class Planning:
         notes: tuple[PlanNote, ...],
     ) -> PlanOutcome:
         graph = check_plan(steps, agents, self.settings)
-        parallel = graph.is_parallelizable()
-        if request.plan is not None and request.plan.parallelizable is not None:
-            parallel = request.plan.parallelizable
         plan = TaskPlan(
             goal=request.goal,
             steps=steps,
-            parallelizable=parallel,
+            parallelizable=graph.is_parallelizable(),
             planner=planner,
             template=template,
         )

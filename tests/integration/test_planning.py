@@ -138,6 +138,27 @@ def test_the_plan_preview_runs_nothing_and_returns_the_critical_path(cluster):
     assert after["count"] == before["count"]
 
 
+def test_a_previewed_plan_posted_back_unchanged_runs_to_completion(cluster):
+    # Given the preview of a template plan
+    goal = "Build a REST API for payments"
+    body = {"goal": goal, "planner": "auto"}
+    response = requests.post(f"{cluster.api_url}/api/orchestrator/plans", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert preview["plan"]["template"] == "rest_api"
+    # When its plan is submitted as it is
+    submitted = cluster.submit({"goal": goal, "plan": preview["plan"]})
+    done = cluster.wait_session(submitted["sessionId"])
+    # Then the previewed steps all ran, subtasks before their parent, as the client's plan
+    assert done["status"] == "completed", done["errors"]
+    assert set(done["steps"]) == set(preview["steps"]) and done["completedTasks"] == 8
+    assert done["plan"]["steps"] == preview["plan"]["steps"]
+    assert done["plan"]["planner"] == "explicit"
+    for subtask in REST_SUBTASKS:
+        assert done["steps"][subtask]["parentId"] == "implement"
+        assert done["steps"][subtask]["finishedAt"] <= done["steps"]["implement"]["startedAt"]
+
+
 def test_templates_are_listed_and_a_bad_template_request_is_a_clear_422(cluster):
     listing = requests.get(f"{cluster.api_url}/api/orchestrator/templates", timeout=10).json()
     names = {t["name"] for t in listing["templates"]}
