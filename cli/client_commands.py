@@ -37,7 +37,15 @@ BAR_WIDTH = 10
 RUNNING_SHOWN = 3  # step ids named after "running:" before "+N more"
 # events worth a line of their own above the progress bar
 NOTICES = frozenset(
-    {"step.failed", "step.retrying", "step.fallback", "step.waiting_for_input", "session.cancelled"}
+    {
+        "step.failed",
+        "step.retrying",
+        "step.fallback",
+        "step.waiting_for_input",
+        "step.waiting_for_agent",
+        "step.schedule_timeout",
+        "session.cancelled",
+    }
 )
 # events after which a step is no longer running
 STEP_ENDS = NOTICES | {"step.completed", "step.waiting_for_capacity", "step.dead_lettered"}

@@ -26,9 +26,9 @@ from typing import Any
 from cli.api_client import ApiClient
 from cli.client_commands import BadInput, add_api_url_argument, run
 from cli.rendering import render_session, render_table
-from orchestrator.core.statuses import AgentStatus, StepStatus
+from orchestrator.core.statuses import AGENT_SETTABLE, AgentStatus, StepStatus
 
-SETTABLE_STATUSES = [s.value for s in AgentStatus if s != AgentStatus.OFFLINE]
+SETTABLE_STATUSES = [s.value for s in AgentStatus if s in AGENT_SETTABLE]
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
@@ -69,7 +69,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentP
         "set-status",
         help="set an agent's status",
         description="active takes work, inactive takes none, draining finishes its current "
-        "work and takes no new. (offline is derived from heartbeats and cannot be set.)",
+        "work and takes no new. (offline and unhosted are derived from heartbeats and cannot "
+        "be set.)",
     )
     set_status.add_argument("agent", metavar="AGENT_ID", help="agent id")
     set_status.add_argument("status", choices=SETTABLE_STATUSES, help="the new status")

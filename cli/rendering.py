@@ -18,7 +18,7 @@ def render_session(snapshot: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 "  " * depth + step_id,
-                state.get("status", "?"),
+                step_status(state),
                 state.get("agentId") or "-",
                 str(state.get("attempts", 0)),
                 format_duration(seconds) if seconds is not None else "-",
@@ -33,6 +33,19 @@ def render_session(snapshot: dict[str, Any]) -> list[str]:
             f"{error.get('errorType', 'error')}: {error['message']}"
         )
     return lines
+
+
+def step_status(state: dict[str, Any]) -> str:
+    """A step's status, with why a queued step has no agent yet: ``queued (waiting for
+    capacity)``, or ``queued (waiting for an agent until <schedule deadline>)``."""
+    status = str(state.get("status", "?"))
+    waiting = state.get("waitingFor")
+    if status != "queued" or not waiting:
+        return status
+    if waiting != "agent":
+        return f"{status} (waiting for {waiting})"
+    deadline = state.get("scheduleDeadline")
+    return f"{status} (waiting for an agent{f' until {deadline}' if deadline else ''})"
 
 
 def render_table(rows: list[list[str]]) -> list[str]:

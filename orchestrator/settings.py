@@ -18,6 +18,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_LEASE_S = 15.0
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 DEFAULT_SESSION_RETENTION_S = 7 * 24 * 3600
+DEFAULT_SCHEDULE_TIMEOUT_S = 300.0
 
 
 class Settings(BaseSettings):
@@ -150,6 +151,13 @@ class Settings(BaseSettings):
         description="Largest shared context, in bytes of compact JSON: a request's "
         "`initialContext`, and a session's context after a PATCH .../context merge (422 above).",
     )
+    max_state_value_bytes: int = Field(
+        default=256 * 1024,
+        ge=2,
+        description="Largest value of one session state entry (shared, private or temporary), "
+        "in bytes of compact JSON, however it is written: by an agent, over REST, in a "
+        "transaction.",
+    )
     max_metadata_bytes: int = Field(
         default=16 * 1024,
         ge=2,
@@ -247,6 +255,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a step waits for operator input when its request names no timeout.",
     )
+    schedule_timeout_s: float = Field(
+        default=DEFAULT_SCHEDULE_TIMEOUT_S,
+        gt=0,
+        description="How long a step waits when no live agent could run it (none alive, or all "
+        "unhosted) before it fails; a step waiting for a busy agent never times out.",
+    )
     max_fallbacks: int = Field(
         default=2,
         ge=0,
@@ -330,8 +344,8 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(
         default=None,
         description="Base URL of an OpenAI-compatible chat API for LLM agents and the LLM "
-        "planner, e.g. http://localhost:11434/v1. Unset: no LLM agents; plans come from "
-        "templates and rules.",
+        "planner, e.g. http://localhost:11434/v1. Unset: LLM agents stay unhosted (a worker "
+        "hosting their id can run them); plans come from templates and rules.",
     )
     llm_model: str = Field(
         default="gpt-4o-mini", description="Model named in every request to the chat API."

@@ -6,6 +6,10 @@ a worker whose loop stops consuming also stops heartbeating and its agents go of
 also drops the expired slots of its agents and hands free slots to waiting steps, so capacity
 that appears without a release (an agent coming online, a dead run's lease expiring) is used,
 and runs the reconciler, which reroutes steps whose run died or whose message was lost.
+
+A worker started with ``--remote`` heartbeats the HTTP agents registered over the API, and the
+LLM agents only when its settings name an LLM (MEOWSTIK_LLM_BASE_URL): without one they stay
+unhosted and are never routed to a worker that could not run them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from orchestrator.store.workers import WorkerRegistry
 from workers.agents.base import Agent
 from workers.celery_app import RUN_STEP_TASK
 from workers.dispatcher import CeleryDispatcher
+from workers.executors.llm import llm_available
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,7 @@ class Presence:
         self.clock = wired.context.clock
         self.agents = dict(agents)
         self.remote = remote
+        self.llm = remote and llm_available(settings)
         self.registry = wired.registry
         self.workers = WorkerRegistry(client, Keys(settings.key_prefix))
         self.sessions = wired.sessions
@@ -93,7 +99,8 @@ class Presence:
     def agent_ids(self) -> list[str]:
         ids = list(self.agents)
         if self.remote:
-            ids += self.registry.remote_agent_ids()
+            hosted = set(ids)
+            ids += [i for i in self.registry.remote_agent_ids(llm=self.llm) if i not in hosted]
         return ids
 
     def ready(self, worker: str) -> None:
@@ -137,7 +144,12 @@ class Presence:
                 return
             ids = self.agent_ids()
             self.registry.heartbeat(
-                ids, worker=self.worker, now_ms=now_ms, alive_ms=self.alive_ms, remote=self.remote
+                ids,
+                worker=self.worker,
+                now_ms=now_ms,
+                alive_ms=self.alive_ms,
+                remote=self.remote,
+                llm=self.llm,
             )
             self.workers.heartbeat(
                 self.worker, self.describe(ids), now_ms=now_ms, alive_ms=self.alive_ms
@@ -161,6 +173,7 @@ class Presence:
             "concurrency": self.concurrency,
             "pool": self.settings.worker_pool,
             "remote": self.remote,
+            "llm": self.llm,
             "startedAt": self.started_ms,
             "registered": [RUN_STEP_TASK],
         }

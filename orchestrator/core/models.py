@@ -136,7 +136,8 @@ class CircuitState(CamelModel):
 
 class RegisteredAgent(AgentDefinition):
     """An agent as GET /api/orchestrator/agents shows it: the definition with its live status
-    (offline when its worker stopped heartbeating), live load, worker and circuit breaker."""
+    (offline when its worker stopped heartbeating, unhosted when nothing has run it or nothing
+    alive can, with ``waitingFor`` saying what would), live load, worker and circuit breaker."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -144,6 +145,7 @@ class RegisteredAgent(AgentDefinition):
     queue: str | None = None
     last_heartbeat: str | None = None
     circuit: CircuitState = Field(default_factory=lambda: CircuitState(state="closed"))
+    waiting_for: str | None = None  # unhosted: what would make it selectable
 
 
 class AgentUpdate(RequestModel):
@@ -173,6 +175,9 @@ class PlanStep(RequestModel):
 
 
 class TaskPlan(RequestModel):
+    """A checked plan, as plan previews and session snapshots show it. It is accepted back
+    unchanged as a request's ``plan`` (see ExplicitPlan for what is ignored then)."""
+
     goal: LongText
     steps: list[PlanStep] = Field(min_length=1)
     parallelizable: bool = False
@@ -181,10 +186,41 @@ class TaskPlan(RequestModel):
 
 
 class ExplicitPlan(RequestModel):
-    """A plan given by the client: the goal comes from the request."""
+    """A plan given by the client (request field ``plan``): its steps run as given.
 
-    steps: list[PlanStep] = Field(min_length=1)
-    parallelizable: bool | None = None
+    The ``plan`` a plan preview (POST /api/orchestrator/plans) or a session snapshot returns is
+    accepted unchanged, sub-plans grafted under its steps included, so a plan can be previewed,
+    edited and submitted, or a session's plan run again. Its other fields describe the plan it
+    was and are ignored: the session's goal is the request's ``goal``, ``parallelizable`` is
+    computed from the steps, and the plan is recorded as made by planner ``explicit`` (the
+    session's log quotes the ``planner`` and ``template`` it said). Any other field is a 422.
+    """
+
+    steps: list[PlanStep] = Field(
+        min_length=1,
+        description="The steps to run, as given. A step's subtasks, its own or a sub-plan "
+        "grafted under it in a snapshot, run before it; it runs once, with their outputs.",
+    )
+    goal: LongText | None = Field(
+        default=None,
+        description="Ignored: the session's goal is the request's goal. Accepted so that the "
+        "plan of a preview or a snapshot can be sent back unchanged.",
+    )
+    parallelizable: bool | None = Field(
+        default=None,
+        description="Ignored: computed from the steps' dependencies (true when two steps can "
+        "run at the same time).",
+    )
+    planner: PlannerName | None = Field(
+        default=None,
+        description='Ignored: a client\'s plan is recorded as made by planner "explicit"; the '
+        "value sent is quoted in the session's log.",
+    )
+    template: TemplateName | None = Field(
+        default=None,
+        description="Ignored, like planner: quoted in the session's log, not recorded as the "
+        "plan's template.",
+    )
 
 
 class OrchestrateRequest(RequestModel):
@@ -264,7 +300,10 @@ class StepState(CamelModel):
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
-    waiting_for: str | None = None  # "capacity": every eligible agent is full
+    # "capacity": every eligible agent is full; "agent": no eligible agent is alive, and the step
+    # fails at its schedule deadline (ISO time) unless one appears (core/availability.py)
+    waiting_for: str | None = None
+    schedule_deadline: str | None = None
     input_request: dict[str, Any] | None = None  # question, schema, deadline, onTimeout
     failed_agents: list[str] = Field(default_factory=list)
 

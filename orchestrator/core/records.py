@@ -64,6 +64,9 @@ class NewSession:
     max_attempts: int
     steps: tuple[NewStep, ...]
     retention_ms: int = 0
+    # how long a step with no eligible live agent waits before it fails (0: forever); the
+    # routing scripts read it from the session hash when they park such a step
+    schedule_timeout_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def session_fields(new: NewSession) -> dict[str, str | int]:
         "maxAttempts": new.max_attempts,
         "jobOrder": dumps([s.step_id for s in new.steps]),
         "retentionMs": new.retention_ms,
+        "scheduleTimeoutMs": new.schedule_timeout_ms,
     }
     if new.user_id is not None:
         fields["userId"] = new.user_id

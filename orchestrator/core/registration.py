@@ -1,6 +1,7 @@
-"""Rules for agents registered over the API (pure: no I/O, no DNS): an agent must have
-something that can execute it, clients may not set what the orchestrator manages, its metadata
-is bounded, and its endpoint may not point where no agent should be.
+"""Rules for agents registered over the API (pure: no I/O, no DNS): an agent is an HTTP agent
+(with an endpoint) or an LLM agent (without one, runnable once an LLM-capable worker or a worker
+hosting its id is alive), clients may not set what the orchestrator manages, its metadata is
+bounded, and its endpoint may not point where no agent should be.
 
 Endpoints pass ``orchestrator.core.endpoints.check_endpoint`` (schemes and hosts allowlists, no
 credentials), whose host list may also hold CIDRs (``10.0.0.0/8``) matching IP literals, and
@@ -25,7 +26,7 @@ from orchestrator.core.endpoints import allowed_hosts, allowed_schemes, check_en
 from orchestrator.core.errors import EndpointNotAllowedError, RegistrationError
 from orchestrator.core.graph import check_metadata
 from orchestrator.core.models import AgentDefinition, AgentExecutor
-from orchestrator.core.statuses import AgentStatus
+from orchestrator.core.statuses import AGENT_DERIVED
 from orchestrator.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -141,7 +142,10 @@ def resolve_executor(
     nothing can.
 
     Without an explicit ``executor``: an ``endpoint`` makes it an HTTP agent; otherwise an LLM
-    agent when an LLM is configured (the spec's custom-agent body then works as is).
+    agent. The spec's custom-agent body registers on every configuration: with no LLM-capable
+    remote worker alive it is listed ``unhosted`` and never selected, until such a worker runs
+    (MEOWSTIK_LLM_BASE_URL) or a `meowstik worker` hosting its id registers it as a Python agent
+    (core/availability.py).
     """
     if definition.current_load != 0:
         raise _field_error(
@@ -150,10 +154,11 @@ def resolve_executor(
             "steps); omit it or send 0",
             value=definition.current_load,
         )
-    if definition.status == AgentStatus.OFFLINE:
+    if definition.status in AGENT_DERIVED:
         raise _field_error(
             "body.status",
-            "status 'offline' is derived from heartbeats; register as active, inactive or draining",
+            f"status {definition.status.value!r} is derived from heartbeats; register as "
+            "active, inactive or draining",
             value=definition.status.value,
         )
     check_metadata(definition.metadata, settings, "body.metadata")
@@ -180,11 +185,4 @@ def resolve_executor(
             exc.details.update({"field": "endpoint", "location": "body.endpoint"})
             raise
         return definition.model_copy(update={"executor": executor, "endpoint": endpoint})
-    if not settings.llm_base_url:
-        raise RegistrationError(
-            f"nothing can execute agent {definition.id!r}: it has no endpoint and no LLM is "
-            "configured. Give an 'endpoint' (an HTTP agent), or set MEOWSTIK_LLM_BASE_URL so "
-            "it runs as an LLM agent",
-            details={"agentId": definition.id, "fix": ["endpoint", "MEOWSTIK_LLM_BASE_URL"]},
-        )
     return definition.model_copy(update={"executor": executor, "endpoint": None})

@@ -65,6 +65,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             finished_at=iso_from_ms(rec.get("finishedAt")),
             error=rec.get("error"),
             waiting_for=rec.get("waitingFor"),
+            schedule_deadline=iso_from_ms(rec.get("scheduleDeadline")),
             input_request=record.input_requests.get(step_id),
             failed_agents=rec.get("failedAgents") or [],
         )

@@ -28,8 +28,13 @@ class AgentStatus(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
     DRAINING = "draining"
-    OFFLINE = "offline"
+    OFFLINE = "offline"  # derived: the worker that ran it stopped heartbeating
+    UNHOSTED = "unhosted"  # derived: nothing ran it, or nothing alive could (core/availability.py)
 
+
+# what an operator (or a registration) may set; the rest is derived from heartbeats
+AGENT_DERIVED = frozenset({AgentStatus.OFFLINE, AgentStatus.UNHOSTED})
+AGENT_SETTABLE = frozenset(AgentStatus) - AGENT_DERIVED
 
 SESSION_TERMINAL = frozenset(
     {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}

@@ -12,7 +12,7 @@ from orchestrator.core.errors import ApiError
 from orchestrator.core.graph import check_metadata
 from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent
 from orchestrator.core.registration import resolve_executor
-from orchestrator.core.statuses import AgentStatus
+from orchestrator.core.statuses import AGENT_DERIVED, AgentStatus
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.routing import Router
 
@@ -32,7 +32,7 @@ class Agents:
 
     def register(self, body: dict[str, Any]) -> RegisteredAgent:
         """Register an HTTP or LLM agent from the spec's body (Python agents register from
-        their workers).
+        their workers). An agent nothing alive can run yet is listed ``unhosted``.
 
         Raises:
             ValidationError (422): the body is not an agent definition.
@@ -51,11 +51,11 @@ class Agents:
         metadata; more room, or active again, is offered to waiting steps at once."""
         if change.metadata is not None:
             check_metadata(change.metadata, self.context.settings, "body.metadata")
-        if change.status == AgentStatus.OFFLINE:
+        if change.status is not None and change.status in AGENT_DERIVED:
             raise ApiError(
                 422,
                 "validation_error",
-                "status 'offline' is derived from heartbeats and cannot be set",
+                f"status {change.status.value!r} is derived from heartbeats and cannot be set",
                 {
                     "errors": [
                         {

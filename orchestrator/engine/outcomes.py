@@ -48,6 +48,7 @@ class Outcomes:
         agent_id: str | None = None,
         attempt: int = 0,
         step_message: str | None = None,
+        unschedulable_only: bool = False,
     ) -> Transition:
         """Record the step failed (once: a stale ``token`` changes nothing) and apply the
         session's failure policy, then settle what that freed.
@@ -57,6 +58,9 @@ class Outcomes:
             entry: the log entry written with the record, in the same round trip.
             token: the run's token when a run gives up; "" when no run owns the step.
             step_message: the step record's ``error`` text, when it differs from ``message``.
+            unschedulable_only: a schedule timeout: fail only a step still waiting for an
+                agent while none is eligible, decided in the script (``code`` ``eligible`` or
+                ``stale`` otherwise); ``entry`` is then written only if it failed.
         """
         now = self.context.now_ms()
         error = StepErrorRecord(
@@ -76,7 +80,10 @@ class Outcomes:
             message=step_message if step_message is not None else message,
             error_json=error.model_dump_json(by_alias=True),
             reserve_ms=self.context.reserve_ms,
-            logs=[entry],
+            logs=[] if unschedulable_only else [entry],
+            unschedulable_only=unschedulable_only,
         )
+        if unschedulable_only and transition.code == "ok":
+            self.context.log(entry)
         self.settle(session_id, transition)
         return transition

@@ -6,10 +6,20 @@ lost between our record and the broker, or when the agent's worker vanished with
 queue. Kombu would bring an unacked message back only after its visibility timeout (an hour by
 default, FIELD-NOTES measured 86-95 s at 30 s); the reconciler reroutes within a lease plus a
 heartbeat. Every worker runs it on its heartbeat; the Lua script makes concurrent runs safe.
+
+It also ends two kinds of waiting: a step whose operator did not answer in time (input
+deadlines), and a step no live agent could take before its schedule deadline
+(MEOWSTIK_SCHEDULE_TIMEOUT_S, core/availability.py), which fails with ``ScheduleTimeout``
+unless an eligible agent exists by then (it is busy: the step keeps waiting for capacity).
 """
 
 from __future__ import annotations
 
+from orchestrator.core.availability import (
+    SCHEDULE_TIMEOUT_ERROR,
+    WAITING_FOR_AGENT,
+    schedule_timeout_message,
+)
 from orchestrator.core.errors import OrchestratorError
 from orchestrator.core.logentry import LogEntry
 from orchestrator.engine.context import EngineContext
@@ -56,6 +66,49 @@ class Reconciler:
                 self._dead_letter(session_id, step_id, recovery.deliveries)
             outcomes.append((session_id, step_id, recovery.code))
         outcomes += self._expire_inputs(now)
+        outcomes += self._expire_schedules(now)
+        return outcomes
+
+    def _expire_schedules(self, now: int) -> list[tuple[str, str, str]]:
+        """Steps that waited for an agent past their schedule deadline: failed with a message
+        saying what they need and how to provide it, unless an eligible (busy) agent exists now:
+        then they keep waiting, for capacity (outcome ``schedule_capacity``)."""
+        outcomes = []
+        for session_id, step_id in self.sessions.due_schedule_deadlines(now):
+            record = self.sessions.step_record(session_id, step_id)
+            if record.get("status") != "queued" or record.get("waitingFor") != WAITING_FOR_AGENT:
+                self.sessions.clear_schedule_deadline(session_id, step_id)
+                continue
+            request = RouteRequest.from_record(step_id, record)
+            message = schedule_timeout_message(
+                step_id,
+                request.capabilities,
+                self.context.registry.candidates(request.capabilities, now),
+                timeout_s=self.sessions.schedule_timeout_ms(session_id) / 1000,
+                agent_type=request.agent_type,
+                excluded=request.excluded,
+            )
+            entry = LogEntry(
+                "error",
+                "orchestrator",
+                "Step schedule timed out",
+                session_id=session_id,
+                task_id=step_id,
+                error=f"{SCHEDULE_TIMEOUT_ERROR}: {message}",
+                data={"capabilities": list(request.capabilities)},
+            )
+            transition = self.outcomes.fail_step(
+                session_id,
+                step_id,
+                error_type=SCHEDULE_TIMEOUT_ERROR,
+                message=message,
+                entry=entry,
+                unschedulable_only=True,
+            )
+            if transition.code in ("duplicate", "missing"):
+                self.sessions.clear_schedule_deadline(session_id, step_id)
+            code = {"ok": "schedule_timeout", "eligible": "schedule_capacity"}
+            outcomes.append((session_id, step_id, code.get(transition.code, "schedule_gone")))
         return outcomes
 
     def _expire_inputs(self, now: int) -> list[tuple[str, str, str]]:

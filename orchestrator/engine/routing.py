@@ -1,6 +1,8 @@
 """Routing: which agent runs a step. Ranks the eligible agents with the configured policy, then
 reserves a slot on the first one that still has room (one Lua call), or parks the step until a
-slot frees; dispatches what got a slot to that agent's queue."""
+slot frees (waiting for capacity), or, with no eligible agent alive at all, until one appears or
+its schedule deadline passes (waiting for an agent); dispatches what got a slot to that agent's
+queue."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from orchestrator.core.availability import WAITING_FOR_AGENT, WAITING_FOR_CAPACITY
 from orchestrator.core.dispatch import StepDispatch
-from orchestrator.core.logentry import LogEntry
+from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.models import RegisteredAgent
 from orchestrator.core.selection import rank
 from orchestrator.engine.context import EngineContext
@@ -36,8 +39,10 @@ class RouteRequest:
 @dataclass(frozen=True)
 class Routed:
     step_id: str
-    agent_id: str | None  # None: waiting for capacity
+    agent_id: str | None  # None: waiting (for ``waiting_for``)
     queue: str = ""
+    waiting_for: str | None = None  # "capacity" or "agent" (core/availability.py)
+    schedule_deadline_ms: int | None = None  # waiting for an agent: when it fails
 
 
 class Router:
@@ -109,13 +114,18 @@ class Router:
 
     def settle_released(self, session_id: str, transition: Transition) -> None:
         """After a completion: dispatch the released steps complete_step routed itself, log those
-        it parked for capacity, and route the rest (steps it left to this router)."""
+        it parked, and route the rest (steps it left to this router)."""
         self.dispatch_routed(session_id, transition.routed)
         records = dict(transition.released)
         for step_id, candidates in transition.parked:
             request = RouteRequest.from_record(step_id, records[step_id])
             self._log_waiting(
-                session_id, step_id, candidates, request.capabilities, request.excluded
+                session_id,
+                step_id,
+                candidates,
+                request.capabilities,
+                request.excluded,
+                records[step_id].get("scheduleDeadline"),
             )
         settled = {s for s, _a, _q in transition.routed} | {s for s, _c in transition.parked}
         rest = [
@@ -133,19 +143,30 @@ class Router:
         candidates: Sequence[str],
         capabilities: Sequence[str],
         excluded: Sequence[str],
+        schedule_deadline_ms: int | None = None,
     ) -> None:
+        data: dict = {
+            "candidates": list(candidates),
+            "capabilities": list(capabilities),
+            "excluded": list(excluded),
+        }
+        if candidates:
+            level, message = "info", "Step waiting for capacity"
+        else:
+            level, message = "warn", "Step waiting for an agent"
+            data["scheduleDeadline"] = iso_from_ms(schedule_deadline_ms or None)
+            data["fix"] = (
+                "no eligible agent is alive: start a worker hosting one, set "
+                "MEOWSTIK_LLM_BASE_URL for a `meowstik worker --remote`, or register an HTTP agent"
+            )
         self.context.log(
             LogEntry(
-                "info",
+                level,
                 "orchestrator",
-                "Step waiting for capacity",
+                message,
                 session_id=session_id,
                 task_id=step_id,
-                data={
-                    "candidates": list(candidates),
-                    "capabilities": list(capabilities),
-                    "excluded": list(excluded),
-                },
+                data=data,
             )
         )
 
@@ -184,8 +205,22 @@ class Router:
             candidates=[agent.id for agent in ranked],
         )
         self.dispatch_routed(session_id, routing.reserved)
+        deadlines = routing.schedule_deadlines
         for step_id in routing.waiting:
-            self._log_waiting(session_id, step_id, [a.id for a in ranked], capabilities, excluded)
+            self._log_waiting(
+                session_id,
+                step_id,
+                [a.id for a in ranked],
+                capabilities,
+                excluded,
+                deadlines.get(step_id),
+            )
         return [Routed(s, a, q) for s, a, q in routing.reserved] + [
-            Routed(s, None) for s in routing.waiting
+            Routed(
+                s,
+                None,
+                waiting_for=WAITING_FOR_AGENT if s in deadlines else WAITING_FOR_CAPACITY,
+                schedule_deadline_ms=deadlines.get(s) or None,
+            )
+            for s in routing.waiting
         ]

@@ -212,6 +212,7 @@ class Submission:
             max_attempts=request.max_attempts or self.settings.step_max_attempts,
             steps=steps,
             retention_ms=self.settings.session_retention_s * 1000,
+            schedule_timeout_ms=int(self.settings.schedule_timeout_s * 1000),
         )
 
     def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:
@@ -249,7 +250,9 @@ class Submission:
         for outcome in routed:
             step = record.steps[outcome.step_id]
             if outcome.agent_id is None:
-                step["waitingFor"] = "capacity"
+                step["waitingFor"] = outcome.waiting_for
+                if outcome.schedule_deadline_ms:
+                    step["scheduleDeadline"] = outcome.schedule_deadline_ms
             else:
                 step.update(agentId=outcome.agent_id, queue=outcome.queue)
         return build_snapshot(new.session_id, record)

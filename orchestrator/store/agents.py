@@ -3,7 +3,10 @@ capability, remote agents), so listing and routing never scan keys.
 
 An agent's load is its slots sorted set (see lua/_slots.lua); its liveness is ``aliveUntil``,
 pushed forward by the heartbeats of the workers that execute it. The stored ``status`` is what an
-operator set (active, inactive, draining); the status shown is ``offline`` while no worker is alive.
+operator set (active, inactive, draining); while no worker is alive the status shown is
+``offline``, or ``unhosted`` when nothing ever ran it or nothing alive could
+(``core/availability.py``). A worker hosting an id registered over the API takes it over: its
+Python definition replaces the record.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.core.availability import shown_status, unhosted_reason
 from orchestrator.core.errors import AgentExistsError, AgentNotFoundError
 from orchestrator.core.ids import REMOTE_EXECUTOR_QUEUE, agent_queue
 from orchestrator.core.logentry import iso_from_ms
@@ -43,9 +47,13 @@ class AgentRegistry:
         self, definition: AgentDefinition, *, worker: str | None, now_ms: int, alive_ms: int
     ) -> None:
         """Register or refresh an agent. An operator's inactive/draining status survives a
-        worker restart; load is never reset here (slots expire by themselves)."""
+        worker restart; load is never reset here (slots expire by themselves).
+
+        Over an agent registered another way (an HTTP or LLM agent of the same id, or an older
+        definition) this definition wins whole: capabilities it no longer has leave their
+        capability sets, and a Python agent leaves the remote agents' index."""
         k, agent_id = self._keys, definition.id
-        previous = self._client.hget(k.agent(agent_id), "status")
+        previous, previous_caps = self._client.hmget(k.agent(agent_id), ["status", "capabilities"])
         status = definition.status.value
         if previous is not None and text(previous) in _KEEP_ON_REREGISTER:
             status = text(previous)
@@ -53,11 +61,16 @@ class AgentRegistry:
         if worker is not None:
             fields.update(worker=worker, heartbeatAt=now_ms, aliveUntil=now_ms + alive_ms)
         pipe = self._client.pipeline(transaction=True)
+        for capability in set(json.loads(previous_caps or "[]")) - definition.capability_names:
+            pipe.srem(k.capability_agents(capability), agent_id)
+        if definition.executor == AgentExecutor.PYTHON:
+            pipe.srem(k.remote_agents_index, agent_id)
         self._write(pipe, definition, fields)
         pipe.execute()
 
     def create_remote(self, definition: AgentDefinition, *, now_ms: int) -> None:
-        """Register a new HTTP or LLM agent; it is alive while a remote-executor worker is.
+        """Register a new HTTP or LLM agent; it is alive while a remote-executor worker that can
+        run it is (for an LLM agent, one with an LLM configured), else unhosted.
 
         Create-only: the check that the id is free and the writes are one WATCH/MULTI
         transaction, so of concurrent registrations of one id exactly one succeeds.
@@ -72,7 +85,11 @@ class AgentRegistry:
         def create(pipe: redis.client.Pipeline) -> None:
             if pipe.exists(key):  # watched: a registration landing after this aborts the write
                 raise AgentExistsError(definition.id)
-            alive_until = pipe.get(k.remote_executor_alive)
+            alive_until = pipe.get(
+                k.llm_executor_alive
+                if definition.executor == AgentExecutor.LLM
+                else k.remote_executor_alive
+            )
             if alive_until is not None:
                 fields["aliveUntil"] = text(alive_until)
             pipe.multi()
@@ -88,11 +105,16 @@ class AgentRegistry:
         now_ms: int,
         alive_ms: int,
         remote: bool = False,
+        llm: bool = False,
     ) -> None:
-        """The worker executing these agents is alive and consuming."""
+        """The worker executing these agents is alive and consuming. A ``remote`` worker runs
+        HTTP agents, and LLM agents only with an ``llm`` configured (then ``agent_ids`` holds
+        them: see ``remote_agent_ids``)."""
         pipe = self._client.pipeline(transaction=False)
         if remote:
             pipe.set(self._keys.remote_executor_alive, now_ms + alive_ms, px=alive_ms)
+        if remote and llm:
+            pipe.set(self._keys.llm_executor_alive, now_ms + alive_ms, px=alive_ms)
         for agent_id in agent_ids:
             key = self._keys.agent(agent_id)
             pipe.hset(key, mapping={"heartbeatAt": now_ms, "aliveUntil": now_ms + alive_ms})
@@ -107,8 +129,21 @@ class AgentRegistry:
             if text(self._client.hget(key, "worker") or b"") == worker:
                 self._client.hset(key, "aliveUntil", 0)
 
-    def remote_agent_ids(self) -> list[str]:
-        return sorted(text(i) for i in self._client.smembers(self._keys.remote_agents_index))
+    def remote_agent_ids(self, *, llm: bool = True) -> list[str]:
+        """The HTTP and LLM agents a remote-executor worker runs; without ``llm`` (the worker
+        has no LLM configured) only the HTTP agents: LLM agents stay unhosted."""
+        ids = sorted(text(i) for i in self._client.smembers(self._keys.remote_agents_index))
+        if llm or not ids:
+            return ids
+        pipe = self._client.pipeline(transaction=False)
+        for agent_id in ids:
+            pipe.hget(self._keys.agent(agent_id), "executor")
+        executors = pipe.execute()
+        return [
+            agent_id
+            for agent_id, executor in zip(ids, executors, strict=True)
+            if executor is not None and text(executor) != AgentExecutor.LLM.value
+        ]
 
     def list(self, now_ms: int) -> list[RegisteredAgent]:
         """Every registered agent with its live status and load, sorted by id."""
@@ -232,10 +267,17 @@ def _decode(raw: dict, live_load: int, now_ms: int) -> RegisteredAgent:
     fields = {text(key): text(value) for key, value in raw.items()}
     data = json.loads(fields["definition"])
     alive = int(float(fields.get("aliveUntil", 0))) >= now_ms
+    executor = AgentExecutor(fields.get("executor") or AgentExecutor.PYTHON.value)
+    status = shown_status(
+        fields["status"], alive=alive, ever_hosted="aliveUntil" in fields, executor=executor
+    )
     open_until = int(float(fields.get("circuitOpenUntil", 0)))
     heartbeat = fields.get("heartbeatAt")
     data.update(
-        status=fields["status"] if alive else AgentStatus.OFFLINE.value,
+        status=status.value,
+        waitingFor=unhosted_reason(data["id"], executor)
+        if status == AgentStatus.UNHOSTED
+        else None,
         currentLoad=live_load,
         maxLoad=int(fields["maxLoad"]),
         priority=int(fields["priority"]),

@@ -95,6 +95,12 @@ class Keys:
         """Sorted set: temporary keys scored by expiry (ms), to list them without scanning."""
         return f"{self.session(session_id)}:temp-index"
 
+    def state_meta(self, session_id: str) -> str:
+        """Hash: "<scope>|[<agent id>|]<key>" (scope s, t or p) -> "<version>|<updated at
+        ms>|<updated by>" of every state entry ever written; versions only grow (a delete
+        bumps the version too), so a transaction that saw a version sees any change since."""
+        return f"{self.session(session_id)}:state-meta"
+
     def lock(self, session_id: str, name: str) -> str:
         """A redis-py Lock (token-owned, with a TTL) scoped to the session."""
         return f"{self.session(session_id)}:lock:{name}"
@@ -122,6 +128,14 @@ class Keys:
         """Sorted set: "<session id>|<step id>" scored by the time (ms) the step must be claimed
         or renew its lease by; the reconciler recovers what passes it."""
         return f"{self.prefix}:deadlines"
+
+    @property
+    def schedule_deadlines(self) -> str:
+        """Sorted set: "<session id>|<step id>" of queued steps that no eligible live agent could
+        take, scored by the time (ms) they fail unless one appears (MEOWSTIK_SCHEDULE_TIMEOUT_S).
+        Cleared when the step is handed a slot, fails or is cancelled; the reconciler drops
+        what it finds stale."""
+        return f"{self.prefix}:schedule-deadlines"
 
     @property
     def input_deadlines(self) -> str:
@@ -179,6 +193,12 @@ class Keys:
     def remote_executor_alive(self) -> str:
         """String with TTL: until when (ms) some remote-executor worker is known alive."""
         return f"{self.prefix}:executor:remote:aliveUntil"
+
+    @property
+    def llm_executor_alive(self) -> str:
+        """String with TTL: until when (ms) some remote-executor worker with an LLM configured
+        (MEOWSTIK_LLM_BASE_URL) is known alive: only those run LLM agents."""
+        return f"{self.prefix}:executor:llm:aliveUntil"
 
     @property
     def remote_agents_index(self) -> str:

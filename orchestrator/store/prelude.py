@@ -12,8 +12,10 @@ for its ids (``KeyFamily.template``), so Lua and Python cannot spell a key diffe
     local function agent_slots_key(agent_id) return PREFIX .. ":agent:" .. agent_id .. ":slots" end
 
 ``session_owned_keys(session_id)`` returns the list ``Keys.session_owned`` returns (what
-retention expires), and ``default_agent_queue`` is ``orchestrator.core.ids.agent_queue``. The
-rendered text exists only in memory; ``python -m orchestrator.store.prelude`` prints it.
+retention expires), ``default_agent_queue`` is ``orchestrator.core.ids.agent_queue``, and
+``WAITING_FOR_CAPACITY`` / ``WAITING_FOR_AGENT`` are the step record's ``waitingFor`` values
+(``orchestrator.core.availability``). The rendered text exists only in memory;
+``python -m orchestrator.store.prelude`` prints it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
+from orchestrator.core.availability import WAITING_FOR_AGENT, WAITING_FOR_CAPACITY
 from orchestrator.core.ids import agent_queue
 from orchestrator.store.keys import FAMILIES, PREFIX_PARAMETER, SESSION_KEY_FAMILIES, spell
 
@@ -32,6 +35,7 @@ LUA_KEY_FAMILIES = (
     "waiting",
     "capability_agents",
     "deadlines",
+    "schedule_deadlines",
     "input_deadlines",
     "sessions_by_status",
     "step_counts",
@@ -40,6 +44,7 @@ LUA_KEY_FAMILIES = (
     "private_state_index",
     "temporary_state",
     "temporary_state_index",
+    "state_meta",
 )
 """The families the scripts name at run time; each is rendered as ``<family>_key(<ids>)``."""
 
@@ -91,6 +96,8 @@ def render_keys() -> str:
     lines.append(lua_function("session_owned_keys", ("session_id",), "{" + owned + "\n}"))
     queue = spell(agent_queue, ("agent_id",))
     lines.append(lua_function("default_agent_queue", ("agent_id",), lua_concat(queue)))
+    lines.append(f"local WAITING_FOR_CAPACITY = {lua_string(WAITING_FOR_CAPACITY)}")
+    lines.append(f"local WAITING_FOR_AGENT = {lua_string(WAITING_FOR_AGENT)}")
     return "\n".join(lines) + "\n"
 
 

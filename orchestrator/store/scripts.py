@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "await_input",
     "provide_input",
     "expand_step",
+    "state_write",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 
@@ -217,18 +218,26 @@ class Expansion:
 
 @dataclass(frozen=True)
 class Routing:
-    """Reply of route_steps: ``reserved`` (step id, agent id, queue); ``waiting`` step ids."""
+    """Reply of route_steps: ``reserved`` (step id, agent id, queue); ``waiting`` step ids;
+    ``schedule_deadlines`` step id -> schedule deadline (ms, 0: none) of the waiting steps that
+    had no candidate at all (waitingFor "agent")."""
 
     code: str
     reserved: list[tuple[str, str, str]] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    schedule_deadlines: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, reply: list[Any]) -> Routing:
         code = text(reply[0])
         if code != "ok":
             return cls(code=code)
-        return cls(code=code, reserved=triples(reply[1]), waiting=[text(i) for i in reply[2]])
+        return cls(
+            code=code,
+            reserved=triples(reply[1]),
+            waiting=[text(i) for i in reply[2]],
+            schedule_deadlines={step: int(ms) for step, ms in pairs(reply[3])},
+        )
 
 
 @dataclass(frozen=True)

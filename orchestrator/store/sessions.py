@@ -146,7 +146,7 @@ class SessionStore:
             k.shared_state(sid),
         ]
         args: list[Any] = [k.prefix, step_id, token, now_ms, output_json, agent_id]
-        args += [slot_member(sid, step_id), reserve_ms, route_policy, rotation]
+        args += [slot_member(sid, step_id), reserve_ms, route_policy, rotation, f"agent:{agent_id}"]
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
         return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))
@@ -162,11 +162,15 @@ class SessionStore:
         error_json: str,
         reserve_ms: int,
         logs: Sequence[LogEntry] = (),
+        unschedulable_only: bool = False,
     ) -> Transition:
+        """Fail the step and apply the failure policy. With ``unschedulable_only`` (a schedule
+        timeout) only while it waits for an agent and none is eligible: else the code is
+        ``eligible`` (it now waits for capacity) or ``stale``, and nothing else changed."""
         k = self._keys
         keys = [k.session(sid), k.steps(sid), k.children(sid), k.errors(sid)]
         args = [k.prefix, step_id, token, now_ms, message, error_json, slot_member(sid, step_id)]
-        args.append(reserve_ms)
+        args += [reserve_ms, "1" if unschedulable_only else ""]
         return Transition.parse_failure(self._run("fail_step", keys, args, logs, now_ms))
 
     def requeue(
@@ -278,6 +282,21 @@ class SessionStore:
         members = self._client.zrangebyscore(self._keys.deadlines, "-inf", now_ms, 0, limit)
         return [tuple(text(m).split("|", 1)) for m in members]  # type: ignore[misc]
 
+    def due_schedule_deadlines(self, now_ms: int, limit: int = 100) -> list[tuple[str, str]]:
+        """(session id, step id) of steps waiting for an agent past their schedule deadline."""
+        members = self._client.zrangebyscore(
+            self._keys.schedule_deadlines, "-inf", now_ms, 0, limit
+        )
+        return [tuple(text(m).split("|", 1)) for m in members]  # type: ignore[misc]
+
+    def schedule_timeout_ms(self, sid: str) -> int:
+        """The session's schedule timeout (ms; 0 when it has none), set when it was created."""
+        return int(self._client.hget(self._keys.session(sid), "scheduleTimeoutMs") or 0)
+
+    def clear_schedule_deadline(self, sid: str, step_id: str) -> None:
+        """Forget a schedule deadline whose step no longer waits (or no longer exists)."""
+        self._client.zrem(self._keys.schedule_deadlines, slot_member(sid, step_id))
+
     def recover(
         self, sid: str, step_id: str, *, now_ms: int, reserve_ms: int, max_deliveries: int
     ) -> Recovery:
@@ -291,15 +310,6 @@ class SessionStore:
         keys = [self._keys.session(sid), self._keys.steps(sid)]
         args = [self._keys.prefix, sid, now_ms, reserve_ms]
         return Cancellation.parse(self._run("cancel_session", keys, args, logs, now_ms))
-
-    def merge_context(self, sid: str, values_json: dict[str, str]) -> dict[str, Any]:
-        """Merge keys into the session's shared state; returns the whole shared state."""
-        pipe = self._client.pipeline(transaction=True)
-        if values_json:
-            pipe.hset(self._keys.shared_state(sid), mapping=hash_fields(values_json))
-        pipe.hgetall(self._keys.shared_state(sid))
-        state = pipe.execute()[-1]
-        return {text(key): json.loads(value) for key, value in state.items()}
 
     def context_fields(self, sid: str) -> dict[str, str]:
         """The shared state as stored: field -> JSON text (to size a merge before writing it)."""

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from orchestrator.core.errors import PermanentStepError, RetryableStepError
-from orchestrator.core.models import AgentDefinition, Capability, OrchestrateRequest
+from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, OrchestrateRequest
 from orchestrator.core.step_runs import StepRun
 from orchestrator.core.steps import InputRequired, StepResult
 from orchestrator.settings import Settings
@@ -38,6 +38,13 @@ AGENTS = (
     AgentDefinition(
         id=ASKER, name=ASKER, type="t", max_load=1, capabilities=[Capability(name="ask")]
     ),
+)
+UNHOSTED = AgentDefinition(  # registered over the API, run by nothing yet: steps wait for it
+    id="later-1",
+    name="later-1",
+    type="t",
+    executor=AgentExecutor.LLM,
+    capabilities=[Capability(name="later")],
 )
 SESSION_OWNED = {family.name for family in FAMILIES if family.session_owned}
 
@@ -99,8 +106,11 @@ def a_session_with_a_subplan_a_retry_an_input_request_state_a_lock_and_a_failure
 
 
 def a_session_that_waits_for_capacity_is_recovered_and_cancelled(world):
-    sid = submit(world, "bob", "fail_fast", step("X"), step("Y"), step("Z"))
+    world.registry.create_remote(UNHOSTED, now_ms=world.now_ms())
+    sid = submit(world, "bob", "fail_fast", step("X"), step("Y"), step("Z"), step("U", "later"))
     assert world.sessions.step_record(sid, "Z").get("waitingFor") == "capacity"
+    assert world.sessions.step_record(sid, "U").get("waitingFor") == "agent"
+    assert world.sessions.due_schedule_deadlines(world.now_ms() + 10**9) == [(sid, "U")]
     world.clock.advance(SETTINGS.reservation_s + 1)  # X and Y were never claimed
     assert {code for _, _, code in world.reconciler.run_once()} == {"reroute"}
     world.engine.cancel(sid)
@@ -138,6 +148,8 @@ def test_every_key_is_one_keys_knows_and_retention_reaches_every_key_a_session_o
         "sessions_by_user",
         "step_counts",
     } <= seen, "the sessions went through less than this test is about"
+    # and nothing waits for an agent any more: the cancel forgot the schedule deadline
+    assert "schedule_deadlines" not in seen
     # and every key of the ended sessions expires within the retention
     owned = {key: family for key, family in found.items() if family in SESSION_OWNED}
     assert {session_of(key, keys) for key in owned} == {first, second}

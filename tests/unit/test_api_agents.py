@@ -26,12 +26,18 @@ def error_of(response, status):
     return response.get_json()["error"]
 
 
-def test_the_spec_body_without_an_llm_is_a_422_saying_what_would_execute_it(fake_redis):
+def test_the_spec_body_without_an_llm_registers_an_unhosted_llm_agent_saying_what_it_waits_for(
+    fake_redis,
+):
     client = client_for(fake_redis)
-    error = error_of(client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT_BODY), 422)
-    assert error["code"] == "agent_not_executable"
-    assert "endpoint" in error["message"] and "MEOWSTIK_LLM_BASE_URL" in error["message"]
-    assert client.get("/api/orchestrator/agents/custom-agent-001").status_code == 404
+    response = client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT_BODY)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["executor"] == "llm" and body["status"] == "unhosted"
+    assert "--agents custom-agent-001" in body["waitingFor"]
+    assert "MEOWSTIK_LLM_BASE_URL" in body["waitingFor"]
+    listed = client.get("/api/orchestrator/agents/custom-agent-001").get_json()
+    assert listed["status"] == "unhosted" and listed["waitingFor"] == body["waitingFor"]
 
 
 def test_the_spec_body_with_an_llm_registers_an_llm_agent(fake_redis):
@@ -40,7 +46,7 @@ def test_the_spec_body_with_an_llm_registers_an_llm_agent(fake_redis):
     assert response.status_code == 201
     body = response.get_json()
     assert body["executor"] == "llm" and body["queue"] == "executor.remote"
-    assert body["status"] == "offline"  # no remote-executor worker has heartbeated yet
+    assert body["status"] == "unhosted"  # no LLM-capable remote worker has heartbeated yet
     assert (
         error_of(client.post("/api/orchestrator/agents", json=SPEC_CUSTOM_AGENT_BODY), 409)["code"]
         == "agent_exists"
@@ -56,6 +62,7 @@ def test_the_spec_body_with_an_llm_registers_an_llm_agent(fake_redis):
         ({"executor": "python"}, "agent_not_executable"),
         ({"executor": "http"}, "agent_not_executable"),
         ({"status": "offline", "endpoint": "http://127.0.0.1:8080/x"}, "agent_not_executable"),
+        ({"status": "unhosted"}, "agent_not_executable"),
     ],
 )
 def test_registrations_nothing_could_run_safely_are_refused(fake_redis, change, code):

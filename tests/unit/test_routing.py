@@ -180,7 +180,8 @@ def test_reactivating_a_drained_agent_hands_its_slots_to_waiting_steps_at_once(a
     world = build_world(any_redis, SETTINGS, agents=(agent("a1", max_load=2),))
     world.registry.update("a1", AgentUpdate(status=AgentStatus.DRAINING), world.now_ms())
     sid = submit(world, 2)
-    assert all(s.waiting_for == "capacity" for s in step_states(world, sid).values())
+    # a draining agent is not eligible: the steps wait for an agent (with a schedule deadline)
+    assert all(s.waiting_for == "agent" for s in step_states(world, sid).values())
     world.registry.update("a1", AgentUpdate(status=AgentStatus.ACTIVE), world.now_ms())
     handed = world.router.offer_capacity("a1")
     assert sorted(h.step_id for h in handed) == ["s0", "s1"]

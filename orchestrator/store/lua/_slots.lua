@@ -7,6 +7,9 @@
 -- of members whose lease has not expired, so a dead worker's slots free themselves.
 -- Steps that found every eligible agent full wait in waiting_key(capability) (JSON entries
 -- {s, t, caps, type, ex}); a released slot is handed to the first entry the agent can run.
+-- Their record says why: waitingFor WAITING_FOR_CAPACITY (eligible agents, all full) or
+-- WAITING_FOR_AGENT (no eligible agent alive: the step also has a schedule deadline in
+-- schedule_deadlines_key(), after which the reconciler fails it unless an agent appeared).
 -- Every queued-and-routed or running step has a deadline in deadlines_key(): the time by which it
 -- must be claimed or renew its lease. The reconciler (recover_step.lua) reroutes steps whose
 -- deadline passed.
@@ -80,14 +83,18 @@ local function handoff(agent_id, now, reserve_ms)
         local status = redis.call("HGET", session_key(entry["s"]), "status")
         if rec_raw and (status == "executing" or status == "waiting_for_input") then
           local rec = cjson.decode(rec_raw)
-          if rec["status"] == "queued" and rec["waitingFor"] == "capacity" then
-            rec["waitingFor"] = nil
+          if rec["status"] == "queued"
+            and (rec["waitingFor"] == WAITING_FOR_CAPACITY
+              or rec["waitingFor"] == WAITING_FOR_AGENT) then
+            local member = entry["s"] .. "|" .. entry["t"]
+            rec["waitingFor"], rec["scheduleDeadline"] = nil, nil
             rec["agentId"] = agent_id
             rec["queue"] = queue
             rec["queuedAt"] = now
             redis.call("HSET", steps_key(entry["s"]), entry["t"], cjson.encode(rec))
-            redis.call("ZADD", skey, now + reserve_ms, entry["s"] .. "|" .. entry["t"])
-            redis.call("ZADD", deadlines_key(), now + reserve_ms, entry["s"] .. "|" .. entry["t"])
+            redis.call("ZADD", skey, now + reserve_ms, member)
+            redis.call("ZADD", deadlines_key(), now + reserve_ms, member)
+            redis.call("ZREM", schedule_deadlines_key(), member)
             table.insert(out, entry["s"])
             table.insert(out, entry["t"])
             table.insert(out, queue)
@@ -239,6 +246,56 @@ local function ranked_candidates(rec, now, policy, rotation)
   return out
 end
 
+-- Park a queued step (record `rec`, written here) in the waiting list wkey with its entry:
+-- waitingFor WAITING_FOR_CAPACITY when eligible agents exist but are full, WAITING_FOR_AGENT
+-- when none is alive (`no_candidates`); then the step also gets a schedule deadline, the session's
+-- scheduleTimeoutMs from now (none when 0 or absent), after which the reconciler fails it.
+local function park(sid, steps_hash, step_id, rec, wkey, entry, now, no_candidates)
+  local member = sid .. "|" .. step_id
+  redis.call("ZREM", deadlines_key(), member)
+  rec["agentId"], rec["scheduleDeadline"] = nil, nil
+  rec["waitingFor"] = WAITING_FOR_CAPACITY
+  if no_candidates then
+    rec["waitingFor"] = WAITING_FOR_AGENT
+    local timeout = tonumber(redis.call("HGET", session_key(sid), "scheduleTimeoutMs") or "0") or 0
+    if timeout > 0 then
+      rec["scheduleDeadline"] = now + timeout
+      redis.call("ZADD", schedule_deadlines_key(), now + timeout, member)
+    end
+  end
+  redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
+  redis.call("RPUSH", wkey, cjson.encode(entry))
+end
+
+-- Forget steps that stopped waiting (failed, skipped, cancelled): their schedule deadlines and
+-- their entries in the waiting lists. `gone` maps "<sid>|<step id>" to true; `caps` lists the
+-- waiting lists' capabilities (first capability of each step). One pass over each list.
+local function unpark_all(gone, caps)
+  local seen = {}
+  for member in pairs(gone) do redis.call("ZREM", schedule_deadlines_key(), member) end
+  for _, cap in ipairs(caps) do
+    if not seen[cap] then
+      seen[cap] = true
+      local wkey = waiting_key(cap)
+      for _, raw in ipairs(redis.call("LRANGE", wkey, 0, -1)) do
+        local entry = cjson.decode(raw)
+        if gone[entry["s"] .. "|" .. entry["t"]] then redis.call("LREM", wkey, 1, raw) end
+      end
+    end
+  end
+end
+
+-- Note in (gone, caps) a step record that is waiting for a slot, for unpark_all; clears its
+-- waiting fields. Returns true if it was waiting.
+local function note_unparked(gone, caps, member, rec)
+  local waiting = rec["waitingFor"]
+  if waiting ~= WAITING_FOR_CAPACITY and waiting ~= WAITING_FOR_AGENT then return false end
+  gone[member] = true
+  table.insert(caps, first_capability(rec))
+  rec["waitingFor"], rec["scheduleDeadline"] = nil, nil
+  return true
+end
+
 -- Route one queued step (record `rec`, already decoded) of session sid: reserve a slot on the best
 -- candidate with room, or park the step in the waiting list of its first capability. Writes the
 -- record. Returns agent id, queue (reserved) or nil, ranked candidate ids (parked); returns
@@ -258,14 +315,25 @@ local function route_inline(sid, steps_hash, step_id, rec, now, reserve, policy,
       return c.id, c.queue
     end
   end
-  redis.call("ZREM", deadlines_key(), member)
-  rec["waitingFor"] = "capacity"
-  rec["agentId"] = nil
-  redis.call("HSET", steps_hash, step_id, cjson.encode(rec))
   local entry = {caps = rec["caps"], ex = record_failed_agents(rec), s = sid, t = step_id,
     type = record_agent_type(rec)}
-  redis.call("RPUSH", waiting_key(rec["caps"][1]), cjson.encode(entry))
+  park(sid, steps_hash, step_id, rec, waiting_key(rec["caps"][1]), entry, now, #ranked == 0)
   local ids = {}
   for i, c in ipairs(ranked) do ids[i] = c.id end
   return nil, ids
+end
+
+-- State entries' versions (state_meta_key: see Keys.state_meta). ``field`` is
+-- "<scope>|[<agent>|]<key>"; the record is "<version>|<updated at ms>|<updated by>". Every write
+-- and delete bumps the version, so versions never repeat: a reader that saw one sees any change.
+local function state_version(sid, field)
+  local current = redis.call("HGET", state_meta_key(sid), field)
+  if not current then return 0 end
+  return tonumber(string.match(current, "^(%d+)"))
+end
+
+local function bump_state_version(sid, field, now, who)
+  local version = state_version(sid, field) + 1
+  redis.call("HSET", state_meta_key(sid), field, version .. "|" .. now .. "|" .. who)
+  return version
 end

@@ -1,20 +1,26 @@
 -- fail_step: record that a step failed for good, then apply the session's failure policy:
 --   fail_fast  the session fails now; every step not yet started is cancelled
 --   continue   every step that (transitively) depends on this one is skipped; the rest go on
--- Frees the agent's slot (handing it to a waiting step). A duplicate or stale failure changes
--- nothing.
+-- Frees the agent's slot (handing it to a waiting step). A step failed, skipped or cancelled while
+-- it waited for a slot leaves its waiting list and schedule deadline. A duplicate or stale
+-- failure changes nothing.
+-- With ARGV[9] = "1" (the reconciler's schedule timeout) the step fails only if it still waits
+-- for an agent (waitingFor WAITING_FOR_AGENT) and no eligible agent exists; when one does (busy),
+-- it waits for capacity from now on, without a schedule deadline.
 -- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] children hash   KEYS[4] errors list
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token ("" when the step was never claimed)
 -- ARGV[4] now (ms)   ARGV[5] error message   ARGV[6] StepError JSON for the errors list
--- ARGV[7] slot member   ARGV[8] reservation (ms)
--- Also (prelude): the deadlines and input deadlines, the agents' slots and the waiting lists
--- (a freed slot is handed over), the status indexes and the step metrics.
+-- ARGV[7] slot member   ARGV[8] reservation (ms)   ARGV[9] "1": only if no agent could run it
+-- Also (prelude): the deadlines, schedule deadlines and input deadlines, the agents' slots and
+-- the waiting lists (a freed slot is handed over; waiting entries are removed), the agents and
+-- capability sets (ARGV[9]), the status indexes and the step metrics.
 --
 -- Returns {"ok", session status, {affected step id, ...}, {handed sid, step, queue, agent, ...},
 --   1 if this call ended the session else 0}
 --   | {"duplicate"} | {"stale", status} | {"missing"}
+--   | {"eligible"} (ARGV[9]: an eligible agent exists; the step now waits for capacity)
 local raw = redis.call("HGET", KEYS[2], ARGV[2])
 if not raw then
   return {"missing"}
@@ -28,6 +34,21 @@ if ARGV[3] ~= "" and (status ~= "running" or rec["token"] ~= ARGV[3]) then
   return {"stale", status}
 end
 local now = tonumber(ARGV[4])
+if ARGV[9] == "1" then
+  if status ~= "queued" or rec["waitingFor"] ~= WAITING_FOR_AGENT then
+    redis.call("ZREM", schedule_deadlines_key(), ARGV[7])
+    return {"stale", status}
+  end
+  local ranked = ranked_candidates(rec, now, "least_loaded", 0)
+  if ranked and #ranked > 0 then
+    rec["waitingFor"], rec["scheduleDeadline"] = WAITING_FOR_CAPACITY, nil
+    redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
+    redis.call("ZREM", schedule_deadlines_key(), ARGV[7])
+    return {"eligible"}
+  end
+end
+local gone, gone_caps = {}, {}
+note_unparked(gone, gone_caps, ARGV[7], rec)
 if status == "waiting_for_input" then
   -- an input deadline passed with no default: the session stops waiting on this step
   redis.call("ZREM", input_deadlines_key(), ARGV[7])
@@ -53,6 +74,7 @@ local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 local session_status = redis.call("HGET", KEYS[1], "status")
 local affected = {}
 if session_status ~= "executing" and session_status ~= "waiting_for_input" then
+  unpark_all(gone, gone_caps)
   return {"ok", session_status, affected, handed, 0}
 end
 local function finish_step(step_id, step_rec, new_status)
@@ -61,6 +83,7 @@ local function finish_step(step_id, step_rec, new_status)
   count_step(first_capability(step_rec), new_status, nil)
   local member = string.sub(ARGV[7], 1, string.find(ARGV[7], "|", 1, true)) .. step_id
   redis.call("ZREM", deadlines_key(), member)
+  note_unparked(gone, gone_caps, member, step_rec)
   if step_rec["agentId"] and step_rec["status"] == "cancelled" then
     for _, item in ipairs(release(step_rec["agentId"], member, now, tonumber(ARGV[8]))) do
       table.insert(handed, item)
@@ -95,6 +118,7 @@ else
   end
   session_status = "failed"
 end
+unpark_all(gone, gone_caps)
 local ended = 0
 if session_status == "failed" then
   if set_session_status(sid_of(ARGV[7]), KEYS[1], "failed", now) then ended = 1 end
