@@ -1,7 +1,8 @@
 """Rules for agents registered over the API (pure: no I/O, no DNS): an agent is an HTTP agent
 (with an endpoint) or an LLM agent (without one, runnable once an LLM-capable worker or a worker
 hosting its id is alive), clients may not set what the orchestrator manages, its metadata is
-bounded, and its endpoint may not point where no agent should be.
+bounded, its endpoint may not point where no agent should be, and an LLM agent's ``baseUrl``
+names a configured chat endpoint (MEOWSTIK_LLM_ENDPOINTS), never a URL.
 
 Endpoints pass ``orchestrator.core.endpoints.check_endpoint`` (schemes and hosts allowlists, no
 credentials), whose host list may also hold CIDRs (``10.0.0.0/8``) matching IP literals, and
@@ -184,5 +185,44 @@ def resolve_executor(
             exc.args = (exc.message,)
             exc.details.update({"field": "endpoint", "location": "body.endpoint"})
             raise
+        _refuse_llm_fields(definition)
         return definition.model_copy(update={"executor": executor, "endpoint": endpoint})
+    _check_llm_endpoint(definition, settings)
     return definition.model_copy(update={"executor": executor, "endpoint": None})
+
+
+# field -> its JSON name
+_LLM_ONLY_FIELDS = {
+    "model": "model",
+    "base_url": "baseUrl",
+    "temperature": "temperature",
+    "max_tokens": "maxTokens",
+}
+
+
+def _refuse_llm_fields(definition: AgentDefinition) -> None:
+    """An HTTP agent's own service picks its model: LLM settings on it would be ignored."""
+    for name, alias in _LLM_ONLY_FIELDS.items():
+        if getattr(definition, name) is not None:
+            raise _field_error(
+                f"body.{alias}",
+                f"{alias} applies to LLM agents only (an HTTP agent's service picks its own "
+                "model); omit it or register an LLM agent without an endpoint",
+            )
+
+
+def _check_llm_endpoint(definition: AgentDefinition, settings: Settings) -> None:
+    """An LLM agent's ``baseUrl`` must name a configured endpoint (never a URL: where an agent's
+    prompts and keys go is the operator's choice, not the API client's)."""
+    if definition.base_url is None:
+        return
+    configured = sorted(settings.llm_endpoint_table())
+    if definition.base_url not in configured:
+        raise _field_error(
+            "body.baseUrl",
+            f"no LLM endpoint named {definition.base_url!r} is configured; baseUrl names one of "
+            f"{configured or 'none (set MEOWSTIK_LLM_BASE_URL or MEOWSTIK_LLM_ENDPOINTS)'}: "
+            "'default' is MEOWSTIK_LLM_BASE_URL, the others come from MEOWSTIK_LLM_ENDPOINTS",
+            value=definition.base_url,
+            configured=configured,
+        )

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.openai_wire import WireReply, completion
 
 Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 
@@ -103,18 +106,9 @@ def planner_reply(messages: list[dict[str, Any]]) -> str:
 
 
 def chat_reply(model: str, content: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": content},
-            }
-        ],
-    }
+    """A ``chat.completion`` in the shape OpenAI sends (tests/support/openai_wire.py speaks the
+    whole protocol: streams, tool calls, errors)."""
+    return completion(WireReply(content=content), model, int(time.time()))
 
 
 def fake_chat_completions(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

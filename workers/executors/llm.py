@@ -2,8 +2,9 @@
 
 The model is asked for ``{"output": ..., "stateUpdates": {...}}``. A reply in that shape (bare
 or in a ```json fence) is used as is; any other reply is kept verbatim as text, so the step's
-result never holds anything the model did not say. HTTP failures map to RetryableStepError and
-PermanentStepError exactly as for HTTP agents (see ``http_agent.post_json``).
+result never holds anything the model did not say. The call goes through ``ModelClient``
+(model_client.py: the openai SDK, its errors mapped to RetryableStepError and
+PermanentStepError). ``ChatClient`` is the same client as the planner's ``ChatModel``.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ import re
 import time
 from typing import Any
 
-from orchestrator.core.errors import PermanentStepError
+from orchestrator.core.errors import ConfigurationError, PermanentStepError
+from orchestrator.core.llm_endpoints import DEFAULT_ENDPOINT, LlmEndpoint
 from orchestrator.core.models import AgentDefinition, AgentExecutor
 from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.settings import Settings
 from workers.agents.base import Agent
-from workers.executors.http_agent import (
-    Sleep,
-    decode_json,
-    describe_url,
-    is_envelope,
-    post_json,
-    result_from_envelope,
-)
+from workers.executors.http_agent import is_envelope, result_from_envelope
+from workers.executors.model_client import ModelClient
+from workers.executors.model_reply import ModelReply
+from workers.executors.transport import Sleep
 
 TEMPERATURE = 0.2
 DEFAULT_CHAT_MAX_RETRIES = 2
@@ -43,11 +41,11 @@ def llm_available(settings: Settings) -> bool:
 
 
 class ChatClient:
-    """A minimal client for an OpenAI-compatible ``/chat/completions`` API.
+    """The planner's chat model (``orchestrator.planning.llm.ChatModel``): the reply text of an
+    OpenAI-compatible ``/chat/completions`` API, through ``ModelClient``.
 
     Args:
-        base_url: the API base, e.g. ``http://localhost:11434/v1`` (``/chat/completions`` is
-            appended).
+        base_url: the API base, e.g. ``http://localhost:11434/v1``.
         api_key: sent as a Bearer token when given; never put in messages.
         timeout_s: bound on each request.
         max_retries: in-process retries for connection errors, timeouts, 429 and 5xx.
@@ -63,62 +61,42 @@ class ChatClient:
         max_retries: int = DEFAULT_CHAT_MAX_RETRIES,
         sleep: Sleep = time.sleep,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.client = ModelClient(base_url, api_key, model, timeout_s, max_retries, sleep=sleep)
         self.model = model
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self._api_key = api_key
-        self._sleep = sleep
-
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/chat/completions"
 
     @property
     def service(self) -> str:
         """How error messages name this API."""
-        return f"LLM API at {describe_url(self.url)} (model {self.model!r})"
+        return self.client.service
 
     def complete(self, messages: list[dict[str, Any]]) -> str:
-        """The content of the model's first choice for ``messages``.
+        """The text of the model's first choice for ``messages``.
 
         Raises:
             RetryableStepError: 429, 5xx, connection errors or timeouts, after the retries.
-            PermanentStepError: another 4xx (a bad key, an unknown model), or a reply that is
-                not a chat completion.
+            PermanentStepError: another 4xx (a bad key, an unknown model), a truncated reply,
+                or a reply that is not a chat completion or holds no text.
         """
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        reply = post_json(
-            self.url,
-            {"model": self.model, "messages": messages, "temperature": TEMPERATURE},
-            service=self.service,
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            headers=headers,
-            sleep=self._sleep,
-        )
-        return _message_content(decode_json(reply, self.service), self.service)
+        return reply_text(self.client.complete(messages, temperature=TEMPERATURE), self.service)
 
 
-def _message_content(document: Any, service: str) -> str:
-    """``choices[0].message.content``, or PermanentStepError saying the reply is malformed."""
-    try:
-        content = document["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError) as exc:
-        start = json.dumps(document)[:200]
+def reply_text(reply: ModelReply, service: str) -> str:
+    """The reply's text, or PermanentStepError saying why there is none (no tools are offered
+    yet, so a reply with only tool calls cannot be used)."""
+    if reply.content is not None:
+        return reply.content
+    if reply.tool_calls:
+        names = sorted({call.name for call in reply.tool_calls})
         raise PermanentStepError(
-            f"{service} answered without choices[0].message.content (reply starts {start!r}). "
-            "Check that MEOWSTIK_LLM_BASE_URL points at an OpenAI-compatible API, usually "
-            "ending in /v1.",
-            details={"reply": start},
-        ) from exc
-    if not isinstance(content, str):
-        raise PermanentStepError(
-            f"{service} answered with message content of type {type(content).__name__}, not "
-            "text; the model may have refused or called a tool.",
-            details={"contentType": type(content).__name__},
+            f"{service} answered with tool calls {names} and no text, but no tools were "
+            "offered; the model or its chat template may call tools on its own.",
+            details={"toolCalls": names},
         )
-    return content
+    raise PermanentStepError(
+        f"{service} answered without choices[0].message.content (finish_reason "
+        f"{reply.finish_reason!r}); the model may have refused.",
+        details={"finishReason": reply.finish_reason},
+    )
 
 
 def system_prompt(definition: AgentDefinition) -> str:
@@ -170,43 +148,87 @@ def parse_reply(reply: str, model: str, service: str) -> StepResult:
 
 
 class LlmAgent(Agent):
-    """Runs an agent registered with ``executor: llm`` by asking the configured chat model.
+    """Runs an agent registered with ``executor: llm`` by asking a configured chat model.
 
-    Uses MEOWSTIK_LLM_BASE_URL, MEOWSTIK_LLM_MODEL, MEOWSTIK_LLM_API_KEY and
-    MEOWSTIK_LLM_TIMEOUT_S (the operator's bound for model calls, which are slower than most
-    HTTP agents), with the same in-process retry budget as HTTP agents.
+    The endpoint is the one the agent names in ``baseUrl`` (MEOWSTIK_LLM_ENDPOINTS), else the
+    default (MEOWSTIK_LLM_BASE_URL, _API_KEY); the model is the agent's ``model``, else the
+    endpoint's, else MEOWSTIK_LLM_MODEL; ``temperature``, ``maxTokens`` and ``systemPrompt``
+    come from the agent when it sets them. MEOWSTIK_LLM_TIMEOUT_S bounds each call, with the
+    same in-process retry budget as HTTP agents. Each call's token usage goes to the step's log.
 
     Raises:
-        PermanentStepError: on construction, when no LLM is configured or the definition is not
-            an LLM agent's.
+        PermanentStepError: on construction, when the endpoint is not configured here or the
+            definition is not an LLM agent's.
     """
 
     def __init__(
         self, definition: AgentDefinition, settings: Settings, *, sleep: Sleep = time.sleep
     ) -> None:
-        if not llm_available(settings):
-            raise PermanentStepError(
-                "no LLM configured: set MEOWSTIK_LLM_BASE_URL",
-                details={"agentId": definition.id, "setting": "MEOWSTIK_LLM_BASE_URL"},
-            )
         if definition.executor != AgentExecutor.LLM:
             raise PermanentStepError(
                 f"agent {definition.id!r} has executor {definition.executor.value!r}, not 'llm'; "
                 "it cannot run as an LLM agent.",
                 details={"agentId": definition.id, "executor": definition.executor.value},
             )
+        endpoint = agent_endpoint(definition, settings)
         self.definition = definition
-        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        self.client = ChatClient(
-            settings.llm_base_url or "",
-            settings.llm_model,
-            api_key,
+        self.client = ModelClient(
+            endpoint.base_url,
+            endpoint.api_key_value,
+            definition.model or endpoint.model or settings.llm_model,
             settings.llm_timeout_s,
-            max_retries=settings.http_agent_max_retries,
+            settings.http_agent_max_retries,
+            endpoint_name=endpoint.name,
             sleep=sleep,
         )
 
     def run(self, step_input: StepInput) -> StepResult:
-        """Ask the model to do the step and parse its answer."""
-        reply = self.client.complete(build_messages(self.definition, step_input))
-        return parse_reply(reply, self.client.model, self.client.service)
+        """Ask the model to do the step, log the call's usage, and parse its answer."""
+        temperature = self.definition.temperature
+        try:
+            reply = self.client.complete(
+                build_messages(self.definition, step_input),
+                temperature=TEMPERATURE if temperature is None else temperature,
+                max_tokens=self.definition.max_tokens,
+            )
+        finally:
+            self.client.close()  # agents are built per step: keep no idle connections
+        if step_input.logger is not None:
+            step_input.logger.info("model call", **usage_log_data(self.client, reply))
+        return parse_reply(
+            reply_text(reply, self.client.service), self.client.model, self.client.service
+        )
+
+
+def agent_endpoint(definition: AgentDefinition, settings: Settings) -> LlmEndpoint:
+    """The endpoint an LLM agent uses, or PermanentStepError saying what to configure."""
+    if definition.base_url is None and not llm_available(settings):
+        raise PermanentStepError(
+            "no LLM configured: set MEOWSTIK_LLM_BASE_URL",
+            details={"agentId": definition.id, "setting": "MEOWSTIK_LLM_BASE_URL"},
+        )
+    try:
+        endpoints = settings.llm_endpoint_table()
+    except ConfigurationError as exc:
+        raise PermanentStepError(str(exc), details={"agentId": definition.id}) from exc
+    name = definition.base_url or DEFAULT_ENDPOINT
+    if name not in endpoints:
+        raise PermanentStepError(
+            f"agent {definition.id!r} names LLM endpoint {name!r} (baseUrl), which this worker "
+            f"does not have; configured: {sorted(endpoints)}. Add it to MEOWSTIK_LLM_ENDPOINTS "
+            "on the workers running LLM agents.",
+            details={"agentId": definition.id, "baseUrl": name, "configured": sorted(endpoints)},
+        )
+    return endpoints[name]
+
+
+def usage_log_data(client: ModelClient, reply: ModelReply) -> dict[str, Any]:
+    """What the step's log says about one call: endpoint (by name and without credentials),
+    models, finish reason and tokens ("unknown" when the server did not count them)."""
+    return {
+        "endpoint": client.endpoint_name,
+        "model": client.model,
+        "servedBy": reply.model,
+        "finishReason": reply.finish_reason,
+        "usage": reply.usage.as_log_data() if reply.usage else "unknown",
+    }
