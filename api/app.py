@@ -46,7 +46,9 @@ class Services:
 
 def build_planning(settings: Settings) -> Planning:
     """The planners: templates from the built-in and configured folders, and the LLM planner
-    when MEOWSTIK_LLM_BASE_URL is set. Template files that fail to load are logged."""
+    when MEOWSTIK_LLM_BASE_URL is set. Template files that fail to load are logged; a malformed
+    MEOWSTIK_LLM_ENDPOINTS stops the start (ConfigurationError naming the entry)."""
+    settings.llm_endpoint_table()
     templates = load_templates(settings.template_directories)
     for problem in templates.problems:
         log.warning("workflow template not loaded: %s", problem["message"])
@@ -96,7 +98,16 @@ def create_app(
 
         dispatcher = CeleryDispatcher(create_celery_app(settings))
     keys = Keys(settings.key_prefix)
-    wired = build_engine(settings, client, dispatcher, planning=build_planning(settings), keys=keys)
+    from workers.tools.catalog import load_tools  # the tool names registrations are checked by
+
+    wired = build_engine(
+        settings,
+        client,
+        dispatcher,
+        planning=build_planning(settings),
+        keys=keys,
+        tool_names=load_tools(settings).names(),
+    )
     limiter = RateLimiter(client, keys, settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.extensions["meowstik"] = Services(
         settings=settings,

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.access import TokenTable, load_tokens
+from orchestrator.core.llm_endpoints import DEFAULT_ENDPOINT, LlmEndpoint, load_llm_endpoints
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6399
 DEFAULT_API_PORT = 5000
@@ -356,6 +357,12 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(
         default=60.0, gt=0, description="Timeout of one request to the chat API."
     )
+    llm_endpoints: SecretStr | None = Field(
+        default=None,
+        description="Named chat APIs an LLM agent may pick with its `baseUrl`: a JSON object "
+        '`{"name": {"baseUrl": "http://...", "apiKey": "...", "model": "..."}}` (apiKey and '
+        "model optional). `default` is MEOWSTIK_LLM_BASE_URL's. Secret: it holds keys.",
+    )
 
     http_agent_allowed_schemes: str = Field(
         default="http,https", description="Comma-separated URL schemes HTTP agents may use."
@@ -372,12 +379,62 @@ class Settings(BaseSettings):
         "errors, timeouts, 429, 5xx).",
     )
 
+    require_registered_tools: bool = Field(
+        default=False,
+        description="Refuse (422 unknown_tool) an agent registered over the API whose "
+        "capabilities name a tool nobody registered. Off by default so the spec's own example "
+        "(tools: custom_tool) registers; the agent is then listed with `missingTools`.",
+    )
+    tool_modules: str = Field(
+        default="",
+        description="Comma-separated modules whose `@tool` functions agents may use (with the "
+        "built-in tools and the `meowstik.tools` entry points).",
+    )
+    workspace_max_file_bytes: int = Field(
+        default=256 * 1024,
+        ge=1,
+        description="Largest file of a session's workspace (workspace_write), in bytes of UTF-8.",
+    )
+    workspace_max_files: int = Field(
+        default=100, ge=1, description="Most files one session's workspace may hold."
+    )
+    http_tool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Timeout of the http_get and github_code_search tools' requests (connect, "
+        "each read, and the whole body).",
+    )
+    http_tool_max_chars: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most characters of a response body the http_get tool gives the model (the "
+        "rest is cut, and the result says so).",
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub's REST API for the github_code_search tool (GitHub Enterprise: "
+        "https://HOST/api/v3); its host must be in MEOWSTIK_HTTP_AGENT_ALLOWED_HOSTS.",
+    )
+    github_token: SecretStr | None = Field(
+        default=None,
+        description="Token the github_code_search tool sends to GitHub (code search needs one).",
+    )
+
     @property
     def effective_redis_url(self) -> str:
         """The Redis URL every process uses: the configured one, else the embedded server's."""
         if self.redis_url:
             return self.redis_url
         return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    def llm_endpoint_table(self) -> dict[str, LlmEndpoint]:
+        """The chat APIs by name: ``default`` (MEOWSTIK_LLM_BASE_URL, when set) and those of
+        MEOWSTIK_LLM_ENDPOINTS; ConfigurationError naming the entry if one is malformed."""
+        default = None
+        if self.llm_base_url:
+            default = LlmEndpoint(DEFAULT_ENDPOINT, self.llm_base_url, self.llm_api_key)
+        raw = self.llm_endpoints.get_secret_value() if self.llm_endpoints else None
+        return load_llm_endpoints(raw, default)
 
     def token_table(self) -> TokenTable:
         """The API's tokens (MEOWSTIK_API_TOKENS and _FILE); TokenConfigError if malformed."""
@@ -391,3 +448,7 @@ class Settings(BaseSettings):
     @property
     def agent_module_names(self) -> list[str]:
         return [name.strip() for name in self.agent_modules.split(",") if name.strip()]
+
+    @property
+    def tool_module_names(self) -> list[str]:
+        return [name.strip() for name in self.tool_modules.split(",") if name.strip()]

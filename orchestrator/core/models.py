@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from orchestrator.core.llm_endpoints import ENDPOINT_NAME_PATTERN
 from orchestrator.core.statuses import AgentStatus, SessionStatus, StepStatus
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -56,6 +57,8 @@ LongText = Annotated[str, StringConstraints(max_length=4000)]
 
 
 TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+ModelName = Annotated[str, StringConstraints(pattern=r"^\S{1,200}$")]
+MAX_REPLY_TOKENS = 1_000_000  # an agent's maxTokens: a bound on the model's reply
 
 
 class PlannerName(StrEnum):
@@ -123,6 +126,11 @@ class AgentDefinition(RequestModel):
     endpoint: Annotated[str, StringConstraints(max_length=2048)] | None = None
     system_prompt: LongText | None = None
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # LLM agents only: the model, the configured endpoint by name (not a URL), sampling and length
+    model: ModelName | None = None
+    base_url: Annotated[str, StringConstraints(pattern=ENDPOINT_NAME_PATTERN)] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_REPLY_TOKENS)
 
     @property
     def capability_names(self) -> frozenset[str]:
@@ -146,6 +154,7 @@ class RegisteredAgent(AgentDefinition):
     last_heartbeat: str | None = None
     circuit: CircuitState = Field(default_factory=lambda: CircuitState(state="closed"))
     waiting_for: str | None = None  # unhosted: what would make it selectable
+    missing_tools: list[str] = Field(default_factory=list)  # named by capabilities, unregistered
 
 
 class AgentUpdate(RequestModel):

@@ -52,6 +52,16 @@ class StateView(Protocol):
     def transaction(self) -> AbstractContextManager[Any]: ...
 
 
+class WorkspaceView(Protocol):
+    """``step_input.workspace``: the session's file area (orchestrator/store/workspace.py),
+    text files by relative path, bounded by MEOWSTIK_WORKSPACE_MAX_FILE_BYTES and
+    MEOWSTIK_WORKSPACE_MAX_FILES. Bad paths and limits raise WorkspaceError."""
+
+    def read(self, path: str) -> str | None: ...
+    def write(self, path: str, content: str) -> int: ...
+    def list(self) -> dict[str, int]: ...
+
+
 @dataclass(frozen=True)
 class StepInput:
     session_id: str
@@ -70,6 +80,7 @@ class StepInput:
     decompositions: int = 0
     logger: StepLogger | None = field(default=None, compare=False, repr=False)
     state: StateView | None = field(default=None, compare=False, repr=False)
+    workspace: WorkspaceView | None = field(default=None, compare=False, repr=False)
 
     @property
     def subtask_outputs(self) -> dict[str, Any]:

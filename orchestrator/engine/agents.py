@@ -1,11 +1,17 @@
 """The agent registry as a service: what the API's agent routes and the dashboard do, each one
-call. Registration checks the definition (who could run it, endpoint rules), creates the agent
-atomically, and offers its capacity to steps waiting for it; a change of status or maxLoad
-offers capacity too."""
+call. Registration checks the definition (who could run it, endpoint rules, the tools its
+capabilities name), creates the agent atomically, and offers its capacity to steps waiting for
+it; a change of status or maxLoad offers capacity too.
+
+The tool check needs the registered tool names, which the API gives (it loads the tool catalogue
+of workers/tools/catalog.py); the engine itself never imports the workers. Python agents are
+registered by their workers through the store, not here, so their tools are not checked: a
+tool their code names but nobody registered is an error result when the model calls it."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from orchestrator.core.errors import ApiError
@@ -13,22 +19,33 @@ from orchestrator.core.graph import check_metadata
 from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent
 from orchestrator.core.registration import resolve_executor
 from orchestrator.core.statuses import AGENT_DERIVED, AgentStatus
+from orchestrator.core.tools import check_agent_tools, missing_tools
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.routing import Router
 
 
 class Agents:
-    def __init__(self, context: EngineContext, router: Router) -> None:
+    def __init__(
+        self, context: EngineContext, router: Router, *, tool_names: Collection[str] | None = None
+    ) -> None:
         self.context = context
         self.registry = context.registry
         self.router = router
+        self.tool_names = None if tool_names is None else frozenset(tool_names)
 
     def list(self) -> list[RegisteredAgent]:
-        return self.registry.list(self.context.now_ms())
+        return [self._with_tools(a) for a in self.registry.list(self.context.now_ms())]
 
     def get(self, agent_id: str) -> RegisteredAgent:
         """Raises AgentNotFoundError (404)."""
-        return self.registry.get(agent_id, self.context.now_ms())
+        return self._with_tools(self.registry.get(agent_id, self.context.now_ms()))
+
+    def _with_tools(self, agent: RegisteredAgent) -> RegisteredAgent:
+        """``missingTools``: what its capabilities name that no tool catalogue here has."""
+        if self.tool_names is None:
+            return agent
+        missing = missing_tools(agent, self.tool_names)
+        return agent.model_copy(update={"missing_tools": missing}) if missing else agent
 
     def register(self, body: dict[str, Any]) -> RegisteredAgent:
         """Register an HTTP or LLM agent from the spec's body (Python agents register from
@@ -37,11 +54,15 @@ class Agents:
         Raises:
             ValidationError (422): the body is not an agent definition.
             RegistrationError, EndpointNotAllowedError (422): nothing here could run it.
+            UnknownToolError (422): a capability names a tool that is not registered, with
+                MEOWSTIK_REQUIRE_REGISTERED_TOOLS (otherwise it is listed in ``missingTools``).
             AgentExistsError (409): the id is taken (checked and written atomically).
         """
         definition = resolve_executor(
             body, AgentDefinition.model_validate(body), self.context.settings
         )
+        if self.tool_names is not None and self.context.settings.require_registered_tools:
+            check_agent_tools(definition, self.tool_names)
         self.registry.create_remote(definition, now_ms=self.context.now_ms())
         self.router.offer_capacity(definition.id)
         return self.get(definition.id)

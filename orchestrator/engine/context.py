@@ -1,5 +1,6 @@
 """What every engine part works with, handed to each by composition: the session store, the
-agent registry, the broker, the settings, the process's one clock and the State Manager. Built
+agent registry, the broker, the settings, the process's one clock, the State Manager and the
+sessions' workspaces. Built
 once per process by ``wiring.build_engine``."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.sessions import SessionStore
 from orchestrator.store.state import StateManager
+from orchestrator.store.workspace import WorkspaceStore
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class EngineContext:
     settings: Settings
     clock: Clock
     state: StateManager
+    workspace: WorkspaceStore
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

@@ -89,6 +89,7 @@ class StepLifecycle:
             decompositions=claim.decompositions,
             logger=BoundLogger(self.context, session_id, step_id, agent_id),
             state=AgentState(self.context.state, session_id, agent_id),
+            workspace=self.context.workspace.bound(session_id),
         )
         return StepRun(
             token,

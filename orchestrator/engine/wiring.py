@@ -5,6 +5,7 @@ and the reconciler. The API (``api.app.create_app``), the workers (``workers.hos
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import redis
@@ -25,6 +26,7 @@ from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.sessions import SessionStore
 from orchestrator.store.state import StateManager
+from orchestrator.store.workspace import WorkspaceStore
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,12 @@ def build_engine(
     clock: Clock = SYSTEM_CLOCK,
     planning: Planning | None = None,
     keys: Keys | None = None,
+    tool_names: Collection[str] | None = None,
 ) -> Wired:
     """Wire every engine part over ``client`` (keys under ``settings.key_prefix`` unless
-    ``keys`` is given). ``planning`` defaults to the templates read on first use."""
+    ``keys`` is given). ``planning`` defaults to the templates read on first use.
+    ``tool_names`` are the registered tools agents registered over REST may name (the API
+    passes them; None: not checked)."""
     keys = keys or Keys(settings.key_prefix)
     logbook = Logbook(client, keys)
     context = EngineContext(
@@ -73,6 +78,12 @@ def build_engine(
             logbook=logbook,
             max_value_bytes=settings.max_state_value_bytes,
         ),
+        workspace=WorkspaceStore(
+            client,
+            keys,
+            max_file_bytes=settings.workspace_max_file_bytes,
+            max_files=settings.workspace_max_files,
+        ),
     )
     router = Router(context)
     outcomes = Outcomes(context, router)
@@ -82,7 +93,7 @@ def build_engine(
         router=router,
         outcomes=outcomes,
         engine=engine,
-        agents=Agents(context, router),
+        agents=Agents(context, router, tool_names=tool_names),
         lifecycle=StepLifecycle(context, router, outcomes),
         reconciler=Reconciler(context, router, outcomes, engine.control),
         logbook=logbook,

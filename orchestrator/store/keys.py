@@ -101,6 +101,11 @@ class Keys:
         bumps the version too), so a transaction that saw a version sees any change since."""
         return f"{self.session(session_id)}:state-meta"
 
+    def workspace(self, session_id: str) -> str:
+        """Hash: relative path -> UTF-8 text of a workspace file (the workspace tools'
+        per-session file area; orchestrator/store/workspace.py)."""
+        return f"{self.session(session_id)}:workspace"
+
     def lock(self, session_id: str, name: str) -> str:
         """A redis-py Lock (token-owned, with a TTL) scoped to the session."""
         return f"{self.session(session_id)}:lock:{name}"

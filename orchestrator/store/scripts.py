@@ -34,6 +34,7 @@ SCRIPT_NAMES = (
     "provide_input",
     "expand_step",
     "state_write",
+    "workspace_write",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 

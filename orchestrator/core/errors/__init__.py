@@ -23,6 +23,7 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── InputValidationError       an answer that breaks the step's JSON schema (422)
     ├── AgentNotFoundError         (404)
     ├── RegistrationError          an agent nothing here can run, or a bad field (422)
+    │   └── UnknownToolError       a capability naming a tool that is not registered
     ├── AgentExistsError           registering an id that is taken (409)
     ├── EndpointNotAllowedError    an HTTP agent endpoint outside the allowlist (422)
     ├── StateValidationError       a state value or key that cannot be stored (422)
@@ -34,15 +35,22 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── StateNotFoundError         a state entry that is absent or expired (404)
     ├── StoreUnavailableError      Redis unreachable or refusing (503); the store raises it
     ├── DispatchError              broker refused or timed out a publish (503)
+    ├── ToolError                  a tool's answer to the model that it failed: a result,
+    │   │                          not a step failure (tools/invoke)
+    │   └── WorkspaceError         a workspace path or file the rules refuse
     ├── ApiError                   a request refused at the API's edge: auth, rate limit,
     │                              body shape (its status and code are per instance)
     ├── ConfigurationError         settings that cannot be used (also a ValueError)
     │   ├── TokenConfigError       MEOWSTIK_API_TOKENS or its file
     │   ├── RedisUrlError          a Redis URL this product cannot use
-    │   └── AgentCatalogError      an agent module that fails to load, or a duplicate id
+    │   ├── AgentCatalogError      an agent module that fails to load, or a duplicate id
+    │   └── ToolCatalogError       a tool module that fails to load, or a duplicate name
     └── StepError                  raised by an agent's work
         ├── RetryableStepError     retried with backoff, then the step fails
+        │   └── ModelUnavailableError  a model API unreachable, overloaded or rate limiting
         └── PermanentStepError     the step fails at once
+            ├── ContextLengthError     a prompt longer than the model's context window
+            ├── ReplyTruncatedError    a model reply cut at max_tokens
             └── SubPlanError       a sub-plan a step returned is invalid or too big or deep
                 └── ReplanLoopError  ... or repeats one it or an ancestor returned before
 
@@ -64,6 +72,11 @@ from orchestrator.core.errors.base import (
     StoreUnavailableError,
     SubPlanError,
     TokenConfigError,
+)
+from orchestrator.core.errors.llm import (
+    ContextLengthError,
+    ModelUnavailableError,
+    ReplyTruncatedError,
 )
 from orchestrator.core.errors.plans import (
     ContextKeyError,
@@ -100,8 +113,17 @@ from orchestrator.core.errors.state import (
     StateValidationError,
     TransactionClosedError,
 )
+from orchestrator.core.errors.tools import (
+    ToolCatalogError,
+    ToolError,
+    UnknownToolError,
+    WorkspaceError,
+)
 
 __all__ = [
+    "ContextLengthError",
+    "ModelUnavailableError",
+    "ReplyTruncatedError",
     "OrchestratorError",
     "StoreUnavailableError",
     "DispatchError",
@@ -144,4 +166,8 @@ __all__ = [
     "TransactionClosedError",
     "LockTimeoutError",
     "LockLostError",
+    "ToolCatalogError",
+    "ToolError",
+    "WorkspaceError",
+    "UnknownToolError",
 ]
