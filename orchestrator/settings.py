@@ -155,9 +155,7 @@ class Settings(BaseSettings):
     max_state_value_bytes: int = Field(
         default=256 * 1024,
         ge=2,
-        description="Largest value of one session state entry (shared, private or temporary), "
-        "in bytes of compact JSON, however it is written: by an agent, over REST, in a "
-        "transaction.",
+        description="Largest session state value, in bytes of compact JSON, from any writer.",
     )
     max_metadata_bytes: int = Field(
         default=16 * 1024,
@@ -381,9 +379,8 @@ class Settings(BaseSettings):
 
     require_registered_tools: bool = Field(
         default=False,
-        description="Refuse (422 unknown_tool) an agent registered over the API whose "
-        "capabilities name a tool nobody registered. Off by default so the spec's own example "
-        "(tools: custom_tool) registers; the agent is then listed with `missingTools`.",
+        description="Refuse (422) API-registered agents naming an unregistered tool; when off "
+        "(the spec's example names `custom_tool`) they are listed with `missingTools`.",
     )
     tool_modules: str = Field(
         default="",
@@ -423,9 +420,7 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         """The Redis URL every process uses: the configured one, else the embedded server's."""
-        if self.redis_url:
-            return self.redis_url
-        return f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
 
     def llm_endpoint_table(self) -> dict[str, LlmEndpoint]:
         """The chat APIs by name: ``default`` (MEOWSTIK_LLM_BASE_URL, when set) and those of

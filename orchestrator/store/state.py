@@ -25,10 +25,8 @@ orchestrator/core/errors/state.py.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -42,12 +40,8 @@ from orchestrator.core.errors import (
     SessionFinishedError,
     SessionNotFoundError,
     StateConflictError,
-    StateKeyError,
 )
-from orchestrator.core.logentry import LogEntry
-from orchestrator.core.models import AGENT_ID_PATTERN
 from orchestrator.core.state_values import (
-    AGENT_RULE,
     StateType,
     check_key,
     check_scope,
@@ -63,50 +57,9 @@ from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.runner import ScriptRunner
 from orchestrator.store.scripts import text
+from orchestrator.store.state_records import Change, Meta, StateEntry, check_agent, log_entry
 
 DEFAULT_MAX_VALUE_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class StateEntry:
-    """A visible state value, the scope it came from, and for temporary entries when it expires;
-    also its version and last writer (not compared: two reads of one value are equal)."""
-
-    value: Any
-    type: StateType
-    expires_at_ms: int | None = None
-    version: int = field(default=0, compare=False)
-    updated_at_ms: int | None = field(default=None, compare=False)
-    updated_by: str | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Change:
-    """One buffered write (``raw`` is the value's JSON) or delete (``raw`` is None)."""
-
-    type: StateType
-    key: str
-    raw: str | None
-    agent_id: str | None = None
-    ttl_ms: int = 0
-
-    @property
-    def field(self) -> str:
-        return state_field(self.type, self.key, self.agent_id)
-
-
-@dataclass(frozen=True)
-class Meta:
-    version: int = 0
-    updated_at_ms: int | None = None
-    updated_by: str | None = None
-
-    @classmethod
-    def parse(cls, raw: Any) -> Meta:
-        if raw is None:
-            return cls()
-        version, at, by = text(raw).split("|", 2)
-        return cls(int(version), int(at), by)
 
 
 def _release(lock: Lock) -> bool:
@@ -116,12 +69,6 @@ def _release(lock: Lock) -> bool:
     except LockNotOwnedError:
         return False
     return True
-
-
-def _check_agent(agent_id: object) -> str:
-    if not isinstance(agent_id, str) or not re.fullmatch(AGENT_ID_PATTERN, agent_id):
-        raise StateKeyError("agent id", agent_id, AGENT_RULE)
-    return agent_id
 
 
 @translates_redis_errors
@@ -162,7 +109,7 @@ class StateManager:
         ``max_value_bytes``). Raises StateValidationError."""
         scope = check_scope(type, agent_id)
         if agent_id is not None:
-            _check_agent(agent_id)
+            check_agent(agent_id)
         check_key(key)
         if delete:
             return Change(scope, key, None, agent_id)
@@ -251,7 +198,7 @@ class StateManager:
             return
         pipe = self._client.pipeline(transaction=False)
         for change in changes:
-            entry = _log_entry(session_id, change, versions[change.field], who, source)
+            entry = log_entry(session_id, change, versions[change.field], who, source)
             self._logbook.append(pipe, entry, now_ms)
         pipe.execute()
 
@@ -314,7 +261,7 @@ class StateManager:
         k = self._keys
         candidates: list[tuple[StateType, str | None]] = []
         if agent_id is not None:
-            candidates.append((StateType.PRIVATE, _check_agent(agent_id)))
+            candidates.append((StateType.PRIVATE, check_agent(agent_id)))
         candidates += [(StateType.TEMPORARY, None), (StateType.SHARED, None)]
         pipe = self._client.pipeline(transaction=True)
         for scope, agent in candidates:
@@ -393,7 +340,7 @@ class StateManager:
         pipe = self._client.pipeline(transaction=False)
         pipe.mget(temporary) if temporary else None
         for agent in agents:
-            pipe.hgetall(k.private_state(session_id, _check_agent(agent)))
+            pipe.hgetall(k.private_state(session_id, check_agent(agent)))
         replies = pipe.execute()
         raws = replies.pop(0) if temporary else []
 
@@ -484,25 +431,6 @@ class StateManager:
         for key in (*owned, k.state_meta(session_id)):
             pipe.pexpire(key, retention_ms)
         pipe.execute()
-
-
-def _log_entry(session_id: str, change: Change, version: int, who: str, source: str) -> LogEntry:
-    """The log entry of one state change (also the SSE event ``state.updated``)."""
-    data: dict[str, Any] = {
-        "key": change.key,
-        "type": change.type.value,
-        "op": "delete" if change.raw is None else "set",
-        "version": version,
-        "by": who,
-    }
-    if change.agent_id:
-        data["agentId"] = change.agent_id
-    if change.ttl_ms:
-        data["ttlS"] = change.ttl_ms / 1000
-    agent = who.removeprefix("agent:") if who.startswith("agent:") else None
-    return LogEntry(
-        "info", source, "State updated", session_id=session_id, agent_id=agent, data=data
-    )
 
 
 from orchestrator.store.transactions import Transaction  # noqa: E402 - it imports this module
