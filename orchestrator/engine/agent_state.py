@@ -13,6 +13,7 @@ afterwards.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,9 +34,11 @@ class PrivateState:
         self._who = f"agent:{agent_id}"
 
     def get(self, key: str, default: Any = None) -> Any:
-        entry = self._manager.scopes(self._session_id, agent_ids=[self._agent_id])
-        found = entry["private"].get(self._agent_id, {}).get(key)
-        return default if found is None else found.value
+        """This agent's private value of ``key``, or ``default`` (one round trip)."""
+        _version, raw = self._manager.version(
+            self._session_id, key, type=StateType.PRIVATE, agent_id=self._agent_id
+        )
+        return default if raw is None else json.loads(raw)
 
     def set(self, key: str, value: Any) -> int:
         """Store ``value`` (JSON); returns its new version."""
