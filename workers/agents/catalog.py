@@ -3,24 +3,13 @@ MEOWSTIK_AGENT_MODULES, and agents published under the ``meowstik.agents`` entry
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-from typing import Any
-
 from orchestrator.core.errors import AgentCatalogError
 from orchestrator.settings import Settings
 from workers.agents.base import Agent
 from workers.agents.builtin import BUILTIN_AGENTS
+from workers.plugins import discover
 
 ENTRY_POINT_GROUP = "meowstik.agents"
-
-
-def _agents_in(value: Any) -> list[Agent]:
-    if isinstance(value, Agent):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [item for item in value if isinstance(item, Agent)]
-    return []
 
 
 def _add(catalog: dict[str, Agent], agents: list[Agent], origin: str) -> None:
@@ -37,15 +26,13 @@ def load_agents(settings: Settings) -> dict[str, Agent]:
     """Every agent this installation knows, by id."""
     catalog: dict[str, Agent] = {}
     _add(catalog, list(BUILTIN_AGENTS), "the built-in fleet")
-    for module_name in settings.agent_module_names:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise AgentCatalogError(
-                f"cannot import agent module {module_name!r} (MEOWSTIK_AGENT_MODULES): {exc}"
-            ) from exc
-        for value in vars(module).values():
-            _add(catalog, _agents_in(value), f"module {module_name}")
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        _add(catalog, _agents_in(entry_point.load()), f"entry point {entry_point.name}")
+    found = discover(
+        Agent,  # type: ignore[type-abstract]  # an isinstance check, never instantiated
+        modules=settings.agent_module_names,
+        setting="MEOWSTIK_AGENT_MODULES",
+        group=ENTRY_POINT_GROUP,
+        error=AgentCatalogError,
+    )
+    for agent, origin in found:
+        _add(catalog, [agent], origin)
     return catalog
