@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.access import TokenTable, load_tokens
-from orchestrator.core.llm_endpoints import DEFAULT_ENDPOINT, LlmEndpoint, load_llm_endpoints
+from orchestrator.settings_models import ModelToolSettings
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6399
 DEFAULT_API_PORT = 5000
@@ -22,8 +22,8 @@ DEFAULT_SESSION_RETENTION_S = 7 * 24 * 3600
 DEFAULT_SCHEDULE_TIMEOUT_S = 300.0
 
 
-class Settings(BaseSettings):
-    """Effective configuration. Every field maps to ``MEOWSTIK_<FIELD_NAME_UPPERCASE>``."""
+class _ServiceSettings(BaseSettings):
+    """The cluster's settings: Redis, the API, workers, routing, sessions."""
 
     model_config = SettingsConfigDict(env_prefix="MEOWSTIK_", extra="ignore")
 
@@ -340,96 +340,10 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="How often the autoscaler looks at backlogs."
     )
 
-    llm_base_url: str | None = Field(
-        default=None,
-        description="Base URL of an OpenAI-compatible chat API for LLM agents and the LLM "
-        "planner, e.g. http://localhost:11434/v1. Unset: LLM agents stay unhosted (a worker "
-        "hosting their id can run them); plans come from templates and rules.",
-    )
-    llm_model: str = Field(
-        default="gpt-4o-mini", description="Model named in every request to the chat API."
-    )
-    llm_api_key: SecretStr | None = Field(
-        default=None, description="Key for the chat API, sent as a Bearer token."
-    )
-    llm_timeout_s: float = Field(
-        default=60.0, gt=0, description="Timeout of one request to the chat API."
-    )
-    llm_endpoints: SecretStr | None = Field(
-        default=None,
-        description="Named chat APIs an LLM agent may pick with its `baseUrl`: a JSON object "
-        '`{"name": {"baseUrl": "http://...", "apiKey": "...", "model": "..."}}` (apiKey and '
-        "model optional). `default` is MEOWSTIK_LLM_BASE_URL's. Secret: it holds keys.",
-    )
-
-    http_agent_allowed_schemes: str = Field(
-        default="http,https", description="Comma-separated URL schemes HTTP agents may use."
-    )
-    http_agent_allowed_hosts: str = Field(
-        default="127.0.0.1,localhost,::1",
-        description="Comma-separated hosts HTTP agents may use; '*' allows any host.",
-    )
-    http_agent_max_retries: int = Field(
-        default=2,
-        ge=0,
-        le=10,
-        description="Retries within one call of an HTTP agent or the chat API (connection "
-        "errors, timeouts, 429, 5xx).",
-    )
-
-    require_registered_tools: bool = Field(
-        default=False,
-        description="Refuse (422) API-registered agents naming an unregistered tool; when off "
-        "(the spec's example names `custom_tool`) they are listed with `missingTools`.",
-    )
-    tool_modules: str = Field(
-        default="",
-        description="Comma-separated modules whose `@tool` functions agents may use (with the "
-        "built-in tools and the `meowstik.tools` entry points).",
-    )
-    workspace_max_file_bytes: int = Field(
-        default=256 * 1024,
-        ge=1,
-        description="Largest file of a session's workspace (workspace_write), in bytes of UTF-8.",
-    )
-    workspace_max_files: int = Field(
-        default=100, ge=1, description="Most files one session's workspace may hold."
-    )
-    http_tool_timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="Timeout of the http_get and github_code_search tools' requests (connect, "
-        "each read, and the whole body).",
-    )
-    http_tool_max_chars: int = Field(
-        default=20_000,
-        ge=1,
-        description="Most characters of a response body the http_get tool gives the model (the "
-        "rest is cut, and the result says so).",
-    )
-    github_api_url: str = Field(
-        default="https://api.github.com",
-        description="GitHub's REST API for the github_code_search tool (GitHub Enterprise: "
-        "https://HOST/api/v3); its host must be in MEOWSTIK_HTTP_AGENT_ALLOWED_HOSTS.",
-    )
-    github_token: SecretStr | None = Field(
-        default=None,
-        description="Token the github_code_search tool sends to GitHub (code search needs one).",
-    )
-
     @property
     def effective_redis_url(self) -> str:
         """The Redis URL every process uses: the configured one, else the embedded server's."""
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
-
-    def llm_endpoint_table(self) -> dict[str, LlmEndpoint]:
-        """The chat APIs by name: ``default`` (MEOWSTIK_LLM_BASE_URL, when set) and those of
-        MEOWSTIK_LLM_ENDPOINTS; ConfigurationError naming the entry if one is malformed."""
-        default = None
-        if self.llm_base_url:
-            default = LlmEndpoint(DEFAULT_ENDPOINT, self.llm_base_url, self.llm_api_key)
-        raw = self.llm_endpoints.get_secret_value() if self.llm_endpoints else None
-        return load_llm_endpoints(raw, default)
 
     def token_table(self) -> TokenTable:
         """The API's tokens (MEOWSTIK_API_TOKENS and _FILE); TokenConfigError if malformed."""
@@ -444,6 +358,9 @@ class Settings(BaseSettings):
     def agent_module_names(self) -> list[str]:
         return [name.strip() for name in self.agent_modules.split(",") if name.strip()]
 
-    @property
-    def tool_module_names(self) -> list[str]:
-        return [name.strip() for name in self.tool_modules.split(",") if name.strip()]
+
+class Settings(ModelToolSettings, _ServiceSettings):
+    """Effective configuration. Every field maps to ``MEOWSTIK_<FIELD_NAME_UPPERCASE>``: the
+    cluster's (above), then the models' and tools' (settings_models.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEOWSTIK_", extra="ignore")

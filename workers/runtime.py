@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 
 import redis
 import requests
@@ -21,6 +22,7 @@ from orchestrator.core.errors import (
 )
 from orchestrator.core.logentry import LogEntry
 from orchestrator.core.models import AgentDefinition, AgentExecutor
+from orchestrator.core.statuses import AgentStatus
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired
 from orchestrator.engine.lifecycle import StepLifecycle
@@ -28,8 +30,12 @@ from orchestrator.engine.routing import RouteRequest
 from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
+from orchestrator.store.keys import Keys
+from orchestrator.store.turns import TurnJournal
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
+from workers.model_binding import ModelBinder
+from workers.tools.catalog import load_tools
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,13 @@ class WorkerRuntime:
         remote: bool = False,
     ) -> None:
         wired = build_engine(settings, client, dispatcher)
+        self.models = ModelBinder(
+            settings,
+            load_tools(settings),
+            TurnJournal(client, Keys(settings.key_prefix)),
+            fleet_capabilities=self._fleet_capabilities,
+            now_ms=wired.context.now_ms,
+        )
         self.settings = settings
         self.agents = dict(agents)
         self.remote = remote
@@ -129,8 +142,11 @@ class WorkerRuntime:
             if run.reason == "full":
                 self._reroute(session_id, step_id, agent_id)
             return run
+        model = None
         with LeaseKeeper(self.lifecycle, run):
             try:
+                step_input, model = self.models.bind(agent.definition, run.step_input)
+                run = replace(run, step_input=step_input)
                 result = coerce_result(agent.run(run.step_input))
             except InputRequired as request:
                 self.lifecycle.await_input(run, request)
@@ -146,13 +162,20 @@ class WorkerRuntime:
                 )
                 self.lifecycle.fail(run, exc)
                 return None
-        transition = self.lifecycle.succeed(run, result)
+        usage = model.usage.document() if model is not None else None
+        transition = self.lifecycle.succeed(run, result, usage)
         log.info(
             "step %s",
             "completed" if transition.code == "ok" else transition.code,
             extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
         )
         return None
+
+    def _fleet_capabilities(self) -> list[str]:
+        """The capabilities of the active agents (what a planner may decompose over)."""
+        agents = self.registry.list(self.lifecycle.now_ms())
+        active = [agent for agent in agents if agent.status == AgentStatus.ACTIVE]
+        return sorted({name for agent in active for name in agent.capability_names})
 
     def _resolve(self, agent_id: str) -> Agent | None:
         if agent_id in self.agents:

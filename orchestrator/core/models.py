@@ -131,6 +131,8 @@ class AgentDefinition(RequestModel):
     base_url: Annotated[str, StringConstraints(pattern=ENDPOINT_NAME_PATTERN)] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_REPLY_TOKENS)
+    # stream the model's text to the session's events (step.delta); None: MEOWSTIK_LLM_STREAM
+    stream: bool | None = None
 
     @property
     def capability_names(self) -> frozenset[str]:
@@ -291,6 +293,23 @@ class StepErrorRecord(CamelModel):
     timestamp: str
 
 
+class TokenCounts(CamelModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class StepUsage(TokenCounts):
+    """The tokens of the model calls a step's completing run used (through ``step_input.llm``
+    or as an LLM agent): replayed calls count once, as they were paid once; calls whose server
+    counted no tokens are ``uncountedCalls``."""
+
+    model_calls: int = 0
+    replayed_calls: int = 0
+    uncounted_calls: int = 0
+    by_model: dict[str, TokenCounts] = Field(default_factory=dict)
+
+
 class StepState(CamelModel):
     """Runtime record of one step, as the session snapshot shows it."""
 
@@ -315,6 +334,7 @@ class StepState(CamelModel):
     schedule_deadline: str | None = None
     input_request: dict[str, Any] | None = None  # question, schema, deadline, onTimeout
     failed_agents: list[str] = Field(default_factory=list)
+    usage: StepUsage | None = None
 
 
 class SessionSnapshot(CamelModel):

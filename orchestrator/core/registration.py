@@ -197,6 +197,7 @@ _LLM_ONLY_FIELDS = {
     "base_url": "baseUrl",
     "temperature": "temperature",
     "max_tokens": "maxTokens",
+    "stream": "stream",
 }
 
 

@@ -13,6 +13,7 @@ from orchestrator.core.models import (
     SessionSnapshot,
     StepErrorRecord,
     StepState,
+    StepUsage,
     TaskPlan,
 )
 from orchestrator.core.records import SessionRecord
@@ -68,6 +69,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             schedule_deadline=iso_from_ms(rec.get("scheduleDeadline")),
             input_request=record.input_requests.get(step_id),
             failed_agents=rec.get("failedAgents") or [],
+            usage=StepUsage.model_validate(rec["usage"]) if rec.get("usage") else None,
         )
     return SessionSnapshot(
         session_id=session_id,

@@ -6,10 +6,12 @@ state, and the outputs of the steps it depends on, keyed by step id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from orchestrator.core.chat import StepModel
 from orchestrator.core.models import PlanStep
 
 
@@ -81,6 +83,11 @@ class StepInput:
     logger: StepLogger | None = field(default=None, compare=False, repr=False)
     state: StateView | None = field(default=None, compare=False, repr=False)
     workspace: WorkspaceView | None = field(default=None, compare=False, repr=False)
+    llm: StepModel | None = field(default=None, compare=False, repr=False)
+    # the capability names of the active agents, sorted (a planner decomposes over these)
+    fleet_capabilities: Callable[[], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def subtask_outputs(self) -> dict[str, Any]:

@@ -254,6 +254,20 @@ def check_agent_tools(definition: AgentDefinition, registered: Collection[str]) 
                 raise UnknownToolError(capability.name, name, registered)
 
 
+def agent_tools(
+    definition: AgentDefinition, capabilities: Collection[str] | None = None
+) -> list[str]:
+    """The tools the agent's capabilities name (only those of ``capabilities`` when given), in
+    order, once each: what its model may call."""
+    named = [
+        name
+        for capability in definition.capabilities
+        if capabilities is None or capability.name in capabilities
+        for name in capability.tools
+    ]
+    return list(dict.fromkeys(named))
+
+
 def missing_tools(definition: AgentDefinition, registered: Collection[str]) -> list[str]:
     """The tools the agent's capabilities name that are not registered, in order, once each."""
     named = [name for capability in definition.capabilities for name in capability.tools]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import replace
+from typing import Any
 
 from orchestrator.core.decomposition import ParentView, build_subplan, parse_subtasks
 from orchestrator.core.errors import PermanentStepError, SubPlanError
@@ -111,9 +112,12 @@ class StepLifecycle:
             agent_id=run.agent_id,
         )
 
-    def succeed(self, run: StepRun, result: StepResult) -> Transition:
-        """Record the output exactly once, then route every dependent it released. A result
-        with ``subtasks`` decomposes the step instead (see ``decompose``)."""
+    def succeed(
+        self, run: StepRun, result: StepResult, usage: dict[str, Any] | None = None
+    ) -> Transition:
+        """Record the output (and the run's model ``usage``) exactly once, then route every
+        dependent it released. A result with ``subtasks`` decomposes the step instead (see
+        ``decompose``)."""
         if result.subtasks:
             return self.decompose(run, result.subtasks)
         try:
@@ -149,6 +153,7 @@ class StepLifecycle:
             # the dependents this releases are routed in the same script: no second round trip
             route_policy=self.settings.selection_policy,
             rotation=self.router.release_rotation(),
+            usage_json=json.dumps(usage, separators=(",", ":")) if usage else "",
         )
         self.outcomes.settle(run.session_id, transition)
         if transition.code == "ok" and transition.released:

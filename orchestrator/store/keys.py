@@ -79,6 +79,11 @@ class Keys:
         """Capped stream of the session's log entries."""
         return f"{self.session(session_id)}:logs"
 
+    def deltas(self, session_id: str) -> str:
+        """Capped stream of running steps' model text as it arrives, in coalesced chunks
+        (orchestrator/store/deltas.py): the SSE ``step.delta`` events."""
+        return f"{self.session(session_id)}:deltas"
+
     def private_state(self, session_id: str, agent_id: str) -> str:
         """Hash: key -> JSON value, visible to one agent within the session."""
         return f"{self.session(session_id)}:private:{agent_id}"
@@ -105,6 +110,12 @@ class Keys:
         """Hash: relative path -> UTF-8 text of a workspace file (the workspace tools'
         per-session file area; orchestrator/store/workspace.py)."""
         return f"{self.session(session_id)}:workspace"
+
+    def turns(self, session_id: str) -> str:
+        """Hash: "<step id>|<agent id>|<entry>" -> JSON of one recorded model reply or tool
+        result (or a tool call's started/asked marker) of a step's durable tool loop
+        (orchestrator/store/turns.py); a replayed step reads these instead of calling again."""
+        return f"{self.session(session_id)}:turns"
 
     def lock(self, session_id: str, name: str) -> str:
         """A redis-py Lock (token-owned, with a TTL) scoped to the session."""

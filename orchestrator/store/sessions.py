@@ -132,8 +132,10 @@ class SessionStore:
         logs: Sequence[LogEntry] = (),
         route_policy: str = "",
         rotation: int = 0,
+        usage_json: str = "",
     ) -> Transition:
-        """Record the output and release dependents. With ``route_policy`` (a selection policy
+        """Record the output (and the run's model ``usage_json``, when it made calls) and
+        release dependents. With ``route_policy`` (a selection policy
         name) the released dependents are routed in the same script (``Transition.routed`` and
         ``parked``); released steps in neither are left for the caller's router."""
         k = self._keys
@@ -147,6 +149,7 @@ class SessionStore:
         ]
         args: list[Any] = [k.prefix, step_id, token, now_ms, output_json, agent_id]
         args += [slot_member(sid, step_id), reserve_ms, route_policy, rotation, f"agent:{agent_id}"]
+        args.append(usage_json)
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
         return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))

@@ -17,6 +17,7 @@ from orchestrator.core.errors import EndpointNotAllowedError, PermanentStepError
 from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, PlanStep
 from orchestrator.core.steps import StepInput, StepResult
 from orchestrator.settings import Settings
+from tests.support.llm import bind_model
 from workers.executors.http_agent import HttpAgent
 from workers.executors.llm import ChatClient, LlmAgent, llm_available
 from workers.executors.transport import MAX_RESPONSE_BYTES, USER_AGENT
@@ -315,9 +316,23 @@ def chat_reply(content: Any) -> Scripted:
     )
 
 
-def llm_agent(server: ScriptedServer, sleeps: list[float], **overrides: Any) -> LlmAgent:
+class BoundLlmAgent:
+    """An LLM agent with the model a worker would bind to its step (not streamed: the scripted
+    server answers JSON only)."""
+
+    def __init__(self, definition, values: dict[str, Any], sleeps: list[float] | None = None):
+        self.settings = settings(llm_stream=False, **values)
+        self.agent = LlmAgent(definition, self.settings)
+        self.sleeps = sleeps
+
+    def run(self, step_input):
+        bound = bind_model(self.agent.definition, self.settings, step_input, sleep=self.sleeps)
+        return self.agent.run(bound)
+
+
+def llm_agent(server: ScriptedServer, sleeps: list[float], **overrides: Any) -> BoundLlmAgent:
     values = {"llm_base_url": server.url("/v1"), "llm_model": "test-model", **overrides}
-    return LlmAgent(llm_definition(), settings(**values), sleep=sleeps.append)
+    return BoundLlmAgent(llm_definition(), values, sleeps.append)
 
 
 def test_an_llm_agent_sends_model_prompt_and_step_context_with_the_api_key(server):
@@ -353,7 +368,7 @@ def test_a_plain_text_reply_is_kept_verbatim_with_the_model_name(server):
 
 def test_an_agent_system_prompt_replaces_the_default(server):
     server.answer(chat_reply("ok"))
-    agent = LlmAgent(llm_definition("Be terse."), settings(llm_base_url=server.url("/v1")))
+    agent = BoundLlmAgent(llm_definition("Be terse."), {"llm_base_url": server.url("/v1")})
     agent.run(STEP_INPUT)
     assert server.requests[0].json()["messages"][0] == {"role": "system", "content": "Be terse."}
 

@@ -13,6 +13,7 @@ from orchestrator.core.errors import ConfigurationError, PermanentStepError
 from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, PlanStep
 from orchestrator.core.steps import StepInput
 from orchestrator.settings import Settings
+from tests.support.llm import bind_model
 from tests.support.openai_wire import OpenAIWire, WireReply
 from tests.support.recording import RecordingDispatcher
 from tests.support.spec import SPEC_CUSTOM_AGENT_BODY
@@ -158,7 +159,8 @@ def test_an_llm_agent_uses_its_named_endpoint_key_model_and_sampling_and_logs_us
             base_url="local", model="llama3.1", temperature=0.0, max_tokens=64, system_prompt="Hi"
         )
         logger = RecordingLogger()
-        result = LlmAgent(definition, settings, sleep=[].append).run(step_input(logger))
+        given = bind_model(definition, settings, step_input(logger), sleep=[].append)
+        result = LlmAgent(definition, settings).run(given)
     assert result.output == "An old silent pond"
     [request] = named.requests
     assert request.headers["authorization"] == f"Bearer {NAMED_KEY}"
@@ -176,7 +178,7 @@ def test_an_llm_agent_without_overrides_uses_the_default_endpoint_and_logs_unkno
     with OpenAIWire(WireReply(content="plain words", usage=None)) as default:
         settings = Settings(llm_base_url=default.url, llm_model="test-model", llm_api_key=None)
         logger = RecordingLogger()
-        result = LlmAgent(agent(), settings).run(step_input(logger))
+        result = LlmAgent(agent(), settings).run(bind_model(agent(), settings, step_input(logger)))
     assert result.output == {"text": "plain words", "mode": "llm", "model": "test-model"}
     body = default.requests[0].body
     assert (body["model"], body["temperature"]) == ("test-model", 0.2)

@@ -18,6 +18,7 @@ from orchestrator.core.errors import ConfigurationError, PermanentStepError
 from orchestrator.core.llm_endpoints import DEFAULT_ENDPOINT, LlmEndpoint
 from orchestrator.core.models import AgentDefinition, AgentExecutor
 from orchestrator.core.steps import StepInput, StepResult
+from orchestrator.core.tools import agent_tools
 from orchestrator.settings import Settings
 from workers.agents.base import Agent
 from workers.executors.http_agent import is_envelope, result_from_envelope
@@ -121,10 +122,13 @@ def system_prompt(definition: AgentDefinition) -> str:
 
 
 def build_messages(definition: AgentDefinition, step_input: StepInput) -> list[dict[str, str]]:
-    """The chat for one step: the system prompt, then the step's context as JSON."""
+    """The chat for one step: the system prompt, then the step's context as JSON (without the
+    attempt number, so a retried step asks the same and replays its recorded calls)."""
+    context = step_input.as_context()
+    context.pop("attempt", None)
     return [
         {"role": "system", "content": system_prompt(definition)},
-        {"role": "user", "content": json.dumps(step_input.as_context())},
+        {"role": "user", "content": json.dumps(context)},
     ]
 
 
@@ -148,56 +152,62 @@ def parse_reply(reply: str, model: str, service: str) -> StepResult:
 
 
 class LlmAgent(Agent):
-    """Runs an agent registered with ``executor: llm`` by asking a configured chat model.
+    """Runs an agent registered with ``executor: llm``: its step is a chat with its model
+    (``step_input.llm``, a durable tool loop: workers/executors/tool_loop.py), which may call
+    the tools named by the agent's capabilities that the step requires.
 
     The endpoint is the one the agent names in ``baseUrl`` (MEOWSTIK_LLM_ENDPOINTS), else the
     default (MEOWSTIK_LLM_BASE_URL, _API_KEY); the model is the agent's ``model``, else the
-    endpoint's, else MEOWSTIK_LLM_MODEL; ``temperature``, ``maxTokens`` and ``systemPrompt``
-    come from the agent when it sets them. MEOWSTIK_LLM_TIMEOUT_S bounds each call, with the
-    same in-process retry budget as HTTP agents. Each call's token usage goes to the step's log.
+    endpoint's, else MEOWSTIK_LLM_MODEL; ``temperature``, ``maxTokens``, ``systemPrompt`` and
+    ``stream`` come from the agent when it sets them. Each call is logged with its usage.
 
     Raises:
         PermanentStepError: on construction, when the endpoint is not configured here or the
             definition is not an LLM agent's.
     """
 
-    def __init__(
-        self, definition: AgentDefinition, settings: Settings, *, sleep: Sleep = time.sleep
-    ) -> None:
+    def __init__(self, definition: AgentDefinition, settings: Settings) -> None:
         if definition.executor != AgentExecutor.LLM:
             raise PermanentStepError(
                 f"agent {definition.id!r} has executor {definition.executor.value!r}, not 'llm'; "
                 "it cannot run as an LLM agent.",
                 details={"agentId": definition.id, "executor": definition.executor.value},
             )
-        endpoint = agent_endpoint(definition, settings)
+        agent_endpoint(definition, settings)  # fail now when this worker cannot reach it
         self.definition = definition
-        self.client = ModelClient(
-            endpoint.base_url,
-            endpoint.api_key_value,
-            definition.model or endpoint.model or settings.llm_model,
-            settings.llm_timeout_s,
-            settings.http_agent_max_retries,
-            endpoint_name=endpoint.name,
-            sleep=sleep,
-        )
 
     def run(self, step_input: StepInput) -> StepResult:
-        """Ask the model to do the step, log the call's usage, and parse its answer."""
-        temperature = self.definition.temperature
-        try:
-            reply = self.client.complete(
-                build_messages(self.definition, step_input),
-                temperature=TEMPERATURE if temperature is None else temperature,
-                max_tokens=self.definition.max_tokens,
+        """Chat with the model about the step (with its tools), and parse its answer."""
+        llm = step_input.llm
+        if llm is None:
+            raise PermanentStepError(
+                f"agent {self.definition.id!r} needs a model but this step has none "
+                "(step_input.llm); run it on a worker with MEOWSTIK_LLM_BASE_URL set.",
+                details={"agentId": self.definition.id},
             )
-        finally:
-            self.client.close()  # agents are built per step: keep no idle connections
-        if step_input.logger is not None:
-            step_input.logger.info("model call", **usage_log_data(self.client, reply))
-        return parse_reply(
-            reply_text(reply, self.client.service), self.client.model, self.client.service
+        tools = self.step_tools(step_input, getattr(llm, "tools", None))
+        temperature = self.definition.temperature
+        outcome = llm.chat(
+            build_messages(self.definition, step_input),
+            tools=tools,
+            temperature=TEMPERATURE if temperature is None else temperature,
         )
+        service = getattr(getattr(llm, "client", None), "service", f"model {llm.model!r}")
+        return parse_reply(reply_text(outcome.reply, service), outcome.model, service)
+
+    def step_tools(self, step_input: StepInput, registered: Any) -> list[str]:
+        """The tools of the capabilities the step requires, without those this worker has not
+        registered (named in the step's log: the spec's example names ``custom_tool``)."""
+        named = agent_tools(self.definition, step_input.step.required_capabilities)
+        if registered is None:
+            return named
+        missing = [name for name in named if name not in registered]
+        if missing and step_input.logger is not None:
+            step_input.logger.warn(
+                "tools not registered on this worker are not offered to the model",
+                tools=missing,
+            )
+        return [name for name in named if name in registered]
 
 
 def agent_endpoint(definition: AgentDefinition, settings: Settings) -> LlmEndpoint:
@@ -220,15 +230,3 @@ def agent_endpoint(definition: AgentDefinition, settings: Settings) -> LlmEndpoi
             details={"agentId": definition.id, "baseUrl": name, "configured": sorted(endpoints)},
         )
     return endpoints[name]
-
-
-def usage_log_data(client: ModelClient, reply: ModelReply) -> dict[str, Any]:
-    """What the step's log says about one call: endpoint (by name and without credentials),
-    models, finish reason and tokens ("unknown" when the server did not count them)."""
-    return {
-        "endpoint": client.endpoint_name,
-        "model": client.model,
-        "servedBy": reply.model,
-        "finishReason": reply.finish_reason,
-        "usage": reply.usage.as_log_data() if reply.usage else "unknown",
-    }

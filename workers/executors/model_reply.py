@@ -13,48 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.chat import ModelReply, ToolCall, Usage
+
+__all__ = [
+    "TRUNCATED",
+    "ModelReply",
+    "StreamAssembly",
+    "ToolCall",
+    "Usage",
+    "tool_calls_of",
+    "usage_of",
+]
+
 TRUNCATED = "length"  # the finish_reason of a reply cut at max_tokens: not a success
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens of one call, as the server counted them."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-    def as_log_data(self) -> dict[str, int]:
-        return {
-            "promptTokens": self.prompt_tokens,
-            "completionTokens": self.completion_tokens,
-            "totalTokens": self.total_tokens,
-        }
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One function call the model asked for; ``arguments_json`` is the text it sent, which the
-    caller must parse (models do send invalid JSON)."""
-
-    id: str
-    name: str
-    arguments_json: str
-
-
-@dataclass(frozen=True)
-class ModelReply:
-    """The first choice of one chat completion.
-
-    ``usage`` is None when the server sent none (some OpenAI-compatible servers never do, and
-    streams carry it only when asked): unknown, never guessed.
-    """
-
-    content: str | None
-    tool_calls: list[ToolCall]
-    finish_reason: str | None
-    usage: Usage | None
-    model: str
 
 
 def usage_of(raw: Any) -> Usage | None:

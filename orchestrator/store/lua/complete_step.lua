@@ -9,7 +9,8 @@
 -- ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
 -- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
 -- ARGV[10] round-robin rotation   ARGV[11] who writes the state updates (their updatedBy)
--- ARGV[12], ARGV[13], ... shared state updates as key, value JSON (each bumps its version)
+-- ARGV[12] the run's model usage JSON (the step record's "usage"), or "" when it made no call
+-- ARGV[13], ARGV[14], ... shared state updates as key, value JSON (each bumps its version)
 -- Also (prelude): the deadlines, the agents, their slots and capability sets (inline routing),
 -- the waiting lists (a freed slot is handed over), the status indexes, the step metrics and
 -- the state versions (each state update bumps one).
@@ -39,9 +40,12 @@ rec["finishedAt"] = now
 count_step(first_capability(rec), "completed", now - (tonumber(rec["startedAt"]) or now))
 rec["token"] = nil
 rec["leaseUntil"] = nil
+if ARGV[12] ~= "" then
+  rec["usage"] = cjson.decode(ARGV[12])
+end
 redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
 redis.call("HSET", KEYS[5], ARGV[2], ARGV[5])
-for i = 12, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
   bump_state_version(sid_of(ARGV[7]), "s|" .. ARGV[i], now, ARGV[11])
 end

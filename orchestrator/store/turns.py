@@ -1,0 +1,84 @@
+"""The record of a step's model calls and tool calls (``Keys.turns``), which makes tool loops
+durable: each model reply and each tool result is written here as it happens, before anything
+uses it, and a step that runs again (retried, redelivered after its worker died, resumed after
+operator input) reads them back instead of calling again.
+
+Entries are per (step, agent): a fallback agent has its own prompt and model, so it starts its
+own record. Within one, ``c<n>`` is the n-th model call of the step, ``c<n>|t<i>`` the result of
+its i-th tool call, ``c<n>|t<i>|started`` says a non-idempotent tool began (so a run that finds
+it without a result knows the effect may have happened) and ``c<n>|t<i>|asked`` that the call
+asked the operator. A recorded entry is never replaced (HSETNX): if two runs ever overlap, the
+first to record wins and both follow the same history. The hash is session-owned: retention
+removes it with the session.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from orchestrator.store.errors import translates_redis_errors
+from orchestrator.store.keys import Keys
+from orchestrator.store.scripts import text
+
+
+@translates_redis_errors
+class TurnJournal:
+    """The records of every step's tool loop over one client."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client, self._keys = client, keys
+
+    def bound(self, session_id: str, step_id: str, agent_id: str) -> StepJournal:
+        """The record of one step as run by one agent."""
+        return StepJournal(self, session_id, f"{step_id}|{agent_id}|")
+
+    def get(self, session_id: str, field: str) -> dict[str, Any] | None:
+        raw = self._client.hget(self._keys.turns(session_id), field)
+        return None if raw is None else json.loads(text(raw))
+
+    def record(self, session_id: str, field: str, document: dict[str, Any]) -> dict[str, Any]:
+        """Write ``document`` unless the field holds one already; returns the one that holds."""
+        key = self._keys.turns(session_id)
+        encoded = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hsetnx(key, field, encoded)
+        pipe.hget(key, field)
+        _, raw = pipe.execute()
+        return json.loads(text(raw))
+
+    def mark(self, session_id: str, field: str, document: dict[str, Any]) -> None:
+        key = self._keys.turns(session_id)
+        self._client.hset(key, field, json.dumps(document, separators=(",", ":")))
+
+    def forget(self, session_id: str, field: str) -> None:
+        self._client.hdel(self._keys.turns(session_id), field)
+
+    def step_entries(self, session_id: str, step_id: str) -> dict[str, dict[str, Any]]:
+        """Every entry of the step (all its agents), by field."""
+        key = self._keys.turns(session_id)
+        found: dict[str, dict[str, Any]] = {}
+        for field, raw in self._client.hscan_iter(key, match=f"{step_id}|*", count=500):
+            found[text(field)] = json.loads(text(raw))
+        return found
+
+
+class StepJournal:
+    """One step's record as one agent writes it; fields are relative (``c1``, ``c1|t0``)."""
+
+    def __init__(self, journal: TurnJournal, session_id: str, prefix: str) -> None:
+        self._journal, self._session_id, self._prefix = journal, session_id, prefix
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self._journal.get(self._session_id, self._prefix + name)
+
+    def record(self, name: str, document: dict[str, Any]) -> dict[str, Any]:
+        return self._journal.record(self._session_id, self._prefix + name, document)
+
+    def mark(self, name: str, document: dict[str, Any]) -> None:
+        self._journal.mark(self._session_id, self._prefix + name, document)
+
+    def forget(self, name: str) -> None:
+        self._journal.forget(self._session_id, self._prefix + name)

@@ -1,0 +1,388 @@
+"""The durable tool loop: ``step_input.llm``, the model an agent chats with during a step.
+
+``DurableModel.chat`` runs OpenAI's tools protocol: it calls the model with the conversation and
+the tools' schemas; when the reply asks for tool calls (one or several: parallel calls are run
+in the order given), each runs through the tool registry and its result goes back as a ``tool``
+message; the loop ends when the model answers without calling a tool, or fails the step after
+MEOWSTIK_LLM_MAX_TURNS calls. A tool's error is a result the model reads, not a step failure.
+
+Durability (the step's record, orchestrator/store/turns.py): every model reply and every tool
+result is recorded before it is used. When the step runs again (a retry, a redelivery after its
+worker died, a resume after operator input), the n-th call of the run reads the n-th record
+instead of calling, so no model call is paid twice and no tool runs twice for the same turn:
+
+    model call c<n>     recorded?  yes: replay it (no request)       no: call, record, use
+    tool call c<n>|t<i> recorded?  yes: replay its result
+                        idempotent tool: run it, record the result
+                        not idempotent: mark "started", run, record; a run that finds the
+                            mark without a result asks the operator (rerun / skip / give the
+                            result) instead of running it blindly
+
+Replay is by position, as in Temporal: an agent must make the same calls in the same order when
+it runs again. Calls whose request differs from the recorded one are logged with a warning.
+Every call is logged at agent level (arguments cut to 500 characters, duration, tokens, result
+size), and the tokens of every call the step used (replayed ones too: each was paid once) add
+up to the step's ``usage``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NoReturn, Protocol
+
+from orchestrator.core.chat import ChatOutcome, ModelReply, Usage, add_usage
+from orchestrator.core.errors import PermanentStepError
+from orchestrator.core.steps import InputRequired, StepInput
+from orchestrator.core.tools import ToolContext, ToolRegistry, ToolResult
+from orchestrator.store.turns import StepJournal
+from workers.executors.model_client import ModelClient
+
+SHOWN_ARGUMENT_CHARS = 500
+RECORDED_MESSAGE_CHARS = 20_000
+UNRECORDED_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"enum": ["rerun", "skip", "result"]},
+        "result": {"description": "with action 'result': what the call returned"},
+    },
+    "required": ["action"],
+}
+
+
+class DeltaSink(Protocol):
+    """Where a streamed reply's text goes as it arrives (the session's step.delta events)."""
+
+    def on_delta(self, text: str) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class StepUsage:
+    """The tokens of every model call a step used, in total and by model."""
+
+    calls: int = 0
+    replayed: int = 0
+    unknown: int = 0  # calls whose server counted no tokens
+    total: Usage | None = None
+    by_model: dict[str, Usage] = field(default_factory=dict)
+
+    def add(self, reply: ModelReply, replayed: bool) -> None:
+        self.calls += 1
+        self.replayed += int(replayed)
+        if reply.usage is None:
+            self.unknown += 1
+            return
+        self.total = add_usage(self.total, reply.usage)
+        self.by_model[reply.model] = add_usage(self.by_model.get(reply.model), reply.usage)  # type: ignore[assignment]
+
+    def document(self) -> dict[str, Any] | None:
+        """The step record's ``usage``: None when the step made no model call."""
+        if self.calls == 0:
+            return None
+        total = self.total or Usage(0, 0, 0)
+        return {
+            **total.as_log_data(),
+            "modelCalls": self.calls,
+            "replayedCalls": self.replayed,
+            "uncountedCalls": self.unknown,
+            "byModel": {model: usage.as_log_data() for model, usage in self.by_model.items()},
+        }
+
+
+class DurableModel:
+    """``step_input.llm`` for one step run (see the module docstring).
+
+    Args:
+        client: the agent's model at its endpoint.
+        tools: every registered tool; ``allowed_tools`` are those the agent's capabilities name.
+        journal: the step's record for this agent.
+        step_input: the step (tools get it through their ToolContext).
+        max_turns: MEOWSTIK_LLM_MAX_TURNS.
+        stream: whether calls stream by default; ``deltas`` opens a sink for one call's text.
+        temperature, max_tokens: the agent's defaults.
+    """
+
+    def __init__(
+        self,
+        client: ModelClient,
+        tools: ToolRegistry,
+        journal: StepJournal,
+        step_input: StepInput,
+        *,
+        allowed_tools: Collection[str],
+        max_turns: int,
+        stream: bool = False,
+        deltas: Callable[[], DeltaSink] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.client = client
+        self.tools = tools
+        self.allowed_tools = frozenset(allowed_tools)
+        self.journal = journal
+        self.step_input = step_input
+        self.max_turns = max_turns
+        self.stream = stream
+        self.deltas = deltas
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.usage = StepUsage()
+        self._clock, self._now_ms = clock, now_ms
+        self._calls = 0
+
+    @property
+    def model(self) -> str:
+        return self.client.model
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        tools: Sequence[str] = (),
+        response_format: dict[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stream: bool | None = None,
+    ) -> ChatOutcome:
+        """See ``orchestrator.core.chat.StepModel.chat``."""
+        specs = self._tool_specs(tools)
+        conversation = [dict(message) for message in messages]
+        options = {
+            "tools": specs or None,
+            "response_format": response_format,
+            "temperature": self.temperature if temperature is None else temperature,
+            "max_tokens": self.max_tokens if max_tokens is None else max_tokens,
+        }
+        chat_usage: Usage | None = None
+        calls = replayed = 0
+        for _ in range(self.max_turns):
+            self._calls += 1
+            name = f"c{self._calls}"
+            reply, was_replayed = self._model_call(
+                name, conversation, options, self.stream if stream is None else stream, calls == 0
+            )
+            calls += 1
+            replayed += int(was_replayed)
+            chat_usage = add_usage(chat_usage, reply.usage)
+            conversation.append(reply.assistant_message())
+            if not reply.tool_calls or not specs:
+                return ChatOutcome(reply.content, reply, conversation, calls, replayed, chat_usage)
+            for index, call in enumerate(reply.tool_calls):
+                result = self._tool_call(f"{name}|t{index}", call.name, call.arguments_json)
+                conversation.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": _json(result)}
+                )
+        raise PermanentStepError(
+            f"the model ({self.client.service}) was still calling tools after {self.max_turns} "
+            "calls (MEOWSTIK_LLM_MAX_TURNS); raise the limit, or tell the model in its "
+            "systemPrompt when to stop and answer.",
+            details={"maxTurns": self.max_turns, "tools": list(tools)},
+        )
+
+    # --- model calls ----------------------------------------------------------------------------
+    def _model_call(
+        self,
+        name: str,
+        conversation: list[dict[str, Any]],
+        options: dict[str, Any],
+        stream: bool,
+        first: bool,
+    ) -> tuple[ModelReply, bool]:
+        fingerprint = _fingerprint(self.client.model, conversation, options)
+        recorded = self.journal.get(name)
+        if recorded is not None:
+            reply = ModelReply.from_document(recorded["reply"])
+            self.usage.add(reply, replayed=True)
+            self._log_model(name, reply, recorded.get("durationMs"), replayed=True)
+            if recorded.get("request") != fingerprint:
+                self._log(
+                    "warn",
+                    "replayed model call differs from its request",
+                    call=name,
+                    hint="replay is by position: the agent asked something else this time",
+                )
+            return reply, True
+        sink = self.deltas() if stream and self.deltas is not None else None
+        started = self._clock()
+        try:
+            reply = self.client.complete(
+                conversation,
+                stream=stream,
+                on_delta=sink.on_delta if sink is not None else None,
+                **{key: value for key, value in options.items() if value is not None},
+            )
+        finally:
+            if sink is not None:
+                sink.close()
+        duration_ms = round((self._clock() - started) * 1000, 1)
+        document: dict[str, Any] = {
+            "kind": "model",
+            "reply": reply.to_document(),
+            "request": fingerprint,
+            "endpoint": self.client.endpoint_name,
+            "at": self._now_ms(),
+            "durationMs": duration_ms,
+            "messages": len(conversation),
+        }
+        if first:  # the chat's prompt, for the transcript
+            document["prompt"] = [_shortened(message) for message in conversation]
+        kept = self.journal.record(name, document)
+        reply = ModelReply.from_document(kept["reply"])  # another run's, if it recorded first
+        self.usage.add(reply, replayed=False)
+        self._log_model(name, reply, duration_ms, replayed=False)
+        return reply, False
+
+    def _log_model(self, name: str, reply: ModelReply, duration_ms: Any, *, replayed: bool) -> None:
+        self._log(
+            "info",
+            "model call",
+            call=name,
+            endpoint=self.client.endpoint_name,
+            model=self.client.model,
+            servedBy=reply.model,
+            finishReason=reply.finish_reason,
+            usage=reply.usage.as_log_data() if reply.usage else "unknown",
+            toolCalls=[call.name for call in reply.tool_calls],
+            durationMs=duration_ms,
+            replayed=replayed,
+        )
+
+    # --- tool calls -----------------------------------------------------------------------------
+    def _tool_specs(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        for tool_name in names:
+            if tool_name not in self.tools:
+                raise PermanentStepError(
+                    f"tool {tool_name!r} is not registered on this worker; registered: "
+                    f"{', '.join(self.tools.names())}. Register it (MEOWSTIK_TOOL_MODULES or "
+                    "the meowstik.tools entry points) on the workers running this agent.",
+                    details={"tool": tool_name},
+                )
+            if tool_name not in self.allowed_tools:
+                raise PermanentStepError(
+                    f"agent {self.step_input.agent_id!r} may not use tool {tool_name!r}: an "
+                    "agent uses the tools its capabilities name (capabilities[].tools); it "
+                    f"names {sorted(self.allowed_tools) or 'none'}.",
+                    details={"tool": tool_name, "allowedTools": sorted(self.allowed_tools)},
+                )
+        return self.tools.openai_tools(names)
+
+    def _tool_call(self, name: str, tool_name: str, arguments: str) -> Any:
+        recorded = self.journal.get(name)
+        if recorded is not None:
+            self._log_tool(name, tool_name, arguments, recorded, replayed=True)
+            return recorded["result"]
+        idempotent = self.tools.get(tool_name).idempotent if tool_name in self.tools else True
+        asked = self.journal.get(f"{name}|asked")
+        answered = asked is not None and self.step_input.input_provided
+        if asked is not None and asked.get("kind") == "unrecorded":
+            decided = self._decided(name, tool_name, arguments, answered)
+            if decided is not None:
+                return decided
+        elif not idempotent and self.journal.get(f"{name}|started") is not None:
+            self._ask_unrecorded(name, tool_name, arguments)
+        if not idempotent:
+            self.journal.mark(f"{name}|started", {"at": self._now_ms()})
+        step_input = self.step_input
+        if not answered or (asked or {}).get("kind") != "tool":
+            # an operator's answer belongs to the call that asked for it
+            step_input = replace(step_input, input_provided=False, operator_input=None)
+        started = self._clock()
+        try:
+            result = self.tools.invoke(tool_name, arguments, ToolContext(step_input))
+        except InputRequired:
+            self.journal.forget(f"{name}|started")  # asking has no effect to repeat
+            self.journal.mark(f"{name}|asked", {"kind": "tool", "at": self._now_ms()})
+            raise
+        return self._record_tool(name, tool_name, arguments, result, started)
+
+    def _record_tool(
+        self, name: str, tool_name: str, arguments: str, result: ToolResult, started: float
+    ) -> Any:
+        document = {
+            "kind": "tool",
+            "tool": tool_name,
+            "arguments": arguments,
+            "result": result.document(),
+            "ok": result.ok,
+            "at": self._now_ms(),
+            "durationMs": round((self._clock() - started) * 1000, 1),
+        }
+        kept = self.journal.record(name, document)
+        self._log_tool(name, tool_name, arguments, kept, replayed=False)
+        return kept["result"]
+
+    def _ask_unrecorded(self, name: str, tool_name: str, arguments: str) -> NoReturn:
+        """A non-idempotent call began in an earlier run and left no result: ask a person."""
+        self.journal.mark(f"{name}|asked", {"kind": "unrecorded", "at": self._now_ms()})
+        self._log("warn", "tool call outcome unknown", call=name, tool=tool_name)
+        raise InputRequired(
+            f"Tool {tool_name} (not idempotent) was called with {_cut(arguments)} in an earlier "
+            "run of this step, which stopped before its result was recorded: it may or may not "
+            'have taken effect. Answer {"action": "rerun"} to run it again, {"action": "skip"} '
+            'to tell the model it did not run, or {"action": "result", "result": ...} with '
+            "what it returned.",
+            schema=UNRECORDED_ANSWER_SCHEMA,
+        )
+
+    def _decided(self, name: str, tool_name: str, arguments: str, answered: bool) -> Any:
+        """Apply the operator's decision on an unrecorded call; None means run it again."""
+        decision = self.step_input.operator_input if answered else None
+        action = decision.get("action") if isinstance(decision, dict) else None
+        if action == "rerun":
+            self.journal.forget(f"{name}|asked")
+            return None
+        if action == "result":
+            result = ToolResult(value=decision.get("result"))  # type: ignore[union-attr]
+        elif action == "skip":
+            result = ToolResult.failure(
+                "not_run", "an operator chose not to run this call again; it did not run"
+            )
+        else:
+            self._ask_unrecorded(name, tool_name, arguments)
+        return self._record_tool(name, tool_name, arguments, result, self._clock())
+
+    def _log_tool(
+        self, name: str, tool_name: str, arguments: str, document: dict[str, Any], *, replayed: bool
+    ) -> None:
+        self._log(
+            "info",
+            "tool call",
+            call=name,
+            tool=tool_name,
+            arguments=_cut(arguments),
+            ok=document.get("ok"),
+            resultBytes=len(_json(document.get("result"))),
+            durationMs=document.get("durationMs"),
+            replayed=replayed,
+        )
+
+    def _log(self, level: str, message: str, **data: Any) -> None:
+        logger = self.step_input.logger
+        if logger is not None:
+            getattr(logger, level)(message, **data)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _cut(text: str, limit: int = SHOWN_ARGUMENT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _shortened(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, str) and len(content) > RECORDED_MESSAGE_CHARS:
+        return {**message, "content": _cut(content, RECORDED_MESSAGE_CHARS)}
+    return message
+
+
+def _fingerprint(model: str, conversation: list[dict[str, Any]], options: dict[str, Any]) -> str:
+    body = json.dumps([model, conversation, options], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
