@@ -1,16 +1,21 @@
-"""The built-in coder: proposes module outlines, fix plans and test cases, never code presented
-as working (offline, see ``offline``)."""
+"""The built-in coder. With a model (see ``modelled``): the files it wrote (path, language,
+content) and notes saying what was not run or tested. Offline (see ``offline``): module outlines,
+fix plans and test cases, never code presented as working."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
+
+from pydantic import ConfigDict, Field, field_validator
 
 from orchestrator.core.fleet import CODER
 from orchestrator.core.steps import StepInput
-from workers.agents.builtin.offline import OfflineAgent, Work, count, previews, step_subject
+from workers.agents.builtin.modelled import Answer, ModelledAgent, Part, Role
+from workers.agents.builtin.offline import Work, count, previews, step_subject
 
 MAX_IDENTIFIER_WORDS = 4
 STOPWORDS = frozenset(
@@ -87,10 +92,59 @@ def _test_plan(step_input: StepInput) -> Work:
     return Work(f"listed {count(len(cases), 'test case')} to write", fields)
 
 
-class CoderAgent(OfflineAgent):
-    """Proposes module outlines, fix plans and test cases; never code presented as working."""
+MAX_FILES = 50
+MAX_FILE_CHARS = 200_000
+
+
+class CodeFile(Part):
+    model_config = ConfigDict(**{**Part.model_config, "str_strip_whitespace": False})
+
+    path: str = Field(
+        min_length=1, max_length=300, description="Relative POSIX path, e.g. src/auth/login.py."
+    )
+    language: str = Field(min_length=1, max_length=40, description="e.g. python, typescript.")
+    content: str = Field(max_length=MAX_FILE_CHARS, description="The whole file.")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, path: str) -> str:
+        path = path.strip()
+        parts = PurePosixPath(path).parts
+        if path.startswith(("/", "~")) or "\\" in path or ".." in parts or ":" in path:
+            raise ValueError(
+                f"path {path!r} must be relative, with '/' separators and no '..' or drive"
+            )
+        return path
+
+
+class CodeAnswer(Answer):
+    files: list[CodeFile] = Field(default_factory=list, max_length=MAX_FILES)
+    notes: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="What was not run or tested, assumptions made, what remains to do.",
+    )
+
+
+CODE_ROLE = Role(
+    task="You write code. A good answer gives every file the step needs, complete (no "
+    "placeholders), in the language and framework the context names, and notes what you "
+    "assumed and what was not run or tested: you cannot run code unless a tool is offered.",
+    answer=CodeAnswer,
+    hints={
+        "code_refactoring": "Return the changed files whole, and say in notes what changed and why",
+        "testing": "Return the test files; say in notes that they were not run unless a tool "
+        "ran them",
+    },
+)
+
+
+class CoderAgent(ModelledAgent):
+    """With a model: the files it wrote, and what was not run. Offline: module outlines, fix
+    plans and test cases; never code presented as working."""
 
     definition = CODER
+    role = CODE_ROLE
     handlers = {
         "code_generation": _code_outline,
         "code_refactoring": _fix_plan,

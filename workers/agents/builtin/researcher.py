@@ -1,18 +1,21 @@
-"""The built-in researcher: prepares research (questions, search queries it does not run),
-skeletons of documents to write, digests of its inputs, and checks of drafts to review
-(offline, see ``offline``)."""
+"""The built-in researcher. With a model (see ``modelled``): findings with their sources and
+confidence, open questions, and the drafted text when the step asks for a document. Offline (see
+``offline``): research prepared (questions, search queries it does not run), skeletons of
+documents to write, digests of its inputs, and checks of drafts to review."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from orchestrator.core.fleet import RESEARCHER
 from orchestrator.core.steps import StepInput
+from workers.agents.builtin.modelled import Answer, ModelledAgent, Part, Role
 from workers.agents.builtin.offline import (
     MAX_LISTED,
     SUBJECT_CHARS,
-    OfflineAgent,
     Work,
     clip,
     count,
@@ -23,6 +26,9 @@ from workers.agents.builtin.offline import (
     step_subject,
 )
 from workers.agents.builtin.reviewer import review_checks
+
+MAX_FINDINGS = 50
+MAX_QUESTIONS = 20
 
 
 def _research_questions(step_input: StepInput, subject: str) -> list[str]:
@@ -127,10 +133,57 @@ def _analyse_document(step_input: StepInput) -> Work:
     return Work(review.summary, {**review.fields, "documents": shapes})
 
 
-class ResearcherAgent(OfflineAgent):
-    """Prepares research (questions, unexecuted queries), draft skeletons and input digests."""
+class Finding(Part):
+    claim: str = Field(min_length=1, max_length=2000, description="One finding, stated plainly.")
+    source: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Where it comes from (an input's step id, a document, a URL you are sure "
+        "of); null when it is your own knowledge.",
+    )
+    confidence: Literal["high", "medium", "low"]
+
+
+class ResearchAnswer(Answer):
+    findings: list[Finding] = Field(default_factory=list, max_length=MAX_FINDINGS)
+    open_questions: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_QUESTIONS,
+        description="What could not be answered from your knowledge and the inputs.",
+    )
+    document: str | None = Field(
+        default=None,
+        max_length=100_000,
+        description="The drafted text (Markdown) when the step asks for a document, else null.",
+    )
+
+
+RESEARCH_ROLE = Role(
+    task="You research and write. A good answer states the findings the step asks for, each "
+    "with its source and an honest confidence, lists the questions that stay open, and drafts "
+    "the document when the step asks for one. Distinguish what the inputs say from what you "
+    "know, and never invent a source.",
+    answer=ResearchAnswer,
+    hints={
+        "web_research": "Unless a tool is offered you cannot browse: answer from your own "
+        "knowledge and the inputs, give a source only when you are sure of it, and put what "
+        "needs looking up in openQuestions",
+        "document_analysis": "Report what the documents in the inputs say and where they fall "
+        "short, as findings whose source is the step id they came from",
+        "data_synthesis": "Combine the dependencies' outputs into findings, naming the step "
+        "ids each one rests on as its source, and note where they disagree",
+        "document_creation": "Write the document in the document field, from the findings in "
+        "the inputs; list as open questions the claims that still need a source",
+    },
+)
+
+
+class ResearcherAgent(ModelledAgent):
+    """With a model: findings, open questions and drafted documents. Offline: research
+    prepared (questions, unexecuted queries), draft skeletons and input digests."""
 
     definition = RESEARCHER
+    role = RESEARCH_ROLE
     handlers = {
         "web_research": _research_plan,
         "document_creation": _draft_skeleton,

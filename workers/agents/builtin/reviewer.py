@@ -1,15 +1,19 @@
-"""The built-in reviewer: checks which inputs arrived and whether they are offline, empty or
-error-like, and lists how to diagnose an error (offline, see ``offline``). Its input checks are
-also how the researcher analyses a document."""
+"""The built-in reviewer. With a model (see ``modelled``): a verdict (approve, request_changes,
+reject) and the issues behind it. Offline (see ``offline``): checks which inputs arrived and
+whether they are offline, empty or error-like, and lists how to diagnose an error. Its offline
+input checks are also how the researcher analyses a document offline."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from orchestrator.core.fleet import REVIEWER
 from orchestrator.core.steps import StepInput
-from workers.agents.builtin.offline import OfflineAgent, Work, count, describe, preview
+from workers.agents.builtin.modelled import Answer, ModelledAgent, Part, Role
+from workers.agents.builtin.offline import Work, count, describe, preview
 
 EVIDENCE_KEY = re.compile(r"error|exception|traceback|stack|log|symptom|repro", re.IGNORECASE)
 DIAGNOSIS_STEPS = (
@@ -54,9 +58,37 @@ def _diagnose(step_input: StepInput) -> Work:
     return Work(f"listed {len(steps)} diagnosis steps with {found} in the context", fields)
 
 
-class ReviewerAgent(OfflineAgent):
-    """Checks which inputs arrived and whether they are offline, empty or error-like."""
+class Issue(Part):
+    severity: Literal["critical", "major", "minor", "suggestion"]
+    description: str = Field(
+        min_length=1, max_length=2000, description="What is wrong, where, and how to fix it."
+    )
+
+
+class ReviewAnswer(Answer):
+    verdict: Literal["approve", "request_changes", "reject"]
+    issues: list[Issue] = Field(default_factory=list, max_length=100)
+
+
+REVIEW_ROLE = Role(
+    task="You review. A good answer judges only what the inputs hold, lists each issue with "
+    "its severity, where it is and how to fix it, and ends in a verdict: approve when nothing "
+    "critical or major is left, request_changes when it can be fixed, reject when it cannot "
+    "serve the goal. Missing or empty inputs are issues; never approve what you were not shown.",
+    answer=ReviewAnswer,
+    hints={
+        "error_diagnosis": "Find the most likely cause from the error evidence in the context, "
+        "the shared state and the inputs; put each candidate cause and how to confirm it in "
+        "issues, and request_changes until a cause is confirmed",
+    },
+)
+
+
+class ReviewerAgent(ModelledAgent):
+    """With a model: a verdict and the issues behind it. Offline: checks which inputs arrived
+    and whether they are offline, empty or error-like."""
 
     definition = REVIEWER
+    role = REVIEW_ROLE
     handlers = {"code_review": review_checks, "error_diagnosis": _diagnose}
     default_capability = "code_review"
