@@ -5,8 +5,28 @@ from __future__ import annotations
 from orchestrator.core.models import AgentDefinition, Capability
 
 
+# What each capability's model may call when a model is configured (capabilities[].tools; the
+# built-in tools, orchestrator/core/builtin_tools.py and workers/tools/web.py)
+_READ = ["workspace_read", "workspace_list", "state_get"]
+_WRITE = ["workspace_write"]
+_TOOLS = {
+    "task_decomposition": ["state_get", "state_set"],
+    "web_research": ["http_get", *_WRITE, "state_set"],
+    "document_analysis": _READ,
+    "data_synthesis": _READ,
+    "document_creation": [*_READ, *_WRITE],
+    "code_generation": [*_READ, *_WRITE],
+    "code_refactoring": [*_READ, *_WRITE],
+    "testing": [*_READ, *_WRITE],
+    "code_review": _READ,
+    "error_diagnosis": _READ,
+}
+
+
 def _cap(name: str, description: str, *domains: str) -> Capability:
-    return Capability(name=name, description=description, domains=list(domains))
+    return Capability(
+        name=name, description=description, domains=list(domains), tools=_TOOLS.get(name, [])
+    )
 
 
 PLANNER = AgentDefinition(

@@ -28,6 +28,7 @@ def cluster(redis_server, tmp_path_factory, fake_llm):
         {
             "MEOWSTIK_LLM_BASE_URL": f"{fake_llm.url}/v1",
             "MEOWSTIK_LLM_MODEL": "test-model",
+            "MEOWSTIK_LLM_STREAM": "false",  # this fake answers JSON only (see test_llm_agents)
             # goals are planned by rules unless a test asks for another planner
             "MEOWSTIK_PLANNER": "rule",
         },

@@ -25,8 +25,9 @@ def test_the_spec_request_completes_with_a_result_for_every_job(cluster):
     assert done["status"] == "completed", done["errors"]
     assert set(done["results"]) == set(done["jobIds"]) and len(done["jobIds"]) == 5
     assert done["completedTasks"] == done["totalTasks"] == 5 and done["endTime"]
-    # and the built-in agents say they did offline work, not invented research
-    assert all(result["mode"] == "offline" for result in done["results"].values())
+    # and with a model configured, the built-in agents did their steps through it
+    assert all(result["mode"] == "llm" for result in done["results"].values())
+    assert all(result["model"] == "test-model" for result in done["results"].values())
     steps = done["steps"]
     for state in steps.values():
         for dep in state["dependsOn"]:

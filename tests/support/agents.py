@@ -6,12 +6,14 @@ blocks on a Redis list until the test opens the gate: slowness without sleeps.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import redis
 
 from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.models import Capability
 from orchestrator.core.steps import InputRequired, StepInput, StepResult
 from orchestrator.settings import Settings
 from workers.agents.base import agent
@@ -210,3 +212,22 @@ def stateful_a(step_input: StepInput) -> dict:
        max_load=4)  # fmt: skip
 def stateful_b(step_input: StepInput) -> dict:
     return _state_work(step_input)
+
+
+@agent(
+    id="looper-001",
+    name="Looper",
+    type="tester",
+    capabilities=[Capability(name="tool_loop", tools=["tally", "gated_lookup"])],
+    max_load=2,
+)
+def looper(step_input: StepInput) -> dict:
+    """Chats with the model through ``step_input.llm`` with two tools (a durable tool loop)."""
+    if step_input.llm is None:
+        raise PermanentStepError("looper needs a model (MEOWSTIK_LLM_BASE_URL)")
+    prompt = [
+        {"role": "system", "content": "You are the Looper."},
+        {"role": "user", "content": json.dumps(step_input.step.parameters)},
+    ]
+    outcome = step_input.llm.chat(prompt, tools=["tally", "gated_lookup"])
+    return {"answer": outcome.content, "calls": outcome.calls, "replayed": outcome.replayed}

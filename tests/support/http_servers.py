@@ -111,6 +111,28 @@ def chat_reply(model: str, content: str) -> dict[str, Any]:
     return completion(WireReply(content=content), model, int(time.time()))
 
 
+BUILTIN_ROLE_MARK = "valid against this JSON Schema"  # in the built-in agents' role prompts
+
+
+def builtin_answer(body: dict[str, Any]) -> str:
+    """An answer every built-in role's schema accepts (workers/agents/builtin/modelled.py),
+    naming the step and the model that answered."""
+    step = json.loads(body["messages"][1]["content"])["step"]
+    return json.dumps(
+        {
+            "summary": f"{step['id']} answered by {body['model']}",
+            "verdict": "approve",
+            "subPlan": False,
+            "steps": [],
+            "findings": [],
+            "openQuestions": [],
+            "files": [],
+            "notes": [],
+            "issues": [],
+        }
+    )
+
+
 def fake_chat_completions(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """An OpenAI-compatible chat endpoint. As an agent's model it answers with a JSON object
     naming the step; as the planner's, with the plan the goal's marker asks for."""
@@ -118,6 +140,8 @@ def fake_chat_completions(path: str, body: dict[str, Any]) -> tuple[int, dict[st
         return 404, {"error": {"message": f"no route {path}"}}
     if body["messages"][0]["content"].startswith("You are the planner"):
         return 200, chat_reply(body["model"], planner_reply(body["messages"]))
+    if BUILTIN_ROLE_MARK in body["messages"][0]["content"]:
+        return 200, chat_reply(body["model"], builtin_answer(body))
     context = json.loads(body["messages"][-1]["content"])
     answer = {
         "output": {

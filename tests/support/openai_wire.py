@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -151,8 +151,11 @@ Scripted = WireReply | WireError
 class OpenAIWire:
     """The fake API on a free loopback port; ``url`` is its base (``.../v1``)."""
 
-    def __init__(self, *script: Scripted) -> None:
+    def __init__(
+        self, *script: Scripted, responder: Callable[[WireRequest], Scripted] | None = None
+    ) -> None:
         self.script: deque[Scripted] = deque(script or (WireReply(),))
+        self.responder = responder  # when set, it answers each request instead of the script
         self.requests: list[WireRequest] = []
         self.held_in_vain = 0  # holds that timed out: the client did not act on a piece
         self._lock = threading.Lock()
@@ -179,7 +182,9 @@ class OpenAIWire:
     def next_answer(self, request: WireRequest) -> Scripted:
         with self._lock:
             self.requests.append(request)
-            return self.script.popleft() if len(self.script) > 1 else self.script[0]
+            if self.responder is None:
+                return self.script.popleft() if len(self.script) > 1 else self.script[0]
+        return self.responder(request)  # outside the lock: a responder may hold its request
 
 
 def completion(reply: WireReply, model: str, created: int) -> dict[str, Any]:

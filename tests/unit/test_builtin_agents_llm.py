@@ -163,7 +163,14 @@ def test_prompt_holds_the_goal_step_context_and_dependency_outputs(role: str) ->
     assert document["dependencies"] == DEPENDENCY
     assert "operatorInput" not in document and "subtaskOutputs" not in document
     assert chat["responseFormat"] == {"type": "json_object"}
-    assert chat["tools"] == []
+    definition = AGENTS[role].definition
+    named = [
+        t
+        for c in definition.capabilities
+        if c.name in make_input(role, model).step.required_capabilities
+        for t in c.tools
+    ]
+    assert chat["tools"] == list(dict.fromkeys(named)) and chat["tools"]  # the fleet's tools
 
 
 @pytest.mark.parametrize("role", ROLES)
