@@ -21,6 +21,7 @@ from orchestrator.planning.service import Planning
 from orchestrator.planning.templates import load_templates
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
+from orchestrator.store.deltas import DeltaStream
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.metrics import MetricsReader
@@ -39,6 +40,7 @@ class Services:
     engine: Engine
     agents: Agents
     logbook: Logbook
+    deltas: DeltaStream
     metrics: MetricsReader
     workers: WorkerRegistry
     limiter: RateLimiter
@@ -114,6 +116,7 @@ def create_app(
         engine=wired.engine,
         agents=wired.agents,
         logbook=wired.logbook,
+        deltas=DeltaStream(client, keys),
         metrics=MetricsReader(client, keys, wired.registry),
         workers=WorkerRegistry(client, keys),
         limiter=limiter,

@@ -24,7 +24,13 @@ from orchestrator.store.logbook import LogFilter, event_type
 
 blueprint = Blueprint("logs", __name__, url_prefix="/api/orchestrator")
 
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+START = "0-0"
+# an SSE id: "<log id>[.<delta id>]" (stream ids, ASCII digits); "log-<id>" as entries are named
+EVENT_ID = re.compile(r"(?:log-)?([0-9]{1,20}-[0-9]{1,20})(?:\.([0-9]{1,20}-[0-9]{1,20}))?")
+MAX_ID_PART = 2**64 - 1  # each half of a stream id is an unsigned 64-bit number
+STEP_DELTA = "step.delta"
+DELTA_FIELDS = ("stepId", "agentId", "text", "seq", "done")
+EVENT_BATCH = 100  # entries of each stream per read
 EVENT_BLOCK_MS = 4000  # under the API's Redis socket timeout (5 s)
 EVENT_STREAM_MAX_S = 300  # a client reconnects with Last-Event-ID after this
 
@@ -99,19 +105,21 @@ def stats(session_id: str):
 
 @blueprint.get("/sessions/<session_id>/events")
 def events(session_id: str):
-    """Server-Sent Events of the session, from its durable log stream: reconnecting with the
-    Last-Event-ID header (or ?lastEventId=) resumes exactly after the last event received."""
+    """Server-Sent Events of the session: its durable log stream, and its delta stream (running
+    steps' text, as ``step.delta``) read in the same XREAD. Each event's id holds the position in
+    both (``<log id>`` or ``<log id>.<delta id>``), so reconnecting with the Last-Event-ID header
+    (or ?lastEventId=) resumes both exactly after the last event received."""
     services().engine.progress(session_id)  # 404 for an unknown session
-    last_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or "0-0"
-    last_id = last_id.removeprefix("log-")
-    if not STREAM_ID.match(last_id):
+    raw = request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or START
+    cursor = parse_event_id(raw)
+    if cursor is None:
         raise ApiError(
             422,
             "invalid_last_event_id",
-            f"Last-Event-ID {last_id!r} is not an "
+            f"Last-Event-ID {raw.removeprefix('log-')[:100]!r} is not an "
             "event id this stream sent; omit it to start from the beginning",
         )
-    stream = stream_with_context(_event_stream(session_id, last_id))
+    stream = stream_with_context(_event_stream(session_id, *cursor))
     return Response(
         stream,
         mimetype="text/event-stream",
@@ -119,30 +127,82 @@ def events(session_id: str):
     )
 
 
-def _event_stream(session_id: str, last_id: str) -> Iterator[str]:
-    logbook, engine = services().logbook, services().engine
+def parse_event_id(value: str) -> tuple[str, str] | None:
+    """(log stream id, delta stream id) of an event id: ``<log id>.<delta id>``, or the log id
+    alone (``log-<id>`` too, as entries are numbered), whose delta position is the start.
+    None when it is not one."""
+    match = EVENT_ID.fullmatch(value)
+    if match is None:
+        return None
+    log_id, delta_id = match.group(1), match.group(2) or START
+    parts = (*log_id.split("-"), *delta_id.split("-"))
+    return None if any(int(part) > MAX_ID_PART for part in parts) else (log_id, delta_id)
+
+
+def event_id(log_id: str, delta_id: str) -> str:
+    """The SSE id of an event: both stream positions, the delta one left out while at the start
+    (so a session without deltas numbers its events with plain log stream ids)."""
+    return log_id if delta_id == START else f"{log_id}.{delta_id}"
+
+
+def _event_stream(session_id: str, log_id: str, delta_id: str) -> Iterator[str]:
+    deltas, engine = services().deltas, services().engine
     deadline = time.monotonic() + EVENT_STREAM_MAX_S
     yield ": connected\n\n"
     while time.monotonic() < deadline:
-        entries = logbook.read_after(session_id, last_id, block_ms=EVENT_BLOCK_MS)
-        if not entries:
+        logs, chunks = deltas.read_events(
+            session_id, log_id, delta_id, block_ms=EVENT_BLOCK_MS, count=EVENT_BATCH
+        )
+        if not logs and not chunks:
             if engine.progress(session_id)["status"] in SESSION_TERMINAL and not _more(
-                logbook, session_id, last_id
+                session_id, log_id, delta_id
             ):
                 return
             yield ": keep-alive\n\n"
             continue
         progress = engine.progress(session_id)
-        for entry in entries:
-            last_id = entry["id"].removeprefix("log-")
+        for is_delta, entry in in_order(logs, chunks, EVENT_BATCH):
+            if is_delta:
+                delta_id = entry["id"]
+                data = {"type": STEP_DELTA, **{k: entry[k] for k in DELTA_FIELDS}}
+                yield _frame(event_id(log_id, delta_id), STEP_DELTA, {**data, "progress": progress})
+                continue
+            log_id = entry["id"].removeprefix("log-")
             kind = event_type(entry["message"])
-            yield _frame(last_id, kind, {**entry, "type": kind, "progress": progress})
+            yield _frame(
+                event_id(log_id, delta_id), kind, {**entry, "type": kind, "progress": progress}
+            )
             if kind == "session.finished":
                 return
 
 
-def _more(logbook, session_id: str, last_id: str) -> bool:
-    return bool(logbook.read_after(session_id, last_id, block_ms=0))
+def in_order(
+    logs: list[dict[str, Any]], chunks: list[dict[str, Any]], count: int
+) -> list[tuple[bool, dict[str, Any]]]:
+    """Log entries and delta entries merged by stream id (both carry the Redis server's clock):
+    (is a delta, entry). A stream that filled its ``count`` may have more before the other's
+    later entries: those are kept for the next read, so the order holds across reads too."""
+    tagged = [(position(e["id"].removeprefix("log-")), False, e) for e in logs]
+    tagged += [(position(c["id"]), True, c) for c in chunks]
+    caps = [
+        position(batch[-1]["id"].removeprefix("log-"))
+        for batch in (logs, chunks)
+        if len(batch) >= count
+    ]
+    if caps:
+        tagged = [item for item in tagged if item[0] <= min(caps)]
+    tagged.sort(key=lambda item: (item[0], item[1]))
+    return [(is_delta, entry) for _, is_delta, entry in tagged]
+
+
+def position(stream_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = stream_id.partition("-")
+    return int(milliseconds), int(sequence)
+
+
+def _more(session_id: str, log_id: str, delta_id: str) -> bool:
+    logs, chunks = services().deltas.read_events(session_id, log_id, delta_id, block_ms=0)
+    return bool(logs or chunks)
 
 
 def _frame(event_id: str, kind: str, data: dict[str, Any]) -> str:
@@ -187,12 +247,33 @@ OPERATIONS = (
         "logs.events",
         "Live events of a session (Server-Sent Events); resume with Last-Event-ID",
         "logs",
-        {200: Reply("an event stream; it ends with session.finished", {"text/event-stream": None})},
+        {
+            200: Reply(
+                "an event stream of log events and step.delta text chunks; it ends with "
+                "session.finished",
+                {"text/event-stream": None},
+            )
+        },
         params=(
             SESSION_ID,
-            Param("Last-Event-ID", "header", {"type": "string"}, "resume after this event id"),
+            Param(
+                "Last-Event-ID",
+                "header",
+                {"type": "string"},
+                "resume after this event id: <log id> or <log id>.<delta id>",
+            ),
             Param("lastEventId", "query", {"type": "string"}, "the same, for EventSource"),
         ),
         errors=(*BY_ID, 422, *STORE),
+        description=(
+            "Each log entry of the session is an event named by its message (session.created, "
+            "step.started, step.completed, state.updated, ..., or log), with the entry and the "
+            "session's progress as data. While a step streams model text, step.delta events "
+            "carry it in coalesced chunks: data {type, stepId, agentId, text (the new text "
+            "only: append it), seq (1, 2, ... per run of the step), done, progress}. An event's "
+            "id is its position in both streams, <log id>.<delta id> (the log id alone while "
+            "no delta was sent); a Last-Event-ID that is not one answers 422 "
+            "invalid_last_event_id."
+        ),
     ),
 )

@@ -51,6 +51,8 @@ function sessionPage() {
   // the State panel (state-panel.js): redrawn on every state.updated event and step refresh
   const state = statePanel(document.getElementById("state"),
     () => api("GET", `/sessions/${encodeURIComponent(sid)}/state`));
+  // running steps' text, from step.delta events
+  const live = liveText();
 
   function schedule() {
     if (timer === null) timer = setTimeout(() => { timer = null; refresh(); }, 100);
@@ -105,6 +107,7 @@ function sessionPage() {
         row.querySelector('[data-field="output"]').textContent =
           result !== undefined ? pretty(result) : step.error || "";
       }
+      if (FINISHED_STEP.has(step.status)) live.drop(id); // its output cell has the result now
       if (step.status === "waiting_for_input") waiting = true;
     }
     renderInputs(snapshot);
@@ -238,6 +241,9 @@ function sessionPage() {
       stream.addEventListener(kind, schedule);
     }
     stream.addEventListener("state.updated", () => state.schedule());
+    stream.addEventListener("step.delta", (event) => live.add(JSON.parse(event.data)));
+    // a step that starts (again) streams a new text: its seq counts from 1 again
+    stream.addEventListener("step.started", (event) => live.drop(JSON.parse(event.data).taskId));
   }
   // a slow poll as well, in case a proxy drops the event stream
   setInterval(() => { if (!closed) schedule(); }, 3000);
@@ -256,6 +262,72 @@ function sessionPage() {
   document.getElementById("log-filters").addEventListener("change", loadLogs);
   document.getElementById("log-filters").addEventListener("submit", (e) => e.preventDefault());
   loadLogs();
+}
+
+// --- a running step's text as it arrives (step.delta events) ----------------------------------
+// A row under the step's row of the steps table holds the text so far: each chunk is appended
+// (a seq already seen is ignored) and the whole is set with textContent. Once done, or once the
+// step has completed, it stays until a snapshot refresh shows the step finished, with its result.
+const FINISHED_STEP = new Set(["completed", "failed", "cancelled", "skipped"]);
+
+function liveText() {
+  const boxes = new Map(); // step id -> {row, pre, text, seq, done}
+  // steps already over when the page was drawn: the event history replays their text; skip it
+  const over = new Set();
+  for (const row of document.querySelectorAll("#steps tbody tr[data-step]")) {
+    const badge = row.querySelector('[data-field="status"] .badge');
+    if (badge && FINISHED_STEP.has(badge.textContent)) over.add(row.dataset.step);
+  }
+
+  function drop(id) {
+    const box = boxes.get(id);
+    if (box) box.row.remove();
+    boxes.delete(id);
+  }
+
+  function open(id) {
+    const stepRow = document.querySelector(`#steps tr[data-step="${CSS.escape(id)}"]`);
+    if (!stepRow) return null;
+    const row = document.createElement("tr");
+    row.className = "live-row";
+    row.dataset.liveStep = id;
+    const td = document.createElement("td");
+    td.colSpan = document.querySelectorAll("#steps thead th").length || 1;
+    const label = document.createElement("small");
+    label.className = "live-label";
+    label.textContent = "model text, as it arrives";
+    const pre = document.createElement("pre");
+    pre.className = "live-text";
+    pre.dataset.field = "live";
+    td.append(label, pre);
+    row.appendChild(td);
+    stepRow.after(row);
+    const box = { row, pre, text: "", seq: 0, done: false };
+    boxes.set(id, box);
+    return box;
+  }
+
+  function add(delta) {
+    const id = delta.stepId;
+    if (typeof id !== "string" || over.has(id)) return;
+    let box = boxes.get(id);
+    if (box && box.done && delta.seq === 1) { // the step runs again
+      drop(id);
+      box = undefined;
+    }
+    box = box || open(id);
+    if (!box || !(delta.seq > box.seq)) return;
+    box.seq = delta.seq;
+    box.text += String(delta.text || "");
+    box.pre.textContent = box.text;
+    box.pre.dataset.seq = String(delta.seq);
+    if (delta.done) {
+      box.done = true;
+      box.row.classList.add("done");
+    }
+  }
+
+  return { add, drop };
 }
 
 // --- agents page ------------------------------------------------------------------------------
