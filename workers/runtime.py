@@ -30,6 +30,7 @@ from orchestrator.engine.routing import RouteRequest
 from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
+from orchestrator.store.deltas import DeltaStream
 from orchestrator.store.keys import Keys
 from orchestrator.store.turns import TurnJournal
 from workers.agents.base import Agent, coerce_result
@@ -119,6 +120,7 @@ class WorkerRuntime:
             settings,
             load_tools(settings),
             TurnJournal(client, Keys(settings.key_prefix)),
+            deltas=DeltaStream(client, Keys(settings.key_prefix)).writer,
             fleet_capabilities=self._fleet_capabilities,
             now_ms=wired.context.now_ms,
         )

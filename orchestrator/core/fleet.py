@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from orchestrator.core.models import AgentDefinition, Capability
 
-
 # What each capability's model may call when a model is configured (capabilities[].tools; the
 # built-in tools, orchestrator/core/builtin_tools.py and workers/tools/web.py)
 _READ = ["workspace_read", "workspace_list", "state_get"]

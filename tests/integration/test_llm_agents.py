@@ -121,6 +121,29 @@ def test_the_spec_request_runs_every_step_through_the_model_with_a_tool_and_toke
     session_requests = [r for r in model.requests if goal in r.body["messages"][1]["content"]]
     assert session_requests and all(r.body["stream"] is True for r in session_requests)
     assert all(r.body["stream_options"] == {"include_usage": True} for r in session_requests)
+    # and the text reached the session's events as step.delta, in coalesced chunks
+    texts: dict[str, list[str]] = {}
+    for event in session_events(llm_cluster, sid):
+        if event["type"] == "step.delta":
+            texts.setdefault(event["stepId"], []).append(event["text"])
+    assert set(texts) == set(done["steps"])
+    for delta_step, pieces in texts.items():
+        answer = json.loads("".join(pieces))
+        assert answer["summary"] == f"{delta_step} answered by wire-model"
+        assert len(pieces) < len(answer["summary"].split()), "not coalesced"
+
+
+def session_events(cluster: Cluster, sid: str) -> list[dict]:
+    """Every event of a finished session's stream, from its start to session.finished."""
+    url = f"{cluster.api_url}/api/orchestrator/sessions/{sid}/events"
+    events = []
+    with requests.get(url, stream=True, timeout=30) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines(decode_unicode=True):
+            if line and line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    assert events[-1]["type"] == "session.finished"
+    return events
 
 
 def test_a_tool_loop_killed_mid_turn_completes_on_redelivery_paying_each_turn_once(

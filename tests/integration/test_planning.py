@@ -38,7 +38,9 @@ def test_the_rest_api_template_runs_end_to_end_and_the_parent_sees_its_subtasks(
     implement = done["results"][f"{done['sessionId']}.implement"]
     assert set(implement["subtasksUsed"]) == REST_SUBTASKS
     assert REST_SUBTASKS <= set(implement["inputsUsed"])
-    assert done["results"][f"{done['sessionId']}.user-endpoints"]["outline"]["module"]
+    endpoints = done["results"][f"{done['sessionId']}.user-endpoints"]
+    assert endpoints["mode"] == "llm"  # a model is configured on this cluster
+    assert endpoints["summary"] == "user-endpoints answered by test-model"
     released = [e for e in cluster.logs(done["sessionId"]) if e["message"].startswith("Subtasks")]
     assert released[0]["taskId"] == "implement"
     assert set(released[0]["data"]["subtasks"]) == REST_SUBTASKS
