@@ -15,6 +15,7 @@ from api.errors import register_error_handlers
 from orchestrator.core.dispatch import Dispatcher
 from orchestrator.engine.agents import Agents
 from orchestrator.engine.facade import Engine
+from orchestrator.engine.transcripts import Transcripts
 from orchestrator.engine.wiring import build_engine
 from orchestrator.jsonlog import configure_logging
 from orchestrator.planning.service import Planning
@@ -26,6 +27,7 @@ from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.metrics import MetricsReader
 from orchestrator.store.ratelimit import RateLimiter
+from orchestrator.store.turns import TurnJournal
 from orchestrator.store.workers import WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Services:
     agents: Agents
     logbook: Logbook
     deltas: DeltaStream
+    transcripts: Transcripts
     metrics: MetricsReader
     workers: WorkerRegistry
     limiter: RateLimiter
@@ -117,6 +120,7 @@ def create_app(
         agents=wired.agents,
         logbook=wired.logbook,
         deltas=DeltaStream(client, keys),
+        transcripts=Transcripts(wired.context.sessions, TurnJournal(client, keys)),
         metrics=MetricsReader(client, keys, wired.registry),
         workers=WorkerRegistry(client, keys),
         limiter=limiter,

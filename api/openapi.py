@@ -40,6 +40,7 @@ from api.routes import (
     orchestrator,
     plans,
     state,
+    transcripts,
 )
 
 OPENAPI_VERSION = "3.1.0"
@@ -49,7 +50,7 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}]
 TAG_DESCRIPTIONS = {
     "sessions": "Start, follow, cancel and steer sessions",
     "plans": "Plans without running them; workflow templates",
-    "logs": "Session logs, statistics and live events",
+    "logs": "Session logs, statistics, live events and steps' transcripts",
     "state": "A session's shared, temporary and private state: versioned, with transactions",
     "metrics": "Prometheus metrics",
     "agents": "The agent registry",
@@ -62,7 +63,8 @@ TAG_DESCRIPTIONS = {
 # The modules that register routes. OPERATIONS holds every route of the API, grouped by tag in
 # TAG_DESCRIPTIONS order; within a tag, in this order of modules and each module's own order.
 MODULES = (
-    orchestrator, plans, logs, state, metrics, agents, health, flower, dashboard, auth, docs,
+    orchestrator, plans, logs, transcripts, state, metrics, agents, health, flower, dashboard,
+    auth, docs,
 )  # fmt: skip
 OPERATIONS: tuple[Operation, ...] = tuple(
     sorted(

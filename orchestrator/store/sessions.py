@@ -353,6 +353,10 @@ class SessionStore:
             if count > 0
         }
 
+    def step_ids(self, sid: str) -> list[str]:
+        """The session's step ids, sorted ([] when there is no such session)."""
+        return sorted(text(name) for name in self._client.hkeys(self._keys.steps(sid)))
+
     def step_record(self, sid: str, step_id: str) -> dict[str, Any]:
         """One step's runtime record ({} if there is none)."""
         raw = self._client.hget(self._keys.steps(sid), step_id)

@@ -194,6 +194,21 @@ def test_a_tool_loop_killed_mid_turn_completes_on_redelivery_paying_each_turn_on
     usage = done["steps"]["L"]["usage"]
     assert (usage["modelCalls"], usage["replayedCalls"], usage["totalTokens"]) == (4, 2, 4 * 43)
     assert done["steps"]["L"]["attempts"] == 2
+    # and the transcript shows the one history both runs followed
+    url = f"{llm_cluster.api_url}/api/orchestrator/sessions/{sid}/steps/L/transcript"
+    [agent] = requests.get(url, timeout=10).json()["agents"]
+    assert agent["agentId"] == "looper-001"
+    assert [(c["call"], c["kind"], c.get("tool")) for c in agent["calls"]] == [
+        ("c1", "model", None),
+        ("c1|t0", "tool", "tally"),
+        ("c2", "model", None),
+        ("c2|t0", "tool", "gated_lookup"),
+        ("c3", "model", None),
+        ("c3|t0", "tool", "tally"),
+        ("c4", "model", None),
+    ]
+    assert agent["calls"][-1]["content"] == "loop done after 3 tools"
+    assert agent["calls"][3]["result"]["pid"] == second_pid  # the rerun's result was recorded
 
 
 def test_unknown_tools_and_usage_show_in_the_api_without_secrets(llm_cluster):

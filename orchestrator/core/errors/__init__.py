@@ -20,6 +20,7 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── StepNotWaitingError        an answer for a step that asked nothing (409)
     ├── StepFinishedError          revoking a step that already ended (409)
     ├── TaskNotFoundError          a Flower-style task id that names no step (404)
+    ├── StepNotFoundError          a step id the session does not have (404)
     ├── InputValidationError       an answer that breaks the step's JSON schema (422)
     ├── AgentNotFoundError         (404)
     ├── RegistrationError          an agent nothing here can run, or a bad field (422)
@@ -101,6 +102,7 @@ from orchestrator.core.errors.sessions import (
     SessionFinishedError,
     SessionNotFoundError,
     StepFinishedError,
+    StepNotFoundError,
     StepNotWaitingError,
     TaskNotFoundError,
 )
@@ -153,6 +155,7 @@ __all__ = [
     "SessionFinishedError",
     "StepNotWaitingError",
     "StepFinishedError",
+    "StepNotFoundError",
     "TaskNotFoundError",
     "InputValidationError",
     "AgentNotFoundError",

@@ -68,6 +68,19 @@ class TaskNotFoundError(OrchestratorError):
         )
 
 
+class StepNotFoundError(OrchestratorError):
+    code = "step_not_found"
+    http_status = 404
+
+    def __init__(self, session_id: str, step_id: str, known: list[str]) -> None:
+        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+        super().__init__(
+            f"session {session_id!r} has no step {step_id!r}; its steps: {shown or 'none'} "
+            "(GET /api/orchestrator/sessions/<id> lists them under steps)",
+            details={"sessionId": session_id, "stepId": step_id},
+        )
+
+
 class InputValidationError(OrchestratorError):
     code = "invalid_input"
     http_status = 422
