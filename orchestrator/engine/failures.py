@@ -55,7 +55,7 @@ class StepFailures:
         message = f"{type(exc).__name__}: {exc}"
         self._count_failure(run)
         if is_retryable(exc) and run.agent_attempt < run.max_attempts:
-            return self._retry(run, message)
+            return self._retry(run, message, getattr(exc, "retry_after_s", None))
         step = run.step_input.step
         failed_on = self._failed_agents(run)
         if len(failed_on) <= self.settings.max_fallbacks and self.router.has_fallback(
@@ -95,8 +95,14 @@ class StepFailures:
                 now,
             )
 
-    def _retry(self, run: StepRun, message: str) -> Transition:
+    def _retry(
+        self, run: StepRun, message: str, retry_after_s: float | None = None
+    ) -> Transition:
+        """Requeue on the same agent after the backoff, or after what the failed service asked
+        for (a model's Retry-After) when that is longer, up to MEOWSTIK_RETRY_BACKOFF_MAX_S."""
         delay_s = backoff_s(self.settings, run.agent_attempt)
+        if isinstance(retry_after_s, int | float) and retry_after_s > delay_s:
+            delay_s = min(float(retry_after_s), max(delay_s, self.settings.retry_backoff_max_s))
         entry = LogEntry(
             "warn",
             "task",

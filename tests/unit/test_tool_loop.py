@@ -267,3 +267,27 @@ def _with_logger(logger: Logger) -> StepInput:
     from dataclasses import replace
 
     return replace(STEP, logger=logger)
+
+
+@pytest.mark.parametrize(
+    "retry_after_s, expected_s", [(None, 1.0), (0.5, 1.0), (7.0, 7.0), (90.0, 30.0)]
+)
+def test_a_step_retry_waits_as_long_as_the_model_asked_within_the_backoff_cap(
+    real_redis, retry_after_s, expected_s
+):
+    from orchestrator.core.errors import ModelUnavailableError
+    from orchestrator.core.models import OrchestrateRequest
+    from orchestrator.settings import Settings
+    from tests.support.world import build_world
+
+    settings = Settings(retry_backoff_s=1.0, retry_backoff_max_s=30.0)
+    world = build_world(real_redis, settings)
+    plan = {"steps": [{"id": "a", "title": "a", "requiredCapabilities": ["web_research"]}]}
+    request = OrchestrateRequest.model_validate({"goal": "g", "plan": plan})
+    sid = world.engine.submit(request).session_id
+    run = world.lifecycle.begin(sid, "a", "researcher-001")
+    sent_before = len(world.dispatcher.sent)
+    error = ModelUnavailableError("429", retry_after_s=retry_after_s, details={})
+    assert world.lifecycle.fail(run, error).code == "ok"
+    [(_dispatch, countdown_s)] = world.dispatcher.sent[sent_before:]
+    assert countdown_s == expected_s
