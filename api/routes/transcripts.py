@@ -19,7 +19,7 @@ def step_transcript(session_id: str, step_id: str):
     """Every model call (its reply, tool calls, tokens; the first one's prompt) and tool call
     (arguments, result) of the step, in order; pending calls that began without a result."""
     transcript = services().transcripts.step(session_id, step_id)
-    return jsonify(transcript.model_dump(mode="json", by_alias=True))
+    return jsonify(transcript.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 OPERATIONS = (

@@ -45,6 +45,7 @@ class TranscriptEntry(CamelModel):
     tool_calls: list[TranscriptToolCall] = Field(default_factory=list)
     usage: TokenCounts | None = None
     prompt: list[dict[str, Any]] | None = None  # the chat's opening messages (its first call)
+    tools_offered: list[str] | None = None  # the tools the chat offers (its first call)
     # tool calls
     tool: str | None = None
     arguments: str | None = None
@@ -120,6 +121,7 @@ def _entry(position: tuple[int, int], document: dict[str, Any]) -> TranscriptEnt
         tool_calls=[TranscriptToolCall.model_validate(c) for c in reply.get("toolCalls") or []],
         usage=TokenCounts.model_validate(usage.as_log_data()) if usage else None,
         prompt=document.get("prompt"),
+        tools_offered=document.get("tools"),
         **common,
     )
 

@@ -107,12 +107,13 @@ def test_the_transcript_lists_model_and_tool_calls_in_order_without_the_key(clie
     ]
     first, tool_call, last = calls
     assert first["prompt"] == [{"role": "user", "content": "list files"}]
+    assert first["toolsOffered"] == ["workspace_list"]
     assert first["content"] == "Looking." and first["toolCalls"][0]["name"] == "ghost_tool"
     assert first["usage"] == {"promptTokens": 31, "completionTokens": 12, "totalTokens": 43}
     assert first["at"].startswith("2023-11-14T22:13:20")
     assert tool_call["tool"] == "ghost_tool" and tool_call["ok"] is False
     assert tool_call["result"]["error"]["type"] == "unknown_tool"
-    assert last["content"] == "Nothing there." and last["prompt"] is None
+    assert last["content"] == "Nothing there." and "prompt" not in last
     assert agent["usage"]["totalTokens"] == 86
     assert KEY not in reply.get_data(as_text=True)
 

@@ -230,8 +230,9 @@ class DurableModel:
             "durationMs": duration_ms,
             "messages": len(conversation),
         }
-        if first:  # the chat's prompt, for the transcript
+        if first:  # the chat's prompt and the tools it offers, for the transcript
             document["prompt"] = [_shortened(message) for message in conversation]
+            document["tools"] = [spec["function"]["name"] for spec in options["tools"] or []]
         kept = self.journal.record(name, document)
         reply = ModelReply.from_document(kept["reply"])  # another run's, if it recorded first
         self.usage.add(reply, replayed=False)
