@@ -231,7 +231,10 @@ class ModelClient:
                 if time.monotonic() > deadline:
                     raise _Transient(f"the stream took longer than {self.timeout_s} s")
         if assembly.chunks == 0:
-            raise self._malformed("an empty stream")
+            raise self._malformed(
+                "an empty stream (no event at all; llama-cpp-python's server, for one, ends a "
+                "stream so when the prompt is longer than the model's context window)"
+            )
         return assembly.reply()
 
     def _reply_of(self, completion: Any) -> ModelReply:
