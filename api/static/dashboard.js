@@ -53,6 +53,9 @@ function sessionPage() {
     () => api("GET", `/sessions/${encodeURIComponent(sid)}/state`));
   // running steps' text, from step.delta events
   const live = liveText();
+  // each step's transcript under its row, and its tokens (transcript.js)
+  const transcripts = transcriptPanels((step) => api("GET",
+    `/sessions/${encodeURIComponent(sid)}/steps/${encodeURIComponent(step)}/transcript`));
 
   function schedule() {
     if (timer === null) timer = setTimeout(() => { timer = null; refresh(); }, 100);
@@ -99,6 +102,7 @@ function sessionPage() {
         reason.textContent = waitingText(step);
         row.querySelector('[data-field="status"]').replaceChildren(badge, reason);
         row.querySelector('[data-field="agent"]').textContent = step.agentId || "";
+        transcripts.usage(row.querySelector('[data-field="tokens"]'), step.usage);
         row.querySelector('[data-field="attempts"]').textContent = step.attempts;
         row.querySelector('[data-field="queued"]').textContent = step.queuedAt || "";
         row.querySelector('[data-field="started"]').textContent = step.startedAt || "";
@@ -107,6 +111,7 @@ function sessionPage() {
         row.querySelector('[data-field="output"]').textContent =
           result !== undefined ? pretty(result) : step.error || "";
       }
+      transcripts.update(id, step);
       if (FINISHED_STEP.has(step.status)) live.drop(id); // its output cell has the result now
       if (step.status === "waiting_for_input") waiting = true;
     }
