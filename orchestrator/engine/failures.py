@@ -95,9 +95,7 @@ class StepFailures:
                 now,
             )
 
-    def _retry(
-        self, run: StepRun, message: str, retry_after_s: float | None = None
-    ) -> Transition:
+    def _retry(self, run: StepRun, message: str, retry_after_s: float | None = None) -> Transition:
         """Requeue on the same agent after the backoff, or after what the failed service asked
         for (a model's Retry-After) when that is longer, up to MEOWSTIK_RETRY_BACKOFF_MAX_S."""
         delay_s = backoff_s(self.settings, run.agent_attempt)
