@@ -168,3 +168,13 @@ def test_up_with_flower_adds_a_flower_child_on_loopback(tmp_path: Path) -> None:
     assert flower.env["FLOWER_UNAUTHENTICATED_API"] == "true"
     without = ClusterPlan(settings, tmp_path, list(DEFAULT_AGENTS), None, 30.0)
     assert "flower" not in {child.name for child in without.app_children()}
+
+
+def test_the_api_and_every_worker_get_the_model_settings(compose: dict[str, Any]) -> None:
+    """The built-in agents, LLM agents and the LLM planner use the model wherever they run."""
+    services = compose["services"]
+    for name in ("api", "planner", "researcher", "coder", "reviewer", "remote"):
+        environment = services[name]["environment"]
+        assert environment["MEOWSTIK_LLM_BASE_URL"] == "${MEOWSTIK_LLM_BASE_URL:-}", name
+        assert environment["MEOWSTIK_LLM_API_KEY"] == "${MEOWSTIK_LLM_API_KEY:-}", name
+        assert environment["MEOWSTIK_REDIS_URL"] == "redis://redis:6379/0", name
