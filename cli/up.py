@@ -222,6 +222,13 @@ def _run_cluster(supervisor: Supervisor, plan: ClusterPlan) -> int:
         print("meowstik up: stopped", flush=True)
 
 
+def _model_line(settings: Settings) -> str:
+    """Which model the agents use, never its key."""
+    if not settings.llm_base_url:
+        return "none: the built-in agents work offline (set MEOWSTIK_LLM_BASE_URL to use one)"
+    return f"{settings.llm_model} at {redact_url(settings.llm_base_url)} (built-in and LLM agents)"
+
+
 def _banner(plan: ClusterPlan) -> str:
     """What `up` prints once the cluster serves: its URLs, auth, where data and logs are."""
     api = plan.api_url
@@ -256,6 +263,7 @@ def _banner(plan: ClusterPlan) -> str:
             f"  Data dir:   {plan.data_dir}",
             f"  Logs:       {plan.log_dir}",
             f"  Agents:     {', '.join(agent.id for agent in plan.agents)}",
+            f"  Model:      {_model_line(plan.settings)}",
             "Try:",
             f"  curl -s -X POST {api}/api/orchestrator/orchestrate \\",
             "       -H 'Content-Type: application/json' \\",

@@ -26,6 +26,7 @@ from cli.supervisor import Supervisor
 from cli.supervisor_errors import ChildExitedError, NotReadyError, PortInUseError
 from cli.up import AlreadyRunningError, DataDirLock, redact_url
 from orchestrator.core.fleet import CODER
+from orchestrator.settings import Settings
 
 DEADLINE_S = 10.0
 
@@ -246,3 +247,14 @@ def test_worker_commands_pass_concurrency_through_and_name_the_node_by_agent_typ
 def test_printed_redis_urls_hide_the_password() -> None:
     assert redact_url("redis://:s3cret@redis.example:6379/0") == "redis://:***@redis.example:6379/0"
     assert redact_url("redis://127.0.0.1:6399/0") == "redis://127.0.0.1:6399/0"
+
+
+def test_the_banner_names_the_model_without_its_secrets():
+    from cli.up import _model_line
+
+    line = _model_line(
+        Settings(llm_base_url="https://u:pw@llm.example/v1?token=t0k", llm_api_key="sk-123")
+    )
+    assert line.startswith("gpt-4o-mini at https://u:***@llm.example/v1?token=***")
+    assert "pw" not in line and "t0k" not in line and "sk-123" not in line
+    assert _model_line(Settings(llm_base_url=None)).startswith("none: the built-in agents work")
