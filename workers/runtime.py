@@ -164,6 +164,9 @@ class WorkerRuntime:
                 )
                 self.lifecycle.fail(run, exc)
                 return None
+            finally:
+                if model is not None:
+                    model.close()
         usage = model.usage.document() if model is not None else None
         transition = self.lifecycle.succeed(run, result, usage)
         log.info(

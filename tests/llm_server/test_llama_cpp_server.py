@@ -287,6 +287,9 @@ def test_a_durable_chat_streams_records_and_replays_against_the_real_server(real
         def on_delta(self, text: str) -> None:
             pieces.append(text)
 
+        def flush(self) -> None:
+            pass
+
         def close(self) -> None:
             pass
 

@@ -237,24 +237,63 @@ def test_ask_operator_in_a_loop_gets_its_own_answer_and_a_later_question_asks_ag
     assert len(wire.requests) == 3  # each model turn once
 
 
+class Sink:
+    """A step run's delta sink that records what it is given."""
+
+    opened = 0
+
+    def __init__(self) -> None:
+        Sink.opened += 1
+        self.events: list[str] = []
+
+    def on_delta(self, text: str) -> None:
+        self.events.append(text)
+
+    def flush(self) -> None:
+        self.events.append("<flush>")
+
+    def close(self) -> None:
+        self.events.append("<close>")
+
+
 def test_streamed_text_reaches_the_sink_and_the_record_holds_the_whole_reply(journal):
-    class Sink:
-        pieces: list[str] = []
-        closed = 0
-
-        def on_delta(self, text: str) -> None:
-            self.pieces.append(text)
-
-        def close(self) -> None:
-            Sink.closed += 1
-
+    sinks: list[Sink] = []
     with OpenAIWire(WireReply("one two three")) as wire:
-        outcome = model(wire, journal, stream=True, deltas=Sink).chat(PROMPT)
-    assert "".join(Sink.pieces) == "one two three" == outcome.content
-    assert Sink.closed == 1 and wire.requests[0].body["stream"] is True
+        durable = model(
+            wire, journal, stream=True, deltas=lambda: sinks.append(Sink()) or sinks[-1]
+        )
+        outcome = durable.chat(PROMPT)
+        durable.close()
+    [sink] = sinks
+    assert sink.events == ["one", " two", " three", "<flush>", "<close>"]
+    assert outcome.content == "one two three" and wire.requests[0].body["stream"] is True
     recorded = journal.bound("s-1", "work", "agent-1").get("c1")
     assert recorded["reply"]["content"] == "one two three"
     assert recorded["prompt"] == PROMPT
+
+
+def test_a_runs_calls_stream_into_one_sink_a_paragraph_apart_and_replays_stream_nothing(journal):
+    sinks: list[Sink] = []
+    script = (
+        WireReply("Let me add.", tool_calls=[call("add", {"a": 1, "b": 2})]),
+        WireReply(content=None, tool_calls=[call("add", {"a": 3, "b": 3}, "c2")]),
+        WireReply("It is 6."),
+    )
+    with OpenAIWire(*script) as wire:
+        durable = model(
+            wire, journal, stream=True, deltas=lambda: sinks.append(Sink()) or sinks[-1]
+        )
+        durable.chat(PROMPT, tools=["add"])
+        durable.close()
+        replayed = model(
+            wire, journal, stream=True, deltas=lambda: sinks.append(Sink()) or sinks[-1]
+        )
+        replayed.chat(PROMPT, tools=["add"])
+        replayed.close()
+    [sink] = sinks  # the replay made no call, so it opened no sink
+    text = "".join(e for e in sink.events if not e.startswith("<"))
+    assert text == "Let me add.\n\nIt is 6."
+    assert sink.events.count("<flush>") == 3 and sink.events[-1] == "<close>"
 
 
 def _answered(answer: Any) -> StepInput:

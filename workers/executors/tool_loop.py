@@ -54,9 +54,11 @@ UNRECORDED_ANSWER_SCHEMA: dict[str, Any] = {
 
 
 class DeltaSink(Protocol):
-    """Where a streamed reply's text goes as it arrives (the session's step.delta events)."""
+    """Where streamed replies' text goes as it arrives (the session's step.delta events): one
+    sink per step run, flushed after each call and closed when the run ends."""
 
     def on_delta(self, text: str) -> None: ...
+    def flush(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -135,6 +137,16 @@ class DurableModel:
         self.usage = StepUsage()
         self._clock, self._now_ms = clock, now_ms
         self._calls = 0
+        self._sink: DeltaSink | None = None
+        self._streamed = False  # some text went to the sink (the next call's starts a paragraph)
+
+    def close(self) -> None:
+        """End the run: the streamed text's last chunk, and the model's connections."""
+        try:
+            if self._sink is not None:
+                self._sink.close()
+        finally:
+            self.client.close()
 
     @property
     def model(self) -> str:
@@ -208,18 +220,18 @@ class DurableModel:
                     hint="replay is by position: the agent asked something else this time",
                 )
             return reply, True
-        sink = self.deltas() if stream and self.deltas is not None else None
+        on_delta = self._delta_target() if stream else None
         started = self._clock()
         try:
             reply = self.client.complete(
                 conversation,
                 stream=stream,
-                on_delta=sink.on_delta if sink is not None else None,
+                on_delta=on_delta,
                 **{key: value for key, value in options.items() if value is not None},
             )
         finally:
-            if sink is not None:
-                sink.close()
+            if on_delta is not None and self._sink is not None:
+                self._sink.flush()
         duration_ms = round((self._clock() - started) * 1000, 1)
         document: dict[str, Any] = {
             "kind": "model",
@@ -238,6 +250,22 @@ class DurableModel:
         self.usage.add(reply, replayed=False)
         self._log_model(name, reply, duration_ms, replayed=False)
         return reply, False
+
+    def _delta_target(self) -> Callable[[str], None] | None:
+        """Where this call's text goes: the run's sink, a blank line after earlier calls' text."""
+        if self.deltas is None:
+            return None
+        if self._sink is None:
+            self._sink = self.deltas()
+        sink, first = self._sink, [True]
+
+        def on_delta(text: str) -> None:
+            if first[0] and self._streamed:
+                sink.on_delta("\n\n")
+            first[0], self._streamed = False, True
+            sink.on_delta(text)
+
+        return on_delta
 
     def _log_model(self, name: str, reply: ModelReply, duration_ms: Any, *, replayed: bool) -> None:
         self._log(
