@@ -109,6 +109,9 @@ def test_ctrl_c_stops_following_with_130_and_the_session_runs_on(cluster, tmp_pa
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
+            # as from a terminal: a runner started in the background (`cmd &` in a script, nohup)
+            # ignores SIGINT, and an ignored signal stays ignored in children across exec
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         wait_for(lambda: "running: only" in output.read_text(), 30, what="the running step")
