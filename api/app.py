@@ -13,7 +13,9 @@ from flask.json.provider import DefaultJSONProvider
 from api import auth
 from api.errors import register_error_handlers
 from orchestrator.core.dispatch import Dispatcher
+from orchestrator.core.prices import load_prices
 from orchestrator.engine.agents import Agents
+from orchestrator.engine.costs import Costs
 from orchestrator.engine.facade import Engine
 from orchestrator.engine.transcripts import Transcripts
 from orchestrator.engine.wiring import build_engine
@@ -44,6 +46,7 @@ class Services:
     logbook: Logbook
     deltas: DeltaStream
     transcripts: Transcripts
+    costs: Costs
     metrics: MetricsReader
     workers: WorkerRegistry
     limiter: RateLimiter
@@ -121,6 +124,7 @@ def create_app(
         logbook=wired.logbook,
         deltas=DeltaStream(client, keys),
         transcripts=Transcripts(wired.context.sessions, TurnJournal(client, keys)),
+        costs=Costs(wired.context.sessions, load_prices(settings.prices_file)),
         metrics=MetricsReader(client, keys, wired.registry),
         workers=WorkerRegistry(client, keys),
         limiter=limiter,

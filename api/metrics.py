@@ -52,6 +52,7 @@ class RedisMetricsCollector(Collector):
         yield queue_family(reading.queue_messages)
         yield from agent_families(reading.agents)
         yield sessions_family(reading.sessions)
+        yield from cost_families(reading.cost_totals)
 
 
 def metrics_response(reader: MetricsReader) -> tuple[bytes, str]:
@@ -164,3 +165,40 @@ def sessions_family(sessions: dict[str, int]) -> GaugeMetricFamily:
     for status, count in sessions.items():
         family.add_metric([status], count)
     return family
+
+
+def cost_families(totals: dict[str, str]) -> Iterator[Metric]:
+    """meowstik_llm_tokens_total{agent,model,kind}, meowstik_cost_usd_total{agent,model} and
+    meowstik_step_cpu_seconds_total{agent} from the all-time cost counters (each model call
+    counted once, as it was recorded: orchestrator/store/lua/record_call.lua)."""
+    tokens = CounterMetricFamily(
+        "meowstik_llm_tokens",
+        "Model tokens by agent, model and kind (prompt, completion); replayed calls count once.",
+        labels=["agent", "model", "kind"],
+    )
+    money = CounterMetricFamily(
+        "meowstik_cost_usd",
+        "Money spent on model calls by agent and model, from the price table (calls of models "
+        "without a price are not in it).",
+        labels=["agent", "model"],
+    )
+    cpu = CounterMetricFamily(
+        "meowstik_step_cpu_seconds",
+        "CPU time of step runs by agent (the worker thread that ran each step).",
+        labels=["agent"],
+    )
+    pairs: set[tuple[str, str]] = set()
+    for field in totals:
+        kind, *rest = field.split("|")
+        if kind == "am" and len(rest) == 3:
+            pairs.add((rest[0], rest[1]))
+        elif kind == "a" and rest[1:] == ["cpu_us"]:
+            cpu.add_metric([rest[0]], int(totals[field]) / 1_000_000)
+    for agent, model in sorted(pairs):
+        prefix = f"am|{agent}|{model}|"
+        for kind in ("prompt", "completion"):
+            tokens.add_metric([agent, model, kind], int(totals.get(prefix + kind, 0)))
+        money.add_metric([agent, model], int(totals.get(prefix + "pico", 0)) / 10**12)
+    yield tokens
+    yield money
+    yield cpu

@@ -4,6 +4,8 @@ use, the tool loop, HTTP agents' limits, and the built-in tools'. Part of ``Sett
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -41,6 +43,12 @@ class ModelToolSettings(BaseSettings):
         default=True,
         description="Stream model replies, sending their text to the session's events as "
         "`step.delta` while it arrives (an agent's `stream` overrides it).",
+    )
+    prices_file: Path | None = Field(
+        default=None,
+        description="YAML price table (USD per million input and output tokens, by model) that "
+        "model calls are costed with; unset: the shipped examples (orchestrator/prices.yaml), "
+        "dated. Models not in it count tokens with cost null.",
     )
     llm_endpoints: SecretStr | None = Field(
         default=None,

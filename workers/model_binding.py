@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from orchestrator.core.models import AgentDefinition, AgentExecutor
+from orchestrator.core.prices import load_prices
 from orchestrator.core.steps import StepInput
 from orchestrator.core.tools import ToolRegistry, agent_tools
 from orchestrator.settings import Settings
@@ -53,6 +54,7 @@ class ModelBinder:
         self.journal = journal
         self.deltas = deltas
         self.fleet_capabilities = fleet_capabilities
+        self.prices = load_prices(settings.prices_file)
         self.now_ms = now_ms
         self.sleep = sleep
 
@@ -95,6 +97,7 @@ class ModelBinder:
             deltas=(lambda: deltas(*ids)) if deltas is not None else None,
             temperature=definition.temperature,
             max_tokens=definition.max_tokens,
+            prices=self.prices,
             now_ms=self.now_ms,
         )
         step_input = replace(step_input, llm=model, fleet_capabilities=self.fleet_capabilities)

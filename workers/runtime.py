@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -30,6 +31,7 @@ from orchestrator.engine.routing import RouteRequest
 from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
+from orchestrator.store.costs import CostLedger
 from orchestrator.store.deltas import DeltaStream
 from orchestrator.store.keys import Keys
 from orchestrator.store.turns import TurnJournal
@@ -124,6 +126,7 @@ class WorkerRuntime:
             fleet_capabilities=self._fleet_capabilities,
             now_ms=wired.context.now_ms,
         )
+        self.costs = CostLedger(client, Keys(settings.key_prefix))
         self.settings = settings
         self.agents = dict(agents)
         self.remote = remote
@@ -145,6 +148,7 @@ class WorkerRuntime:
                 self._reroute(session_id, step_id, agent_id)
             return run
         model = None
+        started_cpu_s, started_s = time.thread_time(), time.monotonic()
         with LeaseKeeper(self.lifecycle, run):
             try:
                 step_input, model = self.models.bind(agent.definition, run.step_input)
@@ -167,6 +171,7 @@ class WorkerRuntime:
             finally:
                 if model is not None:
                     model.close()
+                self._count_run(run, started_cpu_s, started_s)
         usage = model.usage.document() if model is not None else None
         transition = self.lifecycle.succeed(run, result, usage)
         log.info(
@@ -175,6 +180,21 @@ class WorkerRuntime:
             extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
         )
         return None
+
+    def _count_run(self, run: StepRun, started_cpu_s: float, started_s: float) -> None:
+        """The run's CPU time (of the thread that ran it, so a thread pool's other steps do not
+        count; threads the agent starts itself do not either) and wall time, with the session's
+        costs. Best effort: Redis down loses only this."""
+        try:
+            self.costs.add_run(
+                run.session_id,
+                run.step_id,
+                run.agent_id,
+                cpu_s=time.thread_time() - started_cpu_s,
+                wall_s=time.monotonic() - started_s,
+            )
+        except StoreUnavailableError:
+            log.warning("could not count the run's CPU time", extra={"stepId": run.step_id})
 
     def _fleet_capabilities(self) -> list[str]:
         """The capabilities of the active agents (what a planner may decompose over)."""

@@ -12,15 +12,14 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AliasGenerator,
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
-from pydantic.alias_generators import to_camel
 
+from orchestrator.core.camel import CamelModel as CamelModel  # re-exported: the API models
+from orchestrator.core.costs import CostFigures, SessionCostSummary
 from orchestrator.core.llm_endpoints import ENDPOINT_NAME_PATTERN
 from orchestrator.core.statuses import AgentStatus, SessionStatus, StepStatus
 
@@ -69,20 +68,6 @@ class PlannerName(StrEnum):
     TEMPLATE = "template"  # a workflow template: the one named by ``template``, else a match
     LLM = "llm"  # the OpenAI-compatible chat model, validated and repaired, rules as fallback
     EXPLICIT = "explicit"  # the request's own ``plan``
-
-
-class CamelModel(BaseModel):
-    """Base: camelCase on the wire, snake_case in Python, validation on assignment."""
-
-    model_config = ConfigDict(
-        alias_generator=AliasGenerator(alias=to_camel),
-        populate_by_name=True,
-        validate_assignment=True,
-    )
-
-    def to_json_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict, by alias, without unset optional fields that are None."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class RequestModel(CamelModel):
@@ -307,6 +292,8 @@ class StepUsage(TokenCounts):
     model_calls: int = 0
     replayed_calls: int = 0
     uncounted_calls: int = 0
+    cost_usd: str | None = None  # exact decimal; None when no call had a price
+    uncosted_calls: int = 0
     by_model: dict[str, TokenCounts] = Field(default_factory=dict)
 
 
@@ -334,7 +321,8 @@ class StepState(CamelModel):
     schedule_deadline: str | None = None
     input_request: dict[str, Any] | None = None  # question, schema, deadline, onTimeout
     failed_agents: list[str] = Field(default_factory=list)
-    usage: StepUsage | None = None
+    usage: StepUsage | None = None  # the completing run's model calls
+    cost: CostFigures | None = None  # every run's, each call counted once (None: nothing spent)
 
 
 class SessionSnapshot(CamelModel):
@@ -357,6 +345,7 @@ class SessionSnapshot(CamelModel):
     failure_policy: FailurePolicy
     metadata: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, StepState]
+    cost: SessionCostSummary | None = None  # what its steps spent (None: nothing yet)
 
 
 class StepPreview(CamelModel):

@@ -80,6 +80,7 @@ class SessionRecord:
     errors: list[dict[str, Any]] = field(default_factory=list)
     input_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     subplans: list[dict[str, Any]] = field(default_factory=list)
+    costs: dict[str, int] = field(default_factory=dict)  # Keys.costs counters
 
 
 def dumps(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrator.core.costs import figures, names_under, session_summary
 from orchestrator.core.ids import job_id
 from orchestrator.core.logentry import iso_from_ms
 from orchestrator.core.models import (
@@ -46,6 +47,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
     """Turn the stored record into the REST snapshot (pure)."""
     fields = record.fields
     order: list[str] = json.loads(fields["jobOrder"])
+    spent = set(names_under(record.costs, "s"))
     steps = {}
     for step_id in order:
         rec = record.steps.get(step_id, {})
@@ -70,6 +72,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             input_request=record.input_requests.get(step_id),
             failed_agents=rec.get("failedAgents") or [],
             usage=StepUsage.model_validate(rec["usage"]) if rec.get("usage") else None,
+            cost=figures(record.costs, f"s|{step_id}|") if step_id in spent else None,
         )
     return SessionSnapshot(
         session_id=session_id,
@@ -89,4 +92,5 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         failure_policy=FailurePolicy(fields["failurePolicy"]),
         metadata=json.loads(fields.get("metadata", "{}")),
         steps=steps,
+        cost=session_summary(record.costs) if record.costs else None,
     )

@@ -117,6 +117,13 @@ class Keys:
         (orchestrator/store/turns.py); a replayed step reads these instead of calling again."""
         return f"{self.session(session_id)}:turns"
 
+    def costs(self, session_id: str) -> str:
+        """Hash of exact integer counters of what the session's steps spent: "t|" (the session),
+        "s|<step>|", "a|<agent>|", "m|<model>|" each followed by calls, prompt, completion,
+        pico (pico-dollars), uncosted, uncounted, and per run cpu_us, wall_ms, runs
+        (record_call.lua counts each model call once; orchestrator/store/costs.py)."""
+        return f"{self.session(session_id)}:costs"
+
     def lock(self, session_id: str, name: str) -> str:
         """A redis-py Lock (token-owned, with a TTL) scoped to the session."""
         return f"{self.session(session_id)}:lock:{name}"
@@ -168,6 +175,13 @@ class Keys:
         """Hash "<capability>|le=<bound s>" -> count (not cumulative) and "<capability>|sum_ms":
         the step duration histogram (Lua keeps it; the count is the buckets' sum)."""
         return f"{self.prefix}:metrics:step_seconds"
+
+    @property
+    def cost_totals(self) -> str:
+        """Hash of all-time cost counters: "am|<agent>|<model>|" and "u|<user>|" followed by
+        calls, prompt, completion, pico, uncosted, uncounted; "a|<agent>|cpu_us" (the
+        Prometheus counters and the per-user totals)."""
+        return f"{self.prefix}:costs:totals"
 
     @property
     def global_logs(self) -> str:

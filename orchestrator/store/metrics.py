@@ -8,7 +8,7 @@ scan of keys), and api/metrics.py renders them for Prometheus.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -30,6 +30,7 @@ class MetricsReading:
     agents: list[RegisteredAgent]
     queue_messages: dict[str, int]
     sessions: dict[str, int]
+    cost_totals: dict[str, str] = field(default_factory=dict)  # Keys.cost_totals
 
 
 @translates_redis_errors
@@ -56,18 +57,20 @@ class MetricsReader:
         pipe = self._client.pipeline(transaction=False)
         pipe.hgetall(self._keys.step_counts)
         pipe.hgetall(self._keys.step_durations)
+        pipe.hgetall(self._keys.cost_totals)
         for queue in queues:
             pipe.llen(queue)
         for status in statuses:
             pipe.zcard(self._keys.sessions_by_status(status))
         replies = pipe.execute()
-        depths, cards = replies[2 : 2 + len(queues)], replies[2 + len(queues) :]
+        depths, cards = replies[3 : 3 + len(queues)], replies[3 + len(queues) :]
         return MetricsReading(
             step_counts=decode_hash(replies[0]),
             step_durations=decode_hash(replies[1]),
             agents=agents,
             queue_messages={queue: int(depth) for queue, depth in zip(queues, depths, strict=True)},
             sessions={status: int(card) for status, card in zip(statuses, cards, strict=True)},
+            cost_totals=decode_hash(replies[2]),
         )
 
     def queue_lengths(self, queues: Sequence[str]) -> list[int]:

@@ -35,6 +35,7 @@ SCRIPT_NAMES = (
     "expand_step",
     "state_write",
     "workspace_write",
+    "record_call",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 

@@ -377,7 +377,8 @@ class SessionStore:
         pipe.hgetall(k.depends(sid))
         pipe.hgetall(k.input_requests(sid))
         pipe.lrange(k.subplans(sid), 0, -1)
-        fields, steps, results, errors, depends, requests, subplans = pipe.execute()
+        pipe.hgetall(k.costs(sid))
+        fields, steps, results, errors, depends, requests, subplans, costs = pipe.execute()
         if not fields:
             return None
         return SessionRecord(
@@ -388,6 +389,7 @@ class SessionStore:
             input_requests={text(key): json.loads(value) for key, value in requests.items()},
             errors=[json.loads(item) for item in errors],
             subplans=[json.loads(item) for item in subplans],
+            costs={text(key): int(value) for key, value in costs.items()},
         )
 
     def owner(self, sid: str) -> str | None:

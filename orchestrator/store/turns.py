@@ -19,9 +19,10 @@ from typing import Any
 
 import redis
 
+from orchestrator.core.chat import Usage
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
-from orchestrator.store.scripts import text
+from orchestrator.store.scripts import Scripts, text
 
 
 @translates_redis_errors
@@ -30,10 +31,11 @@ class TurnJournal:
 
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client, self._keys = client, keys
+        self._scripts = Scripts(client)
 
     def bound(self, session_id: str, step_id: str, agent_id: str) -> StepJournal:
         """The record of one step as run by one agent."""
-        return StepJournal(self, session_id, f"{step_id}|{agent_id}|")
+        return StepJournal(self, session_id, step_id, agent_id)
 
     def get(self, session_id: str, field: str) -> dict[str, Any] | None:
         raw = self._client.hget(self._keys.turns(session_id), field)
@@ -47,6 +49,37 @@ class TurnJournal:
         pipe.hsetnx(key, field, encoded)
         pipe.hget(key, field)
         _, raw = pipe.execute()
+        return json.loads(text(raw))
+
+    def record_call(
+        self,
+        session_id: str,
+        field: str,
+        document: dict[str, Any],
+        *,
+        step_id: str,
+        agent_id: str,
+        model: str,
+        usage: Usage | None,
+        cost_pico: int | None,
+    ) -> dict[str, Any]:
+        """Record a model call unless the field holds one already, and count its tokens and
+        cost with the session, the step, the agent, the model and the user only if this write
+        recorded it (record_call.lua); returns the record that holds."""
+        k = self._keys
+        raw = self._scripts["record_call"](
+            keys=[k.turns(session_id), k.costs(session_id), k.cost_totals, k.session(session_id)],
+            args=[
+                field,
+                json.dumps(document, separators=(",", ":"), allow_nan=False),
+                step_id,
+                agent_id,
+                model.replace("|", "/"),  # "|" separates the counters' names
+                "" if usage is None else usage.prompt_tokens,
+                "" if usage is None else usage.completion_tokens,
+                "" if cost_pico is None else cost_pico,
+            ],
+        )
         return json.loads(text(raw))
 
     def mark(self, session_id: str, field: str, document: dict[str, Any]) -> None:
@@ -68,14 +101,36 @@ class TurnJournal:
 class StepJournal:
     """One step's record as one agent writes it; fields are relative (``c1``, ``c1|t0``)."""
 
-    def __init__(self, journal: TurnJournal, session_id: str, prefix: str) -> None:
-        self._journal, self._session_id, self._prefix = journal, session_id, prefix
+    def __init__(self, journal: TurnJournal, session_id: str, step_id: str, agent_id: str) -> None:
+        self._journal, self._session_id = journal, session_id
+        self._step_id, self._agent_id = step_id, agent_id
+        self._prefix = f"{step_id}|{agent_id}|"
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self._journal.get(self._session_id, self._prefix + name)
 
     def record(self, name: str, document: dict[str, Any]) -> dict[str, Any]:
         return self._journal.record(self._session_id, self._prefix + name, document)
+
+    def record_call(
+        self,
+        name: str,
+        document: dict[str, Any],
+        *,
+        model: str,
+        usage: Usage | None,
+        cost_pico: int | None,
+    ) -> dict[str, Any]:
+        return self._journal.record_call(
+            self._session_id,
+            self._prefix + name,
+            document,
+            step_id=self._step_id,
+            agent_id=self._agent_id,
+            model=model,
+            usage=usage,
+            cost_pico=cost_pico,
+        )
 
     def mark(self, name: str, document: dict[str, Any]) -> None:
         self._journal.mark(self._session_id, self._prefix + name, document)

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import uuid
+from decimal import Decimal
 
 import pytest
 import redis
@@ -22,6 +23,9 @@ from tests.support.spec import SPEC_ORCHESTRATE_BODY
 
 pytestmark = pytest.mark.integration
 
+PRICES = "asOf: '2026-12-01'\nmodels:\n  wire-model: {input: 0.15, output: 0.6}\n"
+# what one call of the fake costs (31 prompt, 12 completion tokens), by hand, in dollars
+CALL_USD = Decimal(31) * Decimal("0.15") / 10**6 + Decimal(12) * Decimal("0.6") / 10**6
 AGENTS = "planner-001,researcher-001,coder-001,reviewer-001,looper-001"
 LOOP_SCRIPT = ("tally", "gated_lookup", "tally")  # then the answer: four model turns
 
@@ -70,6 +74,8 @@ def model():
 @pytest.fixture(scope="module")
 def llm_cluster(redis_server, tmp_path_factory, model):
     redis.Redis.from_url(redis_server.url).flushall()
+    prices = tmp_path_factory.mktemp("prices") / "prices.yaml"
+    prices.write_text(PRICES)
     running = Cluster(
         redis_server.url,
         tmp_path_factory.mktemp("llm-cluster-logs"),
@@ -78,6 +84,7 @@ def llm_cluster(redis_server, tmp_path_factory, model):
             "MEOWSTIK_LLM_MODEL": "wire-model",
             "MEOWSTIK_PLANNER": "rule",
             "MEOWSTIK_TOOL_MODULES": "tests.support.tools",
+            "MEOWSTIK_PRICES_FILE": str(prices),
         },
     )
     try:
@@ -121,6 +128,19 @@ def test_the_spec_request_runs_every_step_through_the_model_with_a_tool_and_toke
     session_requests = [r for r in model.requests if goal in r.body["messages"][1]["content"]]
     assert session_requests and all(r.body["stream"] is True for r in session_requests)
     assert all(r.body["stream_options"] == {"include_usage": True} for r in session_requests)
+    # and what it cost is the hand computation from the price table, exactly
+    calls = sum(step["usage"]["modelCalls"] for step in done["steps"].values())
+    assert Decimal(done["cost"]["usd"]) == calls * CALL_USD == Decimal("0.0000711")
+    assert (done["cost"]["promptTokens"], done["cost"]["modelCalls"]) == (31 * calls, calls)
+    assert done["cost"]["runs"] == len(done["steps"]) and done["cost"]["cpuSeconds"] > 0
+    assert set(done["cost"]["byAgent"]) == {s["agentId"] for s in done["steps"].values()}
+    assert Decimal(done["steps"][step_id]["cost"]["usd"]) == 2 * CALL_USD
+    cost = requests.get(f"{llm_cluster.api_url}/api/orchestrator/sessions/{sid}/cost", timeout=10)
+    assert cost.status_code == 200
+    body = cost.json()
+    assert body["usd"] == done["cost"]["usd"] and body["prices"]["asOf"] == "2026-12-01"
+    assert [row["stepId"] for row in body["steps"]] == [s["id"] for s in done["plan"]["steps"]]
+    assert sum(Decimal(row["usd"]) for row in body["steps"]) == Decimal(body["usd"])
     # and the text reached the session's events as step.delta, in coalesced chunks
     texts: dict[str, list[str]] = {}
     for event in session_events(llm_cluster, sid):
@@ -194,6 +214,10 @@ def test_a_tool_loop_killed_mid_turn_completes_on_redelivery_paying_each_turn_on
     usage = done["steps"]["L"]["usage"]
     assert (usage["modelCalls"], usage["replayedCalls"], usage["totalTokens"]) == (4, 2, 4 * 43)
     assert done["steps"]["L"]["attempts"] == 2
+    # each model call was counted once, though two runs used the first two
+    assert done["steps"]["L"]["cost"]["modelCalls"] == 4
+    assert Decimal(done["steps"]["L"]["cost"]["usd"]) == 4 * CALL_USD
+    assert done["steps"]["L"]["cost"]["runs"] >= 1  # the killed run could not count its CPU
     # and the transcript shows the one history both runs followed
     url = f"{llm_cluster.api_url}/api/orchestrator/sessions/{sid}/steps/L/transcript"
     [agent] = requests.get(url, timeout=10).json()["agents"]
@@ -216,3 +240,28 @@ def test_unknown_tools_and_usage_show_in_the_api_without_secrets(llm_cluster):
     assert response.status_code == 200
     assert response.json()["capabilities"][0]["tools"] == ["tally", "gated_lookup"]
     assert not response.json().get("missingTools")
+
+
+def test_metrics_totals_equal_the_apis(llm_cluster):
+    """/metrics parses with Prometheus' parser and its token and money totals are the sums of
+    the sessions' costs (this module's sessions are the only ones on its Redis)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{llm_cluster.api_url}/metrics", timeout=10).text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    tokens = families["meowstik_llm_tokens"].samples
+    money = families["meowstik_cost_usd"].samples
+    listed = requests.get(f"{llm_cluster.api_url}/api/orchestrator/sessions", timeout=10).json()
+    costs = [
+        requests.get(
+            f"{llm_cluster.api_url}/api/orchestrator/sessions/{s['sessionId']}/cost"
+        ).json()
+        for s in listed["sessions"]
+    ]
+    prompt = sum(s.value for s in tokens if s.labels["kind"] == "prompt")
+    assert prompt == sum(c["promptTokens"] for c in costs) > 0
+    assert Decimal(str(sum(s.value for s in money))).quantize(Decimal("1e-9")) == sum(
+        Decimal(c["usd"]) for c in costs
+    ).quantize(Decimal("1e-9"))
+    cpu = families["meowstik_step_cpu_seconds"].samples
+    assert {s.labels["agent"] for s in cpu} >= {"looper-001", "coder-001"}

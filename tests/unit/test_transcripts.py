@@ -159,3 +159,19 @@ def test_hostile_step_ids_answer_json_errors(client, sid, step_id):
     assert 400 <= reply.status_code < 500
     assert reply.is_json and "error" in reply.get_json()
     json.dumps(reply.get_json())
+
+
+def test_the_cost_route_answers_for_the_owner_only_and_404s_in_json(client, sid, any_redis):
+    run_loop(any_redis, sid)
+    reply = client.get(f"/api/orchestrator/sessions/{sid}/cost", headers=auth(ALICE))
+    assert reply.status_code == 200
+    body = reply.get_json()
+    assert (body["modelCalls"], body["promptTokens"]) == (2, 62)
+    assert body["usd"] is None and body["uncostedCalls"] == 2  # m-1 has no price
+    assert [row["stepId"] for row in body["steps"]] == ["a"]
+    assert body["prices"]["source"].startswith("built-in examples")
+    assert (
+        client.get(f"/api/orchestrator/sessions/{sid}/cost", headers=auth(BOB)).status_code == 404
+    )
+    missing = client.get("/api/orchestrator/sessions/orch-nope/cost", headers=auth(ALICE))
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "session_not_found"

@@ -36,6 +36,7 @@ from typing import Any, NoReturn, Protocol
 
 from orchestrator.core.chat import ChatOutcome, ModelReply, Usage, add_usage
 from orchestrator.core.errors import PermanentStepError
+from orchestrator.core.prices import PriceTable, usd
 from orchestrator.core.steps import InputRequired, StepInput
 from orchestrator.core.tools import ToolContext, ToolRegistry, ToolResult
 from orchestrator.store.turns import StepJournal
@@ -69,12 +70,18 @@ class StepUsage:
     calls: int = 0
     replayed: int = 0
     unknown: int = 0  # calls whose server counted no tokens
+    uncosted: int = 0  # calls without a price
+    cost_pico: int = 0
     total: Usage | None = None
     by_model: dict[str, Usage] = field(default_factory=dict)
 
-    def add(self, reply: ModelReply, replayed: bool) -> None:
+    def add(self, reply: ModelReply, replayed: bool, cost_pico: int | None = None) -> None:
         self.calls += 1
         self.replayed += int(replayed)
+        if cost_pico is None:
+            self.uncosted += 1
+        else:
+            self.cost_pico += cost_pico
         if reply.usage is None:
             self.unknown += 1
             return
@@ -91,6 +98,8 @@ class StepUsage:
             "modelCalls": self.calls,
             "replayedCalls": self.replayed,
             "uncountedCalls": self.unknown,
+            "costUsd": usd(self.cost_pico) if self.uncosted < self.calls else None,
+            "uncostedCalls": self.uncosted,
             "byModel": {model: usage.as_log_data() for model, usage in self.by_model.items()},
         }
 
@@ -106,6 +115,7 @@ class DurableModel:
         max_turns: MEOWSTIK_LLM_MAX_TURNS.
         stream: whether calls stream by default; ``deltas`` opens a sink for one call's text.
         temperature, max_tokens: the agent's defaults.
+        prices: the price table each new call's cost comes from (None: costs not counted).
     """
 
     def __init__(
@@ -121,10 +131,12 @@ class DurableModel:
         deltas: Callable[[], DeltaSink] | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        prices: PriceTable | None = None,
         clock: Callable[[], float] = time.monotonic,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.client = client
+        self.prices = prices
         self.tools = tools
         self.allowed_tools = frozenset(allowed_tools)
         self.journal = journal
@@ -138,6 +150,7 @@ class DurableModel:
         self._clock, self._now_ms = clock, now_ms
         self._calls = 0
         self._sink: DeltaSink | None = None
+        self._warned_price = False
         self._streamed = False  # some text went to the sink (the next call's starts a paragraph)
 
     def close(self) -> None:
@@ -210,7 +223,7 @@ class DurableModel:
         recorded = self.journal.get(name)
         if recorded is not None:
             reply = ModelReply.from_document(recorded["reply"])
-            self.usage.add(reply, replayed=True)
+            self.usage.add(reply, replayed=True, cost_pico=recorded.get("costPico"))
             self._log_model(name, reply, recorded.get("durationMs"), replayed=True)
             if recorded.get("request") != fingerprint:
                 self._log(
@@ -245,11 +258,32 @@ class DurableModel:
         if first:  # the chat's prompt and the tools it offers, for the transcript
             document["prompt"] = [_shortened(message) for message in conversation]
             document["tools"] = [spec["function"]["name"] for spec in options["tools"] or []]
-        kept = self.journal.record(name, document)
+        cost_pico = self._cost_pico(reply)
+        document["costPico"] = cost_pico
+        kept = self.journal.record_call(
+            name, document, model=self.client.model, usage=reply.usage, cost_pico=cost_pico
+        )
         reply = ModelReply.from_document(kept["reply"])  # another run's, if it recorded first
-        self.usage.add(reply, replayed=False)
+        self.usage.add(reply, replayed=False, cost_pico=kept.get("costPico"))
         self._log_model(name, reply, duration_ms, replayed=False)
         return reply, False
+
+    def _cost_pico(self, reply: ModelReply) -> int | None:
+        """The call's cost from the price table; None (and a warning, once) without a price."""
+        if self.prices is None or reply.usage is None:
+            return None
+        cost = self.prices.cost_pico(reply.usage, self.client.model, reply.model)
+        if cost is None and not self._warned_price:
+            self._warned_price = True
+            self._log(
+                "warn",
+                "no price for this model: its tokens are counted, its cost is not",
+                model=self.client.model,
+                servedBy=reply.model,
+                prices=self.prices.source,
+                hint="add it to a prices file named by MEOWSTIK_PRICES_FILE",
+            )
+        return cost
 
     def _delta_target(self) -> Callable[[str], None] | None:
         """Where this call's text goes: the run's sink, a blank line after earlier calls' text."""

@@ -1,0 +1,105 @@
+"""What a session spent (pure): its counters (Keys.costs, kept exactly by record_call.lua and
+CostLedger.add_run) as the figures the snapshot, GET .../cost and the dashboard show.
+
+Money is an exact decimal string of dollars (``usd``), from integer pico-dollars: it is None
+when calls were made and none of them had a price; when some had one, it is the sum of those
+and ``uncostedCalls`` says how many are missing. ``uncountedCalls`` are calls whose server
+counted no tokens.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from orchestrator.core.camel import CamelModel
+from orchestrator.core.prices import usd
+
+_FIELDS = ("calls", "prompt", "completion", "pico", "uncosted", "uncounted", "cpu_us", "wall_ms")
+
+
+class CostFigures(CamelModel):
+    usd: str | None = "0"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    model_calls: int = 0
+    uncosted_calls: int = 0
+    uncounted_calls: int = 0
+    cpu_seconds: float = 0.0  # of the worker processes, summed over the step runs
+    wall_seconds: float = 0.0
+    runs: int = 0
+
+
+class SessionCostSummary(CostFigures):
+    """The session's ``cost`` on its snapshot: totals, by agent and by model."""
+
+    by_agent: dict[str, CostFigures] = Field(default_factory=dict)
+    by_model: dict[str, CostFigures] = Field(default_factory=dict)
+
+
+class StepCostRow(CostFigures):
+    step_id: str
+
+
+class PriceSource(CamelModel):
+    source: str
+    as_of: str | None = None
+
+
+class SessionCost(SessionCostSummary):
+    """GET /api/orchestrator/sessions/<id>/cost: the summary, a row per step, the prices used."""
+
+    session_id: str
+    steps: list[StepCostRow] = Field(default_factory=list)
+    prices: PriceSource | None = None
+
+
+def figures(counters: dict[str, int], prefix: str) -> CostFigures:
+    """The figures under ``prefix`` ("t|", "s|<step>|", "a|<agent>|", "m|<model>|")."""
+    value = {name: counters.get(prefix + name, 0) for name in _FIELDS}
+    calls = value["calls"]
+    costed = calls - value["uncosted"]
+    return CostFigures(
+        usd=usd(value["pico"]) if costed > 0 or calls == 0 else None,
+        prompt_tokens=value["prompt"],
+        completion_tokens=value["completion"],
+        total_tokens=value["prompt"] + value["completion"],
+        model_calls=calls,
+        uncosted_calls=value["uncosted"],
+        uncounted_calls=value["uncounted"],
+        cpu_seconds=value["cpu_us"] / 1_000_000,
+        wall_seconds=value["wall_ms"] / 1000,
+        runs=counters.get(prefix + "runs", 0),
+    )
+
+
+def names_under(counters: dict[str, int], kind: str) -> list[str]:
+    """The agents ("a"), models ("m") or steps ("s") the counters hold, sorted."""
+    found = {field.split("|")[1] for field in counters if field.startswith(kind + "|")}
+    return sorted(found)
+
+
+def session_summary(counters: dict[str, int]) -> SessionCostSummary:
+    total = figures(counters, "t|")
+    return SessionCostSummary(
+        **total.model_dump(),
+        by_agent={name: figures(counters, f"a|{name}|") for name in names_under(counters, "a")},
+        by_model={name: figures(counters, f"m|{name}|") for name in names_under(counters, "m")},
+    )
+
+
+def session_cost(
+    session_id: str,
+    counters: dict[str, int],
+    step_order: list[str],
+    prices: PriceSource | None = None,
+) -> SessionCost:
+    """The whole view: a row for every step of ``step_order`` (zeros for those that spent
+    nothing), then any other step the counters name."""
+    summary = session_summary(counters)
+    spent = names_under(counters, "s")
+    order = list(dict.fromkeys([*step_order, *spent]))
+    rows = [
+        StepCostRow(step_id=step, **figures(counters, f"s|{step}|").model_dump()) for step in order
+    ]
+    return SessionCost(session_id=session_id, steps=rows, prices=prices, **summary.model_dump())

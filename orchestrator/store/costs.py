@@ -1,0 +1,46 @@
+"""What sessions spent, in Redis: the counters ``record_call.lua`` keeps for every model call (as
+it records the call, so each is counted once), and the CPU and wall time of each step run, added
+when the run ends (``add_run``). All counters are integers (pico-dollars, tokens, microseconds),
+so sums are exact. ``Keys.costs`` is session-owned: retention removes it with the session;
+``Keys.cost_totals`` holds the all-time counters /metrics exports.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from orchestrator.store.errors import translates_redis_errors
+from orchestrator.store.keys import Keys
+from orchestrator.store.scripts import text
+
+
+@translates_redis_errors
+class CostLedger:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client, self._keys = client, keys
+
+    def add_run(
+        self, session_id: str, step_id: str, agent_id: str, *, cpu_s: float, wall_s: float
+    ) -> None:
+        """Count one step run's CPU time (of its worker process) and wall time. Not atomic with
+        the run's outcome: a run whose process dies before this is not counted (its model calls
+        are, as they were recorded)."""
+        cpu_us, wall_ms = max(0, round(cpu_s * 1_000_000)), max(0, round(wall_s * 1000))
+        pipe = self._client.pipeline(transaction=True)
+        key = self._keys.costs(session_id)
+        for prefix in ("t|", f"s|{step_id}|", f"a|{agent_id}|"):
+            pipe.hincrby(key, f"{prefix}cpu_us", cpu_us)
+            pipe.hincrby(key, f"{prefix}wall_ms", wall_ms)
+            pipe.hincrby(key, f"{prefix}runs", 1)
+        pipe.hincrby(self._keys.cost_totals, f"a|{agent_id}|cpu_us", cpu_us)
+        pipe.execute()
+
+    def counters(self, session_id: str) -> dict[str, int]:
+        """The session's counters by field ({} when it spent nothing yet)."""
+        raw = self._client.hgetall(self._keys.costs(session_id))
+        return {text(field): int(value) for field, value in raw.items()}
+
+    def totals(self) -> dict[str, int]:
+        """The all-time counters by field."""
+        raw = self._client.hgetall(self._keys.cost_totals)
+        return {text(field): int(value) for field, value in raw.items()}

@@ -1,0 +1,118 @@
+"""Cost counting (issue 20, first part): the price table, exact money, and each model call
+counted once, as it is recorded (record_call.lua), whatever replays or races follow."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from orchestrator.core.chat import Usage
+from orchestrator.core.costs import figures, session_cost
+from orchestrator.core.errors import ConfigurationError
+from orchestrator.core.prices import PICO_PER_USD, load_prices, parse_prices, pico_of_usd, usd
+from orchestrator.store.costs import CostLedger
+from orchestrator.store.keys import Keys
+from orchestrator.store.turns import TurnJournal
+
+KEYS = Keys("meowstik")
+
+
+def test_the_shipped_table_says_it_is_examples_and_when_and_prices_known_models():
+    table = load_prices()
+    text = (Path(__file__).parents[2] / "orchestrator" / "prices.yaml").read_text()
+    assert "THESE ARE EXAMPLES" in text and table.as_of
+    cost = table.cost_pico(Usage(1_000_000, 1_000_000, 2_000_000), "gpt-4o-mini")
+    assert usd(cost) == "0.75"  # 0.15 + 0.60
+    assert table.cost_pico(Usage(10, 10, 20), "my-local-llama") is None  # never made up
+
+
+def test_money_is_exact_where_floats_drift():
+    table = parse_prices({"models": {"m": {"input": 0.1, "output": 0.2}}}, "test")
+    one = table.cost_pico(Usage(1, 1, 2), "m")
+    assert one == 300_000  # 0.3 * 10^-6 USD in pico-dollars
+    total = sum(one for _ in range(10))
+    assert usd(total) == "0.000003"
+    assert Decimal(usd(total)) == Decimal("0.000003")
+    assert usd(0) == "0" and usd(None) is None and usd(PICO_PER_USD * 12) == "12"
+
+
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ({"input": -1, "output": 1}, "non-negative"),
+        ({"input": "0.0000001", "output": 1}, "at most 6 decimals"),
+        ({"input": "cheap", "output": 1}, "not a number"),
+        ({"input": True, "output": 1}, "not a price"),
+        ({"input": 1}, "exactly 'input' and 'output'"),
+        ({"input": 1, "output": 1, "cached": 0.5}, "exactly 'input' and 'output'"),
+    ],
+)
+def test_a_bad_price_entry_is_refused_naming_it(entry, problem):
+    with pytest.raises(ConfigurationError, match=problem) as caught:
+        parse_prices({"models": {"gpt-x": entry}}, "prices.yaml")
+    assert "gpt-x" in str(caught.value)
+
+
+def test_a_prices_file_that_is_missing_or_not_a_table_is_refused(tmp_path):
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        load_prices(tmp_path / "absent.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigurationError, match="expected a mapping"):
+        load_prices(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("models: {a: [\n")
+    with pytest.raises(ConfigurationError, match="not YAML"):
+        load_prices(tmp_path / "broken.yaml")
+    assert pico_of_usd("1.5", "x") == 1_500_000_000_000
+    with pytest.raises(ConfigurationError):
+        pico_of_usd("-1", "budget")
+
+
+def record(journal, field, usage, cost_pico, model="m-1"):
+    return journal.record_call(
+        "s-1",
+        field,
+        {"kind": "model", "reply": {"content": field}},
+        step_id=field.split("|")[0],
+        agent_id="agent-1",
+        model=model,
+        usage=usage,
+        cost_pico=cost_pico,
+    )
+
+
+def test_a_call_is_counted_once_when_recorded_and_never_again(any_redis):
+    any_redis.hset(KEYS.session("s-1"), mapping={"status": "executing", "userId": "alice"})
+    journal = TurnJournal(any_redis, KEYS)
+    first = record(journal, "a|agent-1|c1", Usage(31, 12, 43), 1000)
+    again = journal.record_call(  # another run, racing: the first record holds
+        "s-1",
+        "a|agent-1|c1",
+        {"kind": "model", "reply": {"content": "other"}},
+        step_id="a",
+        agent_id="agent-1",
+        model="m-1",
+        usage=Usage(99, 99, 198),
+        cost_pico=99_999,
+    )
+    assert again == first and first["reply"]["content"] == "a|agent-1|c1"
+    record(journal, "b|agent-1|c1", None, None, model="odd|name")  # no tokens, no price
+    counters = CostLedger(any_redis, KEYS).counters("s-1")
+    total = figures(counters, "t|")
+    assert (total.model_calls, total.prompt_tokens, total.completion_tokens) == (2, 31, 12)
+    assert (total.uncosted_calls, total.uncounted_calls, total.usd) == (1, 1, "0.000000001")
+    assert figures(counters, "m|odd/name|").model_calls == 1  # "|" cannot split the names
+    totals = CostLedger(any_redis, KEYS).totals()
+    assert totals["u|alice|calls"] == 2 and totals["am|agent-1|m-1|prompt"] == 31
+
+
+def test_runs_add_cpu_and_wall_time_and_the_view_has_a_row_per_step(any_redis):
+    ledger = CostLedger(any_redis, KEYS)
+    ledger.add_run("s-2", "a", "agent-1", cpu_s=0.25, wall_s=1.5)
+    ledger.add_run("s-2", "a", "agent-1", cpu_s=0.5, wall_s=0.25)
+    view = session_cost("s-2", ledger.counters("s-2"), ["a", "b"])
+    assert (view.cpu_seconds, view.wall_seconds, view.runs) == (0.75, 1.75, 2)
+    assert [(row.step_id, row.runs) for row in view.steps] == [("a", 2), ("b", 0)]
+    assert view.usd == "0" and view.model_calls == 0
+    assert ledger.totals()["a|agent-1|cpu_us"] == 750_000
