@@ -9,12 +9,20 @@ counted no tokens.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from pydantic import Field
 
 from orchestrator.core.camel import CamelModel
-from orchestrator.core.prices import usd
+from orchestrator.core.chat import Usage
+from orchestrator.core.errors import ConfigurationError
+from orchestrator.core.prices import pico_of_usd, usd
 
-_FIELDS = ("calls", "prompt", "completion", "pico", "uncosted", "uncounted", "cpu_us", "wall_ms")
+_FIELDS = (
+    "calls", "prompt", "completion", "pico", "uncosted", "uncounted", "cpu_us", "wall_ms",
+    "reported",
+)  # fmt: skip
 
 
 class CostFigures(CamelModel):
@@ -28,6 +36,7 @@ class CostFigures(CamelModel):
     cpu_seconds: float = 0.0  # of the worker processes, summed over the step runs
     wall_seconds: float = 0.0
     runs: int = 0
+    agent_reports: int = 0  # completions whose agent reported spending of its own
 
 
 class SessionCostSummary(CostFigures):
@@ -70,6 +79,7 @@ def figures(counters: dict[str, int], prefix: str) -> CostFigures:
         cpu_seconds=value["cpu_us"] / 1_000_000,
         wall_seconds=value["wall_ms"] / 1000,
         runs=counters.get(prefix + "runs", 0),
+        agent_reports=value["reported"],
     )
 
 
@@ -103,3 +113,44 @@ def session_cost(
         StepCostRow(step_id=step, **figures(counters, f"s|{step}|").model_dump()) for step in order
     ]
     return SessionCost(session_id=session_id, steps=rows, prices=prices, **summary.model_dump())
+
+
+REPORTED_MODEL = "agent-reported"  # the model name reported spending is counted under
+
+
+def reported_spending(usage: Any, cost_usd: Any, where: str) -> dict[str, str] | None:
+    """What an agent reported spending by itself, as record counters (decimal strings: Redis
+    adds them exactly), or None when it reported nothing.
+
+    Raises:
+        ValueError: tokens that are not whole non-negative numbers, or dollars that are not a
+            non-negative amount (``where`` names who reported them).
+    """
+    if usage is None and cost_usd is None:
+        return None
+    prompt: Any = 0
+    completion: Any = 0
+    model = REPORTED_MODEL
+    if usage is not None:
+        if isinstance(usage, Usage):
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        elif isinstance(usage, dict):
+            prompt = usage.get("promptTokens", usage.get("prompt_tokens", 0))
+            completion = usage.get("completionTokens", usage.get("completion_tokens", 0))
+            model = str(usage.get("model") or REPORTED_MODEL).replace("|", "/")[:200]
+        else:
+            raise ValueError(f"{where}: usage must be an object, not {type(usage).__name__}")
+        for name, value in (("promptTokens", prompt), ("completionTokens", completion)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"{where}: usage.{name} must be a whole number >= 0, not {value!r}"
+                )
+    pico = ""
+    if cost_usd is not None:
+        if isinstance(cost_usd, bool) or not isinstance(cost_usd, int | float | str | Decimal):
+            raise ValueError(f"{where}: costUsd must be a number, not {type(cost_usd).__name__}")
+        try:
+            pico = str(pico_of_usd(cost_usd, f"{where}: costUsd"))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from exc
+    return {"prompt": str(prompt), "completion": str(completion), "pico": pico, "model": model}

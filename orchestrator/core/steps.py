@@ -126,11 +126,19 @@ class StepResult:
     outputs in ``step_input.subtask_outputs``. A decomposing run's output and state updates are
     not recorded. Guards: MEOWSTIK_MAX_PLAN_DEPTH, MEOWSTIK_MAX_DECOMPOSITIONS, and a sub-plan
     equal to one this step or an ancestor already returned fails the step.
+
+    ``usage`` and ``cost_usd`` report what the agent spent by itself (calls through
+    ``step_input.llm`` are counted already): counted once, with the completion.
     """
 
     output: Any = None
     state_updates: dict[str, Any] = field(default_factory=dict)
     subtasks: list[Any] = field(default_factory=list)
+    # what the agent spent outside ``step_input.llm`` (its own model calls, a paid API): tokens
+    # (a Usage, or {"promptTokens", "completionTokens"}) and dollars (a number or a decimal
+    # string), counted with the session's costs when the step completes
+    usage: Any = None
+    cost_usd: Any = None
 
 
 _NO_DEFAULT = object()

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+from orchestrator.core.costs import reported_spending
 from orchestrator.core.decomposition import ParentView, build_subplan, parse_subtasks
 from orchestrator.core.errors import PermanentStepError, SubPlanError
 from orchestrator.core.ids import job_id
@@ -121,6 +122,12 @@ class StepLifecycle:
         if result.subtasks:
             return self.decompose(run, result.subtasks)
         try:
+            reported = reported_spending(
+                result.usage, result.cost_usd, f"agent {run.agent_id}'s reported spending"
+            )
+        except ValueError as exc:
+            return self.fail(run, PermanentStepError(f"{exc}; report whole tokens and dollars"))
+        try:
             output_json = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
             updates = {
                 key: json.dumps(value, allow_nan=False)
@@ -153,7 +160,7 @@ class StepLifecycle:
             # the dependents this releases are routed in the same script: no second round trip
             route_policy=self.settings.selection_policy,
             rotation=self.router.release_rotation(),
-            usage_json=json.dumps(usage, separators=(",", ":")) if usage else "",
+            accounts_json=accounts_json(usage, reported),
         )
         self.outcomes.settle(run.session_id, transition)
         if transition.code == "ok" and transition.released:
@@ -271,3 +278,10 @@ class StepLifecycle:
         )
         self.router.dispatch_handoffs(handed)
         return code
+
+
+def accounts_json(usage: dict[str, Any] | None, reported: dict[str, str] | None) -> str:
+    """complete_step.lua's accounts argument: "" when the run spent nothing it knows of."""
+    if not usage and not reported:
+        return ""
+    return json.dumps({"usage": usage, "reported": reported}, separators=(",", ":"))

@@ -45,6 +45,8 @@ LUA_KEY_FAMILIES = (
     "temporary_state",
     "temporary_state_index",
     "state_meta",
+    "costs",
+    "cost_totals",
 )
 """The families the scripts name at run time; each is rendered as ``<family>_key(<ids>)``."""
 

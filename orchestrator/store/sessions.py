@@ -132,12 +132,13 @@ class SessionStore:
         logs: Sequence[LogEntry] = (),
         route_policy: str = "",
         rotation: int = 0,
-        usage_json: str = "",
+        accounts_json: str = "",
     ) -> Transition:
-        """Record the output (and the run's model ``usage_json``, when it made calls) and
-        release dependents. With ``route_policy`` (a selection policy
-        name) the released dependents are routed in the same script (``Transition.routed`` and
-        ``parked``); released steps in neither are left for the caller's router."""
+        """Record the output (and the run's ``accounts_json``: its model usage, what the agent
+        reported spending, counted here once) and release dependents. With ``route_policy`` (a
+        selection policy name) the released dependents are routed in the same script
+        (``Transition.routed`` and ``parked``); released steps in neither are left for the
+        caller's router."""
         k = self._keys
         keys = [
             k.session(sid),
@@ -149,7 +150,7 @@ class SessionStore:
         ]
         args: list[Any] = [k.prefix, step_id, token, now_ms, output_json, agent_id]
         args += [slot_member(sid, step_id), reserve_ms, route_policy, rotation, f"agent:{agent_id}"]
-        args.append(usage_json)
+        args.append(accounts_json)
         for key, value_json in (state_updates or {}).items():
             args.extend((key, value_json))
         return Transition.parse_completion(self._run("complete_step", keys, args, logs, now_ms))

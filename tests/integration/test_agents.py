@@ -159,6 +159,11 @@ def test_an_http_agent_registered_over_the_api_serves_a_step(cluster):
         path, sent = endpoint.requests[-1]
         assert path == "/step" and sent["sessionId"] == done["sessionId"]
         assert sent["dependencies"]["E1"]["stepId"] == "E1"
+        # and what it reported spending is counted with the session, exactly
+        cost = done["steps"]["H"]["cost"]
+        assert (cost["usd"], cost["promptTokens"], cost["agentReports"]) == ("0.0025", 120, 1)
+        assert done["cost"]["byModel"]["its-own-model"]["completionTokens"] == 30
+        assert done["cost"]["byAgent"]["http-echo-001"]["usd"] == "0.0025"
 
 
 def test_the_spec_custom_agent_body_registers_an_llm_agent_that_serves_a_step(cluster, fake_llm):

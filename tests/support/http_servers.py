@@ -65,6 +65,9 @@ def echo_agent_endpoint(path: str, body: dict[str, Any]) -> tuple[int, dict[str,
             "dependencies": sorted(body["dependencies"]),
         },
         "stateUpdates": {"httpSeen": True},
+        # what it spent by itself, as an agent calling its own model reports it
+        "usage": {"promptTokens": 120, "completionTokens": 30, "model": "its-own-model"},
+        "costUsd": "0.0025",
     }
 
 

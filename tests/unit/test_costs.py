@@ -116,3 +116,55 @@ def test_runs_add_cpu_and_wall_time_and_the_view_has_a_row_per_step(any_redis):
     assert [(row.step_id, row.runs) for row in view.steps] == [("a", 2), ("b", 0)]
     assert view.usd == "0" and view.model_calls == 0
     assert ledger.totals()["a|agent-1|cpu_us"] == 750_000
+
+
+def test_reported_spending_is_parsed_strictly():
+    from orchestrator.core.costs import reported_spending
+
+    assert reported_spending(None, None, "x") is None
+    assert reported_spending({"prompt_tokens": 5, "completion_tokens": 1}, 0.5, "x") == {
+        "prompt": "5",
+        "completion": "1",
+        "pico": "500000000000",
+        "model": "agent-reported",
+    }
+    assert reported_spending(Usage(1, 2, 3), None, "x")["pico"] == ""
+    for usage, cost, problem in [
+        ({"promptTokens": -1}, None, "whole number"),
+        ({"promptTokens": 1.5}, None, "whole number"),
+        ("lots", None, "must be an object"),
+        (None, "free", "amount"),
+        (None, True, "must be a number"),
+        (None, -0.1, "non-negative"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            reported_spending(usage, cost, "agent a")
+
+
+def test_a_python_agents_reported_cost_counts_once_with_its_completion(real_redis):
+    from orchestrator.core.models import OrchestrateRequest
+    from orchestrator.core.steps import StepResult
+    from orchestrator.settings import Settings
+    from tests.support.world import build_world
+
+    world = build_world(real_redis, Settings(), prefix="meowstik")
+    plan = {
+        "steps": [{"id": s, "title": s, "requiredCapabilities": ["web_research"]} for s in "ab"]
+    }
+    sid = world.engine.submit(
+        OrchestrateRequest.model_validate({"goal": "g", "plan": plan})
+    ).session_id
+    run = world.lifecycle.begin(sid, "a", "researcher-001")
+    spent = StepResult("done", usage={"promptTokens": 10, "completionTokens": 2}, cost_usd="0.01")
+    assert world.lifecycle.succeed(run, spent).code == "ok"
+    assert world.lifecycle.succeed(run, spent).code == "duplicate"  # redelivered: not again
+    bad = world.lifecycle.begin(sid, "b", "researcher-001")
+    assert world.lifecycle.succeed(bad, StepResult("x", cost_usd="a lot")).code == "ok"
+    counters = CostLedger(real_redis, KEYS).counters(sid)
+    assert figures(counters, "t|").usd == "0.01" and figures(counters, "s|a|").agent_reports == 1
+    snapshot = world.engine.snapshot(sid)
+    assert snapshot.steps["b"].status == "failed"
+    assert (
+        "costUsd" in snapshot.steps["b"].error
+        and "report whole tokens" in snapshot.steps["b"].error
+    )

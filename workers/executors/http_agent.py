@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.core.errors import PermanentStepError
@@ -147,5 +148,7 @@ class HttpAgent(Agent):
         )
         document = decode_json(reply, service)
         if is_envelope(document):
-            return apply_typed_updates(result_from_envelope(document, service), step_input)
+            result = apply_typed_updates(result_from_envelope(document, service), step_input)
+            # what the agent spent by itself (its own model calls), counted with the completion
+            return replace(result, usage=document.get("usage"), cost_usd=document.get("costUsd"))
         return StepResult(output=document)

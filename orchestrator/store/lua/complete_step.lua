@@ -9,7 +9,10 @@
 -- ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
 -- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
 -- ARGV[10] round-robin rotation   ARGV[11] who writes the state updates (their updatedBy)
--- ARGV[12] the run's model usage JSON (the step record's "usage"), or "" when it made no call
+-- ARGV[12] the run's accounts JSON, or "": {"usage": the run's model usage (the step record's
+--          "usage") or null, "reported": what the agent reported spending by itself, as decimal
+--          strings {prompt, completion, pico ("" without dollars), model}, or null}; reported
+--          spending is counted with the session's costs here, once, with the completion
 -- ARGV[13], ARGV[14], ... shared state updates as key, value JSON (each bumps its version)
 -- Also (prelude): the deadlines, the agents, their slots and capability sets (inline routing),
 -- the waiting lists (a freed slot is handed over), the status indexes, the step metrics and
@@ -40,14 +43,41 @@ rec["finishedAt"] = now
 count_step(first_capability(rec), "completed", now - (tonumber(rec["startedAt"]) or now))
 rec["token"] = nil
 rec["leaseUntil"] = nil
+local reported = nil
 if ARGV[12] ~= "" then
-  rec["usage"] = cjson.decode(ARGV[12])
+  local accounts = cjson.decode(ARGV[12])
+  if type(accounts["usage"]) == "table" then
+    rec["usage"] = accounts["usage"]
+  end
+  if type(accounts["reported"]) == "table" then
+    reported = accounts["reported"]
+  end
 end
 redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
 redis.call("HSET", KEYS[5], ARGV[2], ARGV[5])
 for i = 13, #ARGV, 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
   bump_state_version(sid_of(ARGV[7]), "s|" .. ARGV[i], now, ARGV[11])
+end
+if reported then
+  local costs, totals = costs_key(sid_of(ARGV[7])), cost_totals_key()
+  local user = redis.call("HGET", KEYS[1], "userId")
+  local function add(hash, prefix)
+    redis.call("HINCRBY", hash, prefix .. "reported", 1)
+    redis.call("HINCRBY", hash, prefix .. "prompt", reported["prompt"])
+    redis.call("HINCRBY", hash, prefix .. "completion", reported["completion"])
+    if reported["pico"] ~= "" then
+      redis.call("HINCRBY", hash, prefix .. "pico", reported["pico"])
+    end
+  end
+  add(costs, "t|")
+  add(costs, "s|" .. ARGV[2] .. "|")
+  add(costs, "a|" .. ARGV[6] .. "|")
+  add(costs, "m|" .. reported["model"] .. "|")
+  add(totals, "am|" .. ARGV[6] .. "|" .. reported["model"] .. "|")
+  if user and user ~= "" then
+    add(totals, "u|" .. user .. "|")
+  end
 end
 local handed = release(ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
 redis.call("ZREM", deadlines_key(), ARGV[7])
