@@ -24,6 +24,7 @@ from orchestrator.planning.service import Planning
 from orchestrator.planning.templates import load_templates
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
+from orchestrator.store.costs import CostLedger
 from orchestrator.store.deltas import DeltaStream
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
@@ -124,7 +125,12 @@ def create_app(
         logbook=wired.logbook,
         deltas=DeltaStream(client, keys),
         transcripts=Transcripts(wired.context.sessions, TurnJournal(client, keys)),
-        costs=Costs(wired.context.sessions, load_prices(settings.prices_file)),
+        costs=Costs(
+            wired.context.sessions,
+            CostLedger(client, keys),
+            load_prices(settings.prices_file),
+            settings.cost_history_days,
+        ),
         metrics=MetricsReader(client, keys, wired.registry),
         workers=WorkerRegistry(client, keys),
         limiter=limiter,

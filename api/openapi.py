@@ -31,6 +31,7 @@ from api.operations import (
 )
 from api.routes import (
     agents,
+    costs,
     dashboard,
     docs,
     flower,
@@ -63,8 +64,8 @@ TAG_DESCRIPTIONS = {
 # The modules that register routes. OPERATIONS holds every route of the API, grouped by tag in
 # TAG_DESCRIPTIONS order; within a tag, in this order of modules and each module's own order.
 MODULES = (
-    orchestrator, plans, logs, transcripts, state, metrics, agents, health, flower, dashboard,
-    auth, docs,
+    orchestrator, costs, plans, logs, transcripts, state, metrics, agents, health, flower,
+    dashboard, auth, docs,
 )  # fmt: skip
 OPERATIONS: tuple[Operation, ...] = tuple(
     sorted(

@@ -50,6 +50,13 @@ class ModelToolSettings(BaseSettings):
         "model calls are costed with; unset: the shipped examples (orchestrator/prices.yaml), "
         "dated. Models not in it count tokens with cost null.",
     )
+    cost_history_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Days GET /costs can look back: the hourly cost counters by user, agent and "
+        "model expire this long after their hour.",
+    )
     llm_endpoints: SecretStr | None = Field(
         default=None,
         description="Named chat APIs an LLM agent may pick with its `baseUrl`: a JSON object "

@@ -121,7 +121,7 @@ class WorkerRuntime:
         self.models = ModelBinder(
             settings,
             load_tools(settings),
-            TurnJournal(client, Keys(settings.key_prefix)),
+            TurnJournal(client, Keys(settings.key_prefix), history_days=settings.cost_history_days),
             deltas=DeltaStream(client, Keys(settings.key_prefix)).writer,
             fleet_capabilities=self._fleet_capabilities,
             now_ms=wired.context.now_ms,

@@ -1,8 +1,6 @@
-"""What a session's steps did with models: /api/orchestrator/sessions/<id>/steps/<step
-id>/transcript, the model calls and tool calls a step's durable tool loops recorded, per agent
-(orchestrator/core/transcripts.py), and /api/orchestrator/sessions/<id>/cost, what its steps
-spent (orchestrator/core/costs.py). The same owner rules as the session (api/auth.py answers 404
-for another user's session)."""
+"""/api/orchestrator/sessions/<id>/steps/<step id>/transcript: the model calls and tool calls a
+step's durable tool loops recorded, per agent that ran it (orchestrator/core/transcripts.py).
+The same owner rules as the session (api/auth.py answers 404 for another user's session)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ from flask import Blueprint, jsonify
 
 from api.operations import BY_ID, SESSION_ID, STORE, Operation, ok, path_param
 from api.routes import services
-from orchestrator.core.costs import SessionCost
 from orchestrator.core.transcripts import StepTranscript
 
 blueprint = Blueprint("transcripts", __name__, url_prefix="/api/orchestrator/sessions/<session_id>")
@@ -25,14 +22,6 @@ def step_transcript(session_id: str, step_id: str):
     return jsonify(transcript.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-@blueprint.get("/cost")
-def session_cost(session_id: str):
-    """Tokens, money (exact decimal dollars from the price table), CPU and wall time: the
-    session's, by agent, by model and a row per step; each model call counted once."""
-    cost = services().costs.session(session_id)
-    return jsonify(cost.model_dump(mode="json", by_alias=True))
-
-
 OPERATIONS = (
     Operation(
         "get",
@@ -42,16 +31,6 @@ OPERATIONS = (
         "logs",
         {200: ok(StepTranscript)},
         params=(SESSION_ID, STEP_ID),
-        errors=(*BY_ID, *STORE),
-    ),
-    Operation(
-        "get",
-        "/api/orchestrator/sessions/<session_id>/cost",
-        "transcripts.session_cost",
-        "What a session spent: tokens, dollars, CPU; by agent, by model, per step",
-        "sessions",
-        {200: ok(SessionCost)},
-        params=(SESSION_ID,),
         errors=(*BY_ID, *STORE),
     ),
 )

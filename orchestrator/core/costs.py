@@ -154,3 +154,53 @@ def reported_spending(usage: Any, cost_usd: Any, where: str) -> dict[str, str] |
         except ConfigurationError as exc:
             raise ValueError(str(exc)) from exc
     return {"prompt": str(prompt), "completion": str(completion), "pico": pico, "model": model}
+
+
+GROUP_KINDS = {"user": "u", "agent": "a", "model": "m"}
+
+
+class CostGroup(CostFigures):
+    key: str  # the user id ("-": sessions without one), agent id or model
+
+
+class CostReport(CamelModel):
+    """GET /api/orchestrator/costs: spending between ``since`` and ``until`` (whole hours),
+    grouped by user, agent or model; a user's token sees only its own spending."""
+
+    group_by: str
+    since: str
+    until: str
+    groups: list[CostGroup]
+    total: CostFigures
+
+
+def cost_report(
+    hours: list[dict[str, int]], group_by: str, since: str, until: str, user: str | None
+) -> CostReport:
+    """The report over hourly counters (``Keys.cost_hour``); ``user``: only that user's."""
+    merged: dict[str, int] = {}
+    for hour in hours:
+        for name, value in hour.items():
+            merged[name] = merged.get(name, 0) + value
+    kind = GROUP_KINDS[group_by]
+    if user is not None and group_by == "user":
+        merged = {name: value for name, value in merged.items() if name.startswith(f"u|{user}|")}
+    elif user is not None:  # the user's own spending by agent or model: "ua|" and "um|" fields
+        scoped = f"u{kind}|{user}|"
+        merged = {
+            f"{kind}|{name.removeprefix(scoped)}": value
+            for name, value in merged.items()
+            if name.startswith(scoped)
+        }
+    groups = [
+        CostGroup(key=name, **figures(merged, f"{kind}|{name}|").model_dump())
+        for name in names_under(merged, kind)
+    ]
+    total: dict[str, int] = {}
+    for name, value in merged.items():
+        if name.startswith(kind + "|"):
+            counter = "t|" + name.rsplit("|", 1)[1]
+            total[counter] = total.get(counter, 0) + value
+    return CostReport(
+        group_by=group_by, since=since, until=until, groups=groups, total=figures(total, "t|")
+    )

@@ -26,6 +26,7 @@ from orchestrator.engine.failures import StepFailures
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.routing import Router
 from orchestrator.store.scripts import Transition
+from orchestrator.store.turns import MS_PER_HOUR, hour_expires_at
 
 
 class StepLifecycle:
@@ -127,6 +128,9 @@ class StepLifecycle:
             )
         except ValueError as exc:
             return self.fail(run, PermanentStepError(f"{exc}; report whole tokens and dollars"))
+        if reported is not None:
+            hour = self.now_ms() // MS_PER_HOUR
+            reported["hourExpiresAt"] = str(hour_expires_at(hour, self.settings.cost_history_days))
         try:
             output_json = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
             updates = {

@@ -44,3 +44,11 @@ class CostLedger:
         """The all-time counters by field."""
         raw = self._client.hgetall(self._keys.cost_totals)
         return {text(field): int(value) for field, value in raw.items()}
+
+    def hours(self, first_hour: int, last_hour: int) -> list[dict[str, int]]:
+        """The hourly counters of ``first_hour`` to ``last_hour`` (hours since the epoch,
+        both included), in one pipeline; expired or empty hours are {}."""
+        pipe = self._client.pipeline(transaction=False)
+        for hour in range(first_hour, last_hour + 1):
+            pipe.hgetall(self._keys.cost_hour(hour))
+        return [{text(field): int(value) for field, value in raw.items()} for raw in pipe.execute()]

@@ -183,6 +183,13 @@ class Keys:
         Prometheus counters and the per-user totals)."""
         return f"{self.prefix}:costs:totals"
 
+    def cost_hour(self, hour: int) -> str:
+        """Hash of one hour's cost counters (hours since the epoch) by "u|<user>|", "a|<agent>|",
+        "m|<model>|", "ua|<user>|<agent>|", "um|<user>|<model>|" then calls, prompt,
+        completion, pico, ...: GET /costs sums these; each expires MEOWSTIK_COST_HISTORY_DAYS
+        after its hour. Sessions without a userId count under the user "-"."""
+        return f"{self.prefix}:costs:hour:{hour}"
+
     @property
     def global_logs(self) -> str:
         """Capped stream of every session's log entries (trimmed to the retention)."""

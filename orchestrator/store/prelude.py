@@ -47,6 +47,7 @@ LUA_KEY_FAMILIES = (
     "state_meta",
     "costs",
     "cost_totals",
+    "cost_hour",
 )
 """The families the scripts name at run time; each is rendered as ``<family>_key(<ids>)``."""
 

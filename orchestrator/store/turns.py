@@ -24,14 +24,25 @@ from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import Scripts, text
 
+MS_PER_HOUR = 3_600_000
+DEFAULT_HISTORY_DAYS = 90
+
+
+def hour_expires_at(hour: int, history_days: int) -> int:
+    """When an hour's cost counters expire (unix seconds): ``history_days`` after the hour."""
+    return (hour + 1) * 3600 + history_days * 86_400
+
 
 @translates_redis_errors
 class TurnJournal:
     """The records of every step's tool loop over one client."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, history_days: int = DEFAULT_HISTORY_DAYS
+    ) -> None:
         self._client, self._keys = client, keys
         self._scripts = Scripts(client)
+        self.history_days = history_days
 
     def bound(self, session_id: str, step_id: str, agent_id: str) -> StepJournal:
         """The record of one step as run by one agent."""
@@ -62,13 +73,21 @@ class TurnJournal:
         model: str,
         usage: Usage | None,
         cost_pico: int | None,
+        now_ms: int,
     ) -> dict[str, Any]:
         """Record a model call unless the field holds one already, and count its tokens and
-        cost with the session, the step, the agent, the model and the user only if this write
-        recorded it (record_call.lua); returns the record that holds."""
+        cost with the session, the step, the agent, the model, the user and the hour only if
+        this write recorded it (record_call.lua); returns the record that holds."""
         k = self._keys
+        hour = now_ms // MS_PER_HOUR
         raw = self._scripts["record_call"](
-            keys=[k.turns(session_id), k.costs(session_id), k.cost_totals, k.session(session_id)],
+            keys=[
+                k.turns(session_id),
+                k.costs(session_id),
+                k.cost_totals,
+                k.session(session_id),
+                k.cost_hour(hour),
+            ],
             args=[
                 field,
                 json.dumps(document, separators=(",", ":"), allow_nan=False),
@@ -78,6 +97,7 @@ class TurnJournal:
                 "" if usage is None else usage.prompt_tokens,
                 "" if usage is None else usage.completion_tokens,
                 "" if cost_pico is None else cost_pico,
+                hour_expires_at(hour, self.history_days),
             ],
         )
         return json.loads(text(raw))
@@ -120,6 +140,7 @@ class StepJournal:
         model: str,
         usage: Usage | None,
         cost_pico: int | None,
+        now_ms: int,
     ) -> dict[str, Any]:
         return self._journal.record_call(
             self._session_id,
@@ -130,6 +151,7 @@ class StepJournal:
             model=model,
             usage=usage,
             cost_pico=cost_pico,
+            now_ms=now_ms,
         )
 
     def mark(self, name: str, document: dict[str, Any]) -> None:

@@ -79,7 +79,11 @@ def record(journal, field, usage, cost_pico, model="m-1"):
         model=model,
         usage=usage,
         cost_pico=cost_pico,
+        now_ms=NOW_MS,
     )
+
+
+NOW_MS = 1_796_000_000_000
 
 
 def test_a_call_is_counted_once_when_recorded_and_never_again(any_redis):
@@ -95,6 +99,7 @@ def test_a_call_is_counted_once_when_recorded_and_never_again(any_redis):
         model="m-1",
         usage=Usage(99, 99, 198),
         cost_pico=99_999,
+        now_ms=NOW_MS,
     )
     assert again == first and first["reply"]["content"] == "a|agent-1|c1"
     record(journal, "b|agent-1|c1", None, None, model="odd|name")  # no tokens, no price
@@ -105,6 +110,10 @@ def test_a_call_is_counted_once_when_recorded_and_never_again(any_redis):
     assert figures(counters, "m|odd/name|").model_calls == 1  # "|" cannot split the names
     totals = CostLedger(any_redis, KEYS).totals()
     assert totals["u|alice|calls"] == 2 and totals["am|agent-1|m-1|prompt"] == 31
+    hour = NOW_MS // 3_600_000
+    bucket = {k.decode(): int(v) for k, v in any_redis.hgetall(KEYS.cost_hour(hour)).items()}
+    assert bucket["u|alice|calls"] == 2 and bucket["a|agent-1|pico"] == 1000
+    assert any_redis.ttl(KEYS.cost_hour(hour)) > 0  # it expires (history days after its hour)
 
 
 def test_runs_add_cpu_and_wall_time_and_the_view_has_a_row_per_step(any_redis):
@@ -168,3 +177,78 @@ def test_a_python_agents_reported_cost_counts_once_with_its_completion(real_redi
         "costUsd" in snapshot.steps["b"].error
         and "report whole tokens" in snapshot.steps["b"].error
     )
+
+
+ALICE, BOB, ADMIN = "alice-token-0123456789", "bob-token-0123456789ab", "admin-token-0123456789"
+
+
+@pytest.fixture
+def costs_client(any_redis):
+    from api import create_app
+    from orchestrator.settings import Settings
+    from tests.support.recording import RecordingDispatcher
+
+    tokens = f"alice:user:{ALICE},bob:user:{BOB},ops:admin:{ADMIN}"
+    app = create_app(
+        Settings(api_tokens=tokens), redis_client=any_redis, dispatcher=RecordingDispatcher()
+    )
+    journal = TurnJournal(any_redis, KEYS)
+    spend = [("s-a", "alice", "agent-1", "m-1", 1000), ("s-b", "bob", "agent-2", "m-2", 5)]
+    for sid, user, agent, model, pico in spend:
+        any_redis.hset(KEYS.session(sid), mapping={"status": "executing", "userId": user})
+        journal.record_call(
+            sid,
+            f"x|{agent}|c1",
+            {"kind": "model", "reply": {}},
+            step_id="x",
+            agent_id=agent,
+            model=model,
+            usage=Usage(10, 5, 15),
+            cost_pico=pico,
+            now_ms=NOW_MS,
+        )
+    return app.test_client()
+
+
+def report(client, token, **query):
+    query = {"since": str(NOW_MS - 3_600_000), "until": str(NOW_MS), **query}
+    return client.get(
+        "/api/orchestrator/costs", query_string=query, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_costs_by_user_agent_and_model_admins_see_all_users_their_own(costs_client):
+    every = report(costs_client, ADMIN).get_json()
+    assert [(g["key"], g["usd"]) for g in every["groups"]] == [
+        ("alice", "0.000000001"),
+        ("bob", "0.000000000005"),
+    ]
+    assert every["total"]["modelCalls"] == 2 and every["total"]["promptTokens"] == 20
+    assert every["since"].endswith(":00:00.000Z") or every["since"].endswith(":00:00Z")
+    by_model = report(costs_client, ADMIN, groupBy="model").get_json()
+    assert [g["key"] for g in by_model["groups"]] == ["m-1", "m-2"]
+    own = report(costs_client, BOB, groupBy="agent").get_json()
+    assert [(g["key"], g["modelCalls"]) for g in own["groups"]] == [("agent-2", 1)]
+    assert own["total"]["usd"] == "0.000000000005"
+    mine = report(costs_client, ALICE).get_json()
+    assert [g["key"] for g in mine["groups"]] == ["alice"]
+    earlier = report(costs_client, ADMIN, since="0", until=str(NOW_MS - 7_200_000)).get_json()
+    assert earlier["groups"] == [] and earlier["total"]["modelCalls"] == 0
+
+
+@pytest.mark.parametrize(
+    "query, location",
+    [
+        ({"groupBy": "team"}, "query.groupBy"),
+        ({"since": "yesterday"}, "query.since"),
+        ({"until": "9" * 30}, "query.until"),
+        ({"since": str(NOW_MS), "until": str(NOW_MS - 1)}, "query.since"),
+        ({"since": "2026-13-45T00:00:00Z"}, "query.since"),
+        ({"surprise": "1"}, "query.surprise"),
+    ],
+)
+def test_bad_cost_queries_answer_422_saying_where(costs_client, query, location):
+    reply = report(costs_client, ADMIN, **query)
+    assert reply.status_code == 422, reply.get_data(as_text=True)
+    errors = reply.get_json()["error"]["details"]["errors"]
+    assert errors[0]["location"] == location

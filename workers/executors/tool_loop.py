@@ -261,7 +261,12 @@ class DurableModel:
         cost_pico = self._cost_pico(reply)
         document["costPico"] = cost_pico
         kept = self.journal.record_call(
-            name, document, model=self.client.model, usage=reply.usage, cost_pico=cost_pico
+            name,
+            document,
+            model=self.client.model,
+            usage=reply.usage,
+            cost_pico=cost_pico,
+            now_ms=document["at"],
         )
         reply = ModelReply.from_document(kept["reply"])  # another run's, if it recorded first
         self.usage.add(reply, replayed=False, cost_pico=kept.get("costPico"))

@@ -12,7 +12,8 @@
 -- ARGV[12] the run's accounts JSON, or "": {"usage": the run's model usage (the step record's
 --          "usage") or null, "reported": what the agent reported spending by itself, as decimal
 --          strings {prompt, completion, pico ("" without dollars), model}, or null}; reported
---          spending is counted with the session's costs here, once, with the completion
+--          spending is counted with the session's costs here, once, with the completion;
+--          "hourExpiresAt": when this hour's costs hash expires (unix seconds)
 -- ARGV[13], ARGV[14], ... shared state updates as key, value JSON (each bumps its version)
 -- Also (prelude): the deadlines, the agents, their slots and capability sets (inline routing),
 -- the waiting lists (a freed slot is handed over), the status indexes, the step metrics and
@@ -75,9 +76,17 @@ if reported then
   add(costs, "a|" .. ARGV[6] .. "|")
   add(costs, "m|" .. reported["model"] .. "|")
   add(totals, "am|" .. ARGV[6] .. "|" .. reported["model"] .. "|")
-  if user and user ~= "" then
-    add(totals, "u|" .. user .. "|")
+  if not user or user == "" then
+    user = "-"
   end
+  add(totals, "u|" .. user .. "|")
+  local hour = cost_hour_key(math.floor(now / 3600000))
+  add(hour, "u|" .. user .. "|")
+  add(hour, "a|" .. ARGV[6] .. "|")
+  add(hour, "m|" .. reported["model"] .. "|")
+  add(hour, "ua|" .. user .. "|" .. ARGV[6] .. "|")
+  add(hour, "um|" .. user .. "|" .. reported["model"] .. "|")
+  redis.call("EXPIREAT", hour, tonumber(reported["hourExpiresAt"]))
 end
 local handed = release(ARGV[6], ARGV[7], now, tonumber(ARGV[8]))
 redis.call("ZREM", deadlines_key(), ARGV[7])

@@ -4,10 +4,12 @@
 -- after the call still leaves it counted.
 --
 -- KEYS[1] turns hash   KEYS[2] session costs hash   KEYS[3] cost totals hash   KEYS[4] session hash
+-- KEYS[5] this hour's costs hash (by user "u|", agent "a|", model "m|"; GET /costs)
 -- ARGV[1] field ("<step>|<agent>|c<n>")   ARGV[2] the call's record (JSON)
 -- ARGV[3] step id   ARGV[4] agent id   ARGV[5] model
 -- ARGV[6] prompt tokens, ARGV[7] completion tokens ("" for both: the server counted none)
 -- ARGV[8] cost in pico-dollars ("" when the model has no price, or the tokens are unknown)
+-- ARGV[9] when the hour's hash expires (unix seconds)
 --
 -- Counters (HINCRBY, exact integers) in the session's costs hash under "t|" (the session),
 -- "s|<step>|", "a|<agent>|" and "m|<model>|": calls, prompt, completion, pico, uncosted (calls
@@ -38,7 +40,14 @@ add(KEYS[2], "a|" .. ARGV[4] .. "|")
 add(KEYS[2], "m|" .. ARGV[5] .. "|")
 add(KEYS[3], "am|" .. ARGV[4] .. "|" .. ARGV[5] .. "|")
 local user = redis.call("HGET", KEYS[4], "userId")
-if user and user ~= "" then
-  add(KEYS[3], "u|" .. user .. "|")
+if not user or user == "" then
+  user = "-"
 end
+add(KEYS[3], "u|" .. user .. "|")
+add(KEYS[5], "u|" .. user .. "|")
+add(KEYS[5], "a|" .. ARGV[4] .. "|")
+add(KEYS[5], "m|" .. ARGV[5] .. "|")
+add(KEYS[5], "ua|" .. user .. "|" .. ARGV[4] .. "|")
+add(KEYS[5], "um|" .. user .. "|" .. ARGV[5] .. "|")
+redis.call("EXPIREAT", KEYS[5], tonumber(ARGV[9]))
 return ARGV[2]
