@@ -81,6 +81,10 @@ class ApiClient:
     def session(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"/sessions/{session_id}")
 
+    def cost(self, session_id: str) -> dict[str, Any]:
+        """GET /sessions/<id>/cost: what it spent, by step, agent and model, and the prices."""
+        return self._call("GET", f"/sessions/{session_id}/cost")
+
     def preview(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /plans: the plan a request would run, its critical path and estimate."""
         return self._call("POST", "/plans", json=body, timeout=self._planning_timeout)

@@ -1,4 +1,5 @@
-"""`meowstik submit`, `meowstik status` and `meowstik logs`: the REST API from a terminal.
+"""`meowstik submit`, `meowstik status`, `meowstik logs` and `meowstik costs`: the REST API from
+a terminal.
 
 ``submit --follow`` shows live progress from the session's event stream (or, from an API
 without one, by polling the session) and ends with a summary. Exit codes, for scripts:
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 
 from cli.api_client import DEFAULT_API_URL, FINAL_EVENT, ApiClient
 from cli.api_errors import ClientError, EventsUnavailable
-from cli.rendering import format_entry, render_session
+from cli.rendering import format_entry, render_costs, render_session
 from orchestrator.core.statuses import SessionStatus
 from orchestrator.settings import Settings
 from orchestrator.store.logbook import LEVEL_RANK
@@ -75,7 +76,7 @@ def default_api_token() -> str | None:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """Register `submit`, `status` and `logs` (and, from plan_commands, `plan` and
+    """Register `submit`, `status`, `logs` and `costs` (and, from plan_commands, `plan` and
     `templates`; from ops_commands, `cancel`, `input`, `agents`, `queues` and `workers`)."""
     submit = commands.add_parser("submit", help="start a session for a goal")
     submit.add_argument("goal", help="what the session should achieve")
@@ -98,9 +99,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     logs.add_argument("--limit", type=int, help="at most this many entries (without --follow)")
     logs.set_defaults(handler=partial(run, action=_logs))
 
+    costs = commands.add_parser(
+        "costs",
+        help="show what a session spent: tokens, dollars and CPU by step, agent and model",
+        description="What a session's model calls cost (exact dollars from the API's price "
+        "table; 'unknown' for a model without a price) and its steps' CPU time: a row per "
+        "step, the totals, by agent, by model, and the price table used.",
+    )
+    costs.add_argument("session", help="session id")
+    costs.add_argument("--json", action="store_true", help="print the API's cost view as JSON")
+    costs.set_defaults(handler=partial(run, action=_costs))
+
     from cli import ops_commands, plan_commands
 
-    parsers = (submit, status, logs, *plan_commands.add_parsers(commands))
+    parsers = (submit, status, logs, costs, *plan_commands.add_parsers(commands))
     for parser in (*parsers, *ops_commands.add_parsers(commands)):
         add_api_url_argument(parser)
 
@@ -179,6 +191,12 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> int:
 def _status(client: ApiClient, args: argparse.Namespace) -> int:
     snapshot = client.session(args.session)
     print(json.dumps(snapshot, indent=2) if args.json else "\n".join(render_session(snapshot)))
+    return 0
+
+
+def _costs(client: ApiClient, args: argparse.Namespace) -> int:
+    view = client.cost(args.session)
+    print(json.dumps(view, indent=2) if args.json else "\n".join(render_costs(view)))
     return 0
 
 

@@ -28,6 +28,7 @@ EXIT_INVALID = 2
 CLIENT_COMMANDS = (
     "submit",
     "status",
+    "costs",
     "logs",
     "plan",
     "templates",

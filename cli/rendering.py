@@ -1,5 +1,5 @@
 """Plain-text renderings of API documents for the terminal: a session's step table (subtasks
-under their parent), durations, and log lines."""
+under their parent), durations, log lines, and what a session spent (its cost)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from typing import Any
 
 def render_session(snapshot: dict[str, Any]) -> list[str]:
     """A headline, a table of the steps (id, status, agent, attempts, duration), then errors."""
-    lines = [_headline(snapshot), ""]
+    lines = [_headline(snapshot)]
+    if snapshot.get("cost"):
+        lines.append(f"cost: {cost_line(snapshot['cost'])}")
+    lines.append("")
     rows = [["STEP", "STATUS", "AGENT", "ATTEMPTS", "DURATION"]]
     for step_id, depth in _step_order(snapshot):
         state = snapshot["steps"][step_id]
@@ -48,11 +51,15 @@ def step_status(state: dict[str, Any]) -> str:
     return f"{status} (waiting for an agent{f' until {deadline}' if deadline else ''})"
 
 
-def render_table(rows: list[list[str]]) -> list[str]:
-    """Left-aligned columns two spaces apart, the first row a header."""
+def render_table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
+    """Columns two spaces apart, the first row a header; left-aligned but for the columns
+    numbered in ``right`` (figures)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
         for row in rows
     ]
 
@@ -109,3 +116,91 @@ def format_entry(entry: dict[str, Any]) -> str:
     text = f"{entry.get('timestamp', '')} {entry['level'].upper():<8} {entry['source']:<12} "
     text += (f"[{scope}] " if scope else "") + entry["message"]
     return text + (f"  error: {entry['error']}" if entry.get("error") else "")
+
+
+# --- what a session spent: the snapshot's `cost`, GET .../sessions/<id>/cost ------------------
+# The same wording as the dashboard's session page (api/static/dashboard.js, costLine). ``usd``
+# is an exact decimal string of dollars, shown as it is; None (absent on the snapshot) when
+# calls were made and none had a price.
+
+FIGURE_COLUMNS = frozenset({1, 2, 3, 5})  # calls, prompt, completion, cpu s: right-aligned
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def money(figures: dict[str, Any]) -> str:
+    """``$0.0000711``, ``$0.0000711 + 2 calls without a price``, or ``cost unknown``."""
+    usd = figures.get("usd")
+    if isinstance(usd, str):
+        uncosted = figures.get("uncostedCalls") or 0
+        return f"${usd}" + (f" + {plural(uncosted, 'call')} without a price" if uncosted else "")
+    return "cost unknown" if figures.get("modelCalls") else "$0"
+
+
+def unpriced_models(cost: dict[str, Any]) -> list[str]:
+    """The models of ``byModel`` none of whose calls had a price."""
+    by_model = cost.get("byModel") or {}
+    return [model for model, figures in by_model.items() if figures.get("usd") is None]
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    """``$0.0000711 · 6 model calls · 558 tokens · CPU 0.42 s``; a cost that is unknown names
+    the models without a price: ``cost unknown (no price for m-1) · ...``."""
+    first = money(cost)
+    calls = cost.get("modelCalls") or 0
+    if cost.get("usd") is None and calls:
+        unpriced = unpriced_models(cost)
+        first += f" (no price for {', '.join(unpriced)})" if unpriced else " (no price)"
+    counted = plural(calls, "model call")
+    if cost.get("uncountedCalls"):
+        counted += f" ({cost['uncountedCalls']} without token counts)"
+    tokens = plural(cost.get("totalTokens") or 0, "token")
+    return " · ".join([first, counted, tokens, f"CPU {cost.get('cpuSeconds') or 0:.2f} s"])
+
+
+def _usd_cell(figures: dict[str, Any]) -> str:
+    """The USD column: the exact amount (``unknown`` without a price), calls without a price."""
+    usd = figures.get("usd")
+    if not isinstance(usd, str):
+        return "unknown" if figures.get("modelCalls") else "0"
+    uncosted = figures.get("uncostedCalls") or 0
+    return usd + (f" (+{uncosted} without a price)" if uncosted else "")
+
+
+def _cost_row(name: str, figures: dict[str, Any], cpu: bool = True) -> list[str]:
+    row = [
+        name,
+        f"{figures.get('modelCalls') or 0:,}",
+        f"{figures.get('promptTokens') or 0:,}",
+        f"{figures.get('completionTokens') or 0:,}",
+        _usd_cell(figures),
+    ]
+    return [*row, f"{figures.get('cpuSeconds') or 0:.2f}"] if cpu else row
+
+
+def _cost_table(heading: str, named: dict[str, dict[str, Any]], cpu: bool = True) -> list[str]:
+    """By agent (with the CPU time of its step runs) or by model (calls only: no CPU)."""
+    rows = [[heading, "CALLS", "PROMPT", "COMPLETION", "USD", *(["CPU S"] if cpu else [])]]
+    rows += [_cost_row(name, figures, cpu) for name, figures in named.items()]
+    return render_table(rows, FIGURE_COLUMNS)
+
+
+def render_costs(view: dict[str, Any]) -> list[str]:
+    """GET .../sessions/<id>/cost: the cost line, a table of the steps (in plan order) with the
+    totals under it, the same by agent and by model, then the price table used."""
+    lines = [f"session {view.get('sessionId', '?')}: {cost_line(view)}", ""]
+    rows = [["STEP", "CALLS", "PROMPT", "COMPLETION", "USD", "CPU S"]]
+    rows += [_cost_row(row.get("stepId", "?"), row) for row in view.get("steps") or []]
+    rows.append(_cost_row("total", view))
+    table = render_table(rows, FIGURE_COLUMNS)
+    lines += [*table[:-1], "-" * max(len(line) for line in table), table[-1]]
+    if view.get("byAgent"):
+        lines += ["", "by agent:", *_cost_table("AGENT", view["byAgent"])]
+    if view.get("byModel"):
+        lines += ["", "by model:", *_cost_table("MODEL", view["byModel"], cpu=False)]
+    prices = view.get("prices") or {}
+    source = prices.get("source") or "unknown"
+    lines += ["", f"prices: {source}" + (f", as of {prices['asOf']}" if prices.get("asOf") else "")]
+    return lines

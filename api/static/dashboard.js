@@ -56,6 +56,12 @@ function sessionPage() {
   // each step's transcript under its row, and its tokens (transcript.js)
   const transcripts = transcriptPanels((step) => api("GET",
     `/sessions/${encodeURIComponent(sid)}/steps/${encodeURIComponent(step)}/transcript`));
+  // what the session and each step spent: drawn from the page's own figures, then each refresh
+  const spent = costPanel();
+  spent.session(JSON.parse(document.getElementById("cost").dataset.cost || "null"));
+  for (const td of document.querySelectorAll('#steps td[data-field="cost"]')) {
+    spent.step(td, JSON.parse(td.dataset.cost || "null"));
+  }
 
   function schedule() {
     if (timer === null) timer = setTimeout(() => { timer = null; refresh(); }, 100);
@@ -83,6 +89,7 @@ function sessionPage() {
       `${snapshot.completedTasks}/${snapshot.totalTasks} completed` +
       (snapshot.failedTasks ? `, ${snapshot.failedTasks} failed` : "");
     document.getElementById("cancel").disabled = TERMINAL.has(snapshot.status);
+    spent.session(snapshot.cost);
     let waiting = false;
     for (const [id, step] of Object.entries(snapshot.steps)) {
       const node = document.querySelector(`g.node[data-step="${CSS.escape(id)}"]`);
@@ -103,6 +110,7 @@ function sessionPage() {
         row.querySelector('[data-field="status"]').replaceChildren(badge, reason);
         row.querySelector('[data-field="agent"]').textContent = step.agentId || "";
         transcripts.usage(row.querySelector('[data-field="tokens"]'), step.usage);
+        spent.step(row.querySelector('[data-field="cost"]'), step.cost);
         row.querySelector('[data-field="attempts"]').textContent = step.attempts;
         row.querySelector('[data-field="queued"]').textContent = step.queuedAt || "";
         row.querySelector('[data-field="started"]').textContent = step.startedAt || "";
@@ -333,6 +341,126 @@ function liveText() {
   }
 
   return { add, drop };
+}
+
+// --- what a session spent (its snapshot's `cost`, each step's `cost`) --------------------------
+// The same wording as `meowstik status` and `meowstik costs` (cli/rendering.py): usd is an exact
+// decimal string, shown as it is; null (absent on the snapshot) when no call had a price.
+function plural(count, word) {
+  return `${(count || 0).toLocaleString("en-US")} ${word}${count === 1 ? "" : "s"}`;
+}
+
+function known(usd) {
+  return typeof usd === "string";
+}
+
+// "$0.0000711", "$0.0000711 + 2 calls without a price", or "cost unknown"
+function money(figures) {
+  if (known(figures.usd)) {
+    return `$${figures.usd}` + (figures.uncostedCalls
+      ? ` + ${plural(figures.uncostedCalls, "call")} without a price` : "");
+  }
+  return figures.modelCalls ? "cost unknown" : "$0";
+}
+
+function seconds(value) {
+  return `${(value || 0).toFixed(2)} s`;
+}
+
+// "$0.0000711 · 6 model calls · 558 tokens · CPU 0.42 s"; unknown, it names the unpriced models
+function costLine(cost) {
+  let first = money(cost);
+  if (!known(cost.usd) && cost.modelCalls) {
+    const unpriced = Object.entries(cost.byModel || {})
+      .filter(([, figures]) => !known(figures.usd)).map(([model]) => model);
+    first += unpriced.length ? ` (no price for ${unpriced.join(", ")})` : " (no price)";
+  }
+  const calls = plural(cost.modelCalls, "model call") +
+    (cost.uncountedCalls ? ` (${cost.uncountedCalls} without token counts)` : "");
+  return [first, calls, plural(cost.totalTokens, "token"), `CPU ${seconds(cost.cpuSeconds)}`]
+    .join(" · ");
+}
+
+function costPanel() {
+  const line = document.getElementById("cost");
+  const breakdown = document.getElementById("cost-breakdown");
+
+  function session(cost) {
+    if (!line) return;
+    if (!cost) {
+      line.textContent = "";
+      line.hidden = true;
+      if (breakdown) breakdown.hidden = true;
+      return;
+    }
+    line.textContent = costLine(cost);
+    line.classList.toggle("unknown", !known(cost.usd) && Boolean(cost.modelCalls));
+    line.hidden = false;
+    if (!breakdown) return;
+    breakdown.hidden = false;
+    rows("agent", cost.byAgent, (row, figures) => {
+      cell(row, (figures.cpuSeconds || 0).toFixed(2));
+      cell(row, figures.runs);
+    });
+    rows("model", cost.byModel, () => {});
+  }
+
+  // one row per agent or model: name, cost, calls, prompt and completion tokens (then `more`)
+  function rows(by, entries, more) {
+    const body = breakdown.querySelector(`table[data-by="${by}"] tbody`);
+    const drawn = [];
+    for (const [name, figures] of Object.entries(entries || {})) {
+      const row = document.createElement("tr");
+      row.dataset[by] = name;
+      cell(row, name).dataset.field = "name";
+      const usd = cell(row, money(figures));
+      usd.dataset.field = "usd";
+      if (!known(figures.usd) && figures.modelCalls) usd.classList.add("unknown");
+      cell(row, (figures.modelCalls || 0).toLocaleString("en-US"));
+      cell(row, (figures.promptTokens || 0).toLocaleString("en-US"));
+      cell(row, (figures.completionTokens || 0).toLocaleString("en-US"));
+      more(row, figures);
+      drawn.push(row);
+    }
+    body.replaceChildren(...drawn);
+  }
+
+  // a step's Cost cell: its money; the calls, tokens, CPU and wall time in the tooltip
+  function step(td, cost) {
+    if (!td) return;
+    if (!cost) {
+      td.replaceChildren();
+      td.removeAttribute("title");
+      return;
+    }
+    const usd = document.createElement("span");
+    usd.className = "usd";
+    usd.dataset.field = "usd";
+    usd.textContent = known(cost.usd) ? `$${cost.usd}` : (cost.modelCalls ? "unknown" : "$0");
+    td.classList.toggle("unknown", !known(cost.usd) && Boolean(cost.modelCalls));
+    const parts = [usd];
+    if (known(cost.usd) && cost.uncostedCalls) {
+      const missing = document.createElement("small");
+      missing.className = "uncosted";
+      missing.dataset.field = "uncosted";
+      missing.textContent = `+ ${plural(cost.uncostedCalls, "call")} without a price`;
+      parts.push(document.createElement("br"), missing);
+    }
+    td.replaceChildren(...parts);
+    const lines = [
+      `${plural(cost.modelCalls, "model call")} · ${plural(cost.totalTokens, "token")} ` +
+        `(${cost.promptTokens || 0} prompt + ${cost.completionTokens || 0} completion)`,
+      `CPU ${seconds(cost.cpuSeconds)} · wall ${seconds(cost.wallSeconds)} · ` +
+        plural(cost.runs, "run"),
+    ];
+    if (cost.uncountedCalls) {
+      lines.push(`${plural(cost.uncountedCalls, "call")} without token counts`);
+    }
+    if (!known(cost.usd) && cost.modelCalls) lines.push("no price for its model");
+    td.setAttribute("title", lines.join("\n"));
+  }
+
+  return { session, step };
 }
 
 // --- agents page ------------------------------------------------------------------------------
