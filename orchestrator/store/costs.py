@@ -26,7 +26,7 @@ class CostLedger:
         the run's outcome: a run whose process dies before this is not counted (its model calls
         are, as they were recorded)."""
         cpu_us, wall_ms = max(0, round(cpu_s * 1_000_000)), max(0, round(wall_s * 1000))
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._client.pipeline(transaction=False)  # one round trip; no MULTI needed
         key = self._keys.costs(session_id)
         for prefix in ("t|", f"s|{step_id}|", f"a|{agent_id}|"):
             pipe.hincrby(key, f"{prefix}cpu_us", cpu_us)
