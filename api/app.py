@@ -126,7 +126,6 @@ def create_app(
         deltas=DeltaStream(client, keys),
         transcripts=Transcripts(wired.context.sessions, TurnJournal(client, keys)),
         costs=Costs(
-            wired.context.sessions,
             CostLedger(client, keys),
             load_prices(settings.prices_file),
             settings.cost_history_days,

@@ -118,15 +118,16 @@ class WorkerRuntime:
         remote: bool = False,
     ) -> None:
         wired = build_engine(settings, client, dispatcher)
+        keys = Keys(settings.key_prefix)
         self.models = ModelBinder(
             settings,
             load_tools(settings),
-            TurnJournal(client, Keys(settings.key_prefix), history_days=settings.cost_history_days),
-            deltas=DeltaStream(client, Keys(settings.key_prefix)).writer,
+            TurnJournal(client, keys, history_days=settings.cost_history_days),
+            deltas=DeltaStream(client, keys).writer,
             fleet_capabilities=self._fleet_capabilities,
             now_ms=wired.context.now_ms,
         )
-        self.costs = CostLedger(client, Keys(settings.key_prefix))
+        self.costs = CostLedger(client, keys)
         self.settings = settings
         self.agents = dict(agents)
         self.remote = remote

@@ -72,16 +72,7 @@ def usd(pico: int | None) -> str | None:
 def pico_of_usd(value: Any, where: str) -> int:
     """Dollars (a number or a decimal string) in pico-dollars; ConfigurationError when it is not
     a non-negative amount with at most 12 decimals."""
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ConfigurationError(f"{where}: {value!r} is not an amount of dollars") from exc
-    pico = amount * PICO_PER_USD
-    if not amount.is_finite() or amount < 0 or pico != pico.to_integral_value():
-        raise ConfigurationError(
-            f"{where}: {value!r} must be a non-negative amount with at most 12 decimals"
-        )
-    return int(pico)
+    return _exact(value, PICO_PER_USD, where, "an amount of dollars", "at most 12 decimals")
 
 
 def parse_prices(document: Any, source: str) -> PriceTable:
@@ -126,14 +117,23 @@ def _per_token(value: Any, where: str) -> int:
     """USD per million tokens as pico-dollars per token."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigurationError(f"{where}: {value!r} is not a price in USD per million tokens")
+    return _exact(
+        value,
+        PICO_PER_TOKEN_PER_USD_PER_MILLION,
+        where,
+        "a number",
+        f"at most {MAX_PRICE_DECIMALS} decimals (USD per million tokens)",
+    )
+
+
+def _exact(value: Any, scale: int, where: str, what: str, precision: str) -> int:
+    """``value`` (its decimal text) times ``scale`` as an exact whole number; ConfigurationError
+    saying ``what`` it must be, or that it must be non-negative with ``precision``."""
     try:
-        price = Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation as exc:
-        raise ConfigurationError(f"{where}: {value!r} is not a number") from exc
-    per_token = price * PICO_PER_TOKEN_PER_USD_PER_MILLION
-    if not price.is_finite() or price < 0 or per_token != per_token.to_integral_value():
-        raise ConfigurationError(
-            f"{where}: {value!r} must be a non-negative price with at most "
-            f"{MAX_PRICE_DECIMALS} decimals (USD per million tokens)"
-        )
-    return int(per_token)
+        raise ConfigurationError(f"{where}: {value!r} is not {what}") from exc
+    scaled = amount * scale
+    if not amount.is_finite() or amount < 0 or scaled != scaled.to_integral_value():
+        raise ConfigurationError(f"{where}: {value!r} must be non-negative with {precision}")
+    return int(scaled)

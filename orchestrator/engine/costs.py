@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from orchestrator.core.costs import (
     CostReport,
     PriceSource,
@@ -15,16 +13,12 @@ from orchestrator.core.errors import SessionNotFoundError
 from orchestrator.core.logentry import iso_from_ms
 from orchestrator.core.prices import PriceTable
 from orchestrator.store.costs import CostLedger
-from orchestrator.store.sessions import SessionStore
 
 MS_PER_HOUR = 3_600_000
 
 
 class Costs:
-    def __init__(
-        self, sessions: SessionStore, ledger: CostLedger, prices: PriceTable, history_days: int
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, ledger: CostLedger, prices: PriceTable, history_days: int) -> None:
         self._ledger = ledger
         self._prices = PriceSource(source=prices.source, as_of=prices.as_of)
         self.history_days = history_days
@@ -43,8 +37,8 @@ class Costs:
 
     def session(self, session_id: str) -> SessionCost:
         """The session's cost with a row per step, in plan order. SessionNotFoundError (404)."""
-        record = self._sessions.read(session_id)
-        if record is None:
+        found = self._ledger.session(session_id)
+        if found is None:
             raise SessionNotFoundError(session_id)
-        order = json.loads(record.fields.get("jobOrder", "[]"))
-        return session_cost(session_id, record.costs, order, self._prices)
+        order, counters = found
+        return session_cost(session_id, counters, order, self._prices)

@@ -7,6 +7,8 @@ so sums are exact. ``Keys.costs`` is session-owned: retention removes it with th
 
 from __future__ import annotations
 
+import json
+
 import redis
 
 from orchestrator.store.errors import translates_redis_errors
@@ -34,6 +36,18 @@ class CostLedger:
             pipe.hincrby(key, f"{prefix}runs", 1)
         pipe.hincrby(self._keys.cost_totals, f"a|{agent_id}|cpu_us", cpu_us)
         pipe.execute()
+
+    def session(self, session_id: str) -> tuple[list[str], dict[str, int]] | None:
+        """The session's step ids in plan order and its counters, in one round trip; None when
+        there is no such session."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hget(self._keys.session(session_id), "jobOrder")
+        pipe.hgetall(self._keys.costs(session_id))
+        order, raw = pipe.execute()
+        if order is None:
+            return None
+        counters = {text(field): int(value) for field, value in raw.items()}
+        return json.loads(order), counters
 
     def counters(self, session_id: str) -> dict[str, int]:
         """The session's counters by field ({} when it spent nothing yet)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from importlib import resources
 from types import TracebackType
 from typing import Any
 
@@ -32,7 +31,7 @@ from orchestrator.core.errors import StoreUnavailableError
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import to_json as log_json
-from orchestrator.store.scripts import text
+from orchestrator.store.scripts import Scripts, text
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,7 @@ class DeltaStream:
         self, client: redis.Redis, keys: Keys, *, max_len: int = DELTA_STREAM_MAX_LEN
     ) -> None:
         self._client, self._keys, self.max_len = client, keys, max_len
-        source = resources.files("orchestrator.store").joinpath("lua/append_delta.lua")
-        self._script = client.register_script(source.read_text())
+        self._script = Scripts(client)["append_delta"]
 
     # --- worker side ----------------------------------------------------------------------------
     def writer(

@@ -36,6 +36,7 @@ SCRIPT_NAMES = (
     "state_write",
     "workspace_write",
     "record_call",
+    "append_delta",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 

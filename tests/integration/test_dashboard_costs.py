@@ -17,7 +17,7 @@ import redis
 from cli.rendering import cost_line
 from tests.integration import test_dashboard_browser as dashboard_browser
 from tests.integration.test_dashboard_transcript import respond, turns
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import model_cluster, wait_for
 from tests.support.openai_wire import OpenAIWire
 from tests.support.plans import step
 
@@ -39,28 +39,14 @@ STEP_COST = '#steps tr[data-step="{}"] td[data-field="cost"]'
 @pytest.fixture(scope="module")
 def priced_cluster(redis_server, tmp_path_factory):
     """A worker hosting the Looper and the echo agent, the model priced, and the API."""
-    redis.Redis.from_url(redis_server.url).flushall()
     prices = tmp_path_factory.mktemp("prices") / "prices.yaml"
     prices.write_text(json.dumps(PRICES))  # JSON is YAML
     with OpenAIWire(responder=respond) as wire:
-        running = Cluster(
-            redis_server.url,
-            tmp_path_factory.mktemp("cost-cluster-logs"),
-            {
-                "MEOWSTIK_LLM_BASE_URL": wire.url,
-                "MEOWSTIK_LLM_MODEL": MODEL,
-                "MEOWSTIK_PLANNER": "rule",
-                "MEOWSTIK_TOOL_MODULES": "tests.support.tools",
-                "MEOWSTIK_PRICES_FILE": str(prices),
-            },
-        )
-        try:
-            running.start_worker(concurrency=2, agents=AGENTS)
-            running.start_api()
-            running.wait_ready(set(AGENTS.split(",")))
+        logs = tmp_path_factory.mktemp("cost-cluster-logs")
+        with model_cluster(
+            redis_server.url, logs, wire.url, AGENTS, model=MODEL, prices_file=prices
+        ) as running:
             yield running
-        finally:
-            running.stop()
 
 
 def plan(gate: str) -> dict:

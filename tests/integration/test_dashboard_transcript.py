@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from tests.integration import test_dashboard_browser as dashboard_browser
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import model_cluster, wait_for
 from tests.support.openai_wire import OpenAIWire, WireCall, WireReply, WireRequest
 
 pytestmark = pytest.mark.integration
@@ -70,25 +70,10 @@ def respond(request: WireRequest) -> WireReply:
 @pytest.fixture(scope="module")
 def looper_cluster(redis_server, tmp_path_factory):
     """A worker running the Looper with the OpenAI wire fake as its model, and the API."""
-    redis.Redis.from_url(redis_server.url).flushall()
     with OpenAIWire(responder=respond) as wire:
-        running = Cluster(
-            redis_server.url,
-            tmp_path_factory.mktemp("transcript-cluster-logs"),
-            {
-                "MEOWSTIK_LLM_BASE_URL": wire.url,
-                "MEOWSTIK_LLM_MODEL": "wire-model",
-                "MEOWSTIK_PLANNER": "rule",
-                "MEOWSTIK_TOOL_MODULES": "tests.support.tools",
-            },
-        )
-        try:
-            running.start_worker(concurrency=2, agents=AGENTS)
-            running.start_api()
-            running.wait_ready({AGENTS})
+        logs = tmp_path_factory.mktemp("transcript-cluster-logs")
+        with model_cluster(redis_server.url, logs, wire.url, AGENTS) as running:
             yield running
-        finally:
-            running.stop()
 
 
 def loop_plan(gate: str) -> dict:

@@ -16,7 +16,7 @@ import redis
 import requests
 
 from orchestrator.store.keys import Keys
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, model_cluster, wait_for
 from tests.support.http_servers import BUILTIN_ROLE_MARK, builtin_answer
 from tests.support.openai_wire import OpenAIWire, WireCall, WireReply, WireRequest
 from tests.support.spec import SPEC_ORCHESTRATE_BODY
@@ -73,27 +73,11 @@ def model():
 
 @pytest.fixture(scope="module")
 def llm_cluster(redis_server, tmp_path_factory, model):
-    redis.Redis.from_url(redis_server.url).flushall()
     prices = tmp_path_factory.mktemp("prices") / "prices.yaml"
     prices.write_text(PRICES)
-    running = Cluster(
-        redis_server.url,
-        tmp_path_factory.mktemp("llm-cluster-logs"),
-        {
-            "MEOWSTIK_LLM_BASE_URL": model.url,
-            "MEOWSTIK_LLM_MODEL": "wire-model",
-            "MEOWSTIK_PLANNER": "rule",
-            "MEOWSTIK_TOOL_MODULES": "tests.support.tools",
-            "MEOWSTIK_PRICES_FILE": str(prices),
-        },
-    )
-    try:
-        running.start_worker(concurrency=2, agents=AGENTS)
-        running.start_api()
-        running.wait_ready(set(AGENTS.split(",")))
+    logs = tmp_path_factory.mktemp("llm-cluster-logs")
+    with model_cluster(redis_server.url, logs, model.url, AGENTS, prices_file=prices) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_the_spec_request_runs_every_step_through_the_model_with_a_tool_and_tokens(

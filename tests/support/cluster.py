@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,37 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
+
+
+@contextmanager
+def model_cluster(
+    redis_url: str,
+    log_dir: Path,
+    model_url: str,
+    agents: str,
+    *,
+    model: str = "wire-model",
+    prices_file: Path | None = None,
+) -> Iterator[Cluster]:
+    """A worker hosting ``agents`` (comma-separated ids) whose model is the OpenAI-compatible API
+    at ``model_url`` (the test tools loaded, goals planned by rules, ``prices_file`` pricing the
+    calls when given), and the API, on a flushed Redis; stopped at the end."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushall()
+    env = {
+        "MEOWSTIK_LLM_BASE_URL": model_url,
+        "MEOWSTIK_LLM_MODEL": model,
+        "MEOWSTIK_PLANNER": "rule",
+        "MEOWSTIK_TOOL_MODULES": "tests.support.tools",
+    }
+    if prices_file is not None:
+        env["MEOWSTIK_PRICES_FILE"] = str(prices_file)
+    running = Cluster(redis_url, log_dir, env)
+    try:
+        running.start_worker(concurrency=2, agents=agents)
+        running.start_api()
+        running.wait_ready(set(agents.split(",")))
+        yield running
+    finally:
+        running.stop()
