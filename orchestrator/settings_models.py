@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.llm_endpoints import DEFAULT_ENDPOINT, LlmEndpoint, load_llm_endpoints
+from orchestrator.core.models import BudgetRequest
 
 
 class ModelToolSettings(BaseSettings):
@@ -56,6 +57,30 @@ class ModelToolSettings(BaseSettings):
         le=3650,
         description="Days GET /costs can look back: the hourly cost counters by user, agent and "
         "model expire this long after their hour.",
+    )
+    budget_max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Budget (USD) of a session submitted without `budget`; unset: none. A user's "
+        "own default in MEOWSTIK_USER_BUDGETS comes first.",
+    )
+    budget_max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Token budget of a session submitted without `budget`; unset: none.",
+    )
+    user_budgets: dict[str, BudgetRequest] = Field(
+        default={},
+        description='Budgets by user for sessions submitted without `budget`: a JSON object `{"'
+        'alice": {"maxCostUsd": 5, "maxTokens": 200000}}` (a userId not listed gets '
+        "MEOWSTIK_BUDGET_MAX_COST_USD / _MAX_TOKENS).",
+    )
+    budget_decision_timeout_s: float = Field(
+        default=86400,
+        gt=0,
+        description="How long a session paused on its budget waits for a person to raise it; "
+        "then it stops, failed with BudgetExceeded.",
     )
     llm_endpoints: SecretStr | None = Field(
         default=None,
@@ -131,3 +156,13 @@ class ModelToolSettings(BaseSettings):
     @property
     def tool_module_names(self) -> list[str]:
         return [name.strip() for name in self.tool_modules.split(",") if name.strip()]
+
+    def default_budget(self, user_id: str | None) -> BudgetRequest | None:
+        """The budget of a session submitted without one: the user's, else the default's."""
+        if user_id is not None and user_id in self.user_budgets:
+            return self.user_budgets[user_id]
+        if self.budget_max_cost_usd is None and self.budget_max_tokens is None:
+            return None
+        return BudgetRequest(
+            max_cost_usd=self.budget_max_cost_usd, max_tokens=self.budget_max_tokens
+        )

@@ -21,7 +21,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.turns import TurnJournal
 from workers.executors.llm import agent_endpoint, llm_available
 from workers.executors.model_client import ModelClient
-from workers.executors.tool_loop import DeltaSink, DurableModel
+from workers.executors.tool_loop import CallBudget, DeltaSink, DurableModel
 from workers.executors.transport import Sleep
 
 DeltaFactory = Callable[[str, str, str], DeltaSink]  # (session id, step id, agent id)
@@ -66,7 +66,7 @@ class ModelBinder:
         return llm_available(self.settings)
 
     def bind(
-        self, definition: AgentDefinition, step_input: StepInput
+        self, definition: AgentDefinition, step_input: StepInput, budget: CallBudget | None = None
     ) -> tuple[StepInput, DurableModel | None]:
         """The step's input with its model (``llm``) and the fleet's capabilities, and the
         model; the input as it was and None when the agent has no model. PermanentStepError
@@ -98,6 +98,7 @@ class ModelBinder:
             temperature=definition.temperature,
             max_tokens=definition.max_tokens,
             prices=self.prices,
+            budget=budget,
             now_ms=self.now_ms,
         )
         step_input = replace(step_input, llm=model, fleet_capabilities=self.fleet_capabilities)

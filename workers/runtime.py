@@ -26,6 +26,7 @@ from orchestrator.core.models import AgentDefinition, AgentExecutor
 from orchestrator.core.statuses import AgentStatus
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired
+from orchestrator.engine.budgets import BudgetPaused, Budgets
 from orchestrator.engine.lifecycle import StepLifecycle
 from orchestrator.engine.routing import RouteRequest
 from orchestrator.engine.wiring import build_engine
@@ -79,6 +80,25 @@ class LeaseKeeper:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class RunBudget:
+    """The session's budget as one run's model calls meet it (tool_loop.CallBudget)."""
+
+    def __init__(self, budgets: Budgets, run: StepRun) -> None:
+        self._budgets, self._run = budgets, run
+
+    def before_call(self, hold: str, model: str) -> None:
+        run = self._run
+        self._budgets.before_call(
+            run.session_id, run.step_id, run.agent_id, token=run.token, hold=hold, model=model
+        )
+
+    def release(self, hold: str) -> None:
+        try:
+            self._budgets.release_hold(self._run.session_id, hold)
+        except StoreUnavailableError:  # the hold expires by itself
+            log.warning("could not release a budget hold", extra={"stepId": self._run.step_id})
 
 
 class UnusableAgent(Agent):
@@ -152,9 +172,12 @@ class WorkerRuntime:
         started_cpu_s, started_s = time.thread_time(), time.monotonic()
         with LeaseKeeper(self.lifecycle, run):
             try:
-                step_input, model = self.models.bind(agent.definition, run.step_input)
+                budget = RunBudget(self.lifecycle.budgets, run)
+                step_input, model = self.models.bind(agent.definition, run.step_input, budget)
                 run = replace(run, step_input=step_input)
                 result = coerce_result(agent.run(run.step_input))
+            except BudgetPaused:  # parked on the session's budget already
+                return None
             except InputRequired as request:
                 self.lifecycle.await_input(run, request)
                 return None

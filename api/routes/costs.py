@@ -13,12 +13,12 @@ from flask import Blueprint, jsonify
 from pydantic import StringConstraints
 
 from api.auth import principal
-from api.body import query_args
+from api.body import json_body, query_args
 from api.errors import ApiError
-from api.operations import BY_ID, SESSION_ID, STORE, Operation, ok
+from api.operations import BODY, BY_ID, SESSION_ID, STORE, Operation, ok
 from api.routes import services
 from orchestrator.core.costs import CostReport, SessionCost
-from orchestrator.core.models import RequestModel
+from orchestrator.core.models import BudgetRequest, RequestModel, SessionSnapshot
 
 blueprint = Blueprint("costs", __name__, url_prefix="/api/orchestrator")
 DAY_MS = 86_400_000
@@ -39,6 +39,16 @@ def session_cost(session_id: str):
     session's, by agent, by model and a row per step; each model call counted once."""
     cost = services().costs.session(session_id)
     return jsonify(cost.model_dump(mode="json", by_alias=True))
+
+
+@blueprint.patch("/sessions/<session_id>/budget")
+def change_budget(session_id: str):
+    """Raise or lower a running session's budget: {"maxCostUsd": dollars, "maxTokens": n}
+    (either); the limits not given stay. A session paused on its budget goes on when the new
+    one leaves room."""
+    change = BudgetRequest.model_validate(json_body())
+    snapshot = services().engine.change_budget(session_id, change)
+    return jsonify(snapshot.to_json_dict())
 
 
 @blueprint.get("/costs")
@@ -93,6 +103,17 @@ OPERATIONS = (
         {200: ok(SessionCost)},
         params=(SESSION_ID,),
         errors=(*BY_ID, *STORE),
+    ),
+    Operation(
+        "patch",
+        "/api/orchestrator/sessions/<session_id>/budget",
+        "costs.change_budget",
+        "Raise or lower a running session's budget (a paused one goes on when there is room)",
+        "sessions",
+        {200: ok(SessionSnapshot)},
+        params=(SESSION_ID,),
+        body=BudgetRequest,
+        errors=(*BY_ID, 409, *BODY, *STORE),
     ),
     Operation(
         "get",

@@ -16,8 +16,10 @@ from pydantic import (
     Field,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 
+from orchestrator.core.budgets import SessionBudget
 from orchestrator.core.camel import CamelModel as CamelModel  # re-exported: the API models
 from orchestrator.core.costs import CostFigures, SessionCostSummary
 from orchestrator.core.llm_endpoints import ENDPOINT_NAME_PATTERN
@@ -219,6 +221,19 @@ class ExplicitPlan(RequestModel):
     )
 
 
+class BudgetRequest(RequestModel):
+    """``budget`` on POST /orchestrate and the body of PATCH .../budget: at least one limit."""
+
+    max_cost_usd: float | None = Field(default=None, gt=0, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=10**12)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetRequest:
+        if self.max_cost_usd is None and self.max_tokens is None:
+            raise ValueError("give maxCostUsd (dollars), maxTokens, or both")
+        return self
+
+
 class OrchestrateRequest(RequestModel):
     """Body of POST /api/orchestrator/orchestrate."""
 
@@ -232,6 +247,7 @@ class OrchestrateRequest(RequestModel):
     template: TemplateName | None = None
     failure_policy: FailurePolicy = FailurePolicy.FAIL_FAST
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+    budget: BudgetRequest | None = None  # none: the user's default (MEOWSTIK_BUDGET_*)
 
 
 class InputAnswer(RequestModel):
@@ -346,6 +362,7 @@ class SessionSnapshot(CamelModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, StepState]
     cost: SessionCostSummary | None = None  # what its steps spent (None: nothing yet)
+    budget: SessionBudget | None = None  # its limits and what counts against them (None: none)
 
 
 class StepPreview(CamelModel):

@@ -67,6 +67,7 @@ class NewSession:
     # how long a step with no eligible live agent waits before it fails (0: forever); the
     # routing scripts read it from the session hash when they park such a step
     schedule_timeout_ms: int = 0
+    budget_json: str = ""  # the "budget" field (orchestrator/core/budgets.py); "": none
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def session_fields(new: NewSession) -> dict[str, str | int]:
         fields["userId"] = new.user_id
     if new.chat_id is not None:
         fields["chatId"] = new.chat_id
+    if new.budget_json:
+        fields["budget"] = new.budget_json
     return fields
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrator.core.budgets import session_budget
 from orchestrator.core.costs import figures, names_under, session_summary
 from orchestrator.core.ids import job_id
 from orchestrator.core.logentry import iso_from_ms
@@ -93,4 +94,5 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         metadata=json.loads(fields.get("metadata", "{}")),
         steps=steps,
         cost=session_summary(record.costs) if record.costs else None,
+        budget=session_budget(fields.get("budget"), fields.get("budgetPause"), record.costs),
     )

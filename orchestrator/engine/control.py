@@ -23,6 +23,7 @@ from orchestrator.core.ids import job_id
 from orchestrator.core.logentry import LogEntry
 from orchestrator.core.models import SessionSnapshot
 from orchestrator.core.statuses import SESSION_TERMINAL, STEP_TERMINAL
+from orchestrator.engine.budgets import Budgets
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.queries import Queries
@@ -39,9 +40,15 @@ def _object_size(encoded: dict[str, str]) -> int:
 
 class Control:
     def __init__(
-        self, context: EngineContext, router: Router, outcomes: Outcomes, queries: Queries
+        self,
+        context: EngineContext,
+        router: Router,
+        outcomes: Outcomes,
+        queries: Queries,
+        budgets: Budgets,
     ) -> None:
         self.context = context
+        self.budgets = budgets
         self.sessions = context.sessions
         self.settings = context.settings
         self.router = router
@@ -87,7 +94,10 @@ class Control:
             raise StepNotWaitingError(session_id, step_id, status)
         if request.get("schema"):
             check_answer(step_id, value, request["schema"])
-        self.resume(session_id, step_id, value, by="operator")
+        if request.get("reason") == "budget":  # the session's question, not the step's
+            self.budgets.answer(session_id, value, by="operator")
+        else:
+            self.resume(session_id, step_id, value, by="operator")
         return self.snapshot(session_id)
 
     def resume(self, session_id: str, step_id: str, value: Any, *, by: str) -> None:

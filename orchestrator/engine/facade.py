@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.core.models import (
+    BudgetRequest,
     OrchestrateRequest,
     PlanPreview,
     SessionSnapshot,
     SessionSummary,
 )
+from orchestrator.engine.budgets import Budgets
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.control import Control
 from orchestrator.engine.outcomes import Outcomes
@@ -36,7 +38,8 @@ class Engine:
         self.settings = context.settings
         self.router = router
         self.queries = Queries(context)
-        self.control = Control(context, router, outcomes, self.queries)
+        self.budgets = Budgets(context, router, outcomes)
+        self.control = Control(context, router, outcomes, self.queries, self.budgets)
         self.submission = Submission(context, router, outcomes, planning=planning)
         self.state = SessionState(context, self.queries)
 
@@ -77,6 +80,13 @@ class Engine:
 
     def provide_input(self, session_id: str, step_id: str, value: Any) -> SessionSnapshot:
         return self.control.provide_input(session_id, step_id, value)
+
+    def change_budget(
+        self, session_id: str, change: BudgetRequest, *, by: str = "operator"
+    ) -> SessionSnapshot:
+        """New limits for a running session; a budget pause they leave room for ends."""
+        self.budgets.change(session_id, change, by=by)
+        return self.snapshot(session_id)
 
     def resume(self, session_id: str, step_id: str, value: Any, *, by: str) -> None:
         self.control.resume(session_id, step_id, value, by=by)

@@ -21,6 +21,7 @@ from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired, StepInput, StepResult
 from orchestrator.engine.agent_logging import BoundLogger
 from orchestrator.engine.agent_state import AgentState
+from orchestrator.engine.budgets import Budgets
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.failures import StepFailures
 from orchestrator.engine.outcomes import Outcomes
@@ -30,8 +31,11 @@ from orchestrator.store.turns import MS_PER_HOUR, hour_expires_at
 
 
 class StepLifecycle:
-    def __init__(self, context: EngineContext, router: Router, outcomes: Outcomes) -> None:
+    def __init__(
+        self, context: EngineContext, router: Router, outcomes: Outcomes, budgets: Budgets
+    ) -> None:
         self.context = context
+        self.budgets = budgets
         self.router = router
         self.outcomes = outcomes
         self.sessions = context.sessions
@@ -46,7 +50,17 @@ class StepLifecycle:
         return self.failures.fail(run, exc)
 
     def begin(self, session_id: str, step_id: str, agent_id: str) -> StepRun | Skip:
-        """Claim the step for ``agent_id`` and assemble its input (one round trip)."""
+        """Claim the step for ``agent_id`` and assemble its input (one round trip). A session
+        paused on its budget (or that spent it) parks the step instead of starting it."""
+        run = self._begin(session_id, step_id, agent_id)
+        if isinstance(run, Skip) and run.reason == "budget":
+            code = self.budgets.park_unstarted(session_id, step_id, agent_id)
+            if code == "ok":  # the pause ended meanwhile
+                return self._begin(session_id, step_id, agent_id)
+            return Skip(f"budget:{code}")
+        return run
+
+    def _begin(self, session_id: str, step_id: str, agent_id: str) -> StepRun | Skip:
         token = secrets.token_hex(8)
         started = LogEntry(
             "info",

@@ -119,6 +119,13 @@ class Reconciler:
             if request is None:
                 self.sessions.inputs.clear_input_deadline(session_id, step_id)
                 continue
+            if request.get("reason") == "budget":
+                try:
+                    self.control.budgets.stop(session_id, by="deadline")
+                    outcomes.append((session_id, step_id, "budget_stopped"))
+                except OrchestratorError:
+                    self.sessions.inputs.clear_input_deadline(session_id, step_id)
+                continue
             if request.get("onTimeout") == "default":
                 try:
                     self.control.resume(session_id, step_id, request.get("default"), by="default")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 
+from orchestrator.core.budgets import budget_document
 from orchestrator.core.errors import DispatchError
 from orchestrator.core.graph import (
     GraphNode,
@@ -199,6 +200,7 @@ class Submission:
             )
             for node in graph.nodes.values()
         )
+        budget = request.budget or self.settings.default_budget(request.user_id)
         return NewSession(
             session_id=new_session_id(now),
             goal=request.goal,
@@ -213,6 +215,7 @@ class Submission:
             steps=steps,
             retention_ms=self.settings.session_retention_s * 1000,
             schedule_timeout_ms=int(self.settings.schedule_timeout_s * 1000),
+            budget_json=budget_document(budget) if budget is not None else "",
         )
 
     def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:

@@ -94,7 +94,7 @@ def build_engine(
         outcomes=outcomes,
         engine=engine,
         agents=Agents(context, router, tool_names=tool_names),
-        lifecycle=StepLifecycle(context, router, outcomes),
+        lifecycle=StepLifecycle(context, router, outcomes, engine.budgets),
         reconciler=Reconciler(context, router, outcomes, engine.control),
         logbook=logbook,
     )

@@ -121,8 +121,15 @@ class Keys:
         """Hash of exact integer counters of what the session's steps spent: "t|" (the session),
         "s|<step>|", "a|<agent>|", "m|<model>|" each followed by calls, prompt, completion,
         pico (pico-dollars), uncosted, uncounted, and per run cpu_us, wall_ms, runs
-        (record_call.lua counts each model call once; orchestrator/store/costs.py)."""
+        (record_call.lua counts each model call once; orchestrator/store/costs.py), and
+        "x|<model>|pico" / "x|<model>|tokens": the most one call to the model cost (budgets)."""
         return f"{self.session(session_id)}:costs"
+
+    def budget_holds(self, session_id: str) -> str:
+        """Hash: "<step>|<agent>|c<n>" -> "<pico>|<tokens>|<until ms>", the expected cost of
+        each model call in flight, held against the session's budget until the call is recorded
+        (budget_gate.lua, record_call.lua)."""
+        return f"{self.session(session_id)}:budget_holds"
 
     def lock(self, session_id: str, name: str) -> str:
         """A redis-py Lock (token-owned, with a TTL) scoped to the session."""

@@ -125,6 +125,10 @@ EVENT_TYPES = (
     ("LLM planner failed", "plan.fallback"),
     ("Delivery not run", "step.delivery_skipped"),
     ("Circuit opened", "agent.circuit_opened"),
+    ("Budget reached", "budget.reached"),
+    ("Budget raised", "budget.raised"),
+    ("Budget changed", "budget.changed"),
+    ("Budget exceeded", "budget.exceeded"),
 )
 
 

@@ -19,6 +19,8 @@ from redis.commands.core import Script
 from orchestrator.store.prelude import prelude
 
 SCRIPT_NAMES = (
+    "budget_gate",
+    "budget_set",
     "claim_step",
     "complete_step",
     "fail_step",

@@ -19,6 +19,7 @@ from orchestrator.core.records import (
     session_fields,
     subplan_step_record,
 )
+from orchestrator.store.budgets import BudgetStore
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
@@ -50,6 +51,7 @@ class SessionStore:
         self._logbook = logbook or Logbook(client, keys)
         self._run = ScriptRunner(client, self._logbook)
         self.inputs = SessionInputs(client, keys, self._run)
+        self.budgets = BudgetStore(client, keys, self._run)
 
     @property
     def keys(self) -> Keys:
@@ -115,7 +117,9 @@ class SessionStore:
             k.agent_slots(agent_id),
             k.answers(sid),
         ]
-        args = [k.prefix, step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id)]
+        args = [
+            k.prefix, step_id, token, now_ms, lease_ms, agent_id, slot_member(sid, step_id), sid
+        ]  # fmt: skip
         return Claim.parse(self._run("claim_step", keys, args, logs, now_ms))
 
     def complete(
@@ -309,10 +313,20 @@ class SessionStore:
         return Recovery.parse(self._run("recover_step", keys, args))
 
     def cancel(
-        self, sid: str, *, now_ms: int, reserve_ms: int, logs: Sequence[LogEntry] = ()
+        self,
+        sid: str,
+        *,
+        now_ms: int,
+        reserve_ms: int,
+        logs: Sequence[LogEntry] = (),
+        budget_error_json: str = "",
     ) -> Cancellation:
-        keys = [self._keys.session(sid), self._keys.steps(sid)]
-        args = [self._keys.prefix, sid, now_ms, reserve_ms]
+        """End the session cancelled; with ``budget_error_json`` (a budget stop) failed, the
+        steps parked on its budget failing with that error."""
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.input_requests(sid), k.errors(sid)]
+        ending = "failed" if budget_error_json else "cancelled"
+        args = [k.prefix, sid, now_ms, reserve_ms, ending, budget_error_json]
         return Cancellation.parse(self._run("cancel_session", keys, args, logs, now_ms))
 
     def context_fields(self, sid: str) -> dict[str, str]:
@@ -392,6 +406,11 @@ class SessionStore:
             subplans=[json.loads(item) for item in subplans],
             costs={text(key): int(value) for key, value in costs.items()},
         )
+
+    def budget_field(self, sid: str) -> str | None:
+        """The session's "budget" field as stored (orchestrator/core/budgets.py), or None."""
+        raw = self._client.hget(self._keys.session(sid), "budget")
+        return None if raw is None else text(raw)
 
     def owner(self, sid: str) -> str | None:
         """The session's userId, or None when the session does not exist or has none."""

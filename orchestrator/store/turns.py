@@ -87,6 +87,7 @@ class TurnJournal:
                 k.cost_totals,
                 k.session(session_id),
                 k.cost_hour(hour),
+                k.budget_holds(session_id),
             ],
             args=[
                 field,
@@ -125,6 +126,11 @@ class StepJournal:
         self._journal, self._session_id = journal, session_id
         self._step_id, self._agent_id = step_id, agent_id
         self._prefix = f"{step_id}|{agent_id}|"
+
+    def field(self, name: str) -> str:
+        """The session-wide field of ``name`` ("<step>|<agent>|c1"): also the call's budget
+        hold."""
+        return self._prefix + name
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self._journal.get(self._session_id, self._prefix + name)

@@ -231,3 +231,27 @@ def looper(step_input: StepInput) -> dict:
     ]
     outcome = step_input.llm.chat(prompt, tools=["tally", "gated_lookup"])
     return {"answer": outcome.content, "calls": outcome.calls, "replayed": outcome.replayed}
+
+
+@agent(
+    id="chatter-001",
+    name="Chatter",
+    type="tester",
+    capabilities=["chat"],
+    max_load=10,
+)
+def chatter(step_input: StepInput) -> dict:
+    """Asks the model ``parameters.calls`` questions in turn (no tools): a step whose budget
+    pause can fall between two of its calls."""
+    if step_input.llm is None:
+        raise PermanentStepError("chatter needs a model (MEOWSTIK_LLM_BASE_URL)")
+    answers, replayed = [], 0
+    for turn in range(int(step_input.step.parameters.get("calls", 1))):
+        prompt = [
+            {"role": "system", "content": "You are the Chatter."},
+            {"role": "user", "content": json.dumps({**step_input.step.parameters, "turn": turn})},
+        ]
+        outcome = step_input.llm.chat(prompt)
+        answers.append(outcome.content)
+        replayed += outcome.replayed
+    return {"answers": answers, "replayed": replayed}

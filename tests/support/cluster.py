@@ -198,6 +198,8 @@ def model_cluster(
     *,
     model: str = "wire-model",
     prices_file: Path | None = None,
+    concurrency: int = 2,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
     """A worker hosting ``agents`` (comma-separated ids) whose model is the OpenAI-compatible API
     at ``model_url`` (the test tools loaded, goals planned by rules, ``prices_file`` pricing the
@@ -206,6 +208,7 @@ def model_cluster(
 
     redis.Redis.from_url(redis_url).flushall()
     env = {
+        **(env or {}),
         "MEOWSTIK_LLM_BASE_URL": model_url,
         "MEOWSTIK_LLM_MODEL": model,
         "MEOWSTIK_PLANNER": "rule",
@@ -215,7 +218,7 @@ def model_cluster(
         env["MEOWSTIK_PRICES_FILE"] = str(prices_file)
     running = Cluster(redis_url, log_dir, env)
     try:
-        running.start_worker(concurrency=2, agents=agents)
+        running.start_worker(concurrency=concurrency, agents=agents)
         running.start_api()
         running.wait_ready(set(agents.split(",")))
         yield running

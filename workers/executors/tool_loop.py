@@ -63,6 +63,15 @@ class DeltaSink(Protocol):
     def close(self) -> None: ...
 
 
+class CallBudget(Protocol):
+    """The session's budget as one step run sees it (orchestrator/engine/budgets.py): checked
+    before each model call that is not replayed; ``before_call`` raises BudgetPaused (the step
+    is parked) when the call would cross it."""
+
+    def before_call(self, hold: str, model: str) -> None: ...
+    def release(self, hold: str) -> None: ...
+
+
 @dataclass
 class StepUsage:
     """The tokens of every model call a step used, in total and by model."""
@@ -116,6 +125,7 @@ class DurableModel:
         stream: whether calls stream by default; ``deltas`` opens a sink for one call's text.
         temperature, max_tokens: the agent's defaults.
         prices: the price table each new call's cost comes from (None: costs not counted).
+        budget: the session's budget, checked before each new call (None: not checked).
     """
 
     def __init__(
@@ -132,11 +142,13 @@ class DurableModel:
         temperature: float | None = None,
         max_tokens: int | None = None,
         prices: PriceTable | None = None,
+        budget: CallBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.client = client
         self.prices = prices
+        self.budget = budget
         self.tools = tools
         self.allowed_tools = frozenset(allowed_tools)
         self.journal = journal
@@ -233,6 +245,9 @@ class DurableModel:
                     hint="replay is by position: the agent asked something else this time",
                 )
             return reply, True
+        hold = self.journal.field(name)
+        if self.budget is not None:  # may park the step: BudgetPaused
+            self.budget.before_call(hold, self.client.model)
         on_delta = self._delta_target() if stream else None
         started = self._clock()
         try:
@@ -242,6 +257,10 @@ class DurableModel:
                 on_delta=on_delta,
                 **{key: value for key, value in options.items() if value is not None},
             )
+        except BaseException:
+            if self.budget is not None:
+                self.budget.release(hold)
+            raise
         finally:
             if on_delta is not None and self._sink is not None:
                 self._sink.flush()

@@ -96,6 +96,7 @@ from orchestrator.core.errors.plans import (
 from orchestrator.core.errors.sessions import (
     AgentExistsError,
     AgentNotFoundError,
+    BudgetValueError,
     EndpointNotAllowedError,
     InputValidationError,
     RegistrationError,
@@ -158,6 +159,7 @@ __all__ = [
     "StepNotFoundError",
     "TaskNotFoundError",
     "InputValidationError",
+    "BudgetValueError",
     "AgentNotFoundError",
     "RegistrationError",
     "AgentExistsError",

@@ -94,6 +94,19 @@ class InputValidationError(OrchestratorError):
         )
 
 
+class BudgetValueError(OrchestratorError):
+    """A budget change that cannot apply (e.g. a raise to less than already spent)."""
+
+    code = "invalid_budget"
+    http_status = 422
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(
+            f"{location}: {message}",
+            details={"errors": [{"location": location, "message": message}]},
+        )
+
+
 class AgentNotFoundError(OrchestratorError):
     code = "agent_not_found"
     http_status = 404

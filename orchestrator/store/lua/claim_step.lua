@@ -9,8 +9,8 @@
 -- KEYS[4] depends hash        KEYS[5] results hash       KEYS[6] shared state hash
 -- KEYS[7] agent hash          KEYS[8] agent slots        KEYS[9] operator answers hash
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)   ARGV[5] lease (ms)
--- ARGV[6] agent id   ARGV[7] slot member ("<session id>|<step id>")
--- Also (prelude): the deadlines sorted set.
+-- ARGV[6] agent id   ARGV[7] slot member ("<session id>|<step id>")   ARGV[8] session id
+-- Also (prelude): the deadlines sorted set, the session's costs hash (its budget).
 --
 -- Returns one of:
 --   {"ok", attempt, step JSON, goal, initial context JSON, {state k, v, ...}, {dep id, output, ...},
@@ -22,7 +22,11 @@
 --   {"leased", ms left}         another live run owns the step: try again after the lease
 --   {"not_ready", step status}  the step is pending or waiting: do not run
 --   {"full"}                    no reservation and the agent has no free slot: route it again
-local session = redis.call("HMGET", KEYS[1], "status", "goal", "initialContext", "maxAttempts")
+--   {"budget"}                  the session is paused on its budget, or has spent it: the
+--                               step must not start (budget_gate.lua parks it)
+local session = redis.call(
+  "HMGET", KEYS[1], "status", "goal", "initialContext", "maxAttempts", "budget", "budgetPause"
+)
 local session_status = session[1]
 local raw = redis.call("HGET", KEYS[2], ARGV[2])
 if not session_status or not raw then
@@ -42,6 +46,16 @@ if status == "running" and tonumber(rec["leaseUntil"]) > now then
 end
 if (status ~= "queued" and status ~= "running") or rec["waitingFor"] then
   return {"not_ready", status}
+end
+if session[5] and status == "queued" then
+  if session[6] then return {"budget"} end
+  local budget = cjson.decode(session[5])
+  local c = redis.call("HMGET", costs_key(ARGV[8]), "t|pico", "t|prompt", "t|completion")
+  if (budget["maxPico"] and tonumber(c[1] or "0") >= tonumber(budget["maxPico"]))
+      or (budget["maxTokens"]
+        and tonumber(c[2] or "0") + tonumber(c[3] or "0") >= tonumber(budget["maxTokens"])) then
+    return {"budget"}
+  end
 end
 local reserved = redis.call("ZSCORE", KEYS[8], ARGV[7])
 if not reserved or rec["agentId"] ~= ARGV[6] then

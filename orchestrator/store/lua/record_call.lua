@@ -10,6 +10,9 @@
 -- ARGV[6] prompt tokens, ARGV[7] completion tokens ("" for both: the server counted none)
 -- ARGV[8] cost in pico-dollars ("" when the model has no price, or the tokens are unknown)
 -- ARGV[9] when the hour's hash expires (unix seconds)
+-- KEYS[6] the session's budget holds hash: the call's hold (field ARGV[1]) is removed, since the
+--   counters now hold what the call really cost; the costs hash keeps the most one call to the
+--   model cost ("x|<model>|pico", "x|<model>|tokens"), the next calls' estimate (budget_gate.lua)
 --
 -- Counters (HINCRBY, exact integers) in the session's costs hash under "t|" (the session),
 -- "s|<step>|", "a|<agent>|" and "m|<model>|": calls, prompt, completion, pico, uncosted (calls
@@ -17,6 +20,7 @@
 -- "am|<agent>|<model>|" (calls, prompt, completion, pico) and "u|<user>|" (calls, pico, ...).
 --
 -- Returns the record that holds the field (this call's, or the one recorded first)
+redis.call("HDEL", KEYS[6], ARGV[1])
 if redis.call("HSETNX", KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return redis.call("HGET", KEYS[1], ARGV[1])
 end
@@ -33,6 +37,17 @@ local function add(hash, prefix)
   else
     redis.call("HINCRBY", hash, prefix .. "pico", tonumber(ARGV[8]))
   end
+end
+local function keep_max(field, value)
+  if value > tonumber(redis.call("HGET", KEYS[2], field) or "-1") then
+    redis.call("HSET", KEYS[2], field, string.format("%.0f", value))
+  end
+end
+if ARGV[6] ~= "" then
+  keep_max("x|" .. ARGV[5] .. "|tokens", tonumber(ARGV[6]) + tonumber(ARGV[7]))
+end
+if ARGV[8] ~= "" then
+  keep_max("x|" .. ARGV[5] .. "|pico", tonumber(ARGV[8]))
 end
 add(KEYS[2], "t|")
 add(KEYS[2], "s|" .. ARGV[3] .. "|")
