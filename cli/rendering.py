@@ -13,6 +13,8 @@ def render_session(snapshot: dict[str, Any]) -> list[str]:
     lines = [_headline(snapshot)]
     if snapshot.get("cost"):
         lines.append(f"cost: {cost_line(snapshot['cost'])}")
+    if snapshot.get("budget"):
+        lines.append(f"budget: {budget_line(snapshot['budget'])}")
     lines.append("")
     rows = [["STEP", "STATUS", "AGENT", "ATTEMPTS", "DURATION"]]
     for step_id, depth in _step_order(snapshot):
@@ -158,6 +160,22 @@ def cost_line(cost: dict[str, Any]) -> str:
         counted += f" ({cost['uncountedCalls']} without token counts)"
     tokens = plural(cost.get("totalTokens") or 0, "token")
     return " · ".join([first, counted, tokens, f"CPU {cost.get('cpuSeconds') or 0:.2f} s"])
+
+
+def budget_line(budget: dict[str, Any]) -> str:
+    """``$0.50 (spent $0.49) · 20000 tokens (used 18000) · paused: raise or stop`` with the
+    command that answers when the session is paused on it."""
+    parts = []
+    if budget.get("maxCostUsd") is not None:
+        parts.append(f"${budget['maxCostUsd']} (spent ${budget.get('spentUsd', '0')})")
+    if budget.get("maxTokens") is not None:
+        parts.append(f"{budget['maxTokens']} tokens (used {budget.get('spentTokens', 0)})")
+    if budget.get("paused"):
+        parts.append(
+            "PAUSED: meowstik input <session> <step> '{\"raiseTo\": <dollars>}' or "
+            "'{\"stop\": true}'"
+        )
+    return " · ".join(parts)
 
 
 def _usd_cell(figures: dict[str, Any]) -> str:

@@ -234,3 +234,14 @@ def test_costs_sends_the_token_and_is_in_the_help(api, capsys, monkeypatch):
     assert api.sent[0].authorization == "Bearer t0ken"
     assert "costs" in build_parser().format_help()
     assert main(["costs"]) == 3  # a usage error: the session is required
+
+
+def test_the_budget_line_says_the_limits_what_counts_and_how_to_answer_a_pause():
+    from cli.rendering import budget_line
+
+    running = {"maxCostUsd": "0.5", "maxTokens": None, "spentUsd": "0.12", "paused": False}
+    assert budget_line(running) == "$0.5 (spent $0.12)"
+    paused = {"maxCostUsd": None, "maxTokens": 2000, "spentTokens": 1990, "paused": True}
+    line = budget_line(paused)
+    assert line.startswith("2000 tokens (used 1990) · PAUSED: meowstik input <session> <step>")
+    assert '\'{"raiseTo": <dollars>}\'' in line and '\'{"stop": true}\'' in line
