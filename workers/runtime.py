@@ -39,6 +39,7 @@ from orchestrator.store.turns import TurnJournal
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
 from workers.model_binding import ModelBinder
+from workers.resources import PeakRss
 from workers.tools.catalog import load_tools
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ class WorkerRuntime:
             fleet_capabilities=self._fleet_capabilities,
             now_ms=wired.context.now_ms,
         )
-        self.costs = CostLedger(client, keys)
+        self.costs = CostLedger(client, keys, history_days=settings.cost_history_days)
+        self.peak_rss = PeakRss()
         self.settings = settings
         self.agents = dict(agents)
         self.remote = remote
@@ -169,6 +171,7 @@ class WorkerRuntime:
                 self._reroute(session_id, step_id, agent_id)
             return run
         model = None
+        self.peak_rss.start()
         started_cpu_s, started_s = time.thread_time(), time.monotonic()
         with LeaseKeeper(self.lifecycle, run):
             try:
@@ -207,15 +210,20 @@ class WorkerRuntime:
 
     def _count_run(self, run: StepRun, started_cpu_s: float, started_s: float) -> None:
         """The run's CPU time (of the thread that ran it, so a thread pool's other steps do not
-        count; threads the agent starts itself do not either) and wall time, with the session's
-        costs. Best effort: Redis down loses only this."""
+        count; threads the agent starts itself do not either), wall time and peak resident set
+        (workers/resources.py), with the session's costs. Best effort: Redis down loses only
+        this."""
+        cpu_s, wall_s = time.thread_time() - started_cpu_s, time.monotonic() - started_s
+        peak_rss_kb = self.peak_rss.stop()
         try:
             self.costs.add_run(
                 run.session_id,
                 run.step_id,
                 run.agent_id,
-                cpu_s=time.thread_time() - started_cpu_s,
-                wall_s=time.monotonic() - started_s,
+                cpu_s=cpu_s,
+                wall_s=wall_s,
+                peak_rss_kb=peak_rss_kb,
+                now_ms=self.lifecycle.now_ms(),
             )
         except StoreUnavailableError:
             log.warning("could not count the run's CPU time", extra={"stepId": run.step_id})

@@ -37,6 +37,9 @@ class CostFigures(CamelModel):
     wall_seconds: float = 0.0
     runs: int = 0
     agent_reports: int = 0  # completions whose agent reported spending of its own
+    # the most resident memory a worker process held while one of the runs ran (Linux); None:
+    # not measured (other platforms, and GET /costs, whose hourly counters keep no peaks)
+    peak_rss_mb: float | None = None
 
 
 class SessionCostSummary(CostFigures):
@@ -80,6 +83,7 @@ def figures(counters: dict[str, int], prefix: str) -> CostFigures:
         wall_seconds=value["wall_ms"] / 1000,
         runs=counters.get(prefix + "runs", 0),
         agent_reports=value["reported"],
+        peak_rss_mb=round(rss / 1024, 1) if (rss := counters.get(prefix + "rss_kb")) else None,
     )
 
 

@@ -18,7 +18,11 @@ from orchestrator.core.budgets import (
     exceeded_message,
     merged_budget,
 )
-from orchestrator.core.errors import SessionFinishedError, SessionNotFoundError
+from orchestrator.core.errors import (
+    BudgetValueError,
+    SessionFinishedError,
+    SessionNotFoundError,
+)
 from orchestrator.core.ids import job_id
 from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.models import BudgetRequest, StepErrorRecord
@@ -212,6 +216,14 @@ class Budgets:
             return
         budget = self.view(session_id)
         check_raise(budget, value["raiseTo"], "value.raiseTo")
+        if budget is not None and budget.max_tokens is not None:
+            if budget.spent_tokens >= budget.max_tokens:
+                raise BudgetValueError(
+                    "value.raiseTo",
+                    f"the session also used its {budget.max_tokens} tokens; raise maxTokens "
+                    f"with PATCH /api/orchestrator/sessions/{session_id}/budget first, or "
+                    'answer {"stop": true}',
+                )
         self.change(session_id, BudgetRequest(max_cost_usd=value["raiseTo"]), by=by)
 
     def stop(self, session_id: str, *, by: str) -> None:

@@ -1,8 +1,9 @@
 """What sessions spent, in Redis: the counters ``record_call.lua`` keeps for every model call (as
-it records the call, so each is counted once), and the CPU and wall time of each step run, added
-when the run ends (``add_run``). All counters are integers (pico-dollars, tokens, microseconds),
-so sums are exact. ``Keys.costs`` is session-owned: retention removes it with the session;
-``Keys.cost_totals`` holds the all-time counters /metrics exports.
+it records the call, so each is counted once), and the CPU time, wall time and peak resident set
+of each step run, added when the run ends (``add_run``). All counters are integers
+(pico-dollars, tokens, microseconds, KiB), so sums are exact. ``Keys.costs`` is session-owned:
+retention removes it with the session; ``Keys.cost_totals`` holds the all-time counters /metrics
+exports.
 """
 
 from __future__ import annotations
@@ -13,29 +14,48 @@ import redis
 
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
-from orchestrator.store.scripts import text
+from orchestrator.store.scripts import Scripts, text
+from orchestrator.store.turns import DEFAULT_HISTORY_DAYS, MS_PER_HOUR, hour_expires_at
 
 
 @translates_redis_errors
 class CostLedger:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, history_days: int = DEFAULT_HISTORY_DAYS
+    ) -> None:
         self._client, self._keys = client, keys
+        self._scripts = Scripts(client)
+        self._history_days = history_days
 
     def add_run(
-        self, session_id: str, step_id: str, agent_id: str, *, cpu_s: float, wall_s: float
+        self,
+        session_id: str,
+        step_id: str,
+        agent_id: str,
+        *,
+        cpu_s: float,
+        wall_s: float,
+        peak_rss_kb: int | None = None,
+        now_ms: int,
     ) -> None:
-        """Count one step run's CPU time (of its worker process) and wall time. Not atomic with
-        the run's outcome: a run whose process dies before this is not counted (its model calls
-        are, as they were recorded)."""
+        """Count one step run's CPU time (of its worker process), wall time and peak resident
+        set (add_run.lua: the session's counters, the all-time CPU, the hour's by user and
+        agent). Not atomic with the run's outcome: a run whose process dies before this is not
+        counted (its model calls are, as they were recorded)."""
         cpu_us, wall_ms = max(0, round(cpu_s * 1_000_000)), max(0, round(wall_s * 1000))
-        pipe = self._client.pipeline(transaction=False)  # one round trip; no MULTI needed
-        key = self._keys.costs(session_id)
-        for prefix in ("t|", f"s|{step_id}|", f"a|{agent_id}|"):
-            pipe.hincrby(key, f"{prefix}cpu_us", cpu_us)
-            pipe.hincrby(key, f"{prefix}wall_ms", wall_ms)
-            pipe.hincrby(key, f"{prefix}runs", 1)
-        pipe.hincrby(self._keys.cost_totals, f"a|{agent_id}|cpu_us", cpu_us)
-        pipe.execute()
+        hour = now_ms // MS_PER_HOUR
+        k = self._keys
+        self._scripts["add_run"](
+            keys=[k.costs(session_id), k.cost_totals, k.cost_hour(hour), k.session(session_id)],
+            args=[
+                step_id,
+                agent_id,
+                cpu_us,
+                wall_ms,
+                "" if peak_rss_kb is None else peak_rss_kb,
+                hour_expires_at(hour, self._history_days),
+            ],
+        )
 
     def session(self, session_id: str) -> tuple[list[str], dict[str, int]] | None:
         """The session's step ids in plan order and its counters, in one round trip; None when

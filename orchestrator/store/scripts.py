@@ -19,6 +19,7 @@ from redis.commands.core import Script
 from orchestrator.store.prelude import prelude
 
 SCRIPT_NAMES = (
+    "add_run",
     "budget_gate",
     "budget_set",
     "claim_step",

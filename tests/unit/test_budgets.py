@@ -239,3 +239,16 @@ def test_a_budget_needs_a_limit():
         BudgetRequest.model_validate({})
     with pytest.raises(ValueError):
         BudgetRequest.model_validate({"maxCostUsd": -1})
+
+
+def test_a_raise_in_dollars_cannot_end_a_pause_on_tokens(world):
+    sid = submit(world, "a", budget={"maxCostUsd": 1, "maxTokens": 40})
+    a = begin(world, sid, "a")
+    call(world, a, 1)  # 40 tokens: all of them
+    with pytest.raises(BudgetPaused):
+        gate(world, a, 2)
+    with pytest.raises(BudgetValueError) as caught:
+        world.engine.provide_input(sid, "a", {"raiseTo": 5})
+    assert "raise maxTokens with PATCH" in caught.value.message
+    snap = world.engine.change_budget(sid, BudgetRequest(max_tokens=1000))
+    assert snap.steps["a"].status == "queued" and not snap.budget.paused

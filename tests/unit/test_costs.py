@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.chat import Usage
-from orchestrator.core.costs import figures, session_cost
+from orchestrator.core.costs import cost_report, figures, session_cost
 from orchestrator.core.errors import ConfigurationError
 from orchestrator.core.prices import PICO_PER_USD, load_prices, parse_prices, pico_of_usd, usd
 from orchestrator.store.costs import CostLedger
@@ -118,13 +118,24 @@ def test_a_call_is_counted_once_when_recorded_and_never_again(any_redis):
 
 def test_runs_add_cpu_and_wall_time_and_the_view_has_a_row_per_step(any_redis):
     ledger = CostLedger(any_redis, KEYS)
-    ledger.add_run("s-2", "a", "agent-1", cpu_s=0.25, wall_s=1.5)
-    ledger.add_run("s-2", "a", "agent-1", cpu_s=0.5, wall_s=0.25)
+    ledger.add_run("s-2", "a", "agent-1", cpu_s=0.25, wall_s=1.5, peak_rss_kb=51200, now_ms=NOW_MS)
+    ledger.add_run("s-2", "a", "agent-1", cpu_s=0.5, wall_s=0.25, peak_rss_kb=20480, now_ms=NOW_MS)
+    ledger.add_run("s-2", "b", "agent-2", cpu_s=0, wall_s=0, now_ms=NOW_MS)  # RSS unknown
     view = session_cost("s-2", ledger.counters("s-2"), ["a", "b"])
-    assert (view.cpu_seconds, view.wall_seconds, view.runs) == (0.75, 1.75, 2)
-    assert [(row.step_id, row.runs) for row in view.steps] == [("a", 2), ("b", 0)]
+    assert (view.cpu_seconds, view.wall_seconds, view.runs) == (0.75, 1.75, 3)
+    assert [(row.step_id, row.runs) for row in view.steps] == [("a", 2), ("b", 1)]
     assert view.usd == "0" and view.model_calls == 0
+    # the peak is the largest run's, not a sum; a run that could not measure it adds none
+    assert view.peak_rss_mb == 50.0 and view.steps[1].peak_rss_mb is None
     assert ledger.totals()["a|agent-1|cpu_us"] == 750_000
+    # the hour's counters have CPU by user ("-": no userId) and agent, for GET /costs
+    hours = ledger.hours(NOW_MS // 3_600_000, NOW_MS // 3_600_000)
+    report = cost_report(hours, "agent", "s", "u", None)
+    assert [(g.key, g.cpu_seconds, g.runs) for g in report.groups] == [
+        ("agent-1", 0.75, 2),
+        ("agent-2", 0.0, 1),
+    ]
+    assert cost_report(hours, "user", "s", "u", None).groups[0].cpu_seconds == 0.75
 
 
 def test_reported_spending_is_parsed_strictly():
