@@ -117,6 +117,9 @@ def test_the_spec_request_runs_every_step_through_the_model_with_a_tool_and_toke
     assert Decimal(done["cost"]["usd"]) == calls * CALL_USD == Decimal("0.0000711")
     assert (done["cost"]["promptTokens"], done["cost"]["modelCalls"]) == (31 * calls, calls)
     assert done["cost"]["runs"] == len(done["steps"]) and done["cost"]["cpuSeconds"] > 0
+    # each run's worker process peak resident set (Linux): a worker holds tens of MiB
+    assert all(step["cost"]["peakRssMb"] > 10 for step in done["steps"].values())
+    assert done["cost"]["peakRssMb"] == max(s["cost"]["peakRssMb"] for s in done["steps"].values())
     assert set(done["cost"]["byAgent"]) == {s["agentId"] for s in done["steps"].values()}
     assert Decimal(done["steps"][step_id]["cost"]["usd"]) == 2 * CALL_USD
     cost = requests.get(f"{llm_cluster.api_url}/api/orchestrator/sessions/{sid}/cost", timeout=10)
