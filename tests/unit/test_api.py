@@ -53,6 +53,25 @@ def test_the_spec_request_starts_a_session_with_the_spec_shape(setup):
     assert fetched["jobIds"] == body["jobIds"]
 
 
+def test_a_budget_is_kept_exactly_and_shown_on_the_snapshot(setup):
+    client, _, _ = setup
+    body = post(client, {"goal": "g", "budget": {"maxCostUsd": 0.1, "maxTokens": 5000}})
+    assert body.status_code == 202
+    budget = body.get_json()["budget"]
+    assert budget == {
+        "maxCostUsd": "0.1",
+        "maxTokens": 5000,
+        "spentUsd": "0",
+        "spentTokens": 0,
+        "paused": False,
+    }  # no pending question: omitted, like every null of the snapshot
+    sid = body.get_json()["sessionId"]
+    patched = client.patch(f"/api/orchestrator/sessions/{sid}/budget", json={"maxTokens": 9})
+    assert patched.status_code == 200
+    assert patched.get_json()["budget"]["maxTokens"] == 9
+    assert patched.get_json()["budget"]["maxCostUsd"] == "0.1"
+
+
 def test_an_explicit_plan_is_used_as_given(setup):
     client, dispatcher, _ = setup
     plan = {
@@ -142,6 +161,12 @@ def test_unknown_dependencies_duplicates_and_unroutable_steps_are_422(setup):
             "body.plan.steps.0.requiredCapabilities.0",
         ),
         ({"goal": "g", "unexpected": 1}, "body.unexpected"),
+        ({"goal": "g", "budget": {}}, "body.budget"),
+        ({"goal": "g", "budget": {"maxCostUsd": 0}}, "body.budget.maxCostUsd"),
+        ({"goal": "g", "budget": {"maxCostUsd": "a lot"}}, "body.budget.maxCostUsd"),
+        ({"goal": "g", "budget": {"maxTokens": 1.5}}, "body.budget.maxTokens"),
+        ({"goal": "g", "budget": {"maxTokens": 10, "currency": "EUR"}}, "body.budget.currency"),
+        ({"goal": "g", "budget": 5}, "body.budget"),
     ],
 )
 def test_wrong_fields_are_a_422_that_says_where(setup, body, location):
