@@ -26,7 +26,7 @@ from orchestrator.core.models import AgentDefinition, AgentExecutor
 from orchestrator.core.statuses import AgentStatus
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired
-from orchestrator.engine.budgets import BudgetPaused, Budgets
+from orchestrator.engine.budgets import Budgets, CallRefused
 from orchestrator.engine.lifecycle import StepLifecycle
 from orchestrator.engine.routing import RouteRequest
 from orchestrator.engine.wiring import build_engine
@@ -179,7 +179,12 @@ class WorkerRuntime:
                 step_input, model = self.models.bind(agent.definition, run.step_input, budget)
                 run = replace(run, step_input=step_input)
                 result = coerce_result(agent.run(run.step_input))
-            except BudgetPaused:  # parked on the session's budget already
+            except CallRefused as refused:  # parked on the budget, or the run is over
+                log.info(
+                    "model call refused: %s",
+                    refused,
+                    extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
+                )
                 return None
             except InputRequired as request:
                 self.lifecycle.await_input(run, request)

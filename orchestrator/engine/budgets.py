@@ -35,10 +35,15 @@ BUSY_WAIT_S = (0.02, 0.05, 0.1, 0.2, 0.5)
 HOLD_MARGIN_MS = 30_000
 
 
-class BudgetPaused(BaseException):  # noqa: N818 - a signal, like GeneratorExit
-    """Raised out of a model call when the session's budget stops it: the step is parked on the
-    budget request already. A BaseException so that an agent's ``except Exception`` does not
-    swallow it; the worker catches it and leaves the step as it is."""
+class CallRefused(BaseException):  # noqa: N818 - a signal, like GeneratorExit
+    """Raised out of a model call that may not be made: the session's budget parked the step
+    (``parked``), the session ended, or the run no longer owns the step. A BaseException so
+    that an agent's ``except Exception`` does not swallow it; the worker catches it and leaves
+    the step as it is (parked, or someone else's)."""
+
+    def __init__(self, reason: str, parked: bool = False) -> None:
+        super().__init__(reason)
+        self.parked = parked
 
 
 class Budgets:
@@ -61,8 +66,9 @@ class Budgets:
     def before_call(
         self, session_id: str, step_id: str, agent_id: str, *, token: str, hold: str, model: str
     ) -> None:
-        """Hold the call's expected cost, or park the step and raise BudgetPaused. A call whose
-        cost is not known yet waits while other calls of the session are in flight."""
+        """Hold the call's expected cost, or park the step and raise CallRefused (also raised
+        when the session ended or the run lost the step). A call whose cost is not known yet
+        waits while other calls of the session are in flight."""
         waits = iter(BUSY_WAIT_S)
         while True:
             now = self.context.now_ms()
@@ -83,7 +89,9 @@ class Budgets:
             self._sleep(next(waits, BUSY_WAIT_S[-1]))
         if verdict.code == "parked":
             self._parked(session_id, step_id, agent_id, verdict)
-            raise BudgetPaused(verdict.request.get("question") if verdict.request else "budget")
+            raise CallRefused((verdict.request or {}).get("question", "budget"), parked=True)
+        if verdict.code in ("ended", "stale"):  # its result would be refused: do not pay for it
+            raise CallRefused(f"no model call: {verdict.code} ({verdict.detail})")
 
     def park_unstarted(self, session_id: str, step_id: str, agent_id: str) -> str:
         """A step whose claim found the budget paused or spent does not start: park it on the

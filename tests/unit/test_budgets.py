@@ -12,7 +12,7 @@ from orchestrator.core.errors import BudgetValueError, InputValidationError, Ses
 from orchestrator.core.models import AgentDefinition, BudgetRequest, Capability, OrchestrateRequest
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import StepResult
-from orchestrator.engine.budgets import BudgetPaused
+from orchestrator.engine.budgets import CallRefused
 from orchestrator.settings import Settings
 from orchestrator.store.keys import Keys
 from orchestrator.store.turns import TurnJournal
@@ -83,7 +83,7 @@ def test_calls_within_the_budget_run_and_the_one_that_would_cross_it_parks_the_s
     run = begin(world, sid, "a")
     call(world, run, 1)
     call(world, run, 2)  # $0.00002 spent; a third would make $0.00003
-    with pytest.raises(BudgetPaused):
+    with pytest.raises(CallRefused):
         gate(world, run, 3)
     snap = world.engine.snapshot(sid)
     assert snap.status == "waiting_for_input" and snap.steps["a"].status == "waiting_for_input"
@@ -104,7 +104,7 @@ def test_a_raise_resumes_every_parked_step_and_stop_is_refused_afterwards(world)
     a, b = begin(world, sid, "a"), begin(world, sid, "b")
     call(world, a, 1)
     for run in (a, b):
-        with pytest.raises(BudgetPaused):
+        with pytest.raises(CallRefused):
             gate(world, run, 1 if run is b else 2)
     snap = world.engine.snapshot(sid)
     assert {s.status for s in snap.steps.values()} == {"waiting_for_input"}
@@ -130,7 +130,7 @@ def test_stop_fails_the_session_with_budget_exceeded_and_the_figures(world):
     sid = submit(world, "a", "b", budget={"maxCostUsd": 0.00001})
     a = begin(world, sid, "a")
     call(world, a, 1)
-    with pytest.raises(BudgetPaused):
+    with pytest.raises(CallRefused):
         gate(world, a, 2)
     snap = world.engine.provide_input(sid, "a", {"stop": True})
     assert snap.status == "failed"
@@ -147,7 +147,7 @@ def test_the_deadline_stops_the_session(world):
     sid = submit(world, "a", budget={"maxTokens": 50})
     a = begin(world, sid, "a")
     call(world, a, 1)  # 40 tokens; another call would make 80
-    with pytest.raises(BudgetPaused):
+    with pytest.raises(CallRefused):
         gate(world, a, 2)
     world.clock.advance(59)
     world.reconciler.run_once()
@@ -193,7 +193,7 @@ def test_a_call_whose_cost_is_unknown_waits_for_the_calls_in_flight(world):
     world.lifecycle.budgets._sleep = pytest.fail
     # b holds $0.00001; spent $0.00001: c fits ($0.00003), d would make $0.00004
     gate(world, c, 1)
-    with pytest.raises(BudgetPaused):
+    with pytest.raises(CallRefused):
         gate(world, d, 1)
     record(world, b, 1)
     record(world, c, 1)
@@ -245,10 +245,24 @@ def test_a_raise_in_dollars_cannot_end_a_pause_on_tokens(world):
     sid = submit(world, "a", budget={"maxCostUsd": 1, "maxTokens": 40})
     a = begin(world, sid, "a")
     call(world, a, 1)  # 40 tokens: all of them
-    with pytest.raises(BudgetPaused):
+    with pytest.raises(CallRefused):
         gate(world, a, 2)
     with pytest.raises(BudgetValueError) as caught:
         world.engine.provide_input(sid, "a", {"raiseTo": 5})
     assert "raise maxTokens with PATCH" in caught.value.message
     snap = world.engine.change_budget(sid, BudgetRequest(max_tokens=1000))
     assert snap.steps["a"].status == "queued" and not snap.budget.paused
+
+
+def test_no_model_call_is_made_for_a_cancelled_session_or_a_run_that_lost_its_step(world):
+    sid = submit(world, "a", "b")  # no budget
+    a, b = begin(world, sid, "a"), begin(world, sid, "b")
+    call(world, a, 1)  # a session without a budget is not held back
+    world.sessions._client.hset(Keys("t").steps(sid), "b", '{"status": "running", "token": "x"}')
+    with pytest.raises(CallRefused) as stale:
+        gate(world, b, 1)
+    assert not stale.value.parked and "stale" in str(stale.value)
+    world.engine.cancel(sid)
+    with pytest.raises(CallRefused) as ended:
+        gate(world, a, 2)
+    assert not ended.value.parked and "ended (cancelled)" in str(ended.value)

@@ -65,8 +65,8 @@ class DeltaSink(Protocol):
 
 class CallBudget(Protocol):
     """The session's budget as one step run sees it (orchestrator/engine/budgets.py): checked
-    before each model call that is not replayed; ``before_call`` raises BudgetPaused (the step
-    is parked) when the call would cross it."""
+    before each model call that is not replayed; ``before_call`` raises CallRefused when the
+    call would cross it (the step is parked), or the session ended or the run lost the step."""
 
     def before_call(self, hold: str, model: str) -> None: ...
     def release(self, hold: str) -> None: ...
@@ -246,7 +246,7 @@ class DurableModel:
                 )
             return reply, True
         hold = self.journal.field(name)
-        if self.budget is not None:  # may park the step: BudgetPaused
+        if self.budget is not None:  # may park the step: CallRefused
             self.budget.before_call(hold, self.client.model)
         on_delta = self._delta_target() if stream else None
         started = self._clock()

@@ -7,7 +7,8 @@
 -- the request every parked step shows) and this step parks as an operator-input request: its
 -- slot is freed (and handed over), its lease or reservation deadline removed, and the attempt it
 -- was in does not count (a budget pause is not a failed try). A session already paused parks
--- the step the same way. A session without a budget answers "none".
+-- the step the same way. A session without a budget answers "none"; a session that ended, or a
+-- run that no longer owns its step, "ended" or "stale" (the call is not made).
 -- (prepended: prelude)
 --
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] input requests hash   KEYS[4] costs hash
@@ -30,9 +31,6 @@ local f = redis.call("HMGET", KEYS[1], "status", "budget", "budgetPause")
 if f[1] ~= "executing" and f[1] ~= "waiting_for_input" then
   return {"ended", f[1] or "missing"}
 end
-if not f[2] then
-  return {"none"}
-end
 local rec = cjson.decode(redis.call("HGET", KEYS[2], step_id) or "{}")
 if token ~= "" then
   if rec["status"] ~= "running" or rec["token"] ~= token then
@@ -40,6 +38,9 @@ if token ~= "" then
   end
 elseif rec["status"] ~= "queued" or rec["agentId"] ~= ARGV[4] then
   return {"stale", rec["status"] or "missing"}
+end
+if not f[2] then
+  return {"none"}
 end
 
 -- decimal text of a whole number of pico-dollars as dollars ("1500000" -> "0.0000015")
