@@ -59,7 +59,7 @@ def costs():
     until_ms = time_ms(query.until, "until") if query.until is not None else now_ms
     since_ms = time_ms(query.since, "since") if query.since is not None else until_ms - DAY_MS
     if since_ms > until_ms:
-        raise _invalid("since", f"since is after until ({query.since!r} > {query.until!r})")
+        raise invalid_query("since", f"since is after until ({query.since!r} > {query.until!r})")
     caller = principal()
     user = None if caller.is_admin else caller.user_id
     report = services().costs.report(query.group_by, since_ms, until_ms, user=user)
@@ -74,17 +74,17 @@ def time_ms(value: str, name: str) -> int:
         else:
             parsed = int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
     except (ValueError, OverflowError) as exc:
-        raise _invalid(
+        raise invalid_query(
             name,
             f"{name} {value!r} is neither epoch milliseconds nor an ISO 8601 "
             "time such as 2026-12-01T00:00:00Z",
         ) from exc
     if not 0 <= parsed <= LATEST_MS:
-        raise _invalid(name, f"{name} {value!r} is out of range (0 to 9999-12-31)")
+        raise invalid_query(name, f"{name} {value!r} is out of range (0 to 9999-12-31)")
     return parsed
 
 
-def _invalid(name: str, message: str) -> ApiError:
+def invalid_query(name: str, message: str) -> ApiError:
     return ApiError(
         422,
         "validation_error",

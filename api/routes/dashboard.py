@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import datetime
+from decimal import Decimal
+from typing import Literal
 
 from flask import Blueprint, render_template, request
 
+from api.auth import principal
+from api.body import query_args
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
 from api.operations import LOCATION, SESSION_ID, STORE, Operation, Param, Reply, html, path_param
 from api.routes import services
+from api.routes.costs import DAY_MS, CostsQuery, invalid_query, time_ms
 from api.routes.flower import inspection, queue_table
 from api.routes.orchestrator import visible_user
+from orchestrator.core.budgets import BUDGET_ERROR, SessionBudget
 from orchestrator.core.errors import SessionNotFoundError
 from orchestrator.core.statuses import SessionStatus, StepStatus
 
@@ -34,6 +41,17 @@ LIST_LIMIT = 100
 # A state value is shown as compact JSON cut to this many characters; its tooltip holds more.
 VALUE_PREVIEW_CHARS = 120
 VALUE_TOOLTIP_CHARS = 2000
+# The costs page's windows: the last hour, day, week or 30 days up to ``until`` (default: now).
+WINDOWS = {"1h": 3_600_000, "1d": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
+WINDOW_NAMES = {"1h": "Last hour", "1d": "Last day", "7d": "Last week", "30d": "Last 30 days"}
+GROUP_NAMES = {"user": "By user", "agent": "By agent", "model": "By model"}
+
+
+class CostsPageQuery(CostsQuery):
+    """The costs page's query: the API's (?groupBy=&since=&until=, the same checks and
+    messages), or ``window`` (1h, 1d, 7d, 30d before ``until``) in place of ``since``."""
+
+    window: Literal["1h", "1d", "7d", "30d"] | None = None
 
 
 @blueprint.app_template_filter("pretty_json")
@@ -104,6 +122,13 @@ def session_page(session_id: str):
         return render_template("missing.html", session_id=session_id), 404
     order = list(snapshot.steps)
     graph = layout(order, {s: snapshot.steps[s].depends_on for s in order})
+    budget_steps = [
+        step_id
+        for step_id, st in snapshot.steps.items()
+        if st.status == "waiting_for_input"
+        and st.input_request
+        and st.input_request.get("reason") == "budget"
+    ]
     definitions = {}
     pending = list(snapshot.plan.steps)
     while pending:
@@ -121,7 +146,23 @@ def session_page(session_id: str):
         state=state,
         now_ms=engine.context.now_ms(),
         tooltip_chars=VALUE_TOOLTIP_CHARS,
+        budget_steps=budget_steps,
+        budget_request=snapshot.steps[budget_steps[0]].input_request if budget_steps else None,
+        raise_suggestion=raise_suggestion(snapshot.budget),
+        budget_stop=next((e.message for e in snapshot.errors if e.error_type == BUDGET_ERROR), ""),
     )
+
+
+def raise_suggestion(budget: SessionBudget | None) -> str:
+    """What the budget form offers to raise the cost limit to: twice the limit (or twice what
+    was spent, when that is more); dashboard.js ``raiseSuggestion`` offers the same."""
+    if budget is None:
+        return ""
+    amounts = [Decimal(budget.spent_usd or "0")]
+    if budget.max_cost_usd is not None:
+        amounts.append(Decimal(budget.max_cost_usd))
+    doubled = 2 * max(amounts)
+    return format(doubled.normalize(), "f") if doubled > 0 else ""
 
 
 @blueprint.get("/agents")
@@ -138,6 +179,37 @@ def queues_page():
 @blueprint.get("/workers")
 def workers_page():
     return render_template("workers.html", workers=inspection().worker_documents())
+
+
+@blueprint.get("/costs")
+def costs_page():
+    """Spending grouped by user, agent or model over a window, from the report GET
+    /api/orchestrator/costs answers (the same query checks; a user sees its own)."""
+    query = query_args(CostsPageQuery)
+    if query.window is not None and query.since is not None:
+        raise invalid_query("window", "give since or window, not both")
+    now_ms = int(time.time() * 1000)
+    until_ms = time_ms(query.until, "until") if query.until is not None else now_ms
+    if query.since is not None:
+        since_ms = time_ms(query.since, "since")
+    else:
+        since_ms = until_ms - WINDOWS[query.window or "1d"]
+    if since_ms > until_ms:
+        raise invalid_query("since", f"since is after until ({query.since!r} > {query.until!r})")
+    caller = principal()
+    user = None if caller.is_admin else caller.user_id
+    report = services().costs.report(query.group_by, since_ms, until_ms, user=user)
+    return render_template(
+        "costs.html",
+        report=report,
+        group_by=query.group_by,
+        window=None if query.since is not None else query.window or "1d",
+        since=query.since,
+        until=query.until,
+        windows=WINDOW_NAMES,
+        groups=GROUP_NAMES,
+        everyone=user is None,
+    )
 
 
 FILENAME = path_param("filename", "a file under the static folder")
@@ -198,6 +270,16 @@ OPERATIONS = (
         "dashboard",
         {200: html("the page"), 302: TO_LOGIN},
         errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/costs",
+        "dashboard.costs_page",
+        "Dashboard: spending by user, agent or model (a user sees its own)",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN},
+        query=CostsPageQuery,
+        errors=(422, *STORE),
     ),
     Operation(
         "get",

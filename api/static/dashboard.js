@@ -59,6 +59,10 @@ function sessionPage() {
   // what the session and each step spent: drawn from the page's own figures, then each refresh
   const spent = costPanel();
   spent.session(JSON.parse(document.getElementById("cost").dataset.cost || "null"));
+  // the session's budget next to it: its limits, what counts against them, a pause
+  const budgetLine = document.getElementById("budget");
+  drawBudget(budgetLine, JSON.parse(budgetLine.dataset.budget || "null"),
+    budgetLine.dataset.stopped || "");
   for (const td of document.querySelectorAll('#steps td[data-field="cost"]')) {
     spent.step(td, JSON.parse(td.dataset.cost || "null"));
   }
@@ -90,6 +94,7 @@ function sessionPage() {
       (snapshot.failedTasks ? `, ${snapshot.failedTasks} failed` : "");
     document.getElementById("cancel").disabled = TERMINAL.has(snapshot.status);
     spent.session(snapshot.cost);
+    drawBudget(budgetLine, snapshot.budget || null, budgetStop(snapshot));
     let waiting = false;
     for (const [id, step] of Object.entries(snapshot.steps)) {
       const node = document.querySelector(`g.node[data-step="${CSS.escape(id)}"]`);
@@ -138,13 +143,27 @@ function sessionPage() {
       (step.scheduleDeadline ? `; fails at ${step.scheduleDeadline}` : "");
   }
 
+  // One form per step waiting for input; the steps parked on the session's budget share one
+  // budget form (answering any of them answers them all). Forms are drawn again only when the
+  // questions change, so that an answer being typed stays.
   function renderInputs(snapshot) {
     const box = document.getElementById("inputs");
     const open = Object.entries(snapshot.steps).filter(
       ([, step]) => step.status === "waiting_for_input" && step.inputRequest);
-    const shown = [...box.querySelectorAll("form.input-form")].map((f) => f.dataset.step);
-    const wanted = open.map(([id]) => id);
-    if (shown.join("|") === wanted.join("|")) return;
+    const parked = open.filter(([, step]) => step.inputRequest.reason === "budget");
+    const asked = open.filter(([, step]) => step.inputRequest.reason !== "budget");
+    const wanted = asked.map(([id]) => id);
+    if (parked.length) wanted.unshift(`budget:${budgetKey(parked[0][1].inputRequest)}`);
+    const shown = [...box.querySelectorAll("form.input-form, form.budget-form")].map((f) =>
+      (f.classList.contains("budget-form") ? `budget:${f.dataset.requested}` : f.dataset.step));
+    if (shown.join("|") === wanted.join("|")) {
+      const current = box.querySelector("form.budget-form");
+      if (current) { // the same question: more steps may have parked on it since
+        current.dataset.step = parked[0][0];
+        current.querySelector(".parked").textContent = parked.map(([id]) => id).join(", ");
+      }
+      return;
+    }
     box.replaceChildren();
     if (!open.length) {
       const p = document.createElement("p");
@@ -152,7 +171,102 @@ function sessionPage() {
       p.textContent = "No step is waiting for input.";
       box.appendChild(p);
     }
-    for (const [id, step] of open) box.appendChild(inputForm(id, step.inputRequest));
+    if (parked.length) {
+      box.appendChild(budgetForm(parked.map(([id]) => id), parked[0][1].inputRequest,
+        snapshot.budget || null));
+    }
+    for (const [id, step] of asked) box.appendChild(inputForm(id, step.inputRequest));
+  }
+
+  // the budget question of every parked step: the same request, told apart by when it was asked
+  function budgetKey(request) {
+    return String(request.requestedAt || request.question || "");
+  }
+
+  function budgetForm(ids, request, budget) {
+    const form = document.createElement("form");
+    form.className = "budget-form";
+    form.noValidate = true; // the API's message says what is wrong with an amount
+    form.dataset.step = ids[0];
+    form.dataset.requested = budgetKey(request);
+    const p = document.createElement("p");
+    const strong = document.createElement("strong");
+    strong.textContent = "Budget reached";
+    const question = document.createElement("span");
+    question.className = "question";
+    question.textContent = request.question;
+    p.append(strong, ": ", question);
+    const meta = document.createElement("p");
+    meta.className = "budget-meta";
+    const small = document.createElement("small");
+    const steps = document.createElement("span");
+    steps.className = "parked";
+    steps.textContent = ids.join(", ");
+    small.append("Paused steps: ", steps);
+    if (request.deadline) {
+      const deadline = document.createElement("span");
+      deadline.className = "deadline";
+      deadline.textContent = request.deadline;
+      small.append(" · decide by ", deadline, ", or the session stops");
+    }
+    meta.appendChild(small);
+    const label = document.createElement("label");
+    label.textContent = "Raise the budget to $ ";
+    const amount = document.createElement("input");
+    amount.type = "number";
+    amount.name = "raiseTo";
+    amount.step = "any";
+    amount.min = "0";
+    amount.value = raiseSuggestion(budget || request);
+    label.appendChild(amount);
+    const raise = document.createElement("button");
+    raise.type = "submit";
+    raise.className = "raise";
+    raise.textContent = "Raise budget";
+    const stop = document.createElement("button");
+    stop.type = "button";
+    stop.className = "stop";
+    stop.textContent = "Stop session";
+    const result = document.createElement("span");
+    result.className = "form-result";
+    result.setAttribute("role", "status");
+    form.append(p, meta, label, " ", raise, " ", stop, " ", result);
+    bindBudgetForm(form);
+    return form;
+  }
+
+  // an answer to the step the form is for; the API's error message shown in the form
+  async function answer(form, value, done) {
+    const result = form.querySelector(".form-result");
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((button) => { button.disabled = true; });
+    try {
+      await api("POST", `/sessions/${encodeURIComponent(sid)}/input`, {
+        stepId: form.dataset.step, value,
+      });
+      say(result, done, true);
+      schedule();
+    } catch (error) {
+      say(result, error.message, false);
+    } finally {
+      buttons.forEach((button) => { button.disabled = false; });
+    }
+  }
+
+  function bindBudgetForm(form) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = form.querySelector('input[name="raiseTo"]').value.trim();
+      const dollars = Number(text);
+      if (!text || !Number.isFinite(dollars)) {
+        say(form.querySelector(".form-result"), "Enter the new budget in dollars.", false);
+        return;
+      }
+      answer(form, { raiseTo: dollars }, `Budget raised to $${text}; the paused steps go on.`);
+    });
+    form.querySelector("button.stop").addEventListener("click", () => {
+      answer(form, { stop: true }, "Stopped; the session fails with BudgetExceeded.");
+    });
   }
 
   function inputForm(id, request) {
@@ -192,25 +306,16 @@ function sessionPage() {
   }
 
   function bindInputForm(form) {
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const result = form.querySelector(".form-result");
       let value;
       try {
         value = JSON.parse(form.querySelector("textarea").value);
       } catch (error) {
-        say(result, `Not valid JSON: ${error.message}`, false);
+        say(form.querySelector(".form-result"), `Not valid JSON: ${error.message}`, false);
         return;
       }
-      try {
-        await api("POST", `/sessions/${encodeURIComponent(sid)}/input`, {
-          stepId: form.dataset.step, value,
-        });
-        say(result, "Answer sent; the step runs again.", true);
-        schedule();
-      } catch (error) {
-        say(result, error.message, false);
-      }
+      answer(form, value, "Answer sent; the step runs again.");
     });
   }
 
@@ -272,6 +377,7 @@ function sessionPage() {
     schedule();
   });
   document.querySelectorAll("form.input-form").forEach(bindInputForm);
+  document.querySelectorAll("form.budget-form").forEach(bindBudgetForm);
   document.getElementById("log-filters").addEventListener("change", loadLogs);
   document.getElementById("log-filters").addEventListener("submit", (e) => e.preventDefault());
   loadLogs();
@@ -461,6 +567,57 @@ function costPanel() {
   }
 
   return { session, step };
+}
+
+// --- a session's budget (its snapshot's `budget`) ---------------------------------------------
+// "Budget $0.00003 · spent $0.0000237 · paused: waiting for a decision"; a token limit as
+// "Budget 2,000 tokens · spent 86 tokens" (or "86 of 2,000 tokens" after a dollar limit).
+function budgetText(budget, stopped) {
+  const parts = [];
+  const tokens = (count) => (count || 0).toLocaleString("en-US");
+  if (budget.maxCostUsd !== null && budget.maxCostUsd !== undefined) {
+    parts.push(`Budget $${budget.maxCostUsd}`, `spent $${budget.spentUsd || "0"}`);
+  }
+  if (budget.maxTokens !== null && budget.maxTokens !== undefined) {
+    if (parts.length) {
+      parts.push(`${tokens(budget.spentTokens)} of ${tokens(budget.maxTokens)} tokens`);
+    } else {
+      parts.push(`Budget ${plural(budget.maxTokens, "token")}`,
+        `spent ${plural(budget.spentTokens || 0, "token")}`);
+    }
+  }
+  if (budget.paused) parts.push("paused: waiting for a decision");
+  else if (stopped) parts.push("stopped: BudgetExceeded");
+  return parts.join(" · ");
+}
+
+// the session's BudgetExceeded error message, once a stop (or the deadline) ended it
+function budgetStop(snapshot) {
+  const found = (snapshot.errors || []).find((error) => error.errorType === "BudgetExceeded");
+  return found ? String(found.message || "BudgetExceeded") : "";
+}
+
+function drawBudget(line, budget, stopped) {
+  if (!line) return;
+  if (!budget) {
+    line.textContent = "";
+    line.hidden = true;
+    return;
+  }
+  line.textContent = budgetText(budget, stopped);
+  line.title = stopped || "";
+  line.classList.toggle("paused", Boolean(budget.paused));
+  line.classList.toggle("stopped", Boolean(stopped) && !budget.paused);
+  line.hidden = false;
+}
+
+// what the budget form offers: twice the cost limit, or twice what was spent when that is more
+// (the page's first drawing has the same from api/routes/dashboard.py raise_suggestion)
+function raiseSuggestion(budget) {
+  const amounts = [Number(budget.spentUsd || 0), Number(budget.maxCostUsd || 0)]
+    .filter(Number.isFinite);
+  const doubled = 2 * Math.max(0, ...amounts);
+  return doubled > 0 ? String(Number(doubled.toPrecision(12))) : "";
 }
 
 // --- agents page ------------------------------------------------------------------------------

@@ -244,4 +244,4 @@ def test_the_budget_line_says_the_limits_what_counts_and_how_to_answer_a_pause()
     paused = {"maxCostUsd": None, "maxTokens": 2000, "spentTokens": 1990, "paused": True}
     line = budget_line(paused)
     assert line.startswith("2000 tokens (used 1990) · PAUSED: meowstik input <session> <step>")
-    assert '\'{"raiseTo": <dollars>}\'' in line and '\'{"stop": true}\'' in line
+    assert "'{\"raiseTo\": <dollars>}'" in line and "'{\"stop\": true}'" in line

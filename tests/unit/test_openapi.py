@@ -154,7 +154,8 @@ def test_errors_share_one_schema_with_their_headers(doc):
         for op in item.values()
         if "application/json" in op.get("requestBody", {}).get("content", {})
     ]
-    assert len(bodies) == 8  # orchestrate, plans, input, context, agents x2, state put, state tx
+    # orchestrate, plans, input, context, budget, agents x2, state put, state tx
+    assert len(bodies) == 9
     for op in bodies:
         assert {"400", "413", "415", "422"} <= set(op["responses"]), op["operationId"]
 
