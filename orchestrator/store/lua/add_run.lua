@@ -11,30 +11,32 @@
 --
 -- Session counters under "t|", "s|<step>|", "a|<agent>|": cpu_us, wall_ms, runs, rss_kb (max);
 -- totals "a|<agent>|cpu_us" (/metrics); the hour's "u|<user>|", "a|<agent>|" and
--- "ua|<user>|<agent>|": cpu_us, wall_ms, runs (GET /costs).
+-- "ua|<user>|<agent>|": cpu_us, runs (GET /costs; no wall time there).
 local cpu, wall = tonumber(ARGV[3]), tonumber(ARGV[4])
 local rss = tonumber(ARGV[5])
-local function add(hash, prefix, with_rss)
-  redis.call("HINCRBY", hash, prefix .. "cpu_us", cpu)
-  redis.call("HINCRBY", hash, prefix .. "wall_ms", wall)
-  redis.call("HINCRBY", hash, prefix .. "runs", 1)
-  if with_rss and rss then
-    local field = prefix .. "rss_kb"
-    if rss > tonumber(redis.call("HGET", hash, field) or "-1") then
-      redis.call("HSET", hash, field, ARGV[5])
+local step, agent = "s|" .. ARGV[1] .. "|", "a|" .. ARGV[2] .. "|"
+for _, prefix in ipairs({"t|", step, agent}) do
+  redis.call("HINCRBY", KEYS[1], prefix .. "cpu_us", cpu)
+  redis.call("HINCRBY", KEYS[1], prefix .. "wall_ms", wall)
+  redis.call("HINCRBY", KEYS[1], prefix .. "runs", 1)
+end
+if rss then  -- the peaks, kept as maxima: one read for the three
+  local fields = {"t|rss_kb", step .. "rss_kb", agent .. "rss_kb"}
+  local peaks = redis.call("HMGET", KEYS[1], unpack(fields))
+  for i, field in ipairs(fields) do
+    if rss > tonumber(peaks[i] or "-1") then
+      redis.call("HSET", KEYS[1], field, ARGV[5])
     end
   end
 end
-add(KEYS[1], "t|", true)
-add(KEYS[1], "s|" .. ARGV[1] .. "|", true)
-add(KEYS[1], "a|" .. ARGV[2] .. "|", true)
-redis.call("HINCRBY", KEYS[2], "a|" .. ARGV[2] .. "|cpu_us", cpu)
+redis.call("HINCRBY", KEYS[2], agent .. "cpu_us", cpu)
 local user = redis.call("HGET", KEYS[4], "userId")
 if not user or user == "" then
   user = "-"
 end
-add(KEYS[3], "u|" .. user .. "|", false)
-add(KEYS[3], "a|" .. ARGV[2] .. "|", false)
-add(KEYS[3], "ua|" .. user .. "|" .. ARGV[2] .. "|", false)
+for _, prefix in ipairs({"u|" .. user .. "|", agent, "ua|" .. user .. "|" .. ARGV[2] .. "|"}) do
+  redis.call("HINCRBY", KEYS[3], prefix .. "cpu_us", cpu)
+  redis.call("HINCRBY", KEYS[3], prefix .. "runs", 1)
+end
 redis.call("EXPIREAT", KEYS[3], tonumber(ARGV[6]))
 return 1
