@@ -253,7 +253,10 @@ class Budgets:
             "Budget exceeded; session stopped",
             session_id=session_id,
             error=f"{BUDGET_ERROR}: {message}",
-            data={"by": by, **(budget.model_dump(by_alias=True, exclude={"request"}) or {})},
+            data={
+                "by": by,
+                **(budget.model_dump(by_alias=True, exclude={"request"}) if budget else {}),
+            },
         )
         result = self.context.sessions.cancel(
             session_id,
