@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from api import schemas
-from api.body import json_body
+from api.body import json_body, query_args
 from api.operations import BODY, BY_ID, LOCATION, STORE, Operation, ok, path_param
 from api.routes import services
-from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent
+from orchestrator.core.agent_metrics import AgentDetail, AgentMetrics, Window
+from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent, RequestModel
 
 blueprint = Blueprint("agents", __name__, url_prefix="/api/orchestrator")
 
@@ -31,7 +32,23 @@ def register_agent():
 
 @blueprint.get("/agents/<agent_id>")
 def get_agent(agent_id: str):
-    return jsonify(services().agents.get(agent_id).to_json_dict())
+    """The agent, with ``metrics`` over the last hour, the last day and all time."""
+    return jsonify(services().agents.detail(agent_id).to_json_dict())
+
+
+class MetricsQuery(RequestModel):
+    """?window=1h|24h|all (default 24h)."""
+
+    window: Window = "24h"
+
+
+@blueprint.get("/agents/<agent_id>/metrics")
+def agent_metrics(agent_id: str):
+    """How the agent did across sessions in a window: runs started, succeeded, failed (by error
+    type), retried, fell back, timed out; success rate; run and queue-wait p50/p95; cost; and,
+    all time, the same per capability."""
+    query = query_args(MetricsQuery)
+    return jsonify(services().agents.metrics(agent_id, query.window).to_json_dict())
 
 
 @blueprint.patch("/agents/<agent_id>")
@@ -87,11 +104,22 @@ OPERATIONS = (
         "get",
         "/api/orchestrator/agents/<agent_id>",
         "agents.get_agent",
-        "One agent",
+        "One agent, with its metrics over the last hour, day and all time",
         "agents",
-        {200: ok(RegisteredAgent)},
+        {200: ok(AgentDetail)},
         params=(AGENT_ID,),
         errors=(*BY_ID, *STORE),
+    ),
+    Operation(
+        "get",
+        "/api/orchestrator/agents/<agent_id>/metrics",
+        "agents.agent_metrics",
+        "How an agent did across sessions in a window (1h, 24h, all)",
+        "agents",
+        {200: ok(AgentMetrics)},
+        params=(AGENT_ID,),
+        query=MetricsQuery,
+        errors=(*BY_ID, 422, *STORE),
     ),
     Operation(
         "patch",

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
+from orchestrator.core.agent_metrics import WINDOWS, AgentDetail, AgentMetrics, Window
 from orchestrator.core.errors import ApiError
 from orchestrator.core.graph import check_metadata
 from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAgent
@@ -39,6 +40,26 @@ class Agents:
     def get(self, agent_id: str) -> RegisteredAgent:
         """Raises AgentNotFoundError (404)."""
         return self._with_tools(self.registry.get(agent_id, self.context.now_ms()))
+
+    def detail(self, agent_id: str) -> AgentDetail:
+        """The agent with its metrics over the last hour, day and all time (404 if unknown)."""
+        agent = self.get(agent_id)
+        now = self.context.now_ms()
+        metrics = {
+            window: self.registry.metrics.read(agent_id, window, now).model_copy(
+                update={"by_capability": {}}
+            )
+            for window in WINDOWS
+        }
+        return AgentDetail(**agent.model_dump(), metrics=metrics)
+
+    def metrics(self, agent_id: str, window: Window) -> AgentMetrics:
+        """The agent's metrics over one window (404 if the agent is unknown)."""
+        self.registry.get(agent_id, self.context.now_ms())
+        return self.registry.metrics.read(agent_id, window, self.context.now_ms())
+
+    def metrics_of(self, agent_ids: list[str], window: Window) -> dict[str, AgentMetrics]:
+        return self.registry.metrics.read_many(agent_ids, window, self.context.now_ms())
 
     def _with_tools(self, agent: RegisteredAgent) -> RegisteredAgent:
         """``missingTools``: what its capabilities name that no tool catalogue here has."""

@@ -25,6 +25,7 @@ from orchestrator.core.ids import REMOTE_EXECUTOR_QUEUE, agent_queue
 from orchestrator.core.logentry import iso_from_ms
 from orchestrator.core.models import AgentDefinition, AgentExecutor, AgentUpdate, RegisteredAgent
 from orchestrator.core.statuses import AgentStatus
+from orchestrator.store.agent_metrics import AgentMetricsStore
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
 from orchestrator.store.scripts import Scripts, hash_fields, text
@@ -38,6 +39,7 @@ class AgentRegistry:
         self._client = client
         self._keys = keys
         self._scripts = Scripts(client)
+        self.metrics = AgentMetricsStore(client, keys)
 
     @property
     def keys(self) -> Keys:

@@ -211,6 +211,18 @@ class Keys:
         """Sorted set: "<session id>|<step id>" scored by lease expiry (ms): the agent's load."""
         return f"{self.prefix}:agent:{agent_id}:slots"
 
+    def agent_metrics(self, agent_id: str) -> str:
+        """Hash: the agent's all-time step counters (started, succeeded, failed, failed|<error
+        type>, retried, fallback, timed_out), the same per capability ("c|<cap>|<outcome>"),
+        and run and queue-wait histograms ("run|le=<s>", "run|sum_ms", "wait|..."), counted by
+        the lifecycle scripts with each record (_slots.lua count_agent)."""
+        return f"{self.prefix}:agent:{agent_id}:metrics"
+
+    def agent_metrics_window(self, agent_id: str, bucket: str) -> str:
+        """Hash: the agent's counters of one time bucket ("m5-<n>", five minutes; "h1-<n>", an
+        hour; n counts from the epoch), expiring after the longest window that reads it."""
+        return f"{self.prefix}:agent:{agent_id}:metrics:{bucket}"
+
     def agent_failures(self, agent_id: str) -> str:
         """Sorted set of recent failure times (ms), for the circuit breaker."""
         return f"{self.prefix}:agent:{agent_id}:failures"

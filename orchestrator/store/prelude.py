@@ -32,6 +32,8 @@ LUA_KEY_FAMILIES = (
     "steps",
     "agent",
     "agent_slots",
+    "agent_metrics",
+    "agent_metrics_window",
     "waiting",
     "capability_agents",
     "deadlines",

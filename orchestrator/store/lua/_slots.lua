@@ -170,6 +170,45 @@ local function count_step(capability, outcome, duration_ms)
   redis.call("HINCRBY", key, capability .. "|sum_ms", math.floor(duration_ms))
 end
 
+-- Agent metrics across sessions (Keys.agent_metrics, read by orchestrator/store/agent_metrics.py):
+-- each outcome of a step run on an agent, counted by the script that records it (so a duplicate
+-- or stale record counts nothing): all-time, per capability, and in five-minute and hourly
+-- buckets that expire after the windows that read them (1h, 24h). Outcomes: started,
+-- succeeded, failed (and failed|<error type>), retried, fallback, timed_out; run_ms and wait_ms
+-- go to histograms with DURATION_BOUNDS_S.
+local AGENT_BUCKETS = {{"m5", 300000, 3900}, {"h1", 3600000, 90000}}  -- width ms, TTL s
+
+local function agent_histogram(key, name, ms)
+  local bound = "+Inf"
+  for _, b in ipairs(DURATION_BOUNDS_S) do
+    if ms <= b * 1000 then bound = tostring(b); break end
+  end
+  redis.call("HINCRBY", key, name .. "|le=" .. bound, 1)
+  redis.call("HINCRBY", key, name .. "|sum_ms", math.floor(ms))
+end
+
+local function count_agent(agent_id, rec, outcome, now, opts)
+  if not agent_id or agent_id == "" or agent_id == cjson.null then return end
+  opts = opts or {}
+  local function add(key, all_time)
+    redis.call("HINCRBY", key, outcome, 1)
+    if opts.error_type then redis.call("HINCRBY", key, outcome .. "|" .. opts.error_type, 1) end
+    if all_time and type(rec["caps"]) == "table" then
+      for _, cap in ipairs(rec["caps"]) do
+        redis.call("HINCRBY", key, "c|" .. cap .. "|" .. outcome, 1)
+      end
+    end
+    if opts.run_ms then agent_histogram(key, "run", opts.run_ms) end
+    if opts.wait_ms then agent_histogram(key, "wait", opts.wait_ms) end
+  end
+  add(agent_metrics_key(agent_id), true)
+  for _, b in ipairs(AGENT_BUCKETS) do
+    local key = agent_metrics_window_key(agent_id, b[1] .. "-" .. math.floor(now / b[2]))
+    add(key, false)
+    redis.call("EXPIRE", key, b[3])
+  end
+end
+
 local function first_capability(rec)
   local caps = rec["caps"]
   if type(caps) == "table" and caps[1] then return caps[1] end

@@ -73,6 +73,8 @@ redis.call("ZADD", deadlines_key(), now + tonumber(ARGV[5]), ARGV[7])
 if rec["agentId"] ~= ARGV[6] then
   rec["agentAttempts"] = 0
 end
+count_agent(ARGV[6], rec, "started", now,
+  {wait_ms = rec["queuedAt"] and math.max(now - tonumber(rec["queuedAt"]), 0) or nil})
 rec["status"] = "running"
 rec["attempts"] = (tonumber(rec["attempts"]) or 0) + 1
 rec["agentAttempts"] = (tonumber(rec["agentAttempts"]) or 0) + 1

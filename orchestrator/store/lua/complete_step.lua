@@ -42,6 +42,7 @@ local now = tonumber(ARGV[4])
 rec["status"] = "completed"
 rec["finishedAt"] = now
 count_step(first_capability(rec), "completed", now - (tonumber(rec["startedAt"]) or now))
+count_agent(rec["agentId"], rec, "succeeded", now, {run_ms = now - (tonumber(rec["startedAt"]) or now)})
 rec["token"] = nil
 rec["leaseUntil"] = nil
 local reported = nil

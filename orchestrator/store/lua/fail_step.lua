@@ -63,6 +63,13 @@ rec["status"] = "failed"
 rec["finishedAt"] = now
 count_step(first_capability(rec), "failed",
   rec["startedAt"] and (now - tonumber(rec["startedAt"])) or nil)
+if ARGV[3] ~= "" then  -- a run gave up: the agent's failure (not an operator's or the clock's)
+  local error_type = cjson.decode(ARGV[6])["errorType"]
+  count_agent(rec["agentId"], rec, "failed", now, {
+    run_ms = rec["startedAt"] and (now - tonumber(rec["startedAt"])) or nil,
+    error_type = type(error_type) == "string" and error_type or "error",
+  })
+end
 rec["error"] = ARGV[5]
 rec["token"] = nil
 rec["leaseUntil"] = nil

@@ -29,8 +29,11 @@ if rec["status"] == "running" and tonumber(rec["leaseUntil"] or "0") > now then
   redis.call("ZADD", dkey, rec["leaseUntil"], member)
   return {"early"}
 end
-if rec["status"] == "running" and (tonumber(rec["attempts"]) or 0) >= tonumber(ARGV[6]) then
-  return {"dead", rec["attempts"]}
+if rec["status"] == "running" then  -- its run died or hung: the lease ran out
+  count_agent(rec["agentId"], rec, "timed_out", now)
+  if (tonumber(rec["attempts"]) or 0) >= tonumber(ARGV[6]) then
+    return {"dead", rec["attempts"]}  -- the caller fails it: dead-lettered
+  end
 end
 local handed = release(rec["agentId"], member, now, tonumber(ARGV[5]))
 rec["status"] = "queued"

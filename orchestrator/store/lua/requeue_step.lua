@@ -41,6 +41,8 @@ if session_status ~= "executing" and session_status ~= "waiting_for_input" then
 end
 local handed = {}
 count_step(first_capability(rec), ARGV[6] == "reroute" and "fallback" or "retried", nil)
+count_agent(agent_id, rec, ARGV[6] == "reroute" and "fallback" or "retried", now,
+  {run_ms = rec["startedAt"] and (now - tonumber(rec["startedAt"])) or nil})
 rec["status"] = "queued"
 rec["queuedAt"] = now
 if ARGV[6] == "reroute" then
