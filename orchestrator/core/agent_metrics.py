@@ -22,8 +22,8 @@ from orchestrator.core.camel import CamelModel
 from orchestrator.core.models import RegisteredAgent
 from orchestrator.core.prices import usd
 
-WINDOWS = ("1h", "24h", "all")
 Window = Literal["1h", "24h", "all"]
+WINDOWS: tuple[Window, ...] = ("1h", "24h", "all")
 BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 """The histogram bounds, as _slots.lua's DURATION_BOUNDS_S."""
 OUTCOMES = ("started", "succeeded", "failed", "retried", "fallback", "timed_out")

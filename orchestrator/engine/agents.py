@@ -11,7 +11,7 @@ tool their code names but nobody registered is an error result when the model ca
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from orchestrator.core.agent_metrics import WINDOWS, AgentDetail, AgentMetrics, Window
@@ -58,7 +58,7 @@ class Agents:
         self.registry.get(agent_id, self.context.now_ms())
         return self.registry.metrics.read(agent_id, window, self.context.now_ms())
 
-    def metrics_of(self, agent_ids: list[str], window: Window) -> dict[str, AgentMetrics]:
+    def metrics_of(self, agent_ids: Sequence[str], window: Window) -> dict[str, AgentMetrics]:
         return self.registry.metrics.read_many(agent_ids, window, self.context.now_ms())
 
     def _with_tools(self, agent: RegisteredAgent) -> RegisteredAgent:
