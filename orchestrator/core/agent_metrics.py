@@ -67,7 +67,7 @@ class AgentDetail(RegisteredAgent):
     """GET /api/orchestrator/agents/<id>: the agent and how it did (each window; the windows
     without byCapability, which GET .../metrics?window=all has)."""
 
-    metrics: dict[str, AgentMetrics] = Field(default_factory=dict)
+    metrics: dict[Window, AgentMetrics] = Field(default_factory=dict)
 
 
 def window_buckets(window: str, now_ms: int) -> list[str]:
