@@ -236,9 +236,16 @@ class _ServiceSettings(BaseSettings):
 
     selection_policy: str = Field(
         default="least_loaded",
-        pattern=r"^(least_loaded|priority_first|round_robin)$",
-        description="How routing ranks eligible agents: least_loaded, priority_first or "
-        "round_robin.",
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="How routing ranks eligible agents: least_loaded, priority_first, "
+        "round_robin, or a policy from MEOWSTIK_POLICY_MODULES (a session's `policy` overrides "
+        "it).",
+    )
+    policy_modules: str = Field(
+        default="",
+        description="Comma-separated modules (dotted names or .py file paths) defining selection "
+        "policies (module-level SelectionPolicy instances, orchestrator/core/policies.py); the "
+        "`meowstik.policies` entry points are loaded too. Set the same on the API and workers.",
     )
     reservation_s: float = Field(
         default=60.0, gt=0, description="How long a routed step holds its agent's slot unclaimed."
@@ -339,6 +346,10 @@ class _ServiceSettings(BaseSettings):
     autoscale_interval_s: float = Field(
         default=2.0, gt=0, description="How often the autoscaler looks at backlogs."
     )
+
+    @property
+    def policy_module_names(self) -> list[str]:
+        return [name.strip() for name in self.policy_modules.split(",") if name.strip()]
 
     @property
     def effective_redis_url(self) -> str:

@@ -248,6 +248,7 @@ class OrchestrateRequest(RequestModel):
     failure_policy: FailurePolicy = FailurePolicy.FAIL_FAST
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     budget: BudgetRequest | None = None  # none: the user's default (MEOWSTIK_BUDGET_*)
+    policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None = None
 
 
 class InputAnswer(RequestModel):
@@ -363,6 +364,7 @@ class SessionSnapshot(CamelModel):
     steps: dict[str, StepState]
     cost: SessionCostSummary | None = None  # what its steps spent (None: nothing yet)
     budget: SessionBudget | None = None  # its limits and what counts against them (None: none)
+    policy: str | None = None  # the selection policy it named (None: MEOWSTIK_SELECTION_POLICY)
 
 
 class StepPreview(CamelModel):

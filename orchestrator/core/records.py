@@ -68,6 +68,7 @@ class NewSession:
     # routing scripts read it from the session hash when they park such a step
     schedule_timeout_ms: int = 0
     budget_json: str = ""  # the "budget" field (orchestrator/core/budgets.py); "": none
+    policy: str | None = None  # the selection policy the session named
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def session_fields(new: NewSession) -> dict[str, str | int]:
         fields["chatId"] = new.chat_id
     if new.budget_json:
         fields["budget"] = new.budget_json
+    if new.policy:
+        fields["policy"] = new.policy
     return fields
 
 

@@ -94,5 +94,6 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         metadata=json.loads(fields.get("metadata", "{}")),
         steps=steps,
         cost=session_summary(record.costs) if record.costs else None,
+        policy=fields.get("policy"),
         budget=session_budget(fields.get("budget"), fields.get("budgetPause"), record.costs),
     )

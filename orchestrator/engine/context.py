@@ -1,15 +1,16 @@
 """What every engine part works with, handed to each by composition: the session store, the
 agent registry, the broker, the settings, the process's one clock, the State Manager and the
-sessions' workspaces. Built
+sessions' workspaces, the selection policies. Built
 once per process by ``wiring.build_engine``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.core.clock import Clock
 from orchestrator.core.dispatch import Dispatcher
 from orchestrator.core.logentry import LogEntry
+from orchestrator.core.policies import PolicyCatalog
 from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.sessions import SessionStore
@@ -26,6 +27,7 @@ class EngineContext:
     clock: Clock
     state: StateManager
     workspace: WorkspaceStore
+    policies: PolicyCatalog = field(default_factory=PolicyCatalog)  # routing's, by name
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

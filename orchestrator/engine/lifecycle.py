@@ -176,7 +176,7 @@ class StepLifecycle:
             state_updates=updates,
             logs=[done],
             # the dependents this releases are routed in the same script: no second round trip
-            route_policy=self.settings.selection_policy,
+            route_policy=self.router.inline_policy(),
             rotation=self.router.release_rotation(),
             accounts_json=accounts_json(usage, reported),
         )

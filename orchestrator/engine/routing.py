@@ -10,13 +10,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from orchestrator.core.agent_metrics import AgentMetrics
 from orchestrator.core.availability import WAITING_FOR_AGENT, WAITING_FOR_CAPACITY
 from orchestrator.core.dispatch import StepDispatch
 from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.models import RegisteredAgent
-from orchestrator.core.selection import rank
+from orchestrator.core.policies import StepToRoute, rank_candidates
+from orchestrator.core.selection import is_eligible, rank
 from orchestrator.engine.context import EngineContext
 from orchestrator.store.scripts import Handoff, Transition
+
+METRICS_TTL_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Router:
     def __init__(self, context: EngineContext) -> None:
         self.context = context
         self._rotation = 0
+        self._metrics_cache: dict[str, AgentMetrics] = {}
+        self._metrics_at: dict[str, int] = {}
 
     def route(
         self,
@@ -58,11 +64,17 @@ class Router:
         requests: Sequence[RouteRequest],
         *,
         agents: Sequence[RegisteredAgent] | None = None,
+        policy: str | None = None,
     ) -> list[Routed]:
         """Route queued steps of one session; those that got a slot are dispatched.
 
         ``agents``, when the caller just read the registry, are ranked instead of reading the
-        candidates again (the script still reserves only where there is room)."""
+        candidates again (the script still reserves only where there is room). ``policy``: the
+        session's selection policy when the caller knows it (else it is read: the session's
+        ``policy``, or MEOWSTIK_SELECTION_POLICY)."""
+        if not requests:
+            return []
+        name = policy or self.context.sessions.policy(session_id) or self.default_policy
         groups: dict[tuple, list[str]] = defaultdict(list)
         for request in requests:
             key = (request.capabilities, request.agent_type, request.excluded)
@@ -70,9 +82,32 @@ class Router:
         routed: list[Routed] = []
         for (capabilities, agent_type, excluded), step_ids in groups.items():
             routed += self._route_group(
-                session_id, step_ids, capabilities, agent_type, excluded, agents
+                session_id, step_ids, capabilities, agent_type, excluded, agents, name
             )
         return routed
+
+    def _metrics(self, agent_ids: list[str], now: int) -> dict[str, AgentMetrics]:
+        """The agents' last day, for policies that use metrics: read at most once a second per
+        agent by this process (a day's figures do not change much in a second; reading them is
+        25 hashes per agent)."""
+        stale = [
+            a for a in agent_ids if now - self._metrics_at.get(a, -METRICS_TTL_MS) >= METRICS_TTL_MS
+        ]
+        if stale:
+            fresh = self.context.registry.metrics.read_many(stale, "24h", now)
+            for agent_id, view in fresh.items():
+                self._metrics_cache[agent_id], self._metrics_at[agent_id] = view, now
+        return {a: self._metrics_cache[a] for a in agent_ids}
+
+    @property
+    def default_policy(self) -> str:
+        return self.context.settings.selection_policy
+
+    def inline_policy(self) -> str:
+        """What complete_step.lua routes released steps with: the default policy when it is a
+        built-in, else "" (a Python policy ranks here, after the script)."""
+        name = self.default_policy
+        return name if self.context.policies.get(name).builtin else ""
 
     def has_fallback(
         self, capabilities: Sequence[str], agent_type: str | None, excluded: Sequence[str]
@@ -177,7 +212,8 @@ class Router:
         capabilities: tuple[str, ...],
         agent_type: str | None,
         excluded: tuple[str, ...],
-        known: Sequence[RegisteredAgent] | None = None,
+        known: Sequence[RegisteredAgent] | None,
+        policy_name: str,
     ) -> list[Routed]:
         context = self.context
         now = context.now_ms()
@@ -186,14 +222,13 @@ class Router:
         else:
             agents = [a for a in known if a.capability_names.issuperset(capabilities)]
         self._rotation += 1
-        ranked = rank(
-            agents,
-            capabilities,
-            agent_type,
-            excluded,
-            policy=context.settings.selection_policy,
-            rotation=self._rotation,
-        )
+        policy = context.policies.get(policy_name)
+        eligible = [a for a in agents if is_eligible(a, capabilities, agent_type, excluded)]
+        metrics = None
+        if policy.uses_metrics and eligible:
+            metrics = self._metrics([a.id for a in eligible], now)
+        step = StepToRoute(session_id, tuple(step_ids), capabilities, agent_type, self._rotation)
+        ranked = rank_candidates(policy, eligible, step, metrics)
         routing = context.sessions.route(
             session_id,
             step_ids,

@@ -7,7 +7,7 @@ import json
 import secrets
 
 from orchestrator.core.budgets import budget_document
-from orchestrator.core.errors import DispatchError
+from orchestrator.core.errors import DispatchError, UnknownPolicyError
 from orchestrator.core.graph import (
     GraphNode,
     PlanGraph,
@@ -76,6 +76,8 @@ class Submission:
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
         """
+        if request.policy is not None and request.policy not in self.context.policies:
+            raise UnknownPolicyError(request.policy, self.context.policies.names())
         agents = self.registry.list(self.context.now_ms())
         outcome = self._plan(request, agents)
         plan, graph = outcome.plan, outcome.graph
@@ -216,6 +218,7 @@ class Submission:
             retention_ms=self.settings.session_retention_s * 1000,
             schedule_timeout_ms=int(self.settings.schedule_timeout_s * 1000),
             budget_json=budget_document(budget) if budget is not None else "",
+            policy=request.policy,
         )
 
     def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:
@@ -227,7 +230,12 @@ class Submission:
             if not step.depends_on
         ]
         try:
-            return self.router.route(new.session_id, roots, agents=agents)
+            return self.router.route(
+                new.session_id,
+                roots,
+                agents=agents,
+                policy=new.policy or self.router.default_policy,
+            )
         except DispatchError as exc:
             for root in roots:
                 self.outcomes.fail_step(

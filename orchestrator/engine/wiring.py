@@ -17,6 +17,7 @@ from orchestrator.engine.context import EngineContext
 from orchestrator.engine.facade import Engine
 from orchestrator.engine.lifecycle import StepLifecycle
 from orchestrator.engine.outcomes import Outcomes
+from orchestrator.engine.policies import load_policies
 from orchestrator.engine.recovery import Reconciler
 from orchestrator.engine.routing import Router
 from orchestrator.planning.service import Planning
@@ -84,6 +85,7 @@ def build_engine(
             max_file_bytes=settings.workspace_max_file_bytes,
             max_files=settings.workspace_max_files,
         ),
+        policies=load_policies(settings),
     )
     router = Router(context)
     outcomes = Outcomes(context, router)

@@ -407,6 +407,11 @@ class SessionStore:
             costs={text(key): int(value) for key, value in costs.items()},
         )
 
+    def policy(self, sid: str) -> str | None:
+        """The selection policy the session names, or None (the default's)."""
+        raw = self._client.hget(self._keys.session(sid), "policy")
+        return None if raw is None else text(raw)
+
     def budget_field(self, sid: str) -> str | None:
         """The session's "budget" field as stored (orchestrator/core/budgets.py), or None."""
         raw = self._client.hget(self._keys.session(sid), "budget")

@@ -91,6 +91,7 @@ from orchestrator.core.errors.plans import (
     TemplateError,
     TemplateParameterError,
     UnknownDependencyError,
+    UnknownPolicyError,
     UnroutableStepError,
 )
 from orchestrator.core.errors.sessions import (
@@ -150,6 +151,7 @@ __all__ = [
     "TemplateParameterError",
     "PlannerChoiceError",
     "LimitExceededError",
+    "UnknownPolicyError",
     "ContextKeyError",
     "CursorError",
     "SessionNotFoundError",

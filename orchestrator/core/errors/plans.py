@@ -115,6 +115,21 @@ class PlannerChoiceError(PlanError):
         super().__init__(message, details=details)
 
 
+class UnknownPolicyError(OrchestratorError):
+    code = "unknown_policy"
+    http_status = 422
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"no selection policy named {name!r}; known: {', '.join(known)}. Name one of them, "
+            "or load the module defining it with MEOWSTIK_POLICY_MODULES on the API and workers",
+            details={
+                "errors": [{"location": "body.policy", "message": f"unknown policy {name!r}"}],
+                "known": known,
+            },
+        )
+
+
 class LimitExceededError(OrchestratorError):
     code = "limit_exceeded"
     http_status = 422

@@ -8,6 +8,8 @@
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)   ARGV[5] output JSON
 -- ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
 -- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
+--   (a session's own "policy" field overrides it: a built-in name routes here, any other leaves
+--   them to the caller, which ranks with that Python policy)
 -- ARGV[10] round-robin rotation   ARGV[11] who writes the state updates (their updatedBy)
 -- ARGV[12] the run's accounts JSON, or "": {"usage": the run's model usage (the step record's
 --          "usage") or null, "reported": what the agent reported spending by itself, as decimal
@@ -94,8 +96,13 @@ redis.call("ZREM", deadlines_key(), ARGV[7])
 redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
-local session = redis.call("HMGET", KEYS[1], "status", "totalTasks")
+local session = redis.call("HMGET", KEYS[1], "status", "totalTasks", "policy")
 local session_status = session[1]
+local policy = ARGV[9]
+if session[3] then  -- the session names its own policy: a built-in routes here, others in Python
+  local builtin = {least_loaded = true, priority_first = true, round_robin = true}
+  policy = builtin[session[3]] and session[3] or ""
+end
 local released, ended, routed, parked = {}, 0, {}, {}
 local sid = sid_of(ARGV[7])
 local rotation = tonumber(ARGV[10]) or 0
@@ -108,10 +115,10 @@ if session_status == "executing" or session_status == "waiting_for_input" then
         child_rec["status"] = "queued"
         child_rec["queuedAt"] = now
         local agent_id, queue_or_ranked = false, nil
-        if ARGV[9] ~= "" then
+        if policy ~= "" then
           rotation = rotation + 1
           agent_id, queue_or_ranked = route_inline(sid, KEYS[2], child, child_rec, now,
-            tonumber(ARGV[8]), ARGV[9], rotation)
+            tonumber(ARGV[8]), policy, rotation)
         end
         if agent_id then
           table.insert(routed, child)
