@@ -241,6 +241,35 @@ class _ServiceSettings(BaseSettings):
         "round_robin, or a policy from MEOWSTIK_POLICY_MODULES (a session's `policy` overrides "
         "it).",
     )
+    learned_window: str = Field(
+        default="1h",
+        pattern=r"^(1h|24h)$",
+        description="The `learned` policy's memory: the agent metrics window it learns from (1h "
+        "or 24h); older runs are forgotten, so a recovered agent is noticed.",
+    )
+    learned_exploration: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of the `learned` policy's decisions that rank candidates at random "
+        "(a floor of exploration).",
+    )
+    learned_latency_weight: float = Field(
+        default=0.3, ge=0, le=1, description="What slowness takes off a success (0-1), `learned`."
+    )
+    learned_latency_scale_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Mean run time at which `learned` takes off half the latency weight.",
+    )
+    learned_cost_weight: float = Field(
+        default=0.1, ge=0, le=1, description="What cost takes off a success (0-1), `learned`."
+    )
+    learned_cost_scale_usd: float = Field(
+        default=0.01,
+        gt=0,
+        description="Cost per run at which `learned` takes off half the cost weight.",
+    )
     policy_modules: str = Field(
         default="",
         description="Comma-separated modules (dotted names or .py file paths) defining selection "

@@ -60,7 +60,7 @@ class AgentMetrics(OutcomeCounts):
     queue_wait: Latency = Field(default_factory=Latency)
     cost_usd: str | None = None  # model calls and agent reports counted to the agent
     cost_per_run_usd: str | None = None
-    by_capability: dict[str, OutcomeCounts] = Field(default_factory=dict)  # window "all"
+    by_capability: dict[str, OutcomeCounts] = Field(default_factory=dict)
 
 
 class AgentDetail(RegisteredAgent):

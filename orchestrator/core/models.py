@@ -340,6 +340,8 @@ class StepState(CamelModel):
     failed_agents: list[str] = Field(default_factory=list)
     usage: StepUsage | None = None  # the completing run's model calls
     cost: CostFigures | None = None  # every run's, each call counted once (None: nothing spent)
+    # why routing chose its agent, when the policy explains (policy, scores, notes, at)
+    routing: dict[str, Any] | None = None
 
 
 class SessionSnapshot(CamelModel):

@@ -72,14 +72,45 @@ class StepToRoute:
     rotation: int = 0  # increases with every routing decision of this process
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A ranked candidate with the score a policy gave it (shown in the routing log and on the
+    step, so every decision can be explained)."""
+
+    candidate: Candidate
+    score: float
+    why: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.candidate.id
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """rank_candidates' answer: the agents in order, and why (scores, when the policy gave
+    them)."""
+
+    agents: list[RegisteredAgent]
+    scores: dict[str, float]
+    notes: dict[str, str]  # per agent, what the policy said (e.g. "explore", "cold start")
+
+
 class SelectionPolicy:
-    """Subclass with a ``name`` and ``rank``. ``uses_metrics``: give candidates their metrics."""
+    """Subclass with a ``name`` and ``rank``. ``uses_metrics``: give candidates their metrics
+    over ``metrics_window`` ("1h", "24h" or "all"). ``rank`` returns Candidates (or Scored
+    ones, whose scores and notes explain the decision; or agent ids), best first. One instance
+    serves every routing decision of the process, from several threads: keep no per-call state
+    on it."""
 
     name: str = ""
     uses_metrics: bool = False
+    metrics_window: str = "24h"
     builtin: bool = False  # also ranked inside the Lua scripts (the built-ins only)
 
-    def rank(self, candidates: list[Candidate], step: StepToRoute) -> list[Candidate]:
+    def rank(
+        self, candidates: list[Candidate], step: StepToRoute
+    ) -> Sequence[Candidate | Scored | str]:
         raise NotImplementedError
 
 
@@ -150,17 +181,23 @@ def rank_candidates(
     agents: Sequence[RegisteredAgent],
     step: StepToRoute,
     metrics: Mapping[str, AgentMetrics] | None = None,
-) -> list[RegisteredAgent]:
+) -> Ranking:
     """The eligible ``agents`` in the policy's order. A policy that drops or invents candidates
     is corrected: unknown ones are ignored, and those it left out follow in load order, so a
     step can always go where there is room."""
     candidates = [Candidate(agent, (metrics or {}).get(agent.id)) for agent in agents]
-    ranked = policy.rank(list(candidates), step)
+    ranked = policy.rank(list(candidates), step) if candidates else []
     known = {c.id: c for c in candidates}
     order: list[RegisteredAgent] = []
+    scores: dict[str, float] = {}
+    notes: dict[str, str] = {}
     for item in ranked:
-        agent_id = item.id if isinstance(item, Candidate) else getattr(item, "id", item)
+        agent_id = item.id if isinstance(item, Candidate | Scored) else getattr(item, "id", item)
         if agent_id in known and all(agent_id != a.id for a in order):
             order.append(known[agent_id].agent)
+            if isinstance(item, Scored):
+                scores[agent_id] = round(item.score, 4)
+                if item.why:
+                    notes[agent_id] = item.why
     rest = [c.agent for c in candidates if all(c.id != a.id for a in order)]
-    return order + least_loaded(rest)
+    return Ranking(order + least_loaded(rest), scores, notes)

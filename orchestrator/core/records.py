@@ -83,6 +83,7 @@ class SessionRecord:
     input_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     subplans: list[dict[str, Any]] = field(default_factory=list)
     costs: dict[str, int] = field(default_factory=dict)  # Keys.costs counters
+    routing: dict[str, dict[str, Any]] = field(default_factory=dict)  # Keys.routing, by step
 
 
 def dumps(value: Any) -> str:

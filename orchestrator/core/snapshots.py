@@ -74,6 +74,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             failed_agents=rec.get("failedAgents") or [],
             usage=StepUsage.model_validate(rec["usage"]) if rec.get("usage") else None,
             cost=figures(record.costs, f"s|{step_id}|") if step_id in spent else None,
+            routing=record.routing.get(step_id),
         )
     return SessionSnapshot(
         session_id=session_id,

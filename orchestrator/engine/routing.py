@@ -6,6 +6,7 @@ queue."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from orchestrator.core.availability import WAITING_FOR_AGENT, WAITING_FOR_CAPACI
 from orchestrator.core.dispatch import StepDispatch
 from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.models import RegisteredAgent
-from orchestrator.core.policies import StepToRoute, rank_candidates
+from orchestrator.core.policies import Ranking, StepToRoute, rank_candidates
 from orchestrator.core.selection import is_eligible, rank
 from orchestrator.engine.context import EngineContext
 from orchestrator.store.scripts import Handoff, Transition
@@ -55,8 +56,8 @@ class Router:
     def __init__(self, context: EngineContext) -> None:
         self.context = context
         self._rotation = 0
-        self._metrics_cache: dict[str, AgentMetrics] = {}
-        self._metrics_at: dict[str, int] = {}
+        self._metrics_cache: dict[tuple[str, str], AgentMetrics] = {}
+        self._metrics_at: dict[tuple[str, str], int] = {}
 
     def route(
         self,
@@ -86,18 +87,56 @@ class Router:
             )
         return routed
 
-    def _metrics(self, agent_ids: list[str], now: int) -> dict[str, AgentMetrics]:
-        """The agents' last day, for policies that use metrics: read at most once a second per
-        agent by this process (a day's figures do not change much in a second; reading them is
-        25 hashes per agent)."""
+    def _metrics(self, agent_ids: list[str], window: str, now: int) -> dict[str, AgentMetrics]:
+        """The agents' metrics for policies that use them: read at most once a second per agent
+        and window by this process (reading a day is 25 hashes per agent)."""
+        keys = [(a, window) for a in agent_ids]
         stale = [
-            a for a in agent_ids if now - self._metrics_at.get(a, -METRICS_TTL_MS) >= METRICS_TTL_MS
+            a
+            for a, w in keys
+            if now - self._metrics_at.get((a, w), -METRICS_TTL_MS) >= METRICS_TTL_MS
         ]
         if stale:
-            fresh = self.context.registry.metrics.read_many(stale, "24h", now)
+            fresh = self.context.registry.metrics.read_many(stale, window, now)  # type: ignore[arg-type]
             for agent_id, view in fresh.items():
-                self._metrics_cache[agent_id], self._metrics_at[agent_id] = view, now
-        return {a: self._metrics_cache[a] for a in agent_ids}
+                self._metrics_cache[(agent_id, window)] = view
+                self._metrics_at[(agent_id, window)] = now
+        return {a: self._metrics_cache[(a, window)] for a in agent_ids}
+
+    def _explain(
+        self,
+        session_id: str,
+        policy_name: str,
+        ranking: Ranking,
+        reserved: Sequence[tuple[str, str, str]],
+        now: int,
+    ) -> None:
+        """Say why each reserved step went where it did: a "Step routed" log entry (the live
+        events) and the step's ``routing`` on the snapshot."""
+        explanations, logs = {}, []
+        for step_id, agent_id, _queue in reserved:
+            why = {
+                "policy": policy_name,
+                "agentId": agent_id,
+                "scores": ranking.scores,
+                "notes": ranking.notes,
+                "order": [a.id for a in ranking.agents],
+                "at": iso_from_ms(now),
+            }
+            explanations[step_id] = json.dumps(why, separators=(",", ":"))
+            logs.append(
+                LogEntry(
+                    "info",
+                    "orchestrator",
+                    "Step routed",
+                    session_id=session_id,
+                    task_id=step_id,
+                    agent_id=agent_id,
+                    data=why,
+                )
+            )
+        if explanations:
+            self.context.sessions.note_routing(session_id, explanations, logs, now)
 
     @property
     def default_policy(self) -> str:
@@ -226,9 +265,10 @@ class Router:
         eligible = [a for a in agents if is_eligible(a, capabilities, agent_type, excluded)]
         metrics = None
         if policy.uses_metrics and eligible:
-            metrics = self._metrics([a.id for a in eligible], now)
+            metrics = self._metrics([a.id for a in eligible], policy.metrics_window, now)
         step = StepToRoute(session_id, tuple(step_ids), capabilities, agent_type, self._rotation)
-        ranked = rank_candidates(policy, eligible, step, metrics)
+        ranking = rank_candidates(policy, eligible, step, metrics)
+        ranked = ranking.agents
         routing = context.sessions.route(
             session_id,
             step_ids,
@@ -240,6 +280,8 @@ class Router:
             candidates=[agent.id for agent in ranked],
         )
         self.dispatch_routed(session_id, routing.reserved)
+        if ranking.scores or ranking.notes:
+            self._explain(session_id, policy_name, ranking, routing.reserved, now)
         deadlines = routing.schedule_deadlines
         for step_id in routing.waiting:
             self._log_waiting(

@@ -125,6 +125,11 @@ class Keys:
         "x|<model>|pico" / "x|<model>|tokens": the most one call to the model cost (budgets)."""
         return f"{self.session(session_id)}:costs"
 
+    def routing(self, session_id: str) -> str:
+        """Hash: step id -> JSON of why routing chose its agent, for policies that explain
+        (scores by candidate, the policy's notes): the snapshot's ``routing``."""
+        return f"{self.session(session_id)}:routing"
+
     def budget_holds(self, session_id: str) -> str:
         """Hash: "<step>|<agent>|c<n>" -> "<pico>|<tokens>|<until ms>", the expected cost of
         each model call in flight, held against the session's budget until the call is recorded

@@ -125,6 +125,7 @@ EVENT_TYPES = (
     ("LLM planner failed", "plan.fallback"),
     ("Delivery not run", "step.delivery_skipped"),
     ("Circuit opened", "agent.circuit_opened"),
+    ("Step routed", "step.routed"),
     ("Budget reached", "budget.reached"),
     ("Budget raised", "budget.raised"),
     ("Budget changed", "budget.changed"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -393,7 +393,9 @@ class SessionStore:
         pipe.hgetall(k.input_requests(sid))
         pipe.lrange(k.subplans(sid), 0, -1)
         pipe.hgetall(k.costs(sid))
-        fields, steps, results, errors, depends, requests, subplans, costs = pipe.execute()
+        pipe.hgetall(k.routing(sid))
+        replies = pipe.execute()
+        fields, steps, results, errors, depends, requests, subplans, costs, routing = replies
         if not fields:
             return None
         return SessionRecord(
@@ -405,12 +407,24 @@ class SessionStore:
             errors=[json.loads(item) for item in errors],
             subplans=[json.loads(item) for item in subplans],
             costs={text(key): int(value) for key, value in costs.items()},
+            routing={text(key): json.loads(value) for key, value in routing.items()},
         )
 
     def policy(self, sid: str) -> str | None:
         """The selection policy the session names, or None (the default's)."""
         raw = self._client.hget(self._keys.session(sid), "policy")
         return None if raw is None else text(raw)
+
+    def note_routing(
+        self, sid: str, explanations: Mapping[Any, Any], logs: Sequence[LogEntry], now_ms: int
+    ) -> None:
+        """Keep why steps went where they did (step id -> JSON) with their log entries, in one
+        round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(self._keys.routing(sid), mapping=explanations)
+        for entry in logs:
+            self._logbook.append(pipe, entry, now_ms)
+        pipe.execute()
 
     def budget_field(self, sid: str) -> str | None:
         """The session's "budget" field as stored (orchestrator/core/budgets.py), or None."""

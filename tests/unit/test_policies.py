@@ -168,7 +168,7 @@ def test_the_spec_example_ranks_exactly_like_least_loaded():
             for i in range(rng.randint(1, 7))
         ]
         expected = [a.id for a in least_loaded(fleet)]
-        assert [a.id for a in rank_candidates(spec_policy, fleet, step)] == expected
+        assert [a.id for a in rank_candidates(spec_policy, fleet, step).agents] == expected
 
 
 def test_a_policy_cannot_drop_or_invent_candidates():
@@ -180,7 +180,7 @@ def test_a_policy_cannot_drop_or_invent_candidates():
 
     fleet = [registered("a", 2, 0, 1), registered("b", 0, 0, 1), registered("c", 1, 0, 1)]
     ranked = rank_candidates(Sloppy(), fleet, StepToRoute("s", ("x",), ("work",)))
-    assert [a.id for a in ranked] == ["c", "b", "a"]  # its pick, then the rest by load
+    assert [a.id for a in ranked.agents] == ["c", "b", "a"]  # its pick, then the rest by load
 
 
 def test_a_module_may_be_named_by_its_file(tmp_path, any_redis):

@@ -172,7 +172,7 @@ end
 
 -- Agent metrics across sessions (Keys.agent_metrics, read by orchestrator/store/agent_metrics.py):
 -- each outcome of a step run on an agent, counted by the script that records it (so a duplicate
--- or stale record counts nothing): all-time, per capability, and in five-minute and hourly
+-- or stale record counts nothing), also per capability: all-time, and in five-minute and hourly
 -- buckets that expire after the windows that read them (1h, 24h). Outcomes: started,
 -- succeeded, failed (and failed|<error type>), retried, fallback, timed_out; run_ms and wait_ms
 -- go to histograms with DURATION_BOUNDS_S.
@@ -204,7 +204,7 @@ local function count_agent(agent_id, rec, outcome, now, opts)
   add(agent_metrics_key(agent_id), true)
   for _, b in ipairs(AGENT_BUCKETS) do
     local key = agent_metrics_window_key(agent_id, b[1] .. "-" .. math.floor(now / b[2]))
-    add(key, false)
+    add(key, true)
     redis.call("EXPIRE", key, b[3])
   end
 end
