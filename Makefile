@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test test-unit test-integration test-llm-server bench lint typecheck venv clean
+.PHONY: up test test-unit test-integration test-llm-server bench learn-bench lint typecheck venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ test-llm-server: $(LLM_SERVER_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+learn-bench: $(STAMP)
+	$(BIN)/python -m benchmarks.learn
 
 lint: $(STAMP) typecheck
 	$(BIN)/ruff check orchestrator workers api cli tests benchmarks examples
