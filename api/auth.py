@@ -60,6 +60,8 @@ ADMIN_ENDPOINTS = frozenset(
         "agents.register_agent",
         "agents.update_agent",
         "agents.delete_agent",
+        "experiments.create_experiment",
+        "experiments.stop_experiment",
         "logs.recent_logs",
         "flower.list_workers",
         "flower.queue_lengths",

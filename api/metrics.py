@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from orchestrator.core.agent_metrics import OUTCOMES
 from orchestrator.core.models import RegisteredAgent
 from orchestrator.core.statuses import AgentStatus
 from orchestrator.store.metrics import MetricsReader
@@ -51,6 +52,7 @@ class RedisMetricsCollector(Collector):
         yield step_duration_family(reading.step_durations)
         yield queue_family(reading.queue_messages)
         yield from agent_families(reading.agents)
+        yield from agent_run_families(reading.agent_metrics)
         yield sessions_family(reading.sessions)
         yield from cost_families(reading.cost_totals)
 
@@ -89,13 +91,20 @@ def step_duration_family(step_durations: dict[str, str]) -> HistogramMetricFamil
     )
     counts, sums_ms = bucket_counts(step_durations)
     for capability in sorted(counts):
-        bounds = sorted(set(DURATION_BOUNDS_S) | set(counts[capability]) | {INFINITY})
-        buckets, total = [], 0
-        for bound in bounds:
-            total += counts[capability].get(bound, 0)
-            buckets.append((floatToGoString(bound), total))
-        family.add_metric([capability], buckets, sums_ms.get(capability, 0) / 1000)
+        family.add_metric(
+            [capability], cumulative(counts[capability]), sums_ms.get(capability, 0) / 1000
+        )
     return family
+
+
+def cumulative(per_bound: dict[float, int]) -> list[tuple[str, int]]:
+    """Prometheus' buckets from per-bucket counts: every bound of DURATION_BOUNDS_S (and any
+    other found) and +Inf, each counting the observations up to it."""
+    buckets, total = [], 0
+    for bound in sorted(set(DURATION_BOUNDS_S) | set(per_bound) | {INFINITY}):
+        total += per_bound.get(bound, 0)
+        buckets.append((floatToGoString(bound), total))
+    return buckets
 
 
 def bucket_counts(
@@ -154,6 +163,40 @@ def agent_families(agents: list[RegisteredAgent]) -> Iterator[GaugeMetricFamily]
         up.add_metric([agent.id, agent.status.value], int(agent.status == AgentStatus.ACTIVE))
         circuit.add_metric([agent.id], int(agent.circuit.state == "open"))
     yield from (load, capacity, up, circuit)
+
+
+def agent_run_families(agent_metrics: dict[str, dict[str, str]]) -> Iterator[Metric]:
+    """meowstik_agent_runs_total{agent,outcome} (every registered agent, every outcome) and the
+    run-time and queue-wait histograms meowstik_agent_run_seconds{agent} and
+    meowstik_agent_queue_wait_seconds{agent} (agents with a run), from each agent's all-time
+    counters (Keys.agent_metrics: "<outcome>", "run|le=<s>", "run|sum_ms", "wait|..."). Error
+    types and capabilities are left out: they would multiply the series."""
+    runs = CounterMetricFamily(
+        "meowstik_agent_runs",
+        "Step runs by agent and outcome: started (claimed), then succeeded, failed (for good), "
+        "retried (on the same agent), fallback (handed to another) or timed_out (lease lapsed).",
+        labels=["agent", "outcome"],
+    )
+    run_seconds = HistogramMetricFamily(
+        "meowstik_agent_run_seconds",
+        "Time from a run's start to its end (succeeded, failed, retried or fallback), by agent.",
+        labels=["agent"],
+    )
+    wait_seconds = HistogramMetricFamily(
+        "meowstik_agent_queue_wait_seconds",
+        "Time a step waited in the queue before an agent claimed it, by agent.",
+        labels=["agent"],
+    )
+    for agent_id, counters in sorted(agent_metrics.items()):
+        for outcome in OUTCOMES:
+            runs.add_metric([agent_id, outcome], int(counters.get(outcome, 0)))
+        # only the histogram fields: an error type (failed|<type>) is not a bound
+        histograms = {f: v for f, v in counters.items() if f.startswith(("run|", "wait|"))}
+        counts, sums_ms = bucket_counts(histograms)
+        for name, family in (("run", run_seconds), ("wait", wait_seconds)):
+            if name in counts:
+                family.add_metric([agent_id], cumulative(counts[name]), sums_ms.get(name, 0) / 1000)
+    yield from (runs, run_seconds, wait_seconds)
 
 
 def sessions_family(sessions: dict[str, int]) -> GaugeMetricFamily:

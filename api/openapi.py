@@ -34,6 +34,7 @@ from api.routes import (
     costs,
     dashboard,
     docs,
+    experiments,
     flower,
     health,
     logs,
@@ -55,6 +56,7 @@ TAG_DESCRIPTIONS = {
     "state": "A session's shared, temporary and private state: versioned, with transactions",
     "metrics": "Prometheus metrics",
     "agents": "The agent registry",
+    "experiments": "A/B experiments on selection policies, planners and templates",
     "flower": "Flower-compatible inspection (Flower's paths and shapes)",
     "health": "Liveness and readiness",
     "dashboard": "The server-rendered dashboard",
@@ -64,8 +66,8 @@ TAG_DESCRIPTIONS = {
 # The modules that register routes. OPERATIONS holds every route of the API, grouped by tag in
 # TAG_DESCRIPTIONS order; within a tag, in this order of modules and each module's own order.
 MODULES = (
-    orchestrator, costs, plans, logs, transcripts, state, metrics, agents, health, flower,
-    dashboard, auth, docs,
+    orchestrator, costs, plans, logs, transcripts, state, metrics, agents, experiments, health,
+    flower, dashboard, auth, docs,
 )  # fmt: skip
 OPERATIONS: tuple[Operation, ...] = tuple(
     sorted(

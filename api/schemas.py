@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.core.agent_metrics import AgentMetrics
+from orchestrator.core.experiments import Experiment
 from orchestrator.core.models import CamelModel, RegisteredAgent, SessionSummary
 
 
@@ -169,10 +171,24 @@ class TemplateList(Closed):
 # --- agents ---------------------------------------------------------------------------------
 
 
+class ListedAgent(RegisteredAgent):
+    """An agent of GET /api/orchestrator/agents; with ?metrics=<window>, how it did in that
+    window (what GET .../agents/<id>/metrics?window=<window> answers)."""
+
+    metrics: AgentMetrics | None = None
+
+
+class ExperimentList(Closed):
+    """GET /api/orchestrator/experiments."""
+
+    experiments: list[Experiment]
+    count: int
+
+
 class AgentList(Closed):
     """GET /api/orchestrator/agents."""
 
-    agents: list[RegisteredAgent]
+    agents: list[ListedAgent]
     count: int
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import redis
+import requests
 
 from cli.embedded_redis import EmbeddedRedis
 from tests.support.cluster import Cluster
@@ -41,7 +42,21 @@ class Outcome:
     seconds: float
 
 
-def run_policy(policy: str, steps: int, workdir: Path) -> list[Outcome]:
+EXPERIMENT = {
+    "name": "learn-bench",
+    "variants": [
+        {"name": "least_loaded", "policy": "least_loaded"},
+        {"name": "learned", "policy": "learned"},
+    ],
+    "metrics": ["success", "durationS"],
+}
+
+
+def run_policy(
+    policy: str, steps: int, workdir: Path, experiment: bool = False
+) -> tuple[list[Outcome], dict | None]:
+    """``steps`` sessions under ``policy``; with ``experiment``, as the A/B experiment
+    EXPERIMENT instead (each session gets a variant), and its report."""
     with EmbeddedRedis(workdir / policy, free_port()) as server:
         env = {
             "MEOWSTIK_AGENT_MODULES": "benchmarks.learn_agents",
@@ -56,16 +71,32 @@ def run_policy(policy: str, steps: int, workdir: Path) -> list[Outcome]:
             cluster.start_worker(concurrency=6, agents=",".join(AGENTS))
             cluster.start_api()
             cluster.wait_ready(set(AGENTS))
+            if experiment:
+                created = requests.post(
+                    f"{cluster.api_url}/api/orchestrator/experiments", json=EXPERIMENT, timeout=10
+                )
+                created.raise_for_status()
             with ThreadPoolExecutor(IN_FLIGHT) as pool:
-                return list(pool.map(lambda i: one_session(cluster, policy, i), range(steps)))
+                outcomes = list(
+                    pool.map(lambda i: one_session(cluster, policy, i, experiment), range(steps))
+                )
+            report = None
+            if experiment:
+                url = f"{cluster.api_url}/api/orchestrator/experiments/{EXPERIMENT['name']}"
+                report = requests.get(url, timeout=30).json()
+            return outcomes, report
         finally:
             cluster.stop()
             redis.Redis.from_url(server.url).close()
 
 
-def one_session(cluster: Cluster, policy: str, index: int) -> Outcome:
+def one_session(cluster: Cluster, policy: str, index: int, experiment: bool) -> Outcome:
     plan = {"steps": [{"id": "s", "title": "work", "requiredCapabilities": ["sim_work"]}]}
-    body = {"goal": f"learn {index}", "plan": plan, "policy": policy}
+    body: dict = {"goal": f"learn {index}", "plan": plan}
+    if experiment:
+        body["experiment"] = EXPERIMENT["name"]
+    else:
+        body["policy"] = policy
     submitted = cluster.submit(body)
     done = cluster.wait_session(submitted["sessionId"], timeout_s=60)
     state = done["steps"]["s"]
@@ -125,9 +156,30 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         for policy in ("least_loaded", "learned"):
-            outcomes = sorted(run_policy(policy, args.steps, Path(tmp)), key=lambda o: o.index)
-            results[policy] = summary(outcomes)
+            outcomes, _ = run_policy(policy, args.steps, Path(tmp))
+            results[policy] = summary(sorted(outcomes, key=lambda o: o.index))
             print_policy(policy, results[policy])
+        _, report = run_policy("experiment", args.steps, Path(tmp), experiment=True)
+    assert report is not None
+    print(f"\nthe same as an A/B experiment ({args.steps} sessions, assigned by session):")
+    for variant in report["variants"]:
+        success, duration = variant["success"], variant["durationS"]
+        interval = success.get("interval") or {}
+        print(
+            f"  {variant['name']:>12}: {variant['ended']} sessions, success "
+            f"{success['mean']:.1%} [{interval.get('low', 0):.1%}, {interval.get('high', 0):.1%}],"
+            f" duration p50 {duration['p50'] * 1000:.0f} ms"
+        )
+    for verdict in report["verdicts"]:
+        p_value = "-" if verdict["pValue"] is None else f"{verdict['pValue']:.2g}"
+        better = verdict["better"]
+        said = f"better: {better}" if better else "no significant difference"
+        print(
+            f"  {verdict['metric']}: {verdict['variant']} - {verdict['control']} = "
+            f"{verdict['difference']:+.4f}, p = {p_value} ({verdict['test']}): {said}"
+        )
+    success_verdict = next(v for v in report["verdicts"] if v["metric"] == "success")
+    results["experiment"] = report
     learned, baseline = results["learned"], results["least_loaded"]
     checks = {
         "learned sends < 10 % to the flaky agent after the first 100 steps": (
@@ -135,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "learned's session success rate beats least_loaded's": (
             learned["success"] > baseline["success"]
+        ),
+        "the experiment's report names learned better on success, significantly": (
+            success_verdict["significant"] and success_verdict["better"] == "learned"
         ),
     }
     took = time.monotonic() - started

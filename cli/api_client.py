@@ -106,9 +106,11 @@ class ApiClient:
         body = {"stepId": step_id, "value": value}
         return self._call("POST", f"/sessions/{session_id}/input", json=body)
 
-    def agents(self) -> dict[str, Any]:
-        """GET /agents: ``{"agents": [...], "count"}``."""
-        return self._call("GET", "/agents")
+    def agents(self, metrics: str | None = None) -> dict[str, Any]:
+        """GET /agents: ``{"agents": [...], "count"}``; with ``metrics`` (1h, 24h, all),
+        ``?metrics=``: each agent with its ``metrics`` over that window."""
+        params = {"metrics": metrics} if metrics else None
+        return self._call("GET", "/agents", params=params)
 
     def update_agent(self, agent_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """PATCH /agents/<id> (status, priority, maxLoad...): the agent as updated."""

@@ -5,7 +5,7 @@ and `workers`, all through the REST API (and its Flower-compatible endpoints).
     meowstik input SESSION                           list the steps waiting for input
     meowstik input SESSION STEP VALUE                answer one (VALUE is JSON text)
     meowstik input SESSION STEP --file PATH          ... the answer read from a file (- is stdin)
-    meowstik agents                                  table of agents
+    meowstik agents                                  table of agents (success, p50/p95: 24h)
     meowstik agents set-status AGENT_ID STATUS       active | inactive | draining
     meowstik queues                                  queues, waiting messages, consumers
     meowstik workers                                 workers from their heartbeats
@@ -25,7 +25,7 @@ from typing import Any
 
 from cli.api_client import ApiClient
 from cli.client_commands import BadInput, add_api_url_argument, run
-from cli.rendering import render_session, render_table
+from cli.rendering import format_rate, format_run_time, render_session, render_table
 from orchestrator.core.statuses import AGENT_SETTABLE, AgentStatus, StepStatus
 
 SETTABLE_STATUSES = [s.value for s in AgentStatus if s in AGENT_SETTABLE]
@@ -188,8 +188,11 @@ def render_waiting(snapshot: dict[str, Any], waiting: dict[str, dict[str, Any]])
 # --- agents, queues, workers -----------------------------------------------------------------
 
 
+METRICS_WINDOW = "24h"  # the window of the agents table's SUCCESS, P50 and P95
+
+
 def _agents(client: ApiClient, args: argparse.Namespace) -> int:
-    listing = client.agents()
+    listing = client.agents(metrics=METRICS_WINDOW)
     if args.json:
         _print_json(listing)
     elif not listing["agents"]:
@@ -200,12 +203,16 @@ def _agents(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def render_agents(agents: list[dict[str, Any]]) -> list[str]:
-    rows = [["ID", "TYPE", "STATUS", "LOAD", "CIRCUIT", "CAPABILITIES"]]
+    """A row per agent; SUCCESS, P50 and P95 (run time) from its ``metrics`` (the last 24
+    hours), "-" when none of its runs ended in it (or the API sent no metrics)."""
+    rows = [["ID", "TYPE", "STATUS", "LOAD", "CIRCUIT", "SUCCESS", "P50", "P95", "CAPABILITIES"]]
     for agent in agents:
         circuit = agent.get("circuit") or {}
         state = circuit.get("state", "-")
         if circuit.get("openUntil") and state == "open":
             state += f" until {circuit['openUntil']}"
+        metrics = agent.get("metrics") or {}
+        run = metrics.get("run") or {}
         rows.append(
             [
                 agent["id"],
@@ -213,10 +220,13 @@ def render_agents(agents: list[dict[str, Any]]) -> list[str]:
                 agent.get("status", "?"),
                 f"{agent.get('currentLoad', 0)}/{agent.get('maxLoad', '?')}",
                 state,
+                format_rate(metrics.get("successRate")),
+                format_run_time(run.get("p50S")),
+                format_run_time(run.get("p95S")),
                 ",".join(c["name"] for c in agent.get("capabilities", [])),
             ]
         )
-    return render_table(rows)
+    return render_table(rows, right=frozenset({5, 6, 7}))
 
 
 def _set_status(client: ApiClient, args: argparse.Namespace) -> int:

@@ -112,6 +112,26 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m {rest:02d}s"
 
 
+def format_rate(rate: float | None) -> str:
+    """A success rate as a percentage to one decimal, without a trailing ".0" ("60%", "66.7%");
+    never "100%" or "0%" unless it is exactly that; "-" for None (no run ended)."""
+    if rate is None:
+        return "-"
+    percent = round(rate * 100, 1)
+    if 0 < rate < 1:
+        percent = min(max(percent, 0.1), 99.9)
+    return f"{percent:.1f}".removesuffix(".0") + "%"
+
+
+def format_run_time(seconds: float | None) -> str:
+    """A latency estimate: three significant digits in milliseconds under a second ("2.5ms",
+    "350ms"), else as ``format_duration`` ("1.50s", "3m 07s"); "-" for None."""
+    if seconds is None:
+        return "-"
+    ms = float(f"{seconds * 1000:.3g}")
+    return f"{ms:g}ms" if ms < 1000 else format_duration(seconds)
+
+
 def format_entry(entry: dict[str, Any]) -> str:
     """One line: time, level, source, [step agent], message, and the error if any."""
     scope = " ".join(part for part in (entry.get("taskId"), entry.get("agentId")) if part)

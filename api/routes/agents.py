@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
+from pydantic import Field
 
 from api import schemas
 from api.body import json_body, query_args
@@ -14,10 +15,26 @@ from orchestrator.core.models import AgentDefinition, AgentUpdate, RegisteredAge
 blueprint = Blueprint("agents", __name__, url_prefix="/api/orchestrator")
 
 
+class AgentListQuery(RequestModel):
+    """?metrics=1h|24h|all: each agent with its metrics over that window (one read for all)."""
+
+    metrics: Window | None = Field(
+        default=None, description="add each agent's metrics over this window: 1h, 24h or all"
+    )
+
+
 @blueprint.get("/agents")
 def list_agents():
-    agents = [agent.to_json_dict() for agent in services().agents.list()]
-    return jsonify({"agents": agents, "count": len(agents)})
+    """The registered agents; with ?metrics=<window>, each with ``metrics`` over it."""
+    query = query_args(AgentListQuery)
+    service = services().agents
+    agents = service.list()
+    listed = [agent.to_json_dict() for agent in agents]
+    if query.metrics is not None:
+        metrics = service.metrics_of([agent.id for agent in agents], query.metrics)
+        for document, agent in zip(listed, agents, strict=True):
+            document["metrics"] = metrics[agent.id].to_json_dict()
+    return jsonify({"agents": listed, "count": len(listed)})
 
 
 @blueprint.post("/agents")
@@ -85,10 +102,11 @@ OPERATIONS = (
         "get",
         "/api/orchestrator/agents",
         "agents.list_agents",
-        "Registered agents with live status, load and circuit",
+        "Registered agents with live status, load and circuit (and metrics over a window)",
         "agents",
         {200: ok(schemas.AgentList)},
-        errors=STORE,
+        query=AgentListQuery,
+        errors=(422, *STORE),
     ),
     Operation(
         "post",

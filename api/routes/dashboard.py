@@ -18,16 +18,31 @@ from typing import Literal
 
 from flask import Blueprint, render_template, request
 
+from api import schemas
 from api.auth import principal
 from api.body import query_args
 from api.graph_layout import NODE_HEIGHT, NODE_WIDTH, layout
-from api.operations import LOCATION, SESSION_ID, STORE, Operation, Param, Reply, html, path_param
+from api.operations import (
+    HTML,
+    JSON,
+    LOCATION,
+    SESSION_ID,
+    STORE,
+    Operation,
+    Param,
+    Reply,
+    html,
+    path_param,
+)
 from api.routes import services
+from api.routes.agents import AGENT_ID
 from api.routes.costs import DAY_MS, CostsQuery, invalid_query, time_ms
 from api.routes.flower import inspection, queue_table
 from api.routes.orchestrator import visible_user
+from orchestrator.core.agent_metrics import ENDED, AgentMetrics, Window
+from orchestrator.core.agent_metrics import WINDOWS as AGENT_WINDOWS
 from orchestrator.core.budgets import BUDGET_ERROR, SessionBudget
-from orchestrator.core.errors import SessionNotFoundError
+from orchestrator.core.errors import AgentNotFoundError, SessionNotFoundError
 from orchestrator.core.statuses import SessionStatus, StepStatus
 
 blueprint = Blueprint(
@@ -45,6 +60,8 @@ VALUE_TOOLTIP_CHARS = 2000
 WINDOWS = {"1h": 3_600_000, "1d": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS}
 WINDOW_NAMES = {"1h": "Last hour", "1d": "Last day", "7d": "Last week", "30d": "Last 30 days"}
 GROUP_NAMES = {"user": "By user", "agent": "By agent", "model": "By model"}
+# The agent page's windows, as GET /api/orchestrator/agents/<id>/metrics?window= names them.
+AGENT_WINDOW_NAMES: dict[Window, str] = {"1h": "Last hour", "24h": "Last day", "all": "All time"}
 
 
 class CostsPageQuery(CostsQuery):
@@ -165,10 +182,122 @@ def raise_suggestion(budget: SessionBudget | None) -> str:
     return format(doubled.normalize(), "f") if doubled > 0 else ""
 
 
+@blueprint.app_template_filter("percent")
+def percent(rate: float | None) -> str:
+    """A success rate as a percentage to one decimal without a trailing ".0" ("60%", "66.7%"),
+    never "100%" or "0%" unless it is exactly that; "–" for None (no run ended). The CLI's
+    ``format_rate`` writes the same figures."""
+    if rate is None:
+        return "–"
+    value = round(rate * 100, 1)
+    if 0 < rate < 1:
+        value = min(max(value, 0.1), 99.9)
+    return f"{value:.1f}".removesuffix(".0") + "%"
+
+
+@blueprint.app_template_filter("run_time")
+def run_time(seconds: float | None) -> str:
+    """A latency estimate: three significant digits, in ms under a second ("2.5 ms", "350 ms"),
+    in seconds under a minute ("1.5 s"), else in words ("3 min 8 s"); "–" for None."""
+    if seconds is None:
+        return "–"
+    ms = float(f"{seconds * 1000:.3g}")
+    if ms < 1000:
+        return f"{ms:g} ms"
+    if seconds < 60:
+        return f"{float(f'{seconds:.3g}'):g} s"
+    return duration_words(seconds)
+
+
+def ended(metrics: AgentMetrics) -> int:
+    """Runs that ended in the window (the success rate's denominator)."""
+    return sum(getattr(metrics, name) for name in ENDED)
+
+
+def trend(hour: AgentMetrics, day: AgentMetrics) -> tuple[str, str]:
+    """The last hour's success rate against the last day's: ("up", "↑ 98% last hour"),
+    ("down", "↓ 60% last hour"), ("same", "→ 80% last hour") as the shown percentages compare,
+    or ("none", "–") when no run ended in the hour."""
+    if hour.success_rate is None or day.success_rate is None:
+        return "none", "–"
+    shown, daily = percent(hour.success_rate), percent(day.success_rate)
+    if shown == daily:
+        return "same", f"→ {shown} last hour"
+    if hour.success_rate > day.success_rate:
+        return "up", f"↑ {shown} last hour"
+    return "down", f"↓ {shown} last hour"
+
+
 @blueprint.get("/agents")
 def agents_page():
+    """Every agent with its success rate, runs and run time p50/p95 over the last day, and the
+    last hour's success rate against it (two reads of the metrics for all agents)."""
     agents = services().agents
-    return render_template("agents.html", agents=agents.list(), autoscaler=agents.autoscaler())
+    listed = agents.list()
+    ids = [agent.id for agent in listed]
+    day, hour = agents.metrics_of(ids, "24h"), agents.metrics_of(ids, "1h")
+    return render_template(
+        "agents.html",
+        agents=listed,
+        day=day,
+        ended={agent_id: ended(metrics) for agent_id, metrics in day.items()},
+        trends={agent_id: trend(hour[agent_id], day[agent_id]) for agent_id in ids},
+        autoscaler=agents.autoscaler(),
+    )
+
+
+@blueprint.get("/agents/<agent_id>")
+def agent_page(agent_id: str):
+    """One agent and how it did over the last hour, the last day and all time (the figures of
+    GET /api/orchestrator/agents/<id>/metrics), by error type and, all time, by capability."""
+    agents = services().agents
+    try:
+        agent = agents.get(agent_id)
+    except AgentNotFoundError:
+        return render_template("missing.html", agent_id=agent_id), 404
+    windows = {window: agents.metrics_of([agent_id], window)[agent_id] for window in AGENT_WINDOWS}
+    error_types = sorted({name for m in windows.values() for name in m.failed_by_type})
+    return render_template(
+        "agent.html",
+        agent=agent,
+        windows=windows,
+        window_names=AGENT_WINDOW_NAMES,
+        rows=metric_rows(windows),
+        error_types=error_types,
+        capabilities=windows["all"].by_capability,
+    )
+
+
+def metric_rows(windows: dict[Window, AgentMetrics]) -> list[tuple[str, str, dict[Window, str]]]:
+    """The agent page's table: (field, label, {window: text}), a row per figure."""
+
+    def latency(pick: str, quantile: str) -> dict[Window, str]:
+        return {w: run_time(getattr(getattr(m, pick), quantile)) for w, m in windows.items()}
+
+    def counted(name: str) -> dict[Window, str]:
+        return {w: str(getattr(m, name)) for w, m in windows.items()}
+
+    def money(name: str) -> dict[Window, str]:
+        return {
+            w: "–" if getattr(m, name) is None else f"${getattr(m, name)}"
+            for w, m in windows.items()
+        }
+
+    return [
+        ("started", "Started", counted("started")),
+        ("succeeded", "Succeeded", counted("succeeded")),
+        ("failed", "Failed", counted("failed")),
+        ("retried", "Retried", counted("retried")),
+        ("fallback", "Fell back", counted("fallback")),
+        ("timed_out", "Timed out", counted("timed_out")),
+        ("success_rate", "Success rate", {w: percent(m.success_rate) for w, m in windows.items()}),
+        ("run_p50", "Run time p50", latency("run", "p50_s")),
+        ("run_p95", "Run time p95", latency("run", "p95_s")),
+        ("wait_p50", "Queue wait p50", latency("queue_wait", "p50_s")),
+        ("wait_p95", "Queue wait p95", latency("queue_wait", "p95_s")),
+        ("cost", "Cost", money("cost_usd")),
+        ("cost_per_run", "Cost per run", money("cost_per_run_usd")),
+    ]
 
 
 @blueprint.get("/queues")
@@ -252,6 +381,23 @@ OPERATIONS = (
         "dashboard",
         {200: html("the page"), 302: TO_LOGIN},
         errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/agents/<agent_id>",
+        "dashboard.agent_page",
+        "Dashboard: one agent, how it did over the last hour, day and all time",
+        "dashboard",
+        {
+            200: html("the page"),
+            302: TO_LOGIN,
+            404: Reply(
+                "no such agent (an HTML page); a path no route matches: the JSON error",
+                {HTML: {"type": "string"}, JSON: schemas.Error},
+            ),
+        },
+        params=(AGENT_ID,),
+        errors=(405, *STORE),
     ),
     Operation(
         "get",

@@ -249,6 +249,10 @@ class OrchestrateRequest(RequestModel):
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     budget: BudgetRequest | None = None  # none: the user's default (MEOWSTIK_BUDGET_*)
     policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None = None
+    # an A/B experiment to join (its variant may set policy, planner and template)
+    experiment: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None
+    ) = None
 
 
 class InputAnswer(RequestModel):
@@ -367,6 +371,7 @@ class SessionSnapshot(CamelModel):
     cost: SessionCostSummary | None = None  # what its steps spent (None: nothing yet)
     budget: SessionBudget | None = None  # its limits and what counts against them (None: none)
     policy: str | None = None  # the selection policy it named (None: MEOWSTIK_SELECTION_POLICY)
+    experiment: dict[str, str] | None = None  # {"name", "variant"} when it joined one
 
 
 class StepPreview(CamelModel):

@@ -69,6 +69,8 @@ class NewSession:
     schedule_timeout_ms: int = 0
     budget_json: str = ""  # the "budget" field (orchestrator/core/budgets.py); "": none
     policy: str | None = None  # the selection policy the session named
+    experiment: str | None = None  # the A/B experiment it joined, and its variant there
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def session_fields(new: NewSession) -> dict[str, str | int]:
         fields["budget"] = new.budget_json
     if new.policy:
         fields["policy"] = new.policy
+    if new.experiment and new.variant:
+        fields["experiment"], fields["variant"] = new.experiment, new.variant
     return fields
 
 

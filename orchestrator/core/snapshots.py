@@ -96,5 +96,8 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         steps=steps,
         cost=session_summary(record.costs) if record.costs else None,
         policy=fields.get("policy"),
+        experiment={"name": fields["experiment"], "variant": fields["variant"]}
+        if fields.get("experiment") and fields.get("variant")
+        else None,
         budget=session_budget(fields.get("budget"), fields.get("budgetPause"), record.costs),
     )

@@ -15,6 +15,7 @@ from orchestrator.core.models import (
 from orchestrator.engine.budgets import Budgets
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.control import Control
+from orchestrator.engine.experiments import Experiments
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.queries import Queries
 from orchestrator.engine.routing import Router
@@ -40,7 +41,10 @@ class Engine:
         self.queries = Queries(context)
         self.budgets = Budgets(context, router, outcomes)
         self.control = Control(context, router, outcomes, self.queries, self.budgets)
-        self.submission = Submission(context, router, outcomes, planning=planning)
+        self.experiments = Experiments(context)
+        self.submission = Submission(
+            context, router, outcomes, planning=planning, experiments=self.experiments
+        )
         self.state = SessionState(context, self.queries)
 
     @property

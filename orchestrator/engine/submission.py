@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import replace
 
 from orchestrator.core.budgets import budget_document
 from orchestrator.core.errors import DispatchError, UnknownPolicyError
@@ -29,6 +30,7 @@ from orchestrator.core.models import (
 from orchestrator.core.records import NewSession, NewStep, created_record
 from orchestrator.core.snapshots import build_snapshot
 from orchestrator.engine.context import EngineContext
+from orchestrator.engine.experiments import Experiments
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.routing import Routed, Router, RouteRequest
 from orchestrator.planning.estimate import StepEstimate, estimate_plan
@@ -51,8 +53,10 @@ class Submission:
         outcomes: Outcomes,
         *,
         planning: Planning | None = None,
+        experiments: Experiments | None = None,
     ) -> None:
         self.context = context
+        self.experiments = experiments or Experiments(context)
         self.sessions = context.sessions
         self.registry = context.registry
         self.settings = context.settings
@@ -76,13 +80,17 @@ class Submission:
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
         """
+        sid = new_session_id(self.context.now_ms())
+        request, experiment, variant = self.experiments.assignment(request, sid)
         if request.policy is not None and request.policy not in self.context.policies:
             raise UnknownPolicyError(request.policy, self.context.policies.names())
         agents = self.registry.list(self.context.now_ms())
         outcome = self._plan(request, agents)
         plan, graph = outcome.plan, outcome.graph
         now = self.context.now_ms()
-        new = self._new_session(request, plan, graph, now)
+        new = self._new_session(request, plan, graph, now, sid)
+        if experiment is not None and variant is not None:
+            new = replace(new, experiment=experiment.name, variant=variant.name)
         subtasks = {sid: list(n.subtask_ids) for sid, n in graph.nodes.items() if n.subtask_ids}
         created = LogEntry(
             "info",
@@ -183,7 +191,7 @@ class Submission:
         )
 
     def _new_session(
-        self, request: OrchestrateRequest, plan: TaskPlan, graph: PlanGraph, now: int
+        self, request: OrchestrateRequest, plan: TaskPlan, graph: PlanGraph, now: int, sid: str
     ) -> NewSession:
         steps = tuple(
             NewStep(
@@ -204,7 +212,7 @@ class Submission:
         )
         budget = request.budget or self.settings.default_budget(request.user_id)
         return NewSession(
-            session_id=new_session_id(now),
+            session_id=sid,
             goal=request.goal,
             user_id=request.user_id,
             chat_id=request.chat_id,

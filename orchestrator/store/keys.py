@@ -228,6 +228,24 @@ class Keys:
         hour; n counts from the epoch), expiring after the longest window that reads it."""
         return f"{self.prefix}:agent:{agent_id}:metrics:{bucket}"
 
+    def experiment(self, name: str) -> str:
+        """String: the experiment's JSON (orchestrator/core/experiments.py)."""
+        return f"{self.prefix}:experiment:{name}"
+
+    def experiment_sessions(self, name: str) -> str:
+        """List of "<variant>|<session id>": the sessions assigned to the experiment."""
+        return f"{self.prefix}:experiment:{name}:sessions"
+
+    @property
+    def experiments(self) -> str:
+        """Sorted set: experiment names by creation time (ms)."""
+        return f"{self.prefix}:experiments"
+
+    @property
+    def experiment_for_all(self) -> str:
+        """String: the name of the running experiment every session joins (match "all")."""
+        return f"{self.prefix}:experiments:all"
+
     def agent_failures(self, agent_id: str) -> str:
         """Sorted set of recent failure times (ms), for the circuit breaker."""
         return f"{self.prefix}:agent:{agent_id}:failures"

@@ -1,8 +1,8 @@
 """The numbers /metrics, the queue views and /healthz read from Redis, as plain data.
 
-The Lua scripts count steps and durations, the registry holds agents, the broker holds queues and
-index sets hold sessions by status; ``MetricsReader`` reads them, by name (LLEN, ZCARD, never a
-scan of keys), and api/metrics.py renders them for Prometheus.
+The Lua scripts count steps and durations (and each agent's runs), the registry holds agents, the
+broker holds queues and index sets hold sessions by status; ``MetricsReader`` reads them, by name
+(LLEN, ZCARD, HGETALL, never a scan of keys), and api/metrics.py renders them for Prometheus.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ class MetricsReading:
     queue_messages: dict[str, int]
     sessions: dict[str, int]
     cost_totals: dict[str, str] = field(default_factory=dict)  # Keys.cost_totals
+    # registered agent id -> its all-time counters (Keys.agent_metrics; {} before any run)
+    agent_metrics: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @translates_redis_errors
@@ -50,7 +52,8 @@ class MetricsReader:
 
     def read(self, now_ms: int) -> MetricsReading:
         """Read the registry (``now_ms`` decides which agents are offline), then every other
-        number in one non-transactional pipeline."""
+        number in one non-transactional pipeline (one HGETALL per registered agent for its
+        all-time run counters)."""
         agents = self._registry.list(now_ms)
         queues = known_queues(agents)
         statuses = [status.value for status in SessionStatus]
@@ -62,8 +65,12 @@ class MetricsReader:
             pipe.llen(queue)
         for status in statuses:
             pipe.zcard(self._keys.sessions_by_status(status))
+        for agent in agents:
+            pipe.hgetall(self._keys.agent_metrics(agent.id))
         replies = pipe.execute()
-        depths, cards = replies[3 : 3 + len(queues)], replies[3 + len(queues) :]
+        depths = replies[3 : 3 + len(queues)]
+        cards = replies[3 + len(queues) : 3 + len(queues) + len(statuses)]
+        runs = replies[3 + len(queues) + len(statuses) :]
         return MetricsReading(
             step_counts=decode_hash(replies[0]),
             step_durations=decode_hash(replies[1]),
@@ -71,6 +78,9 @@ class MetricsReader:
             queue_messages={queue: int(depth) for queue, depth in zip(queues, depths, strict=True)},
             sessions={status: int(card) for status, card in zip(statuses, cards, strict=True)},
             cost_totals=decode_hash(replies[2]),
+            agent_metrics={
+                agent.id: decode_hash(raw) for agent, raw in zip(agents, runs, strict=True)
+            },
         )
 
     def queue_lengths(self, queues: Sequence[str]) -> list[int]:

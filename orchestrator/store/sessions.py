@@ -21,6 +21,7 @@ from orchestrator.core.records import (
 )
 from orchestrator.store.budgets import BudgetStore
 from orchestrator.store.errors import translates_redis_errors
+from orchestrator.store.experiments import ExperimentStore
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.runner import ScriptRunner
@@ -52,6 +53,7 @@ class SessionStore:
         self._run = ScriptRunner(client, self._logbook)
         self.inputs = SessionInputs(client, keys, self._run)
         self.budgets = BudgetStore(client, keys, self._run)
+        self.experiments = ExperimentStore(client, keys)
 
     @property
     def keys(self) -> Keys:
@@ -90,6 +92,8 @@ class SessionStore:
             if not s.depends_on
         }
         pipe.zadd(k.deadlines, roots)  # until they are routed: a lost dispatch is recovered
+        if new.experiment and new.variant:
+            pipe.rpush(k.experiment_sessions(new.experiment), f"{new.variant}|{sid}")
         for entry in logs:
             self._logbook.append(pipe, entry, new.created_at_ms)
         pipe.execute()

@@ -11,6 +11,7 @@ import pytest
 import redis
 import requests
 
+from cli.rendering import format_rate, format_run_time
 from tests.support.cluster import REPO_ROOT, wait_for
 from tests.support.plans import step
 
@@ -179,15 +180,27 @@ def test_agents_lists_them_and_set_status_drains_an_agent_and_activates_it_again
     try:
         # When the agents are listed
         listed = meowstik(cluster, "agents")
-        # Then each registered agent has a row: id, type, status, load, circuit, capabilities
+        # Then each registered agent has a row: id, type, status, load, circuit, success rate
+        # and p50/p95 run time over the last day (as the API counts them), capabilities
         assert listed.returncode == 0, listed.stderr
         lines = listed.stdout.splitlines()
-        assert lines[0].split() == ["ID", "TYPE", "STATUS", "LOAD", "CIRCUIT", "CAPABILITIES"]
+        assert lines[0].split() == [
+            "ID", "TYPE", "STATUS", "LOAD", "CIRCUIT", "SUCCESS", "P50", "P95", "CAPABILITIES"
+        ]  # fmt: skip
         rows = {line.split()[0]: line.split() for line in lines[1:]}
         assert set(rows) == set(cluster.agents())
         echo = rows["echo-001"]
         assert echo[1:3] == ["tester", "active"] and echo[3].endswith("/4")
-        assert echo[4:] == ["closed", "echo_work"]
+        day = requests.get(
+            f"{cluster.api_url}/api/orchestrator/agents/echo-001/metrics?window=24h", timeout=10
+        ).json()
+        assert echo[4:] == [
+            "closed",
+            format_rate(day.get("successRate")),
+            format_run_time(day["run"].get("p50S")),
+            format_run_time(day["run"].get("p95S")),
+            "echo_work",
+        ]
         # When one is set to draining
         drained = meowstik(cluster, "agents", "set-status", agent_id, "draining")
         # Then the API has it draining, and the listing says so

@@ -1,8 +1,9 @@
 """HTML and JavaScript written by users and agents is shown as text on every dashboard page, in a
 real headless Chromium against a real cluster: a goal, a user id, step titles, descriptions and
 parameters, a step's output (the echo agent returns the initial context it was given), the
-log, and an agent registered with markup in its name. Nothing runs (``window.__pwned`` stays
-undefined, no dialog opens) and the literal text is visible."""
+log, and an agent registered with markup in its name (on the agents page and its own page).
+Nothing runs (``window.__pwned`` stays undefined, no dialog opens) and the literal text is
+visible."""
 
 from __future__ import annotations
 
@@ -132,6 +133,20 @@ def test_the_agents_page_shows_an_agent_named_with_markup_as_text(cluster, watch
     for path in ("/queues", "/workers"):
         page.goto(cluster.api_url + path)
         assert_inert(page, dialogs)
+
+
+def test_an_agents_own_page_shows_its_markup_name_and_an_unknown_id_as_text(
+    cluster, watched, hostile_agent
+):
+    page, dialogs = watched
+    page.goto(cluster.api_url + "/agents")
+    page.click(f'tr[data-agent="{hostile_agent}"] a')  # the link to its page
+    page.wait_for_selector("#agent-metrics")
+    assert page.text_content("#agent-name") == f"Agent {IMG}"
+    assert_inert(page, dialogs, f"Agent {IMG}", hostile_agent)
+    response = page.goto(f"{cluster.api_url}/agents/{quote(IMG, safe='')}")
+    assert response.status == 404
+    assert_inert(page, dialogs, f"No agent {IMG}")
 
 
 def test_a_missing_session_page_shows_the_id_from_the_url_as_text(cluster, watched):

@@ -2,6 +2,8 @@
 so after a mixed run (successes, failures, retries, fallbacks, a lost lease) they equal what the
 session records say, a duplicate completion counts nothing, and the windows read the same."""
 
+import time
+
 import pytest
 
 from orchestrator.core.agent_metrics import latency, quantile
@@ -99,7 +101,7 @@ def test_metrics_equal_the_session_records_after_a_mixed_run(world):
         for name in total:
             assert getattr(hour[agent], name) == getattr(metrics[agent], name), (agent, name)
             assert getattr(day[agent], name) == getattr(metrics[agent], name), (agent, name)
-        assert hour[agent].by_capability == {}
+        assert hour[agent].by_capability == metrics[agent].by_capability
     succeeded = sum(m.succeeded for m in metrics.values())
     ended = sum(
         m.succeeded + m.failed + m.retried + m.fallback + m.timed_out for m in metrics.values()
@@ -158,3 +160,38 @@ def test_the_api_shows_metrics_on_the_agent_and_by_window(fake_redis):
     assert bad.get_json()["error"]["details"]["errors"][0]["location"] == "query.window"
     missing = client.get("/api/orchestrator/agents/nobody/metrics")
     assert missing.status_code == 404
+
+
+def test_the_agent_list_carries_each_agents_metrics_over_a_window_when_asked(fake_redis):
+    from api import create_app
+    from orchestrator.core.fleet import DEFAULT_AGENTS
+    from tests.support.recording import RecordingDispatcher
+
+    app = create_app(Settings(), redis_client=fake_redis, dispatcher=RecordingDispatcher())
+    client = app.test_client()
+    world = build_world(fake_redis, Settings(), agents=DEFAULT_AGENTS, prefix="meowstik")
+    world.clock.now_s = time.time()  # the API reads the windows at its own (real) time
+    capability = DEFAULT_AGENTS[0].capabilities[0].name
+    body = {"goal": "g", "plan": {"steps": [{"id": "s", "title": "s",
+            "requiredCapabilities": [capability]}]}}  # fmt: skip
+    sid = world.engine.submit(OrchestrateRequest.model_validate(body)).session_id
+    run = world.lifecycle.begin(sid, "s", world.sessions.step_record(sid, "s")["agentId"])
+    world.clock.advance(0.3)
+    world.lifecycle.succeed(run, StepResult("done"))
+
+    plain = client.get("/api/orchestrator/agents").get_json()
+    assert all("metrics" not in agent for agent in plain["agents"])
+    for window in ("1h", "24h", "all"):
+        listed = client.get(f"/api/orchestrator/agents?metrics={window}")
+        assert listed.status_code == 200
+        agents = {agent["id"]: agent for agent in listed.get_json()["agents"]}
+        assert set(agents) == {a["id"] for a in plain["agents"]}
+        for agent_id, agent in agents.items():
+            one = client.get(f"/api/orchestrator/agents/{agent_id}/metrics?window={window}")
+            assert agent["metrics"] == one.get_json(), (agent_id, window)
+        ran = agents[run.agent_id]["metrics"]
+        assert (ran["started"], ran["succeeded"], ran["successRate"]) == (1, 1, 1.0)
+        assert ran["run"]["count"] == 1 and ran["window"] == window
+    bad = client.get("/api/orchestrator/agents?metrics=week")
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["details"]["errors"][0]["location"] == "query.metrics"

@@ -15,6 +15,7 @@ import pytest
 
 from cli import api_client
 from cli.main import main
+from cli.rendering import format_rate, format_run_time
 from tests.support.http_servers import scripted_api
 
 SID = "sess-1"
@@ -28,6 +29,7 @@ class Sent:
     path: str
     authorization: str | None
     body: Any
+    query: str = ""
 
 
 @dataclass
@@ -59,10 +61,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         api: ScriptedApi = self.server.api
-        path = urllib.parse.urlsplit(self.path).path
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         api.sent.append(
-            Sent(method, path, self.headers.get("Authorization"), json.loads(raw) if raw else None)
+            Sent(
+                method,
+                path,
+                self.headers.get("Authorization"),
+                json.loads(raw) if raw else None,
+                url.query,
+            )
         )
         status, payload = api.routes.get(
             (method, path), api_error(404, "not_found", f"no route {method} {path}")
@@ -129,7 +138,9 @@ WAITING = {
 }
 
 
-def agent(agent_id: str, status: str = "active", load=(0, 4), circuit=None, caps=("echo",)):
+def agent(
+    agent_id: str, status: str = "active", load=(0, 4), circuit=None, caps=("echo",), metrics=None
+):
     return {
         "id": agent_id,
         "name": agent_id,
@@ -139,7 +150,17 @@ def agent(agent_id: str, status: str = "active", load=(0, 4), circuit=None, caps
         "maxLoad": load[1],
         "capabilities": [{"name": c, "description": ""} for c in caps],
         **({"circuit": circuit} if circuit is not None else {}),
+        **({"metrics": metrics} if metrics is not None else {}),
     }
+
+
+def day_metrics(agent_id: str, succeeded: int, ended: int, p50=None, p95=None) -> dict:
+    """GET /agents?metrics=24h's ``metrics`` of one agent (successRate absent before any run
+    ended, as the API leaves out None)."""
+    rate = {"successRate": round(succeeded / ended, 4)} if ended else {}
+    run = {"count": ended, **({"p50S": p50, "p95S": p95} if p50 is not None else {})}
+    return {"agentId": agent_id, "window": "24h", "started": ended, "succeeded": succeeded,
+            "failed": ended - succeeded, **rate, "run": run, "queueWait": {"count": 0}}  # fmt: skip
 
 
 def worker(queues: list[str], alive: bool = True, agents=("echo-001",)) -> dict:
@@ -295,30 +316,66 @@ def test_bad_input_exits_3_before_anything_is_sent(api, capsys, argv, message):
 # --- agents ----------------------------------------------------------------------------------
 
 
-def test_agents_prints_a_table_with_load_circuit_and_capabilities(api, capsys):
+def test_agents_prints_a_table_with_load_circuit_success_run_times_and_capabilities(api, capsys):
     listing = {
         "agents": [
-            agent("echo-001", load=(1, 4), circuit={"state": "closed"}, caps=("echo", "copy")),
+            agent(
+                "echo-001",
+                load=(1, 4),
+                circuit={"state": "closed"},
+                caps=("echo", "copy"),
+                metrics=day_metrics("echo-001", 2, 3, p50=0.0125, p95=0.3),
+            ),
             agent(
                 "http-001",
                 "draining",
                 load=(0, 2),
                 circuit={"state": "open", "openUntil": "2025-01-01T10:00:30.000Z"},
+                metrics=day_metrics("http-001", 49, 50, p50=1.5, p95=187.2),
             ),
-            agent("old-001", "offline", load=(0, 1), caps=("legacy",)),
+            agent("idle-001", load=(0, 1), caps=("idle",), metrics=day_metrics("idle-001", 0, 0)),
+            agent("old-001", "offline", load=(0, 1), caps=("legacy",)),  # no metrics sent
         ],
-        "count": 3,
+        "count": 4,
     }
     api.on("GET", f"{ORCH}/agents", 200, listing)
     assert cli(api, "agents") == 0
     assert capsys.readouterr().out.splitlines() == [
-        "ID        TYPE    STATUS    LOAD  CIRCUIT                              CAPABILITIES",
-        "echo-001  tester  active    1/4   closed                               echo,copy",
-        "http-001  tester  draining  0/2   open until 2025-01-01T10:00:30.000Z  echo",
-        "old-001   tester  offline   0/1   -                                    legacy",
+        "ID        TYPE    STATUS    LOAD  CIRCUIT                              "
+        "SUCCESS     P50     P95  CAPABILITIES",
+        "echo-001  tester  active    1/4   closed                               "
+        "  66.7%  12.5ms   300ms  echo,copy",
+        "http-001  tester  draining  0/2   open until 2025-01-01T10:00:30.000Z  "
+        "    98%   1.50s  3m 07s  echo",
+        "idle-001  tester  active    0/1   -                                    "
+        "      -       -       -  idle",
+        "old-001   tester  offline   0/1   -                                    "
+        "      -       -       -  legacy",
+    ]
+    # one request: the listing with each agent's metrics over the last 24 hours
+    assert [(s.method, s.path, s.query) for s in api.sent] == [
+        ("GET", f"{ORCH}/agents", "metrics=24h")
     ]
     assert cli(api, "agents", "--json") == 0
     assert json.loads(capsys.readouterr().out) == listing
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"),
+    [(None, "-"), (0, "0%"), (0.0004, "0.1%"), (0.6, "60%"), (0.6667, "66.7%"),
+     (0.9999, "99.9%"), (1.0, "100%")],
+)  # fmt: skip
+def test_a_success_rate_is_a_percentage_never_rounded_to_all_or_nothing(rate, shown):
+    assert format_rate(rate) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "-"), (0, "0ms"), (0.0025, "2.5ms"), (0.35, "350ms"), (0.9996, "1.00s"),
+     (12.3, "12.3s"), (300, "5m 00s")],
+)  # fmt: skip
+def test_a_run_time_is_milliseconds_under_a_second_else_a_duration(seconds, shown):
+    assert format_run_time(seconds) == shown
 
 
 def test_agents_set_status_patches_the_agent_with_flags_before_or_after_it(api, capsys):

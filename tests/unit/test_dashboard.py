@@ -151,3 +151,109 @@ def test_the_dashboards_script_and_styles_are_served(env):
     assert client.get("/dashboard/static/dashboard.js").status_code == 200
     assert client.get("/dashboard/static/state-panel.js").status_code == 200
     assert client.get("/dashboard/static/dashboard.css").status_code == 200
+
+
+# --- agents: how each did across sessions ------------------------------------------------------
+
+
+def run_steps(world, outcomes: list[bool], capability: str = "web_research") -> str:
+    """One session of a step per outcome, each run to success (True) or a permanent failure
+    (False) at the world's clock, 0.2 s a run; the agent that ran them."""
+    from orchestrator.core.errors import PermanentStepError
+    from orchestrator.core.models import OrchestrateRequest
+
+    steps = [
+        {"id": f"s{i}", "title": "s", "requiredCapabilities": [capability]}
+        for i in range(len(outcomes))
+    ]
+    request = OrchestrateRequest.model_validate(
+        {"goal": "metrics", "plan": {"steps": steps}, "failurePolicy": "continue"}
+    )
+    sid = world.engine.submit(request).session_id
+    agent_id = ""
+    for i, ok in enumerate(outcomes):
+        agent_id = world.sessions.step_record(sid, f"s{i}")["agentId"]
+        run = world.lifecycle.begin(sid, f"s{i}", agent_id)
+        world.clock.advance(0.2)
+        if ok:
+            world.lifecycle.succeed(run, StepResult("ok"))
+        else:
+            world.lifecycle.fail(run, PermanentStepError("nope"))
+    return agent_id
+
+
+def test_the_agents_page_shows_the_days_success_runs_run_times_and_the_hours_trend(env):
+    # Given an agent that succeeded once and failed once two hours ago, and succeeded twice now
+    client, world = env
+    world.clock.now_s = time.time() - 2 * 3600
+    agent_id = run_steps(world, [True, False])
+    world.clock.now_s = time.time()
+    assert run_steps(world, [True, True]) == agent_id
+    # When the agents page is rendered
+    page = client.get("/agents").get_data(as_text=True)
+    row = page[page.index(f'<tr data-agent="{agent_id}">') :].split("</tr>", 1)[0]
+    # Then its row has the day's figures (3 of 4 succeeded) and the hour's rate, up from them
+    assert f'<a href="/agents/{agent_id}">{agent_id}</a>' in row
+    assert '<td class="figure" data-field="success" data-value="0.75">75%</td>' in row
+    assert '<td class="figure" data-field="runs">4</td>' in row
+    assert '<span data-field="p50">' in row and '<span data-field="p95">' in row
+    assert '<td class="trend trend-up" data-field="trend">↑ 100% last hour</td>' in row
+    # and an agent that never ran shows dashes
+    idle = page[page.index('<tr data-agent="coder-001">') :].split("</tr>", 1)[0]
+    assert 'data-field="success" data-value="">–</td>' in idle
+    assert '<td class="trend trend-none" data-field="trend">–</td>' in idle
+
+
+def test_the_agent_page_shows_each_window_failures_by_type_and_capabilities(env):
+    client, world = env
+    world.clock.now_s = time.time() - 2 * 3600
+    agent_id = run_steps(world, [True, False])
+    world.clock.now_s = time.time()
+    run_steps(world, [True])
+    response = client.get(f"/agents/{agent_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+
+    def cells(field: str) -> list[str]:
+        row = page[page.index(f'<tr data-field="{field}">') :].split("</tr>", 1)[0]
+        return re.findall(r'<td data-window="(?:1h|24h|all)">([^<]*)</td>', row)
+
+    assert cells("started") == ["1", "3", "3"]
+    assert cells("succeeded") == ["1", "2", "2"]
+    assert cells("failed") == ["0", "1", "1"]
+    assert cells("success_rate") == ["100%", "66.7%", "66.7%"]
+    assert cells("run_p50") == ["175 ms"] * 3  # every run in (0.1, 0.25]: interpolated
+    assert cells("cost") == ["–", "–", "–"]  # nothing it ran had a price
+    failures = page[page.index('<tr data-error-type="PermanentStepError">') :].split("</tr>")[0]
+    assert re.findall(r">(\d+)</td>", failures) == ["0", "1", "1"]
+    capability = page[page.index('<tr data-capability="web_research">') :].split("</tr>")[0]
+    assert '<td data-field="started">3</td>' in capability
+    assert '<td data-field="success_rate">66.7%</td>' in capability
+
+
+def test_an_unknown_agent_page_is_a_404_page_showing_the_id_as_text(env):
+    client, _ = env
+    response = client.get("/agents/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "No agent &lt;img src=x onerror=alert(1)&gt;" in page and "<img" not in page
+
+
+def test_rates_run_times_and_trends_are_written_in_short_words():
+    from api.routes.dashboard import percent, run_time, trend
+    from orchestrator.core.agent_metrics import AgentMetrics
+
+    assert [percent(r) for r in (None, 0, 0.0004, 0.6, 0.6667, 0.9999, 1)] == [
+        "–", "0%", "0.1%", "60%", "66.7%", "99.9%", "100%"
+    ]  # fmt: skip
+    assert [run_time(s) for s in (None, 0.0025, 0.35, 0.9996, 1.5, 187.2)] == [
+        "–", "2.5 ms", "350 ms", "1 s", "1.5 s", "3 min 8 s"
+    ]  # fmt: skip
+
+    def rate(success_rate):
+        return AgentMetrics(agent_id="a", window="1h", success_rate=success_rate)
+
+    assert trend(rate(0.98), rate(0.9)) == ("up", "↑ 98% last hour")
+    assert trend(rate(0.6), rate(0.9)) == ("down", "↓ 60% last hour")
+    assert trend(rate(0.8), rate(0.8)) == ("same", "→ 80% last hour")
+    assert trend(rate(None), rate(0.8)) == ("none", "–")

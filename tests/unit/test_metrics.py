@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
+from api.metrics import DURATION_BOUNDS_S
 from api.routes import metrics as metrics_routes
 from orchestrator.core.errors import PermanentStepError, RetryableStepError
 from orchestrator.core.models import AgentDefinition, AgentExecutor, Capability, OrchestrateRequest
@@ -195,6 +196,11 @@ def test_agents_report_live_load_capacity_liveness_and_circuit(seeded):
         frozenset({("agent", "resting-001")}): 0,
         frozenset({("agent", "gone-001")}): 0,
     }
+    # registered agents that never ran: every outcome at 0, no run or wait histogram yet
+    assert set(values(seeded, "meowstik_agent_runs_total", agent="writer-001").values()) == {0}
+    assert len(values(seeded, "meowstik_agent_runs_total")) == 4 * 6
+    assert values(seeded, "meowstik_agent_run_seconds_count") == {}
+    assert values(seeded, "meowstik_agent_queue_wait_seconds_count") == {}
 
 
 def test_sessions_are_counted_in_every_status_including_empty_ones(seeded):
@@ -208,6 +214,7 @@ def test_an_empty_store_scrapes_to_families_without_step_or_agent_samples(fake_r
     samples = scrape(metrics_client(fake_redis))
     assert values(samples, "meowstik_steps_total") == {}
     assert values(samples, "meowstik_agent_load") == {}
+    assert values(samples, "meowstik_agent_runs_total") == {}
     assert set(values(samples, "meowstik_sessions").values()) == {0}
 
 
@@ -269,3 +276,94 @@ def test_after_a_session_runs_the_step_counters_equal_the_sessions_step_counts(f
         == finished
     )
     assert value(samples, "meowstik_sessions", status=snapshot.status.value) == 1
+
+
+def test_agent_runs_and_histograms_equal_the_agent_metrics_after_a_mixed_run(fake_redis):
+    """Given runs recorded through the lifecycle on two agents (successes, a retry, a failure
+    for good that falls back and fails again, a lease that runs out),
+    When /metrics is scraped,
+    Then meowstik_agent_runs_total, meowstik_agent_run_seconds and
+    meowstik_agent_queue_wait_seconds equal what AgentMetricsStore reads for each agent."""
+    settings = Settings(step_max_attempts=2, retry_backoff_s=0, circuit_failure_threshold=100)
+    workers = tuple(agent(f"w{i}", "worker", ["work"], max_load=5) for i in (1, 2))
+    world = build_world(fake_redis, settings, agents=workers, prefix="meowstik")
+    steps = [{"id": s, "title": s, "requiredCapabilities": ["work"]} for s in "abcde"]
+    request = OrchestrateRequest.model_validate(
+        {"goal": "agent metrics", "plan": {"steps": steps}, "failurePolicy": "continue"}
+    )
+    sid = world.engine.submit(request).session_id
+
+    def begin(step_id: str):
+        world.clock.advance(0.01)  # each claim after some wait in the queue
+        return world.lifecycle.begin(
+            sid, step_id, world.sessions.step_record(sid, step_id)["agentId"]
+        )
+
+    script = [
+        ("a", 0.2, StepResult("ok")),
+        ("b", 0.75, StepResult("ok")),
+        ("c", 0.02, RetryableStepError("flaky")),  # retried on the same agent
+        ("c", 3.0, StepResult("ok")),
+        ("d", 0.4, PermanentStepError("no")),  # falls back to the other agent
+        ("d", 400.0, PermanentStepError("still no")),  # beyond the last bound: +Inf
+    ]
+    for step_id, seconds, outcome in script:
+        run = begin(step_id)
+        world.clock.advance(seconds)
+        if isinstance(outcome, StepResult):
+            world.lifecycle.succeed(run, outcome)
+        else:
+            world.lifecycle.fail(run, outcome)
+    begin("e")  # its worker dies: the lease runs out and the run is counted timed out
+    world.clock.advance(settings.lease_s + 1)
+    world.reconciler.run_once()
+
+    samples = scrape(metrics_client(fake_redis, settings))
+    expected = world.registry.metrics.read_many(["w1", "w2"], "all", world.now_ms())
+
+    assert sum(m.started for m in expected.values()) == 7
+    assert sum(m.timed_out for m in expected.values()) == 1
+    for agent_id, metrics in expected.items():
+        assert values(samples, "meowstik_agent_runs_total", agent=agent_id) == {
+            frozenset({("agent", agent_id), ("outcome", outcome)}): getattr(metrics, outcome)
+            for outcome in ("started", "succeeded", "failed", "retried", "fallback", "timed_out")
+        }
+        for family, latency in (
+            ("meowstik_agent_run_seconds", metrics.run),
+            ("meowstik_agent_queue_wait_seconds", metrics.queue_wait),
+        ):
+            if latency.count == 0:
+                assert values(samples, f"{family}_count", agent=agent_id) == {}
+                continue
+            buckets = {
+                float(dict(labels)["le"]): count
+                for labels, count in values(samples, f"{family}_bucket", agent=agent_id).items()
+            }
+            # every bound, cumulative, +Inf the count
+            assert sorted(buckets) == [*DURATION_BOUNDS_S, float("inf")]
+            counts = [buckets[bound] for bound in sorted(buckets)]
+            assert counts == sorted(counts)
+            assert buckets[float("inf")] == latency.count
+            assert value(samples, f"{family}_count", agent=agent_id) == latency.count
+            total = value(samples, f"{family}_sum", agent=agent_id)
+            assert total / latency.count == pytest.approx(latency.mean_s, abs=1e-4)
+    # the run times scripted above, summed over both agents whichever ran them: 0.02, 0.2, 0.4,
+    # 0.75, 3 and 400 s (the lost run has no run time); every claim waited in the queue
+    run_buckets: dict[float, float] = {}
+    for labels, count in values(samples, "meowstik_agent_run_seconds_bucket").items():
+        bound = float(dict(labels)["le"])
+        run_buckets[bound] = run_buckets.get(bound, 0) + count
+    assert {b: run_buckets[b] for b in (0.01, 0.025, 0.25, 0.5, 1, 2.5, 5, 300)} == {
+        0.01: 0,
+        0.025: 1,
+        0.25: 2,
+        0.5: 3,
+        1: 4,
+        2.5: 4,
+        5: 5,
+        300: 5,
+    }
+    assert run_buckets[float("inf")] == 6
+    run_sum = sum(values(samples, "meowstik_agent_run_seconds_sum").values())
+    assert run_sum == pytest.approx(404.37, abs=0.01)
+    assert sum(values(samples, "meowstik_agent_queue_wait_seconds_count").values()) == 7

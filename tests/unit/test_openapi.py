@@ -129,7 +129,8 @@ def test_the_open_operations_are_exactly_the_ones_auth_lets_through():
 
 
 def test_dashboard_pages_document_the_redirect_to_login(doc):
-    for path in ("/", "/sessions/{session_id}", "/agents", "/queues", "/workers"):
+    pages = ("/", "/sessions/{session_id}", "/agents", "/agents/{agent_id}", "/queues", "/workers")
+    for path in pages:
         redirect = doc["paths"][path]["get"]["responses"]["302"]
         assert "Location" in redirect["headers"] and "text/html" in redirect["content"]
 
@@ -154,8 +155,8 @@ def test_errors_share_one_schema_with_their_headers(doc):
         for op in item.values()
         if "application/json" in op.get("requestBody", {}).get("content", {})
     ]
-    # orchestrate, plans, input, context, budget, agents x2, state put, state tx
-    assert len(bodies) == 9
+    # orchestrate, plans, input, context, budget, agents x2, experiments, state put, state tx
+    assert len(bodies) == 10
     for op in bodies:
         assert {"400", "413", "415", "422"} <= set(op["responses"]), op["operationId"]
 
@@ -166,9 +167,12 @@ def test_non_json_endpoints_declare_their_media_types(doc):
 
     assert media("/metrics") == {"text/plain"}
     assert media("/api/orchestrator/sessions/{session_id}/events") == {"text/event-stream"}
-    for page in ("/", "/sessions/{session_id}", "/agents", "/queues", "/workers", "/docs"):
+    pages = ("/", "/sessions/{session_id}", "/agents", "/agents/{agent_id}", "/queues", "/workers")
+    for page in (*pages, "/docs"):
         assert media(page) == {"text/html"}, page
     assert media("/sessions/{session_id}", "404") == {"text/html"}
+    # an unknown agent is an HTML page; an id holding "/" matches no route: the JSON 404
+    assert media("/agents/{agent_id}", "404") == {"text/html", "application/json"}
     assert media("/healthcheck") == {"text/plain"}
 
 
@@ -264,6 +268,10 @@ def test_real_responses_match_their_declared_schemas(env, doc):
         ("get", "/api/orchestrator/templates/blog_post", None),
         ("get", "/api/orchestrator/templates/nope", None),
         ("get", "/api/orchestrator/agents", None),
+        ("get", "/api/orchestrator/agents?metrics=24h", None),
+        ("get", "/api/orchestrator/agents?metrics=all", None),
+        ("get", "/api/orchestrator/agents?metrics=week", None),
+        ("get", f"/api/orchestrator/agents/{AGENT}/metrics?window=1h", None),
         ("post", "/api/orchestrator/agents", agent),
         ("post", "/api/orchestrator/agents", agent),
         ("patch", "/api/orchestrator/agents/remote-1", {"status": "draining", "maxLoad": 3}),
@@ -293,6 +301,8 @@ def test_real_responses_match_their_declared_schemas(env, doc):
         ("get", f"/sessions/{sid}", None),
         ("get", "/sessions/orch-missing", None),
         ("get", "/agents", None),
+        ("get", f"/agents/{AGENT}", None),
+        ("get", "/agents/nobody", None),
         ("get", "/queues", None),
         ("get", "/workers", None),
         ("get", "/dashboard/static/dashboard.css", None),

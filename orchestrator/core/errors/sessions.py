@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from orchestrator.core.errors.base import OrchestratorError
 
 
@@ -92,6 +94,39 @@ class InputValidationError(OrchestratorError):
             f"{first['message']} (at {first['location']}); send a value that does",
             details={"stepId": step_id, "errors": errors},
         )
+
+
+class ExperimentNotFoundError(OrchestratorError):
+    code = "experiment_not_found"
+    http_status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no experiment named {name!r} (GET /api/orchestrator/experiments lists them)",
+            details={"experiment": name},
+        )
+
+
+class ExperimentChoiceError(OrchestratorError):
+    """A session names an experiment it cannot join: unknown, or stopped (a body error)."""
+
+    code = "invalid_experiment"
+    http_status = 422
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            f"experiment {name!r} {reason}; name a running one (GET "
+            "/api/orchestrator/experiments lists them) or none",
+            details={"errors": [{"location": "body.experiment", "message": reason}]},
+        )
+
+
+class ExperimentConflictError(OrchestratorError):
+    code = "experiment_conflict"
+    http_status = 409
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, details=details)
 
 
 class BudgetValueError(OrchestratorError):
