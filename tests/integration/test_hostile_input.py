@@ -39,6 +39,9 @@ AGENTS = "/api/orchestrator/agents"
 JSON = "application/json"
 VOLATILE_KEYS = {"unacked_mutex"}
 VOLATILE_SUFFIXES = (".reply.celery.pidbox",)
+# workers' heartbeat records expire when a heartbeat is late (a loaded machine) and come back
+# with the next one: not a side effect of any request
+VOLATILE_PREFIXES = ("meowstik:worker:",)
 _SIZE = {"list": "llen", "set": "scard", "zset": "zcard", "hash": "hlen", "stream": "xlen"}
 
 
@@ -47,7 +50,9 @@ def redis_snapshot(client: redis.Redis) -> dict[str, tuple[str, int | None]]:
     names = [
         key.decode()
         for key in client.scan_iter(count=1000)
-        if key.decode() not in VOLATILE_KEYS and not key.decode().endswith(VOLATILE_SUFFIXES)
+        if key.decode() not in VOLATILE_KEYS
+        and not key.decode().endswith(VOLATILE_SUFFIXES)
+        and not key.decode().startswith(VOLATILE_PREFIXES)
     ]
     with client.pipeline(transaction=False) as pipe:
         for name in names:
