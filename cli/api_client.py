@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import urllib3
@@ -115,6 +116,14 @@ class ApiClient:
     def update_agent(self, agent_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """PATCH /agents/<id> (status, priority, maxLoad...): the agent as updated."""
         return self._call("PATCH", f"/agents/{agent_id}", json=change)
+
+    def experiments(self) -> dict[str, Any]:
+        """GET /experiments: ``{"experiments": [...], "count"}``, oldest first."""
+        return self._call("GET", "/experiments")
+
+    def experiment_report(self, name: str) -> dict[str, Any]:
+        """GET /experiments/<name>: the experiment, per variant figures, and the verdicts."""
+        return self._call("GET", f"/experiments/{quote(name, safe='')}")
 
     def workers(self) -> dict[str, Any]:
         """GET /api/workers (Flower's shape): worker name -> document."""

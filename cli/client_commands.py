@@ -77,7 +77,8 @@ def default_api_token() -> str | None:
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `submit`, `status`, `logs` and `costs` (and, from plan_commands, `plan` and
-    `templates`; from ops_commands, `cancel`, `input`, `agents`, `queues` and `workers`)."""
+    `templates`; from ops_commands, `cancel`, `input`, `agents`, `experiments`, `queues` and
+    `workers`)."""
     submit = commands.add_parser("submit", help="start a session for a goal")
     submit.add_argument("goal", help="what the session should achieve")
     submit.add_argument("--user", help="userId of the session")

@@ -37,6 +37,7 @@ CLIENT_COMMANDS = (
     "agents",
     "queues",
     "workers",
+    "experiments",
 )
 REGENERATE_COMMAND = ".venv/bin/python -m cli.main config --markdown"
 TABLE_START = "<!-- settings-table:start -->"

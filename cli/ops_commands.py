@@ -1,5 +1,5 @@
-"""Operating a running cluster from a terminal: `meowstik cancel`, `input`, `agents`, `queues`
-and `workers`, all through the REST API (and its Flower-compatible endpoints).
+"""Operating a running cluster from a terminal: `meowstik cancel`, `input`, `agents`, `queues`,
+`workers` and `experiments`, all through the REST API (and its Flower-compatible endpoints).
 
     meowstik cancel SESSION                          cancel a session
     meowstik input SESSION                           list the steps waiting for input
@@ -9,6 +9,8 @@ and `workers`, all through the REST API (and its Flower-compatible endpoints).
     meowstik agents set-status AGENT_ID STATUS       active | inactive | draining
     meowstik queues                                  queues, waiting messages, consumers
     meowstik workers                                 workers from their heartbeats
+    meowstik experiments                             A/B experiments: status, variants
+    meowstik experiments NAME                        one's report: variants and verdicts
 
 Every command takes --api-url, --api-token and --json, and exits like the other client
 commands: 0 done, 3 API or connection error or bad input (the API's message on stderr).
@@ -25,7 +27,14 @@ from typing import Any
 
 from cli.api_client import ApiClient
 from cli.client_commands import BadInput, add_api_url_argument, run
-from cli.rendering import format_rate, format_run_time, render_session, render_table
+from cli.rendering import (
+    format_rate,
+    format_run_time,
+    render_experiment_report,
+    render_experiments,
+    render_session,
+    render_table,
+)
 from orchestrator.core.statuses import AGENT_SETTABLE, AgentStatus, StepStatus
 
 SETTABLE_STATUSES = [s.value for s in AgentStatus if s in AGENT_SETTABLE]
@@ -88,7 +97,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> list[argparse.ArgumentP
     workers = commands.add_parser("workers", help="list the workers (from their heartbeats)")
     _add_json(workers, "print the API's /api/workers document as JSON")
     workers.set_defaults(handler=partial(run, action=_workers))
-    return [cancel, answer, agents, queues, workers]
+    experiments = commands.add_parser(
+        "experiments",
+        help="list the A/B experiments; with NAME, its report: variants and verdicts",
+        description="Without NAME, every experiment: status, how sessions are assigned, its "
+        "variants with their weights and what each sets. With NAME, its report: per variant "
+        "the sessions, success rate, duration and cost with their intervals, then each "
+        "variant against the first (the control) per metric: the difference, the p-value, "
+        "the test, and the better one when the difference is significant.",
+    )
+    experiments.add_argument("name", nargs="?", metavar="NAME", help="an experiment's name")
+    _add_json(experiments, "print the API's listing (or the report) as JSON")
+    experiments.set_defaults(handler=partial(run, action=_experiments))
+    return [cancel, answer, agents, queues, workers, experiments]
 
 
 def _add_json(parser: argparse.ArgumentParser, help_text: str, default: Any = False) -> None:
@@ -293,3 +314,24 @@ def render_workers(workers: dict[str, dict[str, Any]]) -> list[str]:
             ]
         )
     return render_table(rows)
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+def _experiments(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.name is not None:
+        report = client.experiment_report(args.name)
+        if args.json:
+            _print_json(report)
+        else:
+            print("\n".join(render_experiment_report(report)))
+        return 0
+    listing = client.experiments()
+    if args.json:
+        _print_json(listing)
+    elif not listing["experiments"]:
+        print("no experiments yet (an admin token starts one: POST /api/orchestrator/experiments)")
+    else:
+        print("\n".join(render_experiments(listing["experiments"])))
+    return 0

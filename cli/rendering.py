@@ -1,10 +1,12 @@
 """Plain-text renderings of API documents for the terminal: a session's step table (subtasks
-under their parent), durations, log lines, and what a session spent (its cost)."""
+under their parent), durations, log lines, what a session spent (its cost), and A/B
+experiments with their reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 
@@ -241,4 +243,182 @@ def render_costs(view: dict[str, Any]) -> list[str]:
     prices = view.get("prices") or {}
     source = prices.get("source") or "unknown"
     lines += ["", f"prices: {source}" + (f", as of {prices['asOf']}" if prices.get("asOf") else "")]
+    return lines
+
+
+# --- A/B experiments: GET .../experiments and .../experiments/<name> ------------------------
+# The same figures as the dashboard's experiment pages (api/routes/dashboard.py: percent,
+# dollars, p_value, difference), in the terminal's units ("350ms", "1.50s").
+
+METRIC_NAMES = {"success": "success", "durationS": "duration", "costUsd": "cost"}
+
+
+def variant_sets(variant: dict[str, Any]) -> str:
+    """What a variant changes on its sessions: ``policy learned, planner llm``, or
+    ``nothing`` (the request's own settings)."""
+    parts = [
+        f"{field} {variant[field]}"
+        for field in ("policy", "planner", "template")
+        if variant.get(field) is not None
+    ]
+    return ", ".join(parts) or "nothing"
+
+
+def format_weight(weight: float) -> str:
+    return f"{weight:g}"
+
+
+def format_usd(value: float | None) -> str:
+    """Dollars to four significant digits, never in exponent form (``$0.0015``,
+    ``-$0.0005``); "-" for None."""
+    if value is None:
+        return "-"
+    digits = format(Decimal(f"{abs(value):.4g}").normalize(), "f")
+    return f"{'-' if value < 0 else ''}${digits}"
+
+
+def format_p_value(value: float | None) -> str:
+    """Three significant digits (``0.0421``), an exponent under 0.001 (``2.6e-04``),
+    ``< 1e-06`` for one the report rounded to 0; "-" for None."""
+    if value is None:
+        return "-"
+    if value == 0:
+        return "< 1e-06"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3g}"
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``format_run_time`` with a sign when negative (the low end of a t interval can be)."""
+    if seconds is None:
+        return "-"
+    return ("-" if seconds < 0 else "") + format_run_time(abs(seconds))
+
+
+def format_difference(value: float, metric: str) -> str:
+    """Variant minus control in the metric's unit: ``+45.0 pp`` (success rate), ``-605ms``,
+    ``-$0.0005``."""
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    if metric == "success":
+        return f"{sign}{abs(value) * 100:.1f} pp"
+    if metric == "durationS":
+        return sign + format_run_time(abs(value))
+    return sign + format_usd(abs(value))
+
+
+def render_experiments(experiments: list[dict[str, Any]]) -> list[str]:
+    """A row per experiment: name, status, how sessions are assigned and join, its variants
+    with their weights and what each sets, and when it was created."""
+    rows = [["NAME", "STATUS", "ASSIGN BY", "MATCH", "VARIANTS", "CREATED"]]
+    for experiment in experiments:
+        variants = ", ".join(
+            f"{v['name']} (weight {format_weight(v.get('weight', 1))}: {variant_sets(v)})"
+            for v in experiment.get("variants", [])
+        )
+        rows.append(
+            [
+                experiment["name"],
+                experiment.get("status", "?"),
+                experiment.get("assignBy", "session"),
+                experiment.get("match", "named"),
+                variants,
+                experiment.get("createdAt") or "-",
+            ]
+        )
+    return render_table(rows)
+
+
+def _interval(summary: dict[str, Any], formatter: Callable[[Any], str]) -> str:
+    interval = summary.get("interval")
+    if not interval:
+        return "-"
+    return f"[{formatter(interval['low'])}, {formatter(interval['high'])}]"
+
+
+def _summary_table(
+    report: dict[str, Any], key: str, formatter: Callable[[Any], str], level: str
+) -> list[str]:
+    rows = [["VARIANT", "N", "MEAN", f"{level} INTERVAL", "P50", "P95"]]
+    for variant in report.get("variants", []):
+        summary = variant.get(key) or {}
+        rows.append(
+            [
+                variant["name"],
+                str(summary.get("n", 0)),
+                formatter(summary.get("mean")),
+                _interval(summary, formatter),
+                formatter(summary.get("p50")),
+                formatter(summary.get("p95")),
+            ]
+        )
+    return render_table(rows, right=frozenset({1, 2, 4, 5}))
+
+
+def render_experiment_report(report: dict[str, Any]) -> list[str]:
+    """GET .../experiments/<name>: a headline, the variants (sessions, success rate with its
+    interval), duration and cost tables for the metrics the experiment measures, then a line
+    per verdict: each variant against the control, and which is better when significant."""
+    experiment = report["experiment"]
+    metrics = experiment.get("metrics") or list(METRIC_NAMES)
+    confidence = experiment.get("confidence", 0.95)
+    level = format_rate(confidence)
+    status = experiment.get("status", "?")
+    if experiment.get("stoppedAt"):
+        status += f" {experiment['stoppedAt']}"
+    joins = "every session" if experiment.get("match") == "all" else "sessions naming it"
+    lines = [
+        f"experiment {experiment['name']}: {status}, created {experiment.get('createdAt', '?')}, "
+        f"assigned by {experiment.get('assignBy', 'session')}, joined by {joins}, "
+        f"confidence {level}",
+        "",
+    ]
+    settings = {v["name"]: v for v in experiment.get("variants", [])}
+    total = sum(v.get("weight", 1) for v in settings.values()) or 1
+    header = ["VARIANT", "SETS", "WEIGHT", "SESSIONS", "RUNNING", "ENDED"]
+    if "success" in metrics:
+        header += ["SUCCESS", f"{level} INTERVAL"]
+    rows = [header]
+    for variant in report.get("variants", []):
+        setting = settings.get(variant["name"], {})
+        weight = setting.get("weight", 1)
+        row = [
+            variant["name"],
+            variant_sets(setting) if setting else "-",
+            f"{format_weight(weight)} ({format_rate(weight / total)})" if setting else "-",
+            str(variant.get("sessions", 0)),
+            str(variant.get("running", 0)),
+            str(variant.get("ended", 0)),
+        ]
+        if "success" in metrics:
+            success = variant.get("success") or {}
+            row += [format_rate(success.get("mean")), _interval(success, format_rate)]
+        rows.append(row)
+    lines += render_table(rows, right=frozenset({3, 4, 5, 6}))
+    if "durationS" in metrics:
+        lines += ["", "duration (completed sessions, start to end):"]
+        lines += _summary_table(report, "durationS", format_seconds, level)
+    if "costUsd" in metrics:
+        lines += ["", "cost (dollars per ended session):"]
+        lines += _summary_table(report, "costUsd", format_usd, level)
+    verdicts = report.get("verdicts") or []
+    if verdicts:
+        alpha = f"{1 - confidence:.4g}"
+        lines += ["", f"verdicts (each variant against the control; significant at p < {alpha}):"]
+    for verdict in verdicts:
+        p_value = verdict.get("pValue")
+        if verdict.get("better"):
+            said = f"better: {verdict['better']}"
+        elif p_value is None:
+            said = "not tested (too few sessions ended)"
+        else:
+            said = "no significant difference"
+        lines.append(
+            f"  {METRIC_NAMES.get(verdict['metric'], verdict['metric'])}: {verdict['variant']} - "
+            f"{verdict['control']} = {format_difference(verdict['difference'], verdict['metric'])}"
+            f", p = {format_p_value(p_value)} ({verdict['test']}): {said}"
+        )
+    if report.get("expired"):
+        lines += [
+            "",
+            f"expired: {plural(report['expired'], 'assigned session')} removed by retention",
+        ]
     return lines

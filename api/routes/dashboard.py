@@ -42,7 +42,12 @@ from api.routes.orchestrator import visible_user
 from orchestrator.core.agent_metrics import ENDED, AgentMetrics, Window
 from orchestrator.core.agent_metrics import WINDOWS as AGENT_WINDOWS
 from orchestrator.core.budgets import BUDGET_ERROR, SessionBudget
-from orchestrator.core.errors import AgentNotFoundError, SessionNotFoundError
+from orchestrator.core.errors import (
+    AgentNotFoundError,
+    ExperimentNotFoundError,
+    SessionNotFoundError,
+)
+from orchestrator.core.experiments import Experiment, Variant
 from orchestrator.core.statuses import SessionStatus, StepStatus
 
 blueprint = Blueprint(
@@ -62,6 +67,8 @@ WINDOW_NAMES = {"1h": "Last hour", "1d": "Last day", "7d": "Last week", "30d": "
 GROUP_NAMES = {"user": "By user", "agent": "By agent", "model": "By model"}
 # The agent page's windows, as GET /api/orchestrator/agents/<id>/metrics?window= names them.
 AGENT_WINDOW_NAMES: dict[Window, str] = {"1h": "Last hour", "24h": "Last day", "all": "All time"}
+# An experiment's metrics as its report page names them.
+METRIC_NAMES = {"success": "Success rate", "durationS": "Duration", "costUsd": "Cost"}
 
 
 class CostsPageQuery(CostsQuery):
@@ -341,6 +348,100 @@ def costs_page():
     )
 
 
+@blueprint.get("/experiments")
+def experiments_page():
+    """Every experiment (GET /api/orchestrator/experiments): status, variants with their
+    weights and what each sets, when it was created, and a link to its report."""
+    return render_template("experiments.html", experiments=services().engine.experiments.list())
+
+
+@blueprint.get("/experiments/<name>")
+def experiment_page(name: str):
+    """An experiment's report (GET /api/orchestrator/experiments/<name>): per variant the
+    sessions, success rate, duration and cost with their intervals; the verdicts."""
+    try:
+        report = services().engine.experiments.report(name)
+    except ExperimentNotFoundError:
+        return render_template("experiment.html", report=None, name=name), 404
+    experiment = report.experiment
+    return render_template(
+        "experiment.html",
+        report=report,
+        experiment=experiment,
+        variants={v.name: v for v in experiment.variants},
+        shares=weight_shares(experiment),
+        metric_names=METRIC_NAMES,
+        running=sum(v.running for v in report.variants),
+    )
+
+
+def weight_shares(experiment: Experiment) -> dict[str, float]:
+    """Each variant's share of the sessions, from the weights."""
+    total = sum(v.weight for v in experiment.variants)
+    return {v.name: v.weight / total for v in experiment.variants}
+
+
+@blueprint.app_template_filter("variant_sets")
+def variant_sets(variant: Variant) -> str:
+    """What a variant changes on its sessions: "policy learned, planner llm", or "nothing (the
+    request's own settings)"."""
+    parts = [
+        f"{field} {getattr(variant, field)}"
+        for field in ("policy", "planner", "template")
+        if getattr(variant, field) is not None
+    ]
+    return ", ".join(parts) or "nothing (the request's own settings)"
+
+
+@blueprint.app_template_filter("weight")
+def weight(value: float) -> str:
+    """A weight as written: 1 not 1.0, 0.25 as 0.25."""
+    return f"{value:g}"
+
+
+@blueprint.app_template_filter("dollars")
+def dollars(value: float | None) -> str:
+    """An amount of dollars to four significant digits, never in exponent form ("$0.01",
+    "$0.00001235", "-$0.5"); "–" for None."""
+    if value is None:
+        return "–"
+    digits = format(Decimal(f"{abs(value):.4g}").normalize(), "f")
+    return f"{'-' if value < 0 else ''}${digits}"
+
+
+@blueprint.app_template_filter("p_value")
+def p_value(value: float | None) -> str:
+    """A p-value: three significant digits ("0.0421", "0.5"), an exponent under 0.001
+    ("3.2e-05"), "< 1e-06" for one the report rounded to 0; "–" for None (no test: too few
+    sessions ended)."""
+    if value is None:
+        return "–"
+    if value == 0:
+        return "< 1e-06"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.3g}"
+
+
+@blueprint.app_template_filter("duration")
+def duration(seconds: float | None) -> str:
+    """A duration as ``run_time`` writes it, with a sign when negative (the low end of a t
+    interval can be, with few sessions that vary a lot); "–" for None."""
+    if seconds is None:
+        return "–"
+    return ("-" if seconds < 0 else "") + run_time(abs(seconds))
+
+
+@blueprint.app_template_filter("difference")
+def difference(value: float, metric: str) -> str:
+    """A verdict's difference (variant minus control) in its metric's unit: percentage points
+    of success rate ("+12.5 pp"), a duration ("-35 ms"), dollars ("+$0.002")."""
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    if metric == "success":
+        return f"{sign}{abs(value) * 100:.1f} pp"
+    if metric == "durationS":
+        return sign + duration(abs(value))
+    return sign + dollars(abs(value))
+
+
 FILENAME = path_param("filename", "a file under the static folder")
 # Dashboard pages send a caller without credentials to the login page.
 TO_LOGIN = html("no credentials: a redirect to /login?next=...", LOCATION)
@@ -426,6 +527,32 @@ OPERATIONS = (
         {200: html("the page"), 302: TO_LOGIN},
         query=CostsPageQuery,
         errors=(422, *STORE),
+    ),
+    Operation(
+        "get",
+        "/experiments",
+        "dashboard.experiments_page",
+        "Dashboard: A/B experiments, their variants and status",
+        "dashboard",
+        {200: html("the page"), 302: TO_LOGIN},
+        errors=STORE,
+    ),
+    Operation(
+        "get",
+        "/experiments/<name>",
+        "dashboard.experiment_page",
+        "Dashboard: an experiment's report, per variant figures and verdicts",
+        "dashboard",
+        {
+            200: html("the page"),
+            302: TO_LOGIN,
+            404: Reply(
+                "no such experiment (an HTML page); a path no route matches: the JSON error",
+                {HTML: {"type": "string"}, JSON: schemas.Error},
+            ),
+        },
+        params=(path_param("name", "the experiment's name"),),
+        errors=(405, *STORE),
     ),
     Operation(
         "get",

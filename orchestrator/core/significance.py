@@ -126,10 +126,19 @@ def two_proportion_z(s1: int, n1: int, s2: int, n2: int) -> Comparison:
     return Comparison(p2 - p1, 2 * (1 - normal_cdf(abs(z))), z, test)
 
 
+RELATIVE_EPSILON = 1e-9
+"""Differences and spreads smaller than this share of the values' magnitude are float rounding
+(summing 333 copies of 0.1 is not exactly 33.3): treated as none, so constant samples never look
+significantly different."""
+
+
 def mean_and_var(values: list[float]) -> tuple[float, float]:
     n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    mean = math.fsum(values) / n
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    scale = max(abs(v) for v in values) if values else 0.0
+    if math.sqrt(var) <= RELATIVE_EPSILON * scale:
+        var = 0.0
     return mean, var
 
 
@@ -140,9 +149,14 @@ def welch_t(control: list[float], variant: list[float]) -> Comparison:
         return Comparison(0.0, None, None, test)
     m1, v1 = mean_and_var(control)
     m2, v2 = mean_and_var(variant)
+    scale = max(abs(m1), abs(m2))
+    difference = 0.0 if abs(m2 - m1) <= RELATIVE_EPSILON * scale else m2 - m1
     a, b = v1 / len(control), v2 / len(variant)
     if a + b == 0:
-        return Comparison(m2 - m1, 1.0 if m1 == m2 else 0.0, None, test)
+        return Comparison(difference, 1.0 if difference == 0 else 0.0, None, test)
+    if difference == 0:
+        return Comparison(0.0, 1.0, 0.0, test)
+    m2 = m1 + difference
     t = (m2 - m1) / math.sqrt(a + b)
     df = (a + b) ** 2 / (a * a / (len(control) - 1) + b * b / (len(variant) - 1))
     return Comparison(m2 - m1, t_two_sided_p(t, df), t, test)

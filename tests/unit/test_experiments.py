@@ -191,3 +191,15 @@ def test_the_api_creates_reports_and_stops_experiments_and_refuses_bad_ones(fake
     unknown = {"name": "y", "variants": [{"name": "a"}, {"name": "b", "policy": "nobody"}]}
     response = client.post("/api/orchestrator/experiments", json=unknown, headers=admin)
     assert response.status_code == 422 and response.get_json()["error"]["code"] == "unknown_policy"
+
+
+def test_constant_samples_are_never_significantly_different():
+    """Summing 333 copies of 0.1 is not exactly 33.3: rounding must not make a verdict."""
+    same = welch_t([0.1] * 50, [0.1] * 333)
+    assert (same.difference, same.p_value) == (0.0, 1.0)
+    exp = experiment(variants=[Variant(name="a"), Variant(name="b")], metrics=["costUsd"])
+    outcomes = [SessionOutcome(variant="a", status="completed", cost_usd=0.001)] * 12 + [
+        SessionOutcome(variant="b", status="completed", cost_usd=0.001)
+    ] * 200
+    [verdict] = report(exp, outcomes, expired=0).verdicts
+    assert not verdict.significant and verdict.better is None and verdict.difference == 0

@@ -129,7 +129,10 @@ def test_the_open_operations_are_exactly_the_ones_auth_lets_through():
 
 
 def test_dashboard_pages_document_the_redirect_to_login(doc):
-    pages = ("/", "/sessions/{session_id}", "/agents", "/agents/{agent_id}", "/queues", "/workers")
+    pages = (
+        *("/", "/sessions/{session_id}", "/agents", "/agents/{agent_id}", "/queues", "/workers"),
+        *("/costs", "/experiments", "/experiments/{name}"),
+    )
     for path in pages:
         redirect = doc["paths"][path]["get"]["responses"]["302"]
         assert "Location" in redirect["headers"] and "text/html" in redirect["content"]
@@ -167,12 +170,16 @@ def test_non_json_endpoints_declare_their_media_types(doc):
 
     assert media("/metrics") == {"text/plain"}
     assert media("/api/orchestrator/sessions/{session_id}/events") == {"text/event-stream"}
-    pages = ("/", "/sessions/{session_id}", "/agents", "/agents/{agent_id}", "/queues", "/workers")
+    pages = (
+        *("/", "/sessions/{session_id}", "/agents", "/agents/{agent_id}", "/queues", "/workers"),
+        *("/costs", "/experiments", "/experiments/{name}"),
+    )
     for page in (*pages, "/docs"):
         assert media(page) == {"text/html"}, page
     assert media("/sessions/{session_id}", "404") == {"text/html"}
-    # an unknown agent is an HTML page; an id holding "/" matches no route: the JSON 404
+    # an unknown agent (experiment) is an HTML page; an id holding "/" matches no route: JSON 404
     assert media("/agents/{agent_id}", "404") == {"text/html", "application/json"}
+    assert media("/experiments/{name}", "404") == {"text/html", "application/json"}
     assert media("/healthcheck") == {"text/plain"}
 
 
@@ -305,6 +312,15 @@ def test_real_responses_match_their_declared_schemas(env, doc):
         ("get", "/agents/nobody", None),
         ("get", "/queues", None),
         ("get", "/workers", None),
+        ("get", "/experiments", None),
+        (
+            "post",
+            "/api/orchestrator/experiments",
+            {"name": "ab", "variants": [{"name": "a"}, {"name": "b"}]},
+        ),
+        ("get", "/experiments", None),
+        ("get", "/experiments/ab", None),
+        ("get", "/experiments/nope", None),
         ("get", "/dashboard/static/dashboard.css", None),
         ("get", "/dashboard/static/../app.py", None),
         ("get", "/static/dashboard.js", None),
