@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from orchestrator.core.agent_metrics import AgentMetrics
 from orchestrator.core.availability import WAITING_FOR_AGENT, WAITING_FOR_CAPACITY
 from orchestrator.core.dispatch import StepDispatch
+from orchestrator.core.errors import ConfigurationError
 from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.models import RegisteredAgent
-from orchestrator.core.policies import Ranking, StepToRoute, rank_candidates
+from orchestrator.core.policies import Ranking, SelectionPolicy, StepToRoute, rank_candidates
 from orchestrator.core.selection import is_eligible, rank
 from orchestrator.engine.context import EngineContext
 from orchestrator.store.scripts import Handoff, Transition
@@ -137,6 +138,23 @@ class Router:
             )
         if explanations:
             self.context.sessions.note_routing(session_id, explanations, logs, now)
+
+    def _policy(self, session_id: str, name: str) -> SelectionPolicy:
+        """The named policy; when this process does not define it (a worker started without
+        the module the API has), the default, with a warning in the session's log."""
+        try:
+            return self.context.policies.get(name)
+        except ConfigurationError as exc:
+            self.context.log(
+                LogEntry(
+                    "warn",
+                    "orchestrator",
+                    "Selection policy missing here; routed with the default",
+                    session_id=session_id,
+                    data={"policy": name, "default": self.default_policy, "error": exc.message},
+                )
+            )
+            return self.context.policies.get(self.default_policy)
 
     @property
     def default_policy(self) -> str:
@@ -261,7 +279,7 @@ class Router:
         else:
             agents = [a for a in known if a.capability_names.issuperset(capabilities)]
         self._rotation += 1
-        policy = context.policies.get(policy_name)
+        policy = self._policy(session_id, policy_name)
         eligible = [a for a in agents if is_eligible(a, capabilities, agent_type, excluded)]
         metrics = None
         if policy.uses_metrics and eligible:

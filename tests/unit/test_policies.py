@@ -193,3 +193,20 @@ def test_a_module_may_be_named_by_its_file(tmp_path, any_redis):
             load_policies(Settings(policy_modules=str(tmp_path / "missing.py")))
     finally:
         sys.modules.pop("meowstik_plugin_by_path_policy", None)
+
+
+def test_a_process_without_the_sessions_policy_routes_with_the_default_and_says_so(
+    any_redis, policy_module
+):
+    api_side = build_world(any_redis, Settings(policy_modules=policy_module), agents=AGENTS)
+    body = {"goal": "g", "plan": plan(("a",), ("b", "a")), "policy": "last_by_id"}
+    snap = api_side.engine.submit(OrchestrateRequest.model_validate(body))
+    # a worker started without MEOWSTIK_POLICY_MODULES completes a and routes b
+    worker_side = build_world(any_redis, Settings(), agents=AGENTS)
+    run = worker_side.lifecycle.begin(snap.session_id, "a", "w3")
+    assert isinstance(run, StepRun)
+    worker_side.lifecycle.succeed(run, StepResult("done"))
+    assert worker_side.engine.snapshot(snap.session_id).steps["b"].agent_id == "w1"
+    entries = worker_side.sessions._logbook.session_entries(snap.session_id)
+    warning = [e for e in entries if e["message"].startswith("Selection policy missing")]
+    assert warning and warning[0]["data"]["policy"] == "last_by_id"
