@@ -190,10 +190,10 @@ end
 local function count_agent(agent_id, rec, outcome, now, opts)
   if not agent_id or agent_id == "" or agent_id == cjson.null then return end
   opts = opts or {}
-  local function add(key, all_time)
+  local function add(key)
     redis.call("HINCRBY", key, outcome, 1)
     if opts.error_type then redis.call("HINCRBY", key, outcome .. "|" .. opts.error_type, 1) end
-    if all_time and type(rec["caps"]) == "table" then
+    if type(rec["caps"]) == "table" then
       for _, cap in ipairs(rec["caps"]) do
         redis.call("HINCRBY", key, "c|" .. cap .. "|" .. outcome, 1)
       end
@@ -201,10 +201,10 @@ local function count_agent(agent_id, rec, outcome, now, opts)
     if opts.run_ms then agent_histogram(key, "run", opts.run_ms) end
     if opts.wait_ms then agent_histogram(key, "wait", opts.wait_ms) end
   end
-  add(agent_metrics_key(agent_id), true)
+  add(agent_metrics_key(agent_id))
   for _, b in ipairs(AGENT_BUCKETS) do
     local key = agent_metrics_window_key(agent_id, b[1] .. "-" .. math.floor(now / b[2]))
-    add(key, true)
+    add(key)
     redis.call("EXPIRE", key, b[3])
   end
 end
