@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from cli import api_client
 from cli.main import build_parser, main
 from cli.rendering import cost_line, money, render_costs
-from tests.support.http_servers import scripted_api
-from tests.unit.test_cli_ops import Handler, ScriptedApi, api_error, snapshot
+from tests.unit import test_cli_ops
+from tests.unit.test_cli_ops import api_error, cli, snapshot
+
+# the scripted API and the clean environment of the ops commands' tests (fixtures)
+api = test_cli_ops.api
+clean_env = test_cli_ops.clean_env
 
 SID = "sess-1"
 ORCH = "/api/orchestrator"
 PRICES = {"source": "/etc/meowstik/prices.yaml", "asOf": "2026-12-01"}
-
-
-@pytest.fixture
-def api():
-    with scripted_api(Handler, ScriptedApi()) as scripted:
-        yield scripted
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    monkeypatch.delenv("MEOWSTIK_API_TOKEN", raising=False)
-    monkeypatch.delenv("MEOWSTIK_API_URL", raising=False)
-    monkeypatch.setattr(api_client, "RECONNECT_DELAY_S", 0.0)
-
-
-def cli(api: ScriptedApi, *argv: str) -> int:
-    return main([*argv, "--api-url", api.url])
 
 
 def figures(

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from cli import api_client
 from cli.main import build_parser, main
 from cli.rendering import format_difference, format_p_value, format_seconds, format_usd
 from orchestrator.core.experiments import Experiment, SessionOutcome, report
-from tests.support.http_servers import scripted_api
-from tests.unit.test_cli_ops import Handler, ScriptedApi, api_error
+from tests.unit import test_cli_ops
+from tests.unit.test_cli_ops import api_error, cli
+
+# the scripted API and the clean environment of the ops commands' tests (fixtures)
+api = test_cli_ops.api
+clean_env = test_cli_ops.clean_env
 
 ORCH = "/api/orchestrator"
 CREATED = "2026-12-02T10:00:00.000Z"
@@ -68,23 +69,6 @@ def routing_report(expired: int = 2) -> dict:
     outcomes.append(SessionOutcome(variant="learned", status="executing"))
     experiment = Experiment.model_validate(ROUTING)
     return report(experiment, outcomes, expired).model_dump(mode="json", by_alias=True)
-
-
-@pytest.fixture
-def api():
-    with scripted_api(Handler, ScriptedApi()) as scripted:
-        yield scripted
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    monkeypatch.delenv("MEOWSTIK_API_TOKEN", raising=False)
-    monkeypatch.delenv("MEOWSTIK_API_URL", raising=False)
-    monkeypatch.setattr(api_client, "RECONNECT_DELAY_S", 0.0)
-
-
-def cli(api: ScriptedApi, *argv: str) -> int:
-    return main([*argv, "--api-url", api.url])
 
 
 # --- the list ---------------------------------------------------------------------------------
