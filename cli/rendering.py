@@ -254,13 +254,14 @@ METRIC_NAMES = {"success": "success", "durationS": "duration", "costUsd": "cost"
 
 
 def variant_sets(variant: dict[str, Any]) -> str:
-    """What a variant changes on its sessions: ``policy learned, planner llm``, or
-    ``nothing`` (the request's own settings)."""
+    """What a variant changes on its sessions: ``policy learned, planner llm, web_research on
+    researcher-002`` (a pinned capability), or ``nothing`` (the request's own settings)."""
     parts = [
         f"{field} {variant[field]}"
         for field in ("policy", "planner", "template")
         if variant.get(field) is not None
     ]
+    parts += [f"{cap} on {agent}" for cap, agent in (variant.get("agentOverrides") or {}).items()]
     return ", ".join(parts) or "nothing"
 
 

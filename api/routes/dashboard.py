@@ -383,13 +383,14 @@ def weight_shares(experiment: Experiment) -> dict[str, float]:
 
 @blueprint.app_template_filter("variant_sets")
 def variant_sets(variant: Variant) -> str:
-    """What a variant changes on its sessions: "policy learned, planner llm", or "nothing (the
-    request's own settings)"."""
+    """What a variant changes on its sessions: "policy learned, planner llm, web_research on
+    researcher-002" (a pinned capability), or "nothing (the request's own settings)"."""
     parts = [
         f"{field} {getattr(variant, field)}"
         for field in ("policy", "planner", "template")
         if getattr(variant, field) is not None
     ]
+    parts += [f"{cap} on {agent}" for cap, agent in (variant.agent_overrides or {}).items()]
     return ", ".join(parts) or "nothing (the request's own settings)"
 
 

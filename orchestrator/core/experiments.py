@@ -2,7 +2,8 @@
 session is assigned a variant, and the report.
 
 An experiment has variants with weights; each variant may set the session's selection
-``policy``, ``planner`` or ``template``. Sessions join it when they name it (``"experiment":
+``policy``, ``planner`` or ``template``, or pin capabilities to agents (``agentOverrides``,
+merged over the session's own). Sessions join it when they name it (``"experiment":
 name`` on POST /orchestrate), or every session does while it runs with ``"match": "all"``. The
 variant is decided by hashing the experiment's name with the session id (``assignBy:
 "session"``) or the user id (``"user"``: a user always gets the same variant; sessions without
@@ -26,7 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from orchestrator.core.camel import CamelModel
-from orchestrator.core.models import RequestModel
+from orchestrator.core.models import AgentOverrides, RequestModel
 from orchestrator.core.significance import (
     mean_interval,
     percentile,
@@ -48,6 +49,7 @@ class Variant(RequestModel):
     policy: PolicyName | None = None
     planner: Annotated[str, StringConstraints(max_length=64)] | None = None
     template: Annotated[str, StringConstraints(max_length=128)] | None = None
+    agent_overrides: AgentOverrides | None = None
 
 
 class ExperimentRequest(RequestModel):

@@ -54,6 +54,8 @@ CapabilityName = Annotated[
     WithJsonSchema({"type": "string", "pattern": CAPABILITY_NAME_PATTERN}),
 ]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
+# capability -> the agent that runs every step needing it (while that agent is eligible)
+AgentOverrides = Annotated[dict[CapabilityName, AgentId], Field(max_length=32)]
 LongText = Annotated[str, StringConstraints(max_length=4000)]
 
 
@@ -249,7 +251,11 @@ class OrchestrateRequest(RequestModel):
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     budget: BudgetRequest | None = None  # none: the user's default (MEOWSTIK_BUDGET_*)
     policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None = None
-    # an A/B experiment to join (its variant may set policy, planner and template)
+    # pin capabilities to agents: a step needing one goes to that agent while it is eligible
+    # (alive, not drained, circuit not open, has every capability the step needs, not failed
+    # on it before), waiting for its capacity; otherwise the policy ranks as usual
+    agent_overrides: AgentOverrides | None = None
+    # an A/B experiment to join (its variant may set policy, planner, template, agentOverrides)
     experiment: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None
     ) = None
@@ -372,6 +378,7 @@ class SessionSnapshot(CamelModel):
     budget: SessionBudget | None = None  # its limits and what counts against them (None: none)
     policy: str | None = None  # the selection policy it named (None: MEOWSTIK_SELECTION_POLICY)
     experiment: dict[str, str] | None = None  # {"name", "variant"} when it joined one
+    agent_overrides: dict[str, str] | None = None  # capability -> pinned agent, when set
 
 
 class StepPreview(CamelModel):

@@ -71,6 +71,7 @@ class NewSession:
     policy: str | None = None  # the selection policy the session named
     experiment: str | None = None  # the A/B experiment it joined, and its variant there
     variant: str | None = None
+    agent_overrides_json: str = ""  # the "agentOverrides" field (capability -> agent); "": none
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def session_fields(new: NewSession) -> dict[str, str | int]:
         fields["policy"] = new.policy
     if new.experiment and new.variant:
         fields["experiment"], fields["variant"] = new.experiment, new.variant
+    if new.agent_overrides_json:
+        fields["agentOverrides"] = new.agent_overrides_json
     return fields
 
 

@@ -100,4 +100,5 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         if fields.get("experiment") and fields.get("variant")
         else None,
         budget=session_budget(fields.get("budget"), fields.get("budgetPause"), record.costs),
+        agent_overrides=json.loads(fields.get("agentOverrides") or "null"),
     )

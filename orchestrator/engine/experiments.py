@@ -96,4 +96,9 @@ class Experiments:
             for name in ("policy", "planner", "template")
             if getattr(variant, name) is not None
         }
+        if variant.agent_overrides:
+            changes["agent_overrides"] = {
+                **(request.agent_overrides or {}),
+                **variant.agent_overrides,
+            }
         return request.model_copy(update=changes), experiment, variant

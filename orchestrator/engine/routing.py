@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from orchestrator.core.agent_metrics import AgentMetrics
 from orchestrator.core.availability import WAITING_FOR_AGENT, WAITING_FOR_CAPACITY
@@ -19,10 +20,12 @@ from orchestrator.core.logentry import LogEntry, iso_from_ms
 from orchestrator.core.models import RegisteredAgent
 from orchestrator.core.policies import Ranking, SelectionPolicy, StepToRoute, rank_candidates
 from orchestrator.core.selection import is_eligible, rank
+from orchestrator.core.statuses import AgentStatus
 from orchestrator.engine.context import EngineContext
 from orchestrator.store.scripts import Handoff, Transition
 
 METRICS_TTL_MS = 1000
+EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,57 @@ class Routed:
     schedule_deadline_ms: int | None = None  # waiting for an agent: when it fails
 
 
+def pin(
+    ranking: Ranking,
+    agents: Sequence[RegisteredAgent],
+    capabilities: Sequence[str],
+    agent_type: str | None,
+    excluded: Sequence[str],
+    overrides: Mapping[str, str],
+) -> tuple[Ranking, str | None]:
+    """The ranking with a session's pinned agent (``agentOverrides``: capability -> agent) as
+    the only candidate, so the step goes there or waits for its capacity; and that agent's id
+    (None when no pin applies). The first of the
+    step's capabilities with a pin decides; a pinned agent that is not eligible for the step
+    (unknown, dead, drained, circuit open, lacking a capability, failed on it before) leaves
+    the policy's ranking as it was, with a note saying why."""
+    for capability in capabilities:
+        agent_id = overrides.get(capability)
+        if agent_id is None:
+            continue
+        chosen = next((a for a in ranking.agents if a.id == agent_id), None)
+        if chosen is not None:
+            why = f"pinned: agentOverrides sends {capability} here"
+            return Ranking([chosen], ranking.scores, {**ranking.notes, agent_id: why}), agent_id
+        known = next((a for a in agents if a.id == agent_id), None)
+        reason = (
+            "it is not registered with every capability the step needs"
+            if known is None
+            else why_not_eligible(known, capabilities, agent_type, excluded)
+        )
+        note = f"pinned for {capability} but {reason}; ranked by the policy instead"
+        return Ranking(ranking.agents, ranking.scores, {**ranking.notes, agent_id: note}), None
+    return ranking, None
+
+
+def why_not_eligible(
+    agent: RegisteredAgent,
+    capabilities: Sequence[str],
+    agent_type: str | None,
+    excluded: Sequence[str],
+) -> str:
+    if agent.id in excluded:
+        return "the step already failed on it"
+    if agent.status != AgentStatus.ACTIVE:
+        return f"it is {agent.status.value}"
+    if agent.circuit.state == "open":
+        return "its circuit is open"
+    if agent_type is not None and agent.type != agent_type:
+        return f"the step needs agent type {agent_type!r}"
+    missing = sorted(set(capabilities) - agent.capability_names)
+    return f"it lacks {', '.join(missing)}" if missing else "it is not eligible"
+
+
 class Router:
     """Routes queued steps of a session to agents and dispatches those that got a slot."""
 
@@ -67,16 +121,22 @@ class Router:
         *,
         agents: Sequence[RegisteredAgent] | None = None,
         policy: str | None = None,
+        overrides: Mapping[str, str] | None = None,
     ) -> list[Routed]:
         """Route queued steps of one session; those that got a slot are dispatched.
 
         ``agents``, when the caller just read the registry, are ranked instead of reading the
-        candidates again (the script still reserves only where there is room). ``policy``: the
-        session's selection policy when the caller knows it (else it is read: the session's
-        ``policy``, or MEOWSTIK_SELECTION_POLICY)."""
+        candidates again (the script still reserves only where there is room). ``policy`` and
+        ``overrides``: the session's selection policy and pinned agents (capability -> agent)
+        when the caller knows them (else they are read: the session's ``policy``, or
+        MEOWSTIK_SELECTION_POLICY, and its ``agentOverrides``)."""
         if not requests:
             return []
-        name = policy or self.context.sessions.policy(session_id) or self.default_policy
+        if policy is None or overrides is None:
+            named, pins = self.context.sessions.routing_choice(session_id)
+            policy = policy or named
+            overrides = pins if overrides is None else overrides
+        name = policy or self.default_policy
         groups: dict[tuple, list[str]] = defaultdict(list)
         for request in requests:
             key = (request.capabilities, request.agent_type, request.excluded)
@@ -84,7 +144,7 @@ class Router:
         routed: list[Routed] = []
         for (capabilities, agent_type, excluded), step_ids in groups.items():
             routed += self._route_group(
-                session_id, step_ids, capabilities, agent_type, excluded, agents, name
+                session_id, step_ids, capabilities, agent_type, excluded, agents, name, overrides
             )
         return routed
 
@@ -271,6 +331,7 @@ class Router:
         excluded: tuple[str, ...],
         known: Sequence[RegisteredAgent] | None,
         policy_name: str,
+        overrides: Mapping[str, str] = EMPTY,
     ) -> list[Routed]:
         context = self.context
         now = context.now_ms()
@@ -286,6 +347,9 @@ class Router:
             metrics = self._metrics([a.id for a in eligible], policy.metrics_window, now)
         step = StepToRoute(session_id, tuple(step_ids), capabilities, agent_type, self._rotation)
         ranking = rank_candidates(policy, eligible, step, metrics)
+        pinned = None
+        if overrides:
+            ranking, pinned = pin(ranking, agents, capabilities, agent_type, excluded, overrides)
         ranked = ranking.agents
         routing = context.sessions.route(
             session_id,
@@ -296,6 +360,7 @@ class Router:
             agent_type=agent_type,
             excluded=excluded,
             candidates=[agent.id for agent in ranked],
+            pinned=pinned,
         )
         self.dispatch_routed(session_id, routing.reserved)
         if ranking.scores or ranking.notes:

@@ -227,6 +227,11 @@ class Submission:
             schedule_timeout_ms=int(self.settings.schedule_timeout_s * 1000),
             budget_json=budget_document(budget) if budget is not None else "",
             policy=request.policy,
+            agent_overrides_json=(
+                json.dumps(request.agent_overrides, separators=_COMPACT)
+                if request.agent_overrides
+                else ""
+            ),
         )
 
     def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:
@@ -243,6 +248,7 @@ class Submission:
                 roots,
                 agents=agents,
                 policy=new.policy or self.router.default_policy,
+                overrides=json.loads(new.agent_overrides_json or "{}"),
             )
         except DispatchError as exc:
             for root in roots:

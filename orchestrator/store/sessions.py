@@ -265,12 +265,14 @@ class SessionStore:
         agent_type: str | None,
         excluded: Sequence[str],
         candidates: Sequence[str],
+        pinned: str | None = None,
     ) -> Routing:
-        """Reserve a slot on the first candidate with room for each step, else park it."""
+        """Reserve a slot on the first candidate with room for each step, else park it (for
+        ``pinned``'s capacity only, when the steps are pinned to that agent)."""
         k = self._keys
         args: list[Any] = [k.prefix, sid, now_ms, reserve_ms, capabilities[0]]
         args += [dumps(list(step_ids)), dumps(list(capabilities)), agent_type or ""]
-        args += [dumps(list(excluded)), *candidates]
+        args += [dumps(list(excluded)), pinned or "", *candidates]
         reply = self._run("route_steps", [k.session(sid), k.steps(sid)], args)
         return Routing.parse(reply)
 
@@ -414,10 +416,14 @@ class SessionStore:
             routing={text(key): json.loads(value) for key, value in routing.items()},
         )
 
-    def policy(self, sid: str) -> str | None:
-        """The selection policy the session names, or None (the default's)."""
-        raw = self._client.hget(self._keys.session(sid), "policy")
-        return None if raw is None else text(raw)
+    def routing_choice(self, sid: str) -> tuple[str | None, dict[str, str]]:
+        """The selection policy the session names (None: the default's) and the agents it pins
+        capabilities to ({} none), in one read."""
+        policy, pins = self._client.hmget(self._keys.session(sid), ["policy", "agentOverrides"])
+        return (
+            None if policy is None else text(policy),
+            json.loads(text(pins)) if pins else {},
+        )
 
     def note_routing(
         self, sid: str, explanations: Mapping[Any, Any], logs: Sequence[LogEntry], now_ms: int

@@ -222,3 +222,22 @@ def test_figures_are_written_in_the_terminals_short_words():
     assert format_difference(0.45, "success") == "+45.0 pp"
     assert format_difference(-0.605, "durationS") == "-605ms"
     assert format_difference(0.002, "costUsd") == "+$0.002"
+
+
+def test_a_variant_that_pins_agents_says_which():
+    from cli.rendering import variant_sets
+
+    variant = document(
+        {
+            "name": "pins",
+            "createdAt": CREATED,
+            "variants": [
+                {"name": "a"},
+                {"name": "b", "policy": "learned", "agentOverrides": {"web_research": "r-2"}},
+            ],
+        }
+    )["variants"]
+    assert [variant_sets(v) for v in variant] == [
+        "nothing",
+        "policy learned, web_research on r-2",
+    ]

@@ -365,13 +365,20 @@ def test_what_a_variant_sets_is_shown_as_text(env):
     engine = world.engine.experiments
     engine.create(
         ExperimentRequest.model_validate(
-            {"name": "hostile", "variants": [{"name": "a", "template": HOSTILE}, {"name": "b"}]}
+            {
+                "name": "hostile",
+                "variants": [
+                    {"name": "a", "template": HOSTILE},
+                    {"name": "b", "agentOverrides": {"web_research": "researcher-002"}},
+                ],
+            }
         )
     )
     for path in ("/experiments", "/experiments/hostile"):
         page = get(client, path).get_data(as_text=True)
         assert HOSTILE not in page, path
         assert "template &lt;script&gt;window.__xss = 1&lt;/script&gt;" in page, path
+        assert "web_research on researcher-002" in page, path
 
 
 def test_both_pages_are_documented_for_anyone_logged_in_and_send_others_to_the_login(env):

@@ -6,7 +6,8 @@
 -- "<session id>|<step id>" and whose scores are lease expiry times (ms). Live load is the number
 -- of members whose lease has not expired, so a dead worker's slots free themselves.
 -- Steps that found every eligible agent full wait in waiting_key(capability) (JSON entries
--- {s, t, caps, type, ex}); a released slot is handed to the first entry the agent can run.
+-- {s, t, caps, type, ex, only}: session, step, capabilities, agent type, agents excluded, the
+-- one agent it is pinned to); a released slot is handed to the first entry the agent can run.
 -- Their record says why: waitingFor WAITING_FOR_CAPACITY (eligible agents, all full) or
 -- WAITING_FOR_AGENT (no eligible agent alive: the step also has a schedule deadline in
 -- schedule_deadlines_key(), after which the reconciler fails it unless an agent appeared).
@@ -77,6 +78,7 @@ local function handoff(agent_id, now, reserve_ms)
       local entry = cjson.decode(raw)
       local fits = has_all(have, entry["caps"]) and not excluded(entry["ex"], agent_id)
         and (entry["type"] == nil or entry["type"] == agent_type)
+        and (entry["only"] == nil or entry["only"] == agent_id)
       if fits then
         redis.call("LREM", wkey, 1, raw)
         local rec_raw = redis.call("HGET", steps_key(entry["s"]), entry["t"])

@@ -9,7 +9,8 @@
 -- ARGV[6] agent id   ARGV[7] slot member   ARGV[8] reservation (ms)
 -- ARGV[9] selection policy to route released steps with here, or "" to leave them to the caller
 --   (a session's own "policy" field overrides it: a built-in name routes here, any other leaves
---   them to the caller, which ranks with that Python policy)
+--   them to the caller, which ranks with that Python policy; so does an "agentOverrides" field,
+--   whose pins the caller applies)
 -- ARGV[10] round-robin rotation   ARGV[11] who writes the state updates (their updatedBy)
 -- ARGV[12] the run's accounts JSON, or "": {"usage": the run's model usage (the step record's
 --          "usage") or null, "reported": what the agent reported spending by itself, as decimal
@@ -96,12 +97,15 @@ redis.call("ZREM", deadlines_key(), ARGV[7])
 redis.call("HINCRBY", KEYS[1], "completedTasks", 1)
 local finished = redis.call("HINCRBY", KEYS[1], "finishedTasks", 1)
 
-local session = redis.call("HMGET", KEYS[1], "status", "totalTasks", "policy")
+local session = redis.call("HMGET", KEYS[1], "status", "totalTasks", "policy", "agentOverrides")
 local session_status = session[1]
 local policy = ARGV[9]
 if session[3] then  -- the session names its own policy: a built-in routes here, others in Python
   local builtin = {least_loaded = true, priority_first = true, round_robin = true}
   policy = builtin[session[3]] and session[3] or ""
+end
+if session[4] then  -- it pins capabilities to agents: the caller routes (engine/routing.py pin)
+  policy = ""
 end
 local released, ended, routed, parked = {}, 0, {}, {}
 local sid = sid_of(ARGV[7])

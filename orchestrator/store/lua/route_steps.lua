@@ -10,7 +10,9 @@
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] now (ms)   ARGV[4] reservation (ms)
 -- ARGV[5] waiting capability   ARGV[6] JSON list of step ids (same requirements)
 -- ARGV[7] JSON list of capabilities   ARGV[8] agent type or ""   ARGV[9] JSON list of excluded
--- ARGV[10..] candidate agent ids, most preferred first
+-- ARGV[10] the agent the steps are pinned to (the session's agentOverrides), or "": a parked
+--   step then waits for that agent's capacity only   ARGV[11..] candidate agent ids, most
+--   preferred first
 -- Also (prelude): the candidates' hashes and slots, the deadlines and schedule deadlines, the
 -- waiting list.
 --
@@ -24,13 +26,14 @@ end
 local reserved, waiting, unscheduled = {}, {}, {}
 local entry_base = {caps = cjson.decode(ARGV[7]), ex = cjson.decode(ARGV[9]), s = sid}
 if ARGV[8] ~= "" then entry_base["type"] = ARGV[8] end
+if ARGV[10] ~= "" then entry_base["only"] = ARGV[10] end
 for _, step_id in ipairs(cjson.decode(ARGV[6])) do
   local raw = redis.call("HGET", KEYS[2], step_id)
   local rec = raw and cjson.decode(raw)
   if rec and rec["status"] == "queued" and rec["waitingFor"] ~= WAITING_FOR_CAPACITY
     and rec["waitingFor"] ~= WAITING_FOR_AGENT then
     local placed = false
-    for i = 10, #ARGV do
+    for i = 11, #ARGV do
       local agent_id = ARGV[i]
       local akey, skey = agent_key(agent_id), agent_slots_key(agent_id)
       if takes_work(akey, now)
@@ -50,7 +53,7 @@ for _, step_id in ipairs(cjson.decode(ARGV[6])) do
     end
     if not placed then
       entry_base["t"] = step_id
-      park(sid, KEYS[2], step_id, rec, waiting_key(ARGV[5]), entry_base, now, #ARGV < 10)
+      park(sid, KEYS[2], step_id, rec, waiting_key(ARGV[5]), entry_base, now, #ARGV < 11)
       table.insert(waiting, step_id)
       if rec["waitingFor"] == WAITING_FOR_AGENT then
         table.insert(unscheduled, step_id)
