@@ -216,11 +216,13 @@ def report(
 
 
 def _summary(values: list[float], confidence: float) -> MetricSummary:
+    """Mean with its t interval, p50 and p95 of a duration or a cost. Neither can be negative,
+    so the interval's low end is cut at 0 (with few sessions a t interval reaches below)."""
     interval = mean_interval(values, confidence)
     return MetricSummary(
         n=len(values),
         mean=sum(values) / len(values) if values else None,
-        interval=Interval(low=interval[0], high=interval[1]) if interval else None,
+        interval=Interval(low=max(0.0, interval[0]), high=interval[1]) if interval else None,
         p50=percentile(values, 0.5),
         p95=percentile(values, 0.95),
     )

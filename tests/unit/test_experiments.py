@@ -109,6 +109,20 @@ def test_the_report_names_the_better_variant_only_when_significant():
     assert result.expired == 2
 
 
+def test_a_duration_interval_never_reaches_below_zero():
+    # two sessions, 0.1 s and 2.0 s: mean 1.05, t(0.975, 1 df) = 12.706, so the t interval is
+    # 1.05 -/+ 12.706 * 0.95 = [-11.02, 13.12]; durations cannot be negative: [0, 13.12]
+    exp = experiment(variants=[Variant(name="control"), Variant(name="other")])
+    outcomes = [
+        SessionOutcome(variant="control", status="completed", duration_s=d, cost_usd=0.0)
+        for d in (0.1, 2.0)
+    ]
+    summary = report(exp, outcomes, expired=0).variants[0].duration_s
+    assert summary.mean == pytest.approx(1.05)
+    assert summary.interval.low == 0.0
+    assert summary.interval.high == pytest.approx(1.05 + 12.7062 * 0.95, rel=1e-4)
+
+
 def test_a_variant_sets_the_sessions_policy_and_the_report_counts_them(any_redis):
     agents = tuple(
         AgentDefinition(id=i, name=i, type="t", max_load=50, capabilities=[Capability(name="w")])
