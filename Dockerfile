@@ -10,12 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin meowstik
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
+COPY meowstik ./meowstik
 COPY orchestrator ./orchestrator
 COPY workers ./workers
 COPY api ./api
 COPY cli ./cli
-RUN pip install ".[flower]" && rm -rf /src
+# The versions CI tested (constraints.txt, `make constraints`); no `embedded` extra: Redis is
+# the redis service (MEOWSTIK_REDIS_URL), so the image carries no redis-server of its own
+RUN pip install -c constraints.txt ".[flower]" && rm -rf /src
 
 USER meowstik
 WORKDIR /home/meowstik

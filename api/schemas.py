@@ -63,6 +63,35 @@ class SessionList(ClosedCamel):
     next_cursor: str | None
 
 
+class DeliveryAttempt(ClosedCamel):
+    """One attempt to deliver a session's webhook."""
+
+    delivery_id: str  # "<session id>.<end ms>": the same on every attempt of one ending
+    attempt: int
+    at: str
+    url: str | None
+    status: Literal["delivered", "failed", "abandoned"]
+    http_status: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+    next_attempt_at: str | None = None
+
+
+class PendingDelivery(ClosedCamel):
+    delivery_id: str
+    next_attempt_at: str | None
+
+
+class Deliveries(ClosedCamel):
+    """GET /api/orchestrator/sessions/<id>/deliveries."""
+
+    session_id: str
+    callback_url: str | None
+    deliveries: list[DeliveryAttempt]
+    count: int
+    pending: list[PendingDelivery]
+
+
 class ContextUpdate(ClosedCamel):
     """PATCH /api/orchestrator/sessions/<id>/context: the whole shared context after the merge."""
 

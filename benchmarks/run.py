@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ import redis
 from benchmarks.http_load import LoadResult, MinimalApp, load
 from benchmarks.raw_celery import RawCelery, child_pids, random_dag, rss_bytes
 from cli.embedded_redis import EmbeddedRedis
-from orchestrator.store.keys import Keys
+from orchestrator.store.keys import SESSION_KEY_FAMILIES, Keys
 from tests.support.cluster import Cluster, wait_for
 from tests.support.redis_server import free_port
 
@@ -374,6 +375,11 @@ def after_retention(client: redis.Redis, baseline: dict, retention_s: int) -> di
     except AssertionError:
         pruned = False
     after = product_memory(client)
+    keys = Keys()
+    owned = {f.name for f in SESSION_KEY_FAMILIES}
+    families = Counter(
+        keys.family_of(k.decode()) or "unknown" for k in client.scan_iter(match="meowstik:*")
+    )
     return {
         "waitedS": time.monotonic() - waited,
         "indexPruned": pruned,
@@ -381,6 +387,10 @@ def after_retention(client: redis.Redis, baseline: dict, retention_s: int) -> di
         "afterBytes": after["bytes"],
         "baselineKeys": baseline["keys"],
         "afterKeys": after["keys"],
+        # what is left, by family: fixed ones (agents, capabilities, metrics, cost totals) and
+        # time buckets that expire by themselves; a session's own keys must all be gone
+        "afterFamilies": dict(families),
+        "sessionKeysLeft": sum(n for name, n in families.items() if name in owned),
     }
 
 

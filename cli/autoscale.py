@@ -210,7 +210,7 @@ class Autoscaler:
         for name in capabilities:
             pipe.llen(self.keys.waiting(name))
         for queue in queues:
-            pipe.llen(queue)
+            pipe.llen(self.keys.broker(queue))
         return sum(int(count) for count in pipe.execute())
 
     def _apply(self, pool: Pool, action: Action, now_ms: int) -> None:

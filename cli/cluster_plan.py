@@ -95,7 +95,7 @@ class ClusterPlan:
         if self.flower_port is not None:
             # Flower 2 refuses an open API unless told; it listens on loopback only
             flower_env = {**env, "FLOWER_UNAUTHENTICATED_API": "true"}
-            command = flower_command(s.effective_redis_url, "127.0.0.1", self.flower_port)
+            command = flower_command("127.0.0.1", self.flower_port)
             extra.append(ManagedProcess("flower", command, flower_env, self.log_dir / "flower.log"))
         return [api, *workers, remote, *extra]
 

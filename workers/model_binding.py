@@ -78,7 +78,8 @@ class ModelBinder:
             endpoint.base_url,
             endpoint.api_key_value,
             definition.model or endpoint.model or self.settings.llm_model,
-            self.settings.llm_timeout_s,
+            # each request within the run's time limit too, when it is shorter
+            min(self.settings.llm_timeout_s, step_input.timeout_s or self.settings.llm_timeout_s),
             self.settings.http_agent_max_retries,
             endpoint_name=endpoint.name,
             sleep=self.sleep,

@@ -1,19 +1,21 @@
 """What a worker process does with one step message: claim the step for its agent, run the agent
-while renewing the lease, record the outcome. One runtime per process (prefork children each
-build their own Redis connection after the fork)."""
+while renewing the lease and within its time limit (workers/time_limits.py), record the outcome.
+One runtime per process (prefork children each build their own Redis connection after the
+fork)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 
 import redis
 import requests
 from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
 
 from orchestrator.core.errors import (
     AgentNotFoundError,
@@ -27,8 +29,8 @@ from orchestrator.core.statuses import AgentStatus
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import InputRequired
 from orchestrator.engine.budgets import Budgets, CallRefused
-from orchestrator.engine.lifecycle import StepLifecycle
 from orchestrator.engine.routing import RouteRequest
+from orchestrator.engine.timeouts import ABANDONED, SOFT_LIMIT
 from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
@@ -38,8 +40,10 @@ from orchestrator.store.keys import Keys
 from orchestrator.store.turns import TurnJournal
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
+from workers.lease_keeper import LeaseKeeper
 from workers.model_binding import ModelBinder
 from workers.resources import PeakRss
+from workers.time_limits import RunLimits, SoftLimitWindow
 from workers.tools.catalog import load_tools
 
 log = logging.getLogger(__name__)
@@ -54,33 +58,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class LeaseKeeper:
-    """Renews a run's lease (and its agent slot) every third of its length while the agent works."""
+NO_LIMITS = RunLimits()
 
-    def __init__(self, lifecycle: StepLifecycle, run: StepRun) -> None:
-        self._lifecycle = lifecycle
-        self._run = run
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
-        self.lost = False
 
-    def _loop(self) -> None:
-        interval_s = self._lifecycle.context.settings.lease_s / 3
-        while not self._stop.wait(interval_s):
-            try:
-                if not self._lifecycle.renew(self._run):
-                    self.lost = True
-                    return
-            except StoreUnavailableError:
-                log.warning("lease renewal failed for %s; retrying", self._run.step_id)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
+def _ids(run: StepRun) -> dict[str, str]:
+    """A run's ids, for log records."""
+    return {"sessionId": run.session_id, "stepId": run.step_id, "agentId": run.agent_id}
 
 
 class RunBudget:
@@ -159,59 +142,113 @@ class WorkerRuntime:
         self.router = wired.router
         self.lifecycle = wired.lifecycle
 
-    def execute(self, session_id: str, step_id: str, agent_id: str | None) -> Skip | None:
-        """Run the step on the agent it was routed to. Returns a Skip when it did not run."""
+    def execute(
+        self,
+        session_id: str,
+        step_id: str,
+        agent_id: str | None,
+        limits: RunLimits = NO_LIMITS,
+    ) -> Skip | None:
+        """Run the step on the agent it was routed to, with the run token and timeout the
+        worker's main process chose (``limits``). Returns a Skip when it did not run."""
         agent = self._resolve(agent_id) if agent_id else None
         if agent is None:
             return self._reroute(session_id, step_id, agent_id)
-        run = self.lifecycle.begin(session_id, step_id, agent.definition.id)
-        if isinstance(run, Skip):
-            self._record_skip(session_id, step_id, agent.definition.id, run)
-            if run.reason == "full":
-                self._reroute(session_id, step_id, agent_id)
-            return run
-        model = None
+        with SoftLimitWindow() as window:
+            run = self.lifecycle.begin(session_id, step_id, agent.definition.id, token=limits.token)
+            if isinstance(run, Skip):
+                self._record_skip(session_id, step_id, agent.definition.id, run)
+                if run.reason == "full":
+                    self._reroute(session_id, step_id, agent_id)
+                return run
+            run = replace(run, step_input=replace(run.step_input, timeout_s=limits.timeout_s))
+            self._run(agent, run, limits.timeout_s, window)
+        return None
+
+    def _run(
+        self, agent: Agent, run: StepRun, timeout_s: float | None, window: SoftLimitWindow
+    ) -> None:
+        """Run the agent while its lease is renewed, then record what came of it. Where no
+        soft limit can reach the agent (threads and solo pools) the lease keeper abandons the
+        run at its timeout and records that; the run's late outcome is then dropped."""
+        keeper = self._lease_keeper(run, timeout_s, window)
+        model, result, error = None, None, None
         self.peak_rss.start()
         started_cpu_s, started_s = time.thread_time(), time.monotonic()
-        with LeaseKeeper(self.lifecycle, run):
+        with keeper:
             try:
                 budget = RunBudget(self.lifecycle.budgets, run)
                 step_input, model = self.models.bind(agent.definition, run.step_input, budget)
                 run = replace(run, step_input=step_input)
-                result = coerce_result(agent.run(run.step_input))
-            except CallRefused as refused:  # parked on the budget, or the run is over
-                log.info(
-                    "model call refused: %s",
-                    refused,
-                    extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
-                )
-                return None
-            except InputRequired as request:
-                self.lifecycle.await_input(run, request)
-                return None
-            except TRANSIENT_ERRORS as exc:
-                self.lifecycle.fail(run, RetryableStepError(f"{type(exc).__name__}: {exc}"))
-                return None
+                with window.agent():
+                    output = agent.run(run.step_input)
+                result = coerce_result(output)
             except Exception as exc:  # noqa: BLE001 - any agent failure is recorded on the step
-                log.info(
-                    "step raised %s",
-                    type(exc).__name__,
-                    extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
-                )
-                self.lifecycle.fail(run, exc)
-                return None
+                error = exc
             finally:
                 if model is not None:
                     model.close()
                 self._count_run(run, started_cpu_s, started_s)
-        usage = model.usage.document() if model is not None else None
-        transition = self.lifecycle.succeed(run, result, usage)
-        log.info(
-            "step %s",
-            "completed" if transition.code == "ok" else transition.code,
-            extra={"sessionId": session_id, "stepId": step_id, "agentId": run.agent_id},
+        if keeper.abandoned:
+            self._drop_late_outcome(run)
+        elif error is not None:
+            timed_out = window.fired or isinstance(error, SoftTimeLimitExceeded)
+            self._settle_error(run, error, timeout_s if timed_out else None)
+        elif result is not None:
+            usage = model.usage.document() if model is not None else None
+            transition = self.lifecycle.succeed(run, result, usage)
+            log.info(
+                "step %s",
+                "completed" if transition.code == "ok" else transition.code,
+                extra=_ids(run),
+            )
+
+    def _lease_keeper(
+        self, run: StepRun, timeout_s: float | None, window: SoftLimitWindow
+    ) -> LeaseKeeper:
+        """The run's lease keeper; where no soft limit will come (``window`` not enforced), one
+        that abandons the run at its timeout and records that."""
+        if timeout_s is None or window.enforced:
+            return LeaseKeeper(self.lifecycle, run)
+        record = partial(self.lifecycle.timeouts.time_out, run, timeout_s, stopped_by=ABANDONED)
+        return LeaseKeeper(
+            self.lifecycle, run, abandon_at_s=time.monotonic() + timeout_s, on_abandon=record
         )
-        return None
+
+    def _settle_error(self, run: StepRun, exc: Exception, timed_out_s: float | None) -> None:
+        """Record what an agent raised; ``timed_out_s``: it raised because its soft time limit
+        (that many seconds) reached it."""
+        if isinstance(exc, CallRefused):  # parked on the budget, or the run is over
+            log.info("model call refused: %s", exc, extra=_ids(run))
+        elif isinstance(exc, InputRequired):
+            self.lifecycle.await_input(run, exc)
+        elif timed_out_s is not None:
+            log.info("step timed out after %g s", timed_out_s, extra=_ids(run))
+            self.lifecycle.timeouts.time_out(run, timed_out_s, stopped_by=SOFT_LIMIT)
+        elif isinstance(exc, TRANSIENT_ERRORS):
+            self.lifecycle.fail(run, RetryableStepError(f"{type(exc).__name__}: {exc}"))
+        else:
+            log.info("step raised %s", type(exc).__name__, extra=_ids(run))
+            self.lifecycle.fail(run, exc)
+
+    def _drop_late_outcome(self, run: StepRun) -> None:
+        """An abandoned run's agent returned after its timeout was recorded: its outcome is not
+        recorded (the step was retried or failed meanwhile); say so in the session's log."""
+        log.info("dropping the outcome of a run that timed out", extra=_ids(run))
+        try:
+            self.context.log(
+                LogEntry(
+                    "info",
+                    "task",
+                    "Timed-out run ended; its outcome is dropped",
+                    session_id=run.session_id,
+                    agent_id=run.agent_id,
+                    task_id=run.step_id,
+                    data={"attempt": run.attempt},
+                )
+            )
+        except StoreUnavailableError:
+            log.warning("could not log a dropped outcome", extra=_ids(run))
 
     def _count_run(self, run: StepRun, started_cpu_s: float, started_s: float) -> None:
         """The run's CPU time (of the thread that ran it, so a thread pool's other steps do not

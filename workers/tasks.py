@@ -9,6 +9,7 @@ from typing import cast
 from celery import Celery, Task
 
 from workers.celery_app import RUN_STEP_TASK
+from workers.tracing import note_skip, step_span
 
 log = logging.getLogger(__name__)
 # fullmatch, not ^...$: "$" also matches before a trailing newline
@@ -39,6 +40,8 @@ def register_tasks(app: Celery) -> None:
         reject_on_worker_lost=True,
         ignore_result=True,
         max_retries=None,
+        # a run token per delivery, and Celery's time limits from the step's timeout
+        Request="workers.time_limits:StepRequest",
     )
     def run_step(
         self: Task,
@@ -54,10 +57,13 @@ def register_tasks(app: Celery) -> None:
             log.error("dropping malformed step message %r", self.request.id)
             return
         from workers.runtime import runtime_for
+        from workers.time_limits import RunLimits
 
-        skip = runtime_for(app).execute(
-            cast(str, session_id), cast(str, step_id), cast(str | None, agent_id)
-        )
+        sid, step, agent = cast(str, session_id), cast(str, step_id), cast(str | None, agent_id)
+        runtime = runtime_for(app)
+        with step_span(runtime, self.request, sid, step, agent):  # when traced: the run's span
+            skip = runtime.execute(sid, step, agent, RunLimits.of(self.request))
+            note_skip(skip)
         if skip is not None and skip.retry_after_s is not None:
             # Another run holds a live lease: come back when it would have expired.
             raise self.retry(countdown=skip.retry_after_s)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import re
+
+from flask import Blueprint, jsonify, request
 
 from api import schemas
 from api.auth import principal
 from api.body import json_body, query_args
 from api.errors import ApiError
-from api.operations import BODY, BY_ID, LOCATION, SESSION_ID, STORE, Operation, Schema, ok
+from api.operations import (
+    BODY,
+    BY_ID,
+    LOCATION,
+    SESSION_ID,
+    STORE,
+    Operation,
+    Param,
+    Schema,
+    ok,
+)
 from api.routes import services
 from orchestrator.core.models import (
     InputAnswer,
@@ -46,11 +58,38 @@ def orchestrate():
                              "type": "value_error"}]},
             )  # fmt: skip
         request_model.user_id = caller.user_id
-    snapshot = services().engine.submit(request_model)
+    key = idempotency_key()
+    replayed = False
+    if key is None:
+        snapshot = services().engine.submit(request_model)
+    else:
+        snapshot, replayed = services().engine.submit_once(request_model, key, caller.user_id)
     response = jsonify(snapshot.to_json_dict())
-    response.status_code = 202
+    response.status_code = 200 if replayed else 202
     response.headers["Location"] = f"/api/orchestrator/sessions/{snapshot.session_id}"
+    response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
     return response
+
+
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?")
+
+
+def idempotency_key() -> str | None:
+    """The Idempotency-Key header: 1-255 printable ASCII characters, no space at either end;
+    None when absent."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if IDEMPOTENCY_KEY.fullmatch(raw) is None:
+        raise ApiError(
+            422,
+            "validation_error",
+            "the Idempotency-Key header must be 1-255 printable ASCII characters without "
+            "leading or trailing spaces (a UUID is a good key)",
+            {"errors": [{"location": "header.Idempotency-Key", "message": "malformed key",
+                         "type": "value_error"}]},
+        )  # fmt: skip
+    return raw
 
 
 @blueprint.get("/sessions/<session_id>")
@@ -64,12 +103,25 @@ def cancel_session(session_id: str):
     return jsonify(services().engine.cancel(session_id).to_json_dict())
 
 
+@blueprint.post("/sessions/<session_id>/retry")
+def retry_session(session_id: str):
+    """Run a failed or cancelled session's failed, skipped and cancelled steps again, in the
+    same session: completed steps keep their results and cost."""
+    return jsonify(services().engine.retry(session_id).to_json_dict())
+
+
 @blueprint.post("/sessions/<session_id>/input")
 def provide_input(session_id: str):
     """Answer a step waiting for operator input: {"stepId": ..., "value": ...}."""
     answer = InputAnswer.model_validate(json_body())
     snapshot = services().engine.provide_input(session_id, answer.step_id, answer.value)
     return jsonify(snapshot.to_json_dict())
+
+
+@blueprint.get("/sessions/<session_id>/deliveries")
+def session_deliveries(session_id: str):
+    """The session's webhook (callbackUrl) deliveries: every attempt and what is pending."""
+    return jsonify(services().engine.webhooks.deliveries(session_id))
 
 
 @blueprint.get("/sessions")
@@ -100,6 +152,15 @@ def update_context(session_id: str):
     return jsonify({"sessionId": session_id, "sharedState": state})
 
 
+REPLAYED: dict[str, Schema] = {
+    "Idempotent-Replayed": {
+        "type": "string",
+        "enum": ["true", "false"],
+        "description": "whether this answer is the session an earlier request with the same "
+        "Idempotency-Key made (always false without a key)",
+    }
+}
+
 CONTEXT_BODY: Schema = {
     "type": "object",
     "description": "keys to merge into the session's shared context (any JSON values)",
@@ -114,9 +175,32 @@ OPERATIONS = (
         "orchestrator.orchestrate",
         "Start a session from a goal (or an explicit plan)",
         "sessions",
-        {202: ok(SessionSnapshot, "the session, started", headers=LOCATION)},
+        {
+            202: ok(SessionSnapshot, "the session, started", headers={**LOCATION, **REPLAYED}),
+            200: ok(
+                SessionSnapshot,
+                "the session an earlier request with this Idempotency-Key and body created, "
+                "as it is now",
+                headers={**LOCATION, **REPLAYED},
+            ),
+        },
+        params=(
+            Param(
+                "Idempotency-Key",
+                "header",
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$",
+                },
+                "a key unique to this submit (a UUID): retries with the same key and body get "
+                "the first session back (200) for MEOWSTIK_IDEMPOTENCY_TTL_S; another body "
+                "with the key is a 422. Keys are per user.",
+            ),
+        ),  # fmt: skip
         body=OrchestrateRequest,
-        errors=(*BODY, *STORE),
+        errors=(*BODY, 409, *STORE),
     ),
     Operation(
         "get",
@@ -139,10 +223,31 @@ OPERATIONS = (
         errors=(*BY_ID, *STORE),
     ),
     Operation(
+        "get",
+        "/api/orchestrator/sessions/<session_id>/deliveries",
+        "orchestrator.session_deliveries",
+        "The session's webhook deliveries: each attempt, and what is still to be tried",
+        "sessions",
+        {200: ok(schemas.Deliveries)},
+        params=(SESSION_ID,),
+        errors=(*BY_ID, *STORE),
+    ),
+    Operation(
         "post",
         "/api/orchestrator/sessions/<session_id>/cancel",
         "orchestrator.cancel_session",
         "Cancel a session: nothing more starts, running steps are revoked",
+        "sessions",
+        {200: ok(SessionSnapshot)},
+        params=(SESSION_ID,),
+        errors=(*BY_ID, 409, *STORE),
+    ),
+    Operation(
+        "post",
+        "/api/orchestrator/sessions/<session_id>/retry",
+        "orchestrator.retry_session",
+        "Retry a failed or cancelled session in place: its failed, skipped and cancelled steps "
+        "run again, completed ones keep their results",
         "sessions",
         {200: ok(SessionSnapshot)},
         params=(SESSION_ID,),

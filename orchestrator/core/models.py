@@ -62,6 +62,10 @@ LongText = Annotated[str, StringConstraints(max_length=4000)]
 TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 ModelName = Annotated[str, StringConstraints(pattern=r"^\S{1,200}$")]
 MAX_REPLY_TOKENS = 1_000_000  # an agent's maxTokens: a bound on the model's reply
+MAX_STEP_TIMEOUT_S = 24 * 3600.0  # a step's or agent's timeoutS: a day at most (unset: no limit)
+# a run's time limit (s): the step's timeoutS, else its agent's, else MEOWSTIK_STEP_TIMEOUT_S;
+# strict: a number, never "5" or true
+TimeoutSeconds = Annotated[float, Field(gt=0, le=MAX_STEP_TIMEOUT_S, strict=True)]
 
 
 class PlannerName(StrEnum):
@@ -114,7 +118,9 @@ class AgentDefinition(RequestModel):
     executor: AgentExecutor = AgentExecutor.PYTHON
     endpoint: Annotated[str, StringConstraints(max_length=2048)] | None = None
     system_prompt: LongText | None = None
-    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # the time limit of this agent's runs unless a step sets its own (core/timeouts.py); an
+    # HTTP agent's request timeout too (30 s when no limit applies)
+    timeout_s: TimeoutSeconds | None = None
     # LLM agents only: the model, the configured endpoint by name (not a URL), sampling and length
     model: ModelName | None = None
     base_url: Annotated[str, StringConstraints(pattern=ENDPOINT_NAME_PATTERN)] | None = None
@@ -157,6 +163,7 @@ class AgentUpdate(RequestModel):
     name: ShortText | None = None
     description: LongText | None = None
     metadata: dict[str, Any] | None = None
+    timeout_s: TimeoutSeconds | None = None  # an explicit null removes the agent's own limit
 
 
 class PlanStep(RequestModel):
@@ -172,6 +179,8 @@ class PlanStep(RequestModel):
     subtasks: list[PlanStep] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
     estimated_duration_s: float | None = Field(default=None, ge=0)
+    # this step's time limit per run, over its agent's timeoutS (core/timeouts.py)
+    timeout_s: TimeoutSeconds | None = None
 
 
 class TaskPlan(RequestModel):
@@ -255,6 +264,10 @@ class OrchestrateRequest(RequestModel):
     # (alive, not drained, circuit not open, has every capability the step needs, not failed
     # on it before), waiting for its capacity; otherwise the policy ranks as usual
     agent_overrides: AgentOverrides | None = None
+    # POSTed the session's final summary when it ends, signed (MEOWSTIK_SIGNING_SECRETS), retried
+    # for MEOWSTIK_WEBHOOK_RETRY_S; the HTTP agents' endpoint rules apply (allowed hosts, no
+    # always-blocked address)
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
     # an A/B experiment to join (its variant may set policy, planner, template, agentOverrides)
     experiment: (
         Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")] | None
@@ -352,6 +365,7 @@ class StepState(CamelModel):
     cost: CostFigures | None = None  # every run's, each call counted once (None: nothing spent)
     # why routing chose its agent, when the policy explains (policy, scores, notes, at)
     routing: dict[str, Any] | None = None
+    round: int | None = None  # the retry round that reset it (None: it ran in the first)
 
 
 class SessionSnapshot(CamelModel):
@@ -379,6 +393,8 @@ class SessionSnapshot(CamelModel):
     policy: str | None = None  # the selection policy it named (None: MEOWSTIK_SELECTION_POLICY)
     experiment: dict[str, str] | None = None  # {"name", "variant"} when it joined one
     agent_overrides: dict[str, str] | None = None  # capability -> pinned agent, when set
+    round: int | None = None  # the retry round it is in (None: never retried)
+    callback_url: str | None = None  # its webhook, when it has one
 
 
 class StepPreview(CamelModel):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _COMPACT = (",", ":")
+TRACE_CONTEXT_FIELDS = ("traceparent", "tracestate")  # session hash fields, W3C header names
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class NewSession:
     experiment: str | None = None  # the A/B experiment it joined, and its variant there
     variant: str | None = None
     agent_overrides_json: str = ""  # the "agentOverrides" field (capability -> agent); "": none
+    callback_url: str | None = None  # POSTed the final summary when the session ends (webhook)
+    # the W3C trace context of the request that submitted it (TRACE_CONTEXT_FIELDS, by name):
+    # the parent of every step run's span (orchestrator/tracing.py); empty: not traced
+    trace_context: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ def session_fields(new: NewSession) -> dict[str, str | int]:
         fields["experiment"], fields["variant"] = new.experiment, new.variant
     if new.agent_overrides_json:
         fields["agentOverrides"] = new.agent_overrides_json
+    if new.callback_url:
+        fields["callbackUrl"] = new.callback_url
+    fields.update(
+        (name, value) for name, value in new.trace_context if name in TRACE_CONTEXT_FIELDS
+    )
     return fields
 
 

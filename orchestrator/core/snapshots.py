@@ -75,6 +75,7 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
             usage=StepUsage.model_validate(rec["usage"]) if rec.get("usage") else None,
             cost=figures(record.costs, f"s|{step_id}|") if step_id in spent else None,
             routing=record.routing.get(step_id),
+            round=rec.get("round"),
         )
     return SessionSnapshot(
         session_id=session_id,
@@ -101,4 +102,6 @@ def build_snapshot(session_id: str, record: SessionRecord) -> SessionSnapshot:
         else None,
         budget=session_budget(fields.get("budget"), fields.get("budgetPause"), record.costs),
         agent_overrides=json.loads(fields.get("agentOverrides") or "null"),
+        round=int(fields["round"]) if fields.get("round") else None,
+        callback_url=fields.get("callbackUrl"),
     )

@@ -80,6 +80,9 @@ class StepInput:
     operator_input: Any = None
     subtask_ids: tuple[str, ...] = ()
     decompositions: int = 0
+    # this run's time limit in seconds (the step's timeoutS, else its agent's, else
+    # MEOWSTIK_STEP_TIMEOUT_S), None: no limit; past it the run is stopped and retried
+    timeout_s: float | None = None
     logger: StepLogger | None = field(default=None, compare=False, repr=False)
     state: StateView | None = field(default=None, compare=False, repr=False)
     workspace: WorkspaceView | None = field(default=None, compare=False, repr=False)
@@ -113,6 +116,7 @@ class StepInput:
             "operatorInput": self.operator_input if self.input_provided else None,
             "subtaskOutputs": self.subtask_outputs,
             "decompositions": self.decompositions,
+            "timeoutS": self.timeout_s,
         }
 
 

@@ -89,8 +89,9 @@ class Agents:
         return self.get(definition.id)
 
     def update(self, agent_id: str, change: AgentUpdate) -> RegisteredAgent:
-        """Change status (active, inactive, draining), priority, maxLoad, name, description or
-        metadata; more room, or active again, is offered to waiting steps at once."""
+        """Change status (active, inactive, draining), priority, maxLoad, name, description,
+        metadata or timeoutS (null removes it); more room, or active again, is offered to
+        waiting steps at once."""
         if change.metadata is not None:
             check_metadata(change.metadata, self.context.settings, "body.metadata")
         if change.status is not None and change.status in AGENT_DERIVED:

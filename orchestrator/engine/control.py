@@ -14,6 +14,7 @@ from orchestrator.core.errors import (
     InputValidationError,
     SessionFinishedError,
     SessionNotFoundError,
+    SessionNotRetryableError,
     StepFinishedError,
     StepNotWaitingError,
     TaskNotFoundError,
@@ -76,6 +77,35 @@ class Control:
         self.outcomes.note_end(session_id, "cancelled")
         if result.running:
             self.context.dispatcher.revoke([job_id(session_id, s) for s in result.running])
+        return self.snapshot(session_id)
+
+    def retry(self, session_id: str) -> SessionSnapshot:
+        """Run a failed or cancelled session's failed, skipped and cancelled steps again in the
+        same session (its next round); completed steps keep their results and cost and do not
+        run again. What became ready is routed now; the rest as its dependencies complete.
+
+        Raises:
+            SessionNotFoundError: no such session (404).
+            SessionNotRetryableError: it is running or completed, or nothing in it failed (409).
+        """
+        result = self.sessions.retry(session_id, now_ms=self.context.now_ms())
+        if result.code == "missing":
+            raise SessionNotFoundError(session_id)
+        if result.code != "ok":
+            raise SessionNotRetryableError(session_id, result.detail)
+        self.context.log(
+            LogEntry(
+                "info",
+                "orchestrator",
+                f"Session retried (round {result.round})",
+                session_id=session_id,
+                data={"round": result.round, "steps": result.reset, "ready": result.queued},
+            )
+        )
+        if result.queued:
+            records = {s: self.sessions.step_record(session_id, s) for s in result.queued}
+            requests = [RouteRequest.from_record(s, r) for s, r in records.items() if r]
+            self.router.route(session_id, requests)
         return self.snapshot(session_id)
 
     def provide_input(self, session_id: str, step_id: str, value: Any) -> SessionSnapshot:

@@ -16,11 +16,13 @@ from orchestrator.engine.budgets import Budgets
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.control import Control
 from orchestrator.engine.experiments import Experiments
+from orchestrator.engine.idempotency import Idempotency
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.queries import Queries
 from orchestrator.engine.routing import Router
 from orchestrator.engine.session_state import SessionState
 from orchestrator.engine.submission import Submission
+from orchestrator.engine.webhooks import Webhooks
 from orchestrator.planning.service import Planning
 
 
@@ -46,6 +48,8 @@ class Engine:
             context, router, outcomes, planning=planning, experiments=self.experiments
         )
         self.state = SessionState(context, self.queries)
+        self.idempotency = Idempotency(context, self.submission, self.queries)
+        self.webhooks = Webhooks(context)  # reads deliveries; workers deliver
 
     @property
     def planning(self) -> Planning:
@@ -57,6 +61,13 @@ class Engine:
     # --- submission ---------------------------------------------------------------------------
     def submit(self, request: OrchestrateRequest) -> SessionSnapshot:
         return self.submission.submit(request)
+
+    def submit_once(
+        self, request: OrchestrateRequest, key: str, user_id: str | None
+    ) -> tuple[SessionSnapshot, bool]:
+        """Submit under an Idempotency-Key: (the session, whether it is a replay of an earlier
+        submit with the same key and body)."""
+        return self.idempotency.submit(request, key, user_id)
 
     def preview(self, request: OrchestrateRequest) -> PlanPreview:
         return self.submission.preview(request)
@@ -79,6 +90,9 @@ class Engine:
         )
 
     # --- control ------------------------------------------------------------------------------
+    def retry(self, session_id: str) -> SessionSnapshot:
+        return self.control.retry(session_id)
+
     def cancel(self, session_id: str) -> SessionSnapshot:
         return self.control.cancel(session_id)
 

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+from orchestrator import tracing
 from orchestrator.core.costs import reported_spending
 from orchestrator.core.decomposition import ParentView, build_subplan, parse_subtasks
 from orchestrator.core.errors import PermanentStepError, SubPlanError
@@ -26,6 +27,7 @@ from orchestrator.engine.context import EngineContext
 from orchestrator.engine.failures import StepFailures
 from orchestrator.engine.outcomes import Outcomes
 from orchestrator.engine.routing import Router
+from orchestrator.engine.timeouts import StepTimeouts
 from orchestrator.store.scripts import Transition
 from orchestrator.store.turns import MS_PER_HOUR, hour_expires_at
 
@@ -41,27 +43,35 @@ class StepLifecycle:
         self.sessions = context.sessions
         self.settings = context.settings
         self.failures = StepFailures(context, router, outcomes)
+        self.timeouts = StepTimeouts(context, self.failures)
 
     def now_ms(self) -> int:
         return self.context.now_ms()
 
     def fail(self, run: StepRun, exc: BaseException) -> Transition:
         """The failure path: retry, fall back, or fail the step (see StepFailures)."""
+        tracing.record_failure(exc)  # on the run's span, when traced
         return self.failures.fail(run, exc)
 
-    def begin(self, session_id: str, step_id: str, agent_id: str) -> StepRun | Skip:
+    def begin(
+        self, session_id: str, step_id: str, agent_id: str, *, token: str | None = None
+    ) -> StepRun | Skip:
         """Claim the step for ``agent_id`` and assemble its input (one round trip). A session
-        paused on its budget (or that spent it) parks the step instead of starting it."""
-        run = self._begin(session_id, step_id, agent_id)
+        paused on its budget (or that spent it) parks the step instead of starting it.
+
+        ``token`` is the run's token when the caller chose it (a worker's main process gives
+        each message one, so it can record the run's timeout if its pool process is killed);
+        a random one otherwise."""
+        token = token or secrets.token_hex(8)
+        run = self._begin(session_id, step_id, agent_id, token)
         if isinstance(run, Skip) and run.reason == "budget":
             code = self.budgets.park_unstarted(session_id, step_id, agent_id)
             if code == "ok":  # the pause ended meanwhile
-                return self._begin(session_id, step_id, agent_id)
+                return self._begin(session_id, step_id, agent_id, token)
             return Skip(f"budget:{code}")
         return run
 
-    def _begin(self, session_id: str, step_id: str, agent_id: str) -> StepRun | Skip:
-        token = secrets.token_hex(8)
+    def _begin(self, session_id: str, step_id: str, agent_id: str, token: str) -> StepRun | Skip:
         started = LogEntry(
             "info",
             "task",

@@ -7,8 +7,14 @@ import json
 import secrets
 from dataclasses import replace
 
+from orchestrator import tracing
 from orchestrator.core.budgets import budget_document
-from orchestrator.core.errors import DispatchError, UnknownPolicyError
+from orchestrator.core.errors import (
+    CallbackNotAllowedError,
+    DispatchError,
+    EndpointNotAllowedError,
+    UnknownPolicyError,
+)
 from orchestrator.core.graph import (
     GraphNode,
     PlanGraph,
@@ -28,6 +34,7 @@ from orchestrator.core.models import (
     TaskPlan,
 )
 from orchestrator.core.records import NewSession, NewStep, created_record
+from orchestrator.core.registration import check_agent_endpoint
 from orchestrator.core.snapshots import build_snapshot
 from orchestrator.engine.context import EngineContext
 from orchestrator.engine.experiments import Experiments
@@ -72,15 +79,22 @@ class Submission:
             self._planning = Planning(self.settings, templates)
         return self._planning
 
-    def submit(self, request: OrchestrateRequest) -> SessionSnapshot:
-        """Plan, validate, store and start a session.
+    def submit(self, request: OrchestrateRequest, session_id: str | None = None) -> SessionSnapshot:
+        """Plan, validate, store and start a session (with ``session_id`` when the caller chose
+        it: new_session_id's, claimed for an idempotency key).
 
         Raises:
             PlanError: the plan is invalid or needs capabilities no registered agent has (422).
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
         """
-        sid = new_session_id(self.context.now_ms())
+        if request.callback_url is not None:
+            try:
+                request.callback_url = check_agent_endpoint(request.callback_url, self.settings)
+            except EndpointNotAllowedError as refused:
+                raise CallbackNotAllowedError(refused) from None
+        sid = session_id or new_session_id(self.context.now_ms())
+        tracing.annotate({"meowstik.session.id": sid})
         request, experiment, variant = self.experiments.assignment(request, sid)
         if request.policy is not None and request.policy not in self.context.policies:
             raise UnknownPolicyError(request.policy, self.context.policies.names())
@@ -227,11 +241,13 @@ class Submission:
             schedule_timeout_ms=int(self.settings.schedule_timeout_s * 1000),
             budget_json=budget_document(budget) if budget is not None else "",
             policy=request.policy,
+            callback_url=request.callback_url,
             agent_overrides_json=(
                 json.dumps(request.agent_overrides, separators=_COMPACT)
                 if request.agent_overrides
                 else ""
             ),
+            trace_context=tuple(tracing.carrier().items()),  # the request's span, when traced
         )
 
     def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:

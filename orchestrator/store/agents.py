@@ -169,6 +169,8 @@ class AgentRegistry:
     def update(self, agent_id: str, change: AgentUpdate, now_ms: int) -> RegisteredAgent:
         current = self.get(agent_id, now_ms)
         changed = change.model_dump(exclude_none=True)
+        if "timeout_s" in change.model_fields_set and change.timeout_s is None:
+            changed["timeout_s"] = None  # an explicit null removes the agent's own time limit
         definition = current.model_copy(update=changed)
         fields: dict[str, str | int] = {
             "definition": json.dumps(_static(definition), separators=(",", ":"))

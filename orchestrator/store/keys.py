@@ -228,6 +228,21 @@ class Keys:
         hour; n counts from the epoch), expiring after the longest window that reads it."""
         return f"{self.prefix}:agent:{agent_id}:metrics:{bucket}"
 
+    def idempotency(self, scope: str) -> str:
+        """String "<body digest>|<session id>": the session an Idempotency-Key made (``scope``:
+        a digest of the caller's user id and the key), for MEOWSTIK_IDEMPOTENCY_TTL_S."""
+        return f"{self.prefix}:idempotency:{scope}"
+
+    @property
+    def webhook_outbox(self) -> str:
+        """Sorted set "<session id>|<end time ms>" -> when to (re)try delivering that ending to
+        the session's callbackUrl (ms); added by the script that ends the session."""
+        return f"{self.prefix}:webhooks:outbox"
+
+    def deliveries(self, session_id: str) -> str:
+        """List of JSON records: each attempt to deliver the session's webhook, oldest first."""
+        return f"{self.session(session_id)}:deliveries"
+
     def experiment(self, name: str) -> str:
         """String: the experiment's JSON (orchestrator/core/experiments.py)."""
         return f"{self.prefix}:experiment:{name}"
@@ -297,6 +312,16 @@ class Keys:
     def capability_agents(self, capability: str) -> str:
         """Set of the ids of the agents that have one capability (routing intersects them)."""
         return f"{self.prefix}:capability:{capability}:agents"
+
+    # --- the Celery broker (kombu's Redis transport) ---------------------------------------------
+    def broker(self, name: str) -> str:
+        """A key kombu keeps for this deployment: a queue's list of waiting messages (``name`` is
+        the queue, e.g. ``agent.coder-001``), ``unacked``/``unacked_index``/``unacked_mutex``,
+        ``_kombu.binding.<exchange>``, pidbox reply queues. kombu prefixes its keys (and its
+        pub/sub channels) itself with ``broker("")``, given to it as ``global_keyprefix``
+        (workers/celery_app.py), so deployments with different prefixes on one Redis database
+        share no queue; code that reads a queue with its own client (LLEN) names it here."""
+        return f"{self.prefix}:broker:{name}"
 
     # --- what the families above make ------------------------------------------------------------
     def session_owned(self, session_id: str) -> tuple[str, ...]:

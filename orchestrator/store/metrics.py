@@ -62,7 +62,7 @@ class MetricsReader:
         pipe.hgetall(self._keys.step_durations)
         pipe.hgetall(self._keys.cost_totals)
         for queue in queues:
-            pipe.llen(queue)
+            pipe.llen(self._keys.broker(queue))
         for status in statuses:
             pipe.zcard(self._keys.sessions_by_status(status))
         for agent in agents:
@@ -85,10 +85,11 @@ class MetricsReader:
 
     def queue_lengths(self, queues: Sequence[str]) -> list[int]:
         """Messages waiting in each Celery queue, in the order given, in one pipeline of LLENs
-        (kombu's Redis transport keeps each queue as a list)."""
+        (kombu's Redis transport keeps each queue as a list, under the broker prefix:
+        ``Keys.broker``)."""
         pipe = self._client.pipeline(transaction=False)
         for queue in queues:
-            pipe.llen(queue)
+            pipe.llen(self._keys.broker(queue))
         return [int(depth) for depth in pipe.execute()]
 
     def ping(self) -> None:

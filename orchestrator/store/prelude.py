@@ -50,6 +50,7 @@ LUA_KEY_FAMILIES = (
     "costs",
     "cost_totals",
     "cost_hour",
+    "webhook_outbox",
 )
 """The families the scripts name at run time; each is rendered as ``<family>_key(<ids>)``."""
 

@@ -40,6 +40,7 @@ SCRIPT_NAMES = (
     "workspace_write",
     "record_call",
     "append_delta",
+    "retry_session",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 
@@ -263,6 +264,30 @@ class Recovery:
         if code == "dead":
             return cls(code=code, deliveries=int(reply[1]))
         return cls(code=code)
+
+
+@dataclass(frozen=True)
+class Retried:
+    """Reply of retry_session: ``code`` is ok, missing or status (then ``detail`` is the
+    session's status, which cannot be retried)."""
+
+    code: str
+    round: int = 0
+    queued: list[str] = field(default_factory=list)
+    reset: list[str] = field(default_factory=list)
+    detail: str = ""
+
+    @classmethod
+    def parse(cls, reply: list[Any]) -> Retried:
+        code = text(reply[0])
+        if code != "ok":
+            return cls(code=code, detail=text(reply[1]) if len(reply) > 1 else "")
+        return cls(
+            code=code,
+            round=int(reply[1]),
+            queued=[text(i) for i in reply[2]],
+            reset=[text(i) for i in reply[3]],
+        )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import redis
 from orchestrator.core.ids import slot_member
 from orchestrator.core.logentry import LogEntry
 from orchestrator.core.records import (
+    TRACE_CONTEXT_FIELDS,
     NewSession,
     NewSubplan,
     SessionRecord,
@@ -22,8 +23,10 @@ from orchestrator.core.records import (
 from orchestrator.store.budgets import BudgetStore
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.experiments import ExperimentStore
+from orchestrator.store.idempotency import IdempotencyStore
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.run_records import RunRecords
 from orchestrator.store.runner import ScriptRunner
 from orchestrator.store.scripts import (
     Cancellation,
@@ -31,6 +34,7 @@ from orchestrator.store.scripts import (
     Expansion,
     Handoff,
     Recovery,
+    Retried,
     Routing,
     Transition,
     handoffs,
@@ -39,6 +43,7 @@ from orchestrator.store.scripts import (
 )
 from orchestrator.store.session_index import SessionIndex
 from orchestrator.store.session_inputs import SessionInputs
+from orchestrator.store.webhooks import WebhookStore
 
 
 @translates_redis_errors
@@ -54,6 +59,9 @@ class SessionStore:
         self.inputs = SessionInputs(client, keys, self._run)
         self.budgets = BudgetStore(client, keys, self._run)
         self.experiments = ExperimentStore(client, keys)
+        self.runs = RunRecords(client, keys)
+        self.idempotency = IdempotencyStore(client, keys)
+        self.webhooks = WebhookStore(client, keys)
 
     @property
     def keys(self) -> Keys:
@@ -335,14 +343,22 @@ class SessionStore:
         args = [k.prefix, sid, now_ms, reserve_ms, ending, budget_error_json]
         return Cancellation.parse(self._run("cancel_session", keys, args, logs, now_ms))
 
+    def retry(self, sid: str, *, now_ms: int) -> Retried:
+        """Start the session's next round: its failed, skipped and cancelled steps again."""
+        k = self._keys
+        keys = [k.session(sid), k.steps(sid), k.depends(sid), k.remaining(sid)]
+        keys.append(k.input_requests(sid))
+        return Retried.parse(self._run("retry_session", keys, [k.prefix, sid, now_ms]))
+
     def context_fields(self, sid: str) -> dict[str, str]:
         """The shared state as stored: field -> JSON text (to size a merge before writing it)."""
         stored = self._client.hgetall(self._keys.shared_state(sid))
         return {text(key): text(value) for key, value in stored.items()}
 
     def queue_length(self, queue: str) -> int:
-        """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list)."""
-        return int(self._client.llen(queue))
+        """Messages waiting in a Celery queue (kombu's Redis transport keeps each as a list,
+        under the broker prefix: ``Keys.broker``)."""
+        return int(self._client.llen(self._keys.broker(queue)))
 
     def progress(self, sid: str) -> dict[str, Any] | None:
         """The session's status and counters in one HMGET (None if it does not exist): what a
@@ -445,3 +461,9 @@ class SessionStore:
         """The session's userId, or None when the session does not exist or has none."""
         owner = self._client.hget(self._keys.session(sid), "userId")
         return None if owner is None else text(owner)
+
+    def trace_context(self, sid: str) -> dict[str, str]:
+        """The W3C trace context the session was submitted in (its step runs' parent span), by
+        header name; {} when it was submitted untraced or does not exist."""
+        values = self._client.hmget(self._keys.session(sid), list(TRACE_CONTEXT_FIELDS))
+        return {name: text(v) for name, v in zip(TRACE_CONTEXT_FIELDS, values, strict=True) if v}

@@ -41,6 +41,12 @@ class WorkerRegistry:
         """A clean shutdown: offline at once."""
         self._client.hset(self._keys.worker(name), "aliveUntil", now_ms)
 
+    def alive_until(self, name: str) -> int | None:
+        """Until when (ms) the worker ``name`` counts as alive, from its last heartbeat; None if
+        it never heartbeated (or was forgotten). One HGET: cheap enough for a healthcheck."""
+        raw = self._client.hget(self._keys.worker(name), "aliveUntil")
+        return None if raw is None else int(raw)
+
     def list(self, now_ms: int) -> list[dict[str, Any]]:
         """Every known worker, sorted by name: its info plus ``status`` (online/offline) and
         ``lastHeartbeat``. Workers offline for longer than FORGET_OFFLINE_MS are dropped."""

@@ -4,9 +4,11 @@ import redis
 from tests.support.cluster import Cluster
 from tests.support.http_servers import JsonServer, fake_chat_completions
 
+SIGNING_SECRET = "integration-signing-secret"
 MAIN_AGENTS = (
     "planner-001,researcher-001,coder-001,reviewer-001,echo-001,gate-001,flaky-001,broken-001,"
-    "primary-001,secondary-001,solo-001,asker-001,decomposer-001,stateful-001,stateful-002"
+    "primary-001,secondary-001,solo-001,asker-001,decomposer-001,stateful-001,stateful-002,"
+    "counted-001"
 )
 
 
@@ -31,6 +33,9 @@ def cluster(redis_server, tmp_path_factory, fake_llm):
             "MEOWSTIK_LLM_STREAM": "false",  # this fake answers JSON only (see test_llm_agents)
             # goals are planned by rules unless a test asks for another planner
             "MEOWSTIK_PLANNER": "rule",
+            # webhooks and HTTP agent calls are signed; failed deliveries come back quickly
+            "MEOWSTIK_SIGNING_SECRETS": SIGNING_SECRET,
+            "MEOWSTIK_WEBHOOK_BACKOFF_S": "0.2",
         },
     )
     try:

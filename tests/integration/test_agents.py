@@ -7,6 +7,7 @@ import pytest
 import redis
 import requests
 
+from orchestrator.store.keys import Keys
 from tests.support.cluster import wait_for
 from tests.support.http_servers import JsonServer, echo_agent_endpoint
 from tests.support.plans import step
@@ -67,7 +68,9 @@ def test_a_step_whose_agents_are_all_full_waits_without_a_message_then_runs(clus
         waiting = cluster.session(sid)["steps"]["S2"]
         # Then it waits for capacity in Redis, holding no broker message and no worker
         assert waiting["status"] == "queued" and waiting["waitingFor"] == "capacity"
-        assert client.llen("agent.solo-001") == 0 and client.llen("cap.solo_work") == 0
+        broker = Keys()  # the cluster's queues, under the default key prefix
+        assert client.llen(broker.broker("agent.solo-001")) == 0
+        assert client.llen(broker.broker("cap.solo_work")) == 0
         assert cluster.agents()["solo-001"]["currentLoad"] == 1
         assert any(e["message"] == "Step waiting for capacity" for e in cluster.logs(sid))
     finally:

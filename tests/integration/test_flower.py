@@ -20,7 +20,7 @@ def flower(cluster, tmp_path_factory):
     port = free_port()
     log = open(tmp_path_factory.mktemp("flower") / "flower.log", "wb")  # noqa: SIM115
     # the command `meowstik up --flower` and docker-compose run
-    command = [*flower_command(cluster.redis_url, "127.0.0.1", port), "--inspect_timeout=3000"]
+    command = [*flower_command("127.0.0.1", port), "--inspect_timeout=3000"]
     # Flower 2 serves its API only with auth, or when told to run open (loopback here)
     env = {**cluster.env, "FLOWER_UNAUTHENTICATED_API": "true"}
     process = subprocess.Popen(

@@ -4,8 +4,8 @@ Every case sends one bad request and asserts three things: the status, the JSON 
 and a message naming what was wrong and where), and that nothing happened: a snapshot of Redis
 taken before and after is equal. The snapshot holds every key name (SCAN), the type and size of
 every key (LLEN of lists, SCARD/ZCARD/HLEN/XLEN of the rest), which also covers the set of
-Celery queues (kombu's ``_kombu.binding.<queue>`` sets and the queue lists themselves) and the
-``waiting:<capability>`` lists.
+Celery queues (kombu's ``_kombu.binding.<queue>`` sets and the queue lists themselves, all under
+``Keys.broker``) and the ``waiting:<capability>`` lists.
 
 An idle cluster leaves all of that alone (worker heartbeats rewrite the values of their
 ``worker:<name>`` hashes and ``executor:remote:aliveUntil``, never their names or sizes), except
@@ -27,6 +27,7 @@ import redis
 import requests
 
 from orchestrator.settings import Settings
+from orchestrator.store.keys import Keys
 from tests.support.cluster import wait_for
 from tests.support.plans import step
 
@@ -37,7 +38,8 @@ MAX_BODY = DEFAULTS["max_body_bytes"]  # the cluster runs with the defaults
 ORCHESTRATE = "/api/orchestrator/orchestrate"
 AGENTS = "/api/orchestrator/agents"
 JSON = "application/json"
-VOLATILE_KEYS = {"unacked_mutex"}
+BROKER = Keys()  # kombu's keys, under the cluster's (default) prefix
+VOLATILE_KEYS = {BROKER.broker("unacked_mutex")}
 VOLATILE_SUFFIXES = (".reply.celery.pidbox",)
 # workers' heartbeat records expire when a heartbeat is late (a loaded machine) and come back
 # with the next one: not a side effect of any request
@@ -76,7 +78,8 @@ def queues_and_waiting(snapshot: dict[str, tuple[str, int | None]]) -> set[str]:
     return {
         name
         for name in snapshot
-        if name.startswith("_kombu.binding.") or ":waiting:" in name or name.startswith("cap.")
+        if name.startswith((BROKER.broker("_kombu.binding."), BROKER.broker("cap.")))
+        or ":waiting:" in name
     }
 
 

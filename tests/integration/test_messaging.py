@@ -34,6 +34,7 @@ import trustme
 from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
 from orchestrator.store.connection import broker_url, redis_client
+from orchestrator.store.keys import Keys
 from tests.conftest import require
 from tests.support.cluster import Cluster, wait_for
 from tests.support.plans import step
@@ -45,8 +46,10 @@ pytestmark = pytest.mark.integration
 AGENT = "echo-001"
 QUEUE = f"agent.{AGENT}"
 MESSAGING_DB = 7  # a database of the shared test Redis that only this module's cluster uses
+# kombu's keys are under the cluster's broker prefix (the default MEOWSTIK_KEY_PREFIX)
+BROKER = Keys()
 # kombu's Redis transport: messages delivered and not yet acknowledged, and its locks
-KOMBU_UNACKED = ("unacked", "unacked_index", "unacked_mutex")
+KOMBU_UNACKED = tuple(BROKER.broker(name) for name in ("unacked", "unacked_index", "unacked_mutex"))
 # Celery's rejection of a message whose body it cannot take (worker log): it is discarded
 INVALID = "Received invalid task message"
 # kombu's refusal of a content type missing from accept_content, raised before any decoding
@@ -88,9 +91,11 @@ def task_headers(task_id: str, args_repr: str = "()") -> dict:
 
 
 def publish_raw(url: str, body: bytes, content_type: str, task_id: str) -> None:
-    """Put one message with this exact body and content type on the agent's queue."""
+    """Put one message with this exact body and content type on the agent's queue (under the
+    broker prefix, as the cluster's own publishers put theirs)."""
     queue = kombu.Queue(QUEUE, kombu.Exchange(QUEUE, "direct"), routing_key=QUEUE)
-    with kombu.Connection(broker_url(url)) as connection:
+    options = {"global_keyprefix": BROKER.broker("")}
+    with kombu.Connection(broker_url(url), transport_options=options) as connection:
         connection.Producer().publish(
             body,
             exchange=queue.exchange,
@@ -123,8 +128,8 @@ def run_real_step(cluster: Cluster, goal: str) -> dict:
 
 def broker_holds(client: redis.Redis, task_id: str) -> bool:
     """Whether the message is still waiting in the queue or delivered but unacknowledged."""
-    waiting = client.lrange(QUEUE, 0, -1)
-    unacked = client.hvals("unacked")
+    waiting = client.lrange(BROKER.broker(QUEUE), 0, -1)
+    unacked = client.hvals(BROKER.broker("unacked"))
     return any(task_id.encode() in raw for raw in waiting + unacked)
 
 
@@ -244,7 +249,9 @@ def test_json_step_messages_with_malformed_payloads_are_dropped_without_touching
     unexplained = {
         key
         for key in new
-        if sid not in key and key not in KOMBU_UNACKED and not key.startswith("_kombu.")
+        if sid not in key
+        and key not in KOMBU_UNACKED
+        and not key.startswith(BROKER.broker("_kombu."))
     }
     assert not unexplained, unexplained
     # and nothing was logged about the hostile ids

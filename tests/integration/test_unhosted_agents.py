@@ -117,7 +117,9 @@ def test_a_registered_agent_nobody_hosts_waits_until_a_worker_hosting_its_id_run
     assert waiting["status"] == "queued" and waiting["waitingFor"] == "agent"
     assert waiting["scheduleDeadline"] and waiting.get("agentId") is None
     client = redis.Redis.from_url(bare.redis_url)
-    assert client.llen(f"agent.{CUSTOM}") == 0 and client.llen("executor.remote") == 0
+    broker = Keys()  # the cluster's queues, under the default key prefix
+    assert client.llen(broker.broker(f"agent.{CUSTOM}")) == 0
+    assert client.llen(broker.broker("executor.remote")) == 0
     assert any(e["message"] == "Step waiting for an agent" for e in bare.logs(sid))
     # When a worker whose agent modules define custom-agent-001 starts hosting it
     bare.start_worker("custom", concurrency=2, agents=CUSTOM)

@@ -11,6 +11,7 @@ import os
 import time
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from orchestrator.core.errors import PermanentStepError, RetryableStepError
 from orchestrator.core.models import Capability
@@ -70,6 +71,54 @@ def flaky(step_input: StepInput) -> dict:
 def broken(step_input: StepInput) -> dict:
     """Always fails permanently."""
     raise PermanentStepError("this agent always fails")
+
+
+def _sleep(step_input: StepInput) -> dict:
+    """Hangs on its first attempt: waits on the gate in parameters['gate'], which the test opens
+    only at its end, past the step's timeout; counts the soft time limits that interrupted it
+    (``test:soft:<gate>``) and re-raises. Later attempts answer at once."""
+    name = step_input.step.parameters["gate"]
+    client = _client()
+    client.rpush(f"test:pids:{name}", os.getpid())
+    if step_input.attempt == 1:
+        try:
+            client.blpop([f"test:gate:{name}"], timeout=GATE_TIMEOUT_S)
+        except SoftTimeLimitExceeded:
+            client.incr(f"test:soft:{name}")
+            raise
+    return _report(step_input, gate=name)
+
+
+sleeper = agent(id="sleeper-001", name="Sleeper", type="tester", capabilities=["sleepy_work"])(
+    _sleep
+)
+# the same work for a worker with a threads pool, where no soft limit reaches the agent
+sleeper_threaded = agent(
+    id="sleeper-002", name="Sleeper (threads)", type="tester", capabilities=["sleepy_threads"]
+)(_sleep)
+
+
+@agent(
+    id="stubborn-001",
+    name="Stubborn",
+    type="tester",
+    capabilities=["stubborn_work"],
+    timeout_s=1,
+)
+def stubborn(step_input: StepInput) -> dict:
+    """Ignores its soft time limit on its first attempt (catches it and waits on, as careless
+    code does), so only the hard limit stops it; its timeout is its own timeoutS (1 s). Counts
+    the soft limits it swallowed (``test:soft:<gate>``); later attempts answer at once."""
+    name = step_input.step.parameters["gate"]
+    client = _client()
+    client.rpush(f"test:pids:{name}", os.getpid())
+    while step_input.attempt == 1:
+        try:
+            if client.blpop([f"test:gate:{name}"], timeout=GATE_TIMEOUT_S) is not None:
+                break
+        except SoftTimeLimitExceeded:
+            client.incr(f"test:soft:{name}")
+    return _report(step_input, gate=name)
 
 
 @agent(id="pair-001", name="Pair", type="tester", capabilities=["pair_work"], max_load=2)
@@ -255,3 +304,13 @@ def chatter(step_input: StepInput) -> dict:
         answers.append(outcome.content)
         replayed += outcome.replayed
     return {"answers": answers, "replayed": replayed}
+
+
+@agent(id="counted-001", name="Counted", type="tester", capabilities=["counted_work"], max_load=4)
+def counted(step_input: StepInput) -> dict:
+    """Counts its calls in test:calls:<parameters.key> and, with ``failFirst``, fails its first
+    call for good (a session that fails once by design, to be retried)."""
+    calls = _client().incr(f"test:calls:{step_input.step.parameters['key']}")
+    if step_input.step.parameters.get("failFirst") and calls == 1:
+        raise PermanentStepError("the first call fails by design")
+    return _report(step_input, calls=calls)

@@ -80,7 +80,13 @@ class Cluster:
         return process
 
     def start_worker(
-        self, name: str = "worker", concurrency: int = 4, agents: str = "", *, remote: bool = False
+        self,
+        name: str = "worker",
+        concurrency: int = 4,
+        agents: str = "",
+        *,
+        remote: bool = False,
+        pool: str | None = None,
     ) -> subprocess.Popen:
         command = [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency)]
         command += ["--name", f"{name}@%h", "--loglevel", "INFO"]
@@ -88,6 +94,8 @@ class Cluster:
             command += ["--agents", agents]
         if remote:
             command.append("--remote")
+        if pool:
+            command += ["--pool", pool]
         return self._spawn(name, command)
 
     def kill(self, name: str) -> None:

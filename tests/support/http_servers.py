@@ -17,10 +17,12 @@ Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
 class JsonServer:
-    """POST handler: ``respond(path, body) -> (status, json)``; every request is recorded."""
+    """POST handler: ``respond(path, body) -> (status, json)``; every request (and its headers)
+    is recorded."""
 
     def __init__(self, respond: Responder) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.request_headers: list[dict[str, str]] = []  # of each request, names lowercased
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +30,7 @@ class JsonServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.requests.append((self.path, body))
+                server.request_headers.append({k.lower(): v for k, v in self.headers.items()})
                 status, reply = respond(self.path, body)
                 data = json.dumps(reply).encode()
                 self.send_response(status)

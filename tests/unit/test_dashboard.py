@@ -136,7 +136,7 @@ def test_agents_queues_and_workers_pages_show_the_cluster(env, fake_redis):
         now_ms=int(time.time() * 1000),
         alive_ms=60_000,
     )
-    fake_redis.rpush("cap.web_research", "waiting")
+    fake_redis.rpush(Keys("meowstik").broker("cap.web_research"), "waiting")
     agents = client.get("/agents").get_data(as_text=True)
     assert "researcher-001" in agents and "0/3" in agents and "Drain" in agents
     queues = client.get("/queues").get_data(as_text=True)

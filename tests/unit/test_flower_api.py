@@ -163,7 +163,8 @@ def test_a_worker_that_stopped_is_offline_then_forgotten(env, fake_redis):
 
 def test_queue_lengths_count_waiting_messages_per_queue(env, fake_redis):
     client, *_ = env
-    fake_redis.rpush("cap.web_research", "m1", "m2")
+    fake_redis.rpush(Keys(Settings().key_prefix).broker("cap.web_research"), "m1", "m2")
+    fake_redis.rpush("cap.web_research", "another deployment's, or no prefix's")
     queues = client.get("/api/queues/length").get_json()["active_queues"]
     by_name = {q["name"]: q["messages"] for q in queues}
     assert by_name["cap.web_research"] == 2 and by_name["agent.researcher-001"] == 0

@@ -118,10 +118,11 @@ def seeded(fake_redis):
             "write|count": 6,
         },
     )
-    fake_redis.rpush("agent.writer-001", "m1", "m2", "m3")
-    fake_redis.rpush("agent.writer-001\x06\x163", "p1", "p2", "p3", "p4", "p5")
-    fake_redis.rpush("cap.write", "m4")
-    fake_redis.rpush("executor.remote", "m5", "m6")
+    fake_redis.rpush(KEYS.broker("agent.writer-001"), "m1", "m2", "m3")
+    fake_redis.rpush(KEYS.broker("agent.writer-001\x06\x163"), "p1", "p2", "p3", "p4", "p5")
+    fake_redis.rpush(KEYS.broker("cap.write"), "m4")
+    fake_redis.rpush(KEYS.broker("executor.remote"), "m5", "m6")
+    fake_redis.rpush(Keys("other").broker("cap.write"), "another deployment's")
     fake_redis.zadd(KEYS.sessions_by_status("executing"), {"a": 1, "b": 2})
     fake_redis.zadd(KEYS.sessions_by_status("completed"), {"c": 1, "d": 2, "e": 3})
     return scrape(metrics_client(fake_redis))

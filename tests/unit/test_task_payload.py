@@ -68,6 +68,7 @@ def test_the_task_drops_any_other_shape_of_arguments_before_the_runtime(monkeypa
     from orchestrator.settings import Settings
     from workers import runtime
     from workers.celery_app import RUN_STEP_TASK, create_celery_app
+    from workers.time_limits import RunLimits
 
     app = create_celery_app(Settings(redis_url="redis://127.0.0.1:1/0"))
     calls = []
@@ -86,4 +87,5 @@ def test_the_task_drops_any_other_shape_of_arguments_before_the_runtime(monkeypa
     # Then none reached the runtime; a well-formed call does
     assert calls == []
     task.run("orch-1", "step", "agent-1")
-    assert calls == [("orch-1", "step", "agent-1")]
+    # (called directly, not through a worker's StepRequest: no run token, no time limit)
+    assert calls == [("orch-1", "step", "agent-1", RunLimits())]

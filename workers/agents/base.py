@@ -46,8 +46,10 @@ def agent(
     priority: int = 0,
     max_load: int = 1,
     metadata: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
 ) -> Callable[[Callable[[StepInput], Any]], FunctionAgent]:
-    """Decorator turning ``def work(step_input) -> output`` into a FunctionAgent."""
+    """Decorator turning ``def work(step_input) -> output`` into a FunctionAgent. ``timeout_s``
+    is the agent's ``timeoutS``: the time limit of its runs unless a step sets its own."""
 
     def wrap(function: Callable[[StepInput], Any]) -> FunctionAgent:
         definition = AgentDefinition(
@@ -61,6 +63,7 @@ def agent(
             priority=priority,
             max_load=max_load,
             metadata=metadata or {},
+            timeout_s=timeout_s,
         )
         return FunctionAgent(definition, function)
 

@@ -70,6 +70,8 @@ def result_from_envelope(document: dict[str, Any], service: str) -> StepResult:
 
 
 TYPED_ENTRY_FIELDS = frozenset({"value", "type", "ttlS"})
+# the request timeout when no time limit applies to the run (no step, agent or default timeoutS)
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
 TYPES = ("shared", "temporary", "private")
 
 
@@ -126,6 +128,11 @@ class HttpAgent(Agent):
         self._settings = settings
         self._sleep = sleep
 
+    def request_timeout_s(self, step_input: StepInput) -> float:
+        """Each request's timeout: the run's time limit (which the runtime stops the run at),
+        else the agent's ``timeoutS``, else DEFAULT_REQUEST_TIMEOUT_S."""
+        return step_input.timeout_s or self.definition.timeout_s or DEFAULT_REQUEST_TIMEOUT_S
+
     def run(self, step_input: StepInput) -> StepResult:
         """POST the step's context and turn the reply into a StepResult.
 
@@ -141,10 +148,11 @@ class HttpAgent(Agent):
             endpoint,
             context,
             service=service,
-            timeout_s=self.definition.timeout_s,
+            timeout_s=self.request_timeout_s(step_input),
             max_retries=self._settings.http_agent_max_retries,
             sleep=self._sleep,
             guard_addresses=True,
+            signing_keys=self._settings.signing_keys,
         )
         document = decode_json(reply, service)
         if is_envelope(document):

@@ -54,6 +54,7 @@ from workers.executors.model_reply import (
     usage_of,
 )
 from workers.executors.transport import MAX_BACKOFF_S, Sleep, backoff_delay_s, describe_url
+from workers.tracing import model_call
 
 DEFAULT_MAX_RETRIES = 2
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
@@ -167,6 +168,26 @@ class ModelClient:
             arguments.update(stream=True, stream_options={"include_usage": True})
         if self._api_key is None:  # the SDK insists on a key: say there is none on purpose
             arguments["extra_headers"] = {"Authorization": openai.Omit()}
+        traced = model_call(
+            self.base_url,
+            self.model,
+            endpoint_name=self.endpoint_name,
+            stream=stream,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        with traced as call:
+            trace_headers = call.traced.headers()  # the server may join the trace (vLLM does)
+            if trace_headers:
+                arguments["extra_headers"] = {**arguments.get("extra_headers", {}), **trace_headers}
+            reply = self._complete(arguments, stream, on_delta)
+            call.reply(reply)
+            return reply
+
+    def _complete(
+        self, arguments: dict[str, Any], stream: bool, on_delta: Delta | None
+    ) -> ModelReply:
+        """``complete``'s attempts: retried as the module docstring says."""
         failures: list[_Transient] = []
         for retry in range(self.max_retries + 1):
             delivered: list[str] = []

@@ -41,6 +41,7 @@ from orchestrator.core.steps import InputRequired, StepInput
 from orchestrator.core.tools import ToolContext, ToolRegistry, ToolResult
 from orchestrator.store.turns import StepJournal
 from workers.executors.model_client import ModelClient
+from workers.tracing import tool_call
 
 SHOWN_ARGUMENT_CHARS = 500
 RECORDED_MESSAGE_CHARS = 20_000
@@ -381,7 +382,9 @@ class DurableModel:
             step_input = replace(step_input, input_provided=False, operator_input=None)
         started = self._clock()
         try:
-            result = self.tools.invoke(tool_name, arguments, ToolContext(step_input))
+            with tool_call(tool_name, name) as traced:
+                result = self.tools.invoke(tool_name, arguments, ToolContext(step_input))
+                traced.result(result)
         except InputRequired:
             self.journal.forget(f"{name}|started")  # asking has no effect to repeat
             self.journal.mark(f"{name}|asked", {"kind": "tool", "at": self._now_ms()})

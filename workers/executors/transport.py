@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,7 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from orchestrator.core.errors import PermanentStepError, RetryableStepError
+from orchestrator.core.signatures import SIGNATURE_HEADER, sign
 from workers.executors.address_guard import BlockedAddressError, GuardedAdapter
+from workers.tracing import http_request
 
 USER_AGENT = "meowstik-orchestration"
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -87,6 +89,7 @@ def post_json(
     headers: dict[str, str] | None = None,
     sleep: Sleep = time.sleep,
     guard_addresses: bool = False,
+    signing_keys: Sequence[str] = (),
 ) -> HttpReply:
     """POST ``payload`` as JSON and return the 2xx reply, retrying transient failures.
 
@@ -98,6 +101,8 @@ def post_json(
         sleep: how to pause between attempts (tests pass a recorder).
         guard_addresses: refuse to talk to an always-blocked address (HTTP agents, whose URLs
             come from API clients); the configured LLM API is not guarded.
+        signing_keys: sign each attempt with these secrets (X-Meowstik-Signature, a fresh
+            timestamp each time: orchestrator/core/signatures.py); none: unsigned.
 
     Raises:
         RetryableStepError: every attempt failed transiently.
@@ -108,6 +113,8 @@ def post_json(
     all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
     failures: list[str] = []
     for retry in range(max_retries + 1):
+        if signing_keys:
+            all_headers[SIGNATURE_HEADER] = sign(signing_keys, data)
         try:
             return _post_once(
                 url, data, all_headers, service=service, timeout_s=timeout_s, guard=guard_addresses
@@ -125,6 +132,22 @@ def post_json(
 
 
 def _post_once(
+    url: str,
+    data: bytes,
+    headers: dict[str, str],
+    *,
+    service: str,
+    timeout_s: float,
+    guard: bool = False,
+) -> HttpReply:
+    """One attempt; while tracing is on, a client span whose ``traceparent`` the server gets."""
+    with http_request("POST", url, headers) as traced:
+        reply = _send(url, data, traced.headers, service=service, timeout_s=timeout_s, guard=guard)
+        traced.status(reply.status)
+        return reply
+
+
+def _send(
     url: str,
     data: bytes,
     headers: dict[str, str],

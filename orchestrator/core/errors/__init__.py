@@ -17,6 +17,10 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── CursorError                a listing cursor that is malformed (422)
     ├── SessionNotFoundError       (404)
     ├── SessionFinishedError       the session already ended (409)
+    ├── SessionNotRetryableError   retrying a session that has not failed or been cancelled (409)
+    ├── IdempotencyKeyReusedError  an Idempotency-Key sent again with another body (422)
+    ├── CallbackNotAllowedError    a callbackUrl outside the HTTP agents' endpoint rules (422)
+    ├── IdempotencyInProgressError the first request with the key has not finished (409)
     ├── StepNotWaitingError        an answer for a step that asked nothing (409)
     ├── StepFinishedError          revoking a step that already ended (409)
     ├── TaskNotFoundError          a Flower-style task id that names no step (404)
@@ -48,7 +52,8 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     │   └── ToolCatalogError       a tool module that fails to load, or a duplicate name
     └── StepError                  raised by an agent's work
         ├── RetryableStepError     retried with backoff, then the step fails
-        │   └── ModelUnavailableError  a model API unreachable, overloaded or rate limiting
+        │   ├── ModelUnavailableError  a model API unreachable, overloaded or rate limiting
+        │   └── StepTimeoutError   a run past its step timeout (timeoutS), stopped
         └── PermanentStepError     the step fails at once
             ├── ContextLengthError     a prompt longer than the model's context window
             ├── ReplyTruncatedError    a model reply cut at max_tokens
@@ -70,6 +75,7 @@ from orchestrator.core.errors.base import (
     ReplanLoopError,
     RetryableStepError,
     StepError,
+    StepTimeoutError,
     StoreUnavailableError,
     SubPlanError,
     TokenConfigError,
@@ -98,14 +104,18 @@ from orchestrator.core.errors.sessions import (
     AgentExistsError,
     AgentNotFoundError,
     BudgetValueError,
+    CallbackNotAllowedError,
     EndpointNotAllowedError,
     ExperimentChoiceError,
     ExperimentConflictError,
     ExperimentNotFoundError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
     InputValidationError,
     RegistrationError,
     SessionFinishedError,
     SessionNotFoundError,
+    SessionNotRetryableError,
     StepFinishedError,
     StepNotFoundError,
     StepNotWaitingError,
@@ -141,6 +151,7 @@ __all__ = [
     "AgentCatalogError",
     "StepError",
     "RetryableStepError",
+    "StepTimeoutError",
     "PermanentStepError",
     "SubPlanError",
     "ReplanLoopError",
@@ -159,6 +170,10 @@ __all__ = [
     "CursorError",
     "SessionNotFoundError",
     "SessionFinishedError",
+    "SessionNotRetryableError",
+    "IdempotencyKeyReusedError",
+    "CallbackNotAllowedError",
+    "IdempotencyInProgressError",
     "StepNotWaitingError",
     "StepFinishedError",
     "StepNotFoundError",

@@ -98,6 +98,21 @@ class RetryableStepError(StepError):
     code = "step_retryable_error"
 
 
+class StepTimeoutError(RetryableStepError):
+    """A run went past its step timeout (the step's ``timeoutS``, else its agent's, else
+    MEOWSTIK_STEP_TIMEOUT_S) and was stopped: retried like any retryable failure."""
+
+    code = "step_timeout"
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"step timed out after {timeout_s:g} s; if it needs longer, raise timeoutS on the "
+            "step or its agent (or MEOWSTIK_STEP_TIMEOUT_S)",
+            details={"timeoutS": timeout_s},
+        )
+
+
 class PermanentStepError(StepError):
     code = "step_permanent_error"
 

@@ -34,6 +34,76 @@ class SessionFinishedError(OrchestratorError):
         )
 
 
+class IdempotencyKeyReusedError(OrchestratorError):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"this Idempotency-Key already made session {session_id!r} from a different body; "
+            "send the same body to get that session again, or a new key for a new session",
+            details={
+                "sessionId": session_id,
+                "errors": [
+                    {
+                        "location": "header.Idempotency-Key",
+                        "message": "used before with a different body",
+                        "type": "value_error",
+                    }
+                ],
+            },
+        )
+
+
+class CallbackNotAllowedError(OrchestratorError):
+    """A callbackUrl the HTTP agents' endpoint rules refuse (scheme, host, blocked address)."""
+
+    code = "callback_not_allowed"
+    http_status = 422
+
+    def __init__(self, refused: EndpointNotAllowedError) -> None:
+        super().__init__(
+            f"callbackUrl {refused.endpoint!r} is not allowed: {refused.reason}. Webhooks go "
+            "where HTTP agents may: allowed schemes "
+            f"{', '.join(refused.allowed_schemes)}, hosts in MEOWSTIK_HTTP_AGENT_ALLOWED_HOSTS "
+            f"({', '.join(refused.allowed_hosts) or 'none'}).",
+            details={
+                "errors": [
+                    {
+                        "location": "body.callbackUrl",
+                        "message": refused.reason,
+                        "type": "value_error",
+                    }
+                ],
+                **{k: v for k, v in refused.details.items() if k != "endpoint"},
+            },
+        )
+
+
+class IdempotencyInProgressError(OrchestratorError):
+    code = "idempotency_in_progress"
+    http_status = 409
+
+    def __init__(self, session_id: str, waited_s: float) -> None:
+        super().__init__(
+            f"another request with this Idempotency-Key is still creating session "
+            f"{session_id!r} ({waited_s:g} s waited); retry the same request shortly",
+            details={"sessionId": session_id, "retryable": True},
+        )
+
+
+class SessionNotRetryableError(OrchestratorError):
+    code = "session_not_retryable"
+    http_status = 409
+
+    def __init__(self, session_id: str, status: str) -> None:
+        super().__init__(
+            f"session {session_id!r} is {status}; only a failed or cancelled session with a "
+            "failed, skipped or cancelled step can be retried",
+            details={"sessionId": session_id, "status": status},
+        )
+
+
 class StepNotWaitingError(OrchestratorError):
     code = "step_not_waiting"
     http_status = 409

@@ -147,7 +147,12 @@ local function set_session_status(sid, skey, new_status, now)
     redis.call("HSET", skey, "endTime", now)
     local ms = tonumber(redis.call("HGET", skey, "retentionMs") or "0")
     if ms > 0 then expire_session(sid, ms) end
-    return not TERMINAL[old or ""]
+    local ended = not TERMINAL[old or ""]
+    -- a webhook: recorded with the ending, in the same script, so it is never lost or doubled
+    if ended and redis.call("HEXISTS", skey, "callbackUrl") == 1 then
+      redis.call("ZADD", webhook_outbox_key(), now, sid .. "|" .. now)
+    end
+    return ended
   end
   return false
 end
