@@ -1,11 +1,18 @@
-"""The HTTP side of the client commands: a small client of the REST API and its event stream.
+"""The HTTP side of the client commands: the REST API and its event stream, reached through
+the SDK's transport (``meowstik.Client`` on httpx), so the product has one HTTP client.
 
-Every failure becomes an exception of the ``api_errors`` tree (``ApiUnreachable``, ``ApiError``,
+Answers stay the API's JSON as plain dicts (the commands print them as they came); every failure
+becomes an exception of the ``api_errors`` tree (``ApiUnreachable``, ``ApiError``,
 ``EventsUnavailable``), so the commands map them to exit codes.
 
-Live events are Server-Sent Events, read with ``requests`` in streaming mode and parsed by
-:class:`sse.SseParser`. :meth:`ApiClient.follow_events` reconnects with ``Last-Event-ID`` when a
-stream ends early, so a dropped connection loses and repeats nothing.
+What is sent again, by the SDK's rules (``Call.safe``): GETs and POST /orchestrate after a failed
+or dropped connection or a 429/502-504, up to GET_RETRIES times (a submit carries an
+Idempotency-Key, so the API answers a resend with the session the first one made); other POSTs
+and PATCHes only when the connection failed before the request could be sent.
+
+Live events are Server-Sent Events, parsed by the SDK's ``SseParser``.
+:meth:`ApiClient.follow_events` reconnects with ``Last-Event-ID`` when a stream ends early, so a
+dropped connection loses and repeats nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +20,8 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Iterator
 from typing import Any
-from urllib.parse import quote
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
+import httpx
 
 from cli.api_errors import (
     ApiError,
@@ -28,12 +31,14 @@ from cli.api_errors import (
     api_error,
     describe,
 )
-from cli.sse import SseEvent, SseParser, arriving_bytes, split_lines
+from meowstik import Client
+from meowstik._core import API_PREFIX, Call, new_idempotency_key, parse_error, path
+from meowstik.errors import APIConnectionError, APIError
+from meowstik.sse import SseEvent, SseParser, split_lines
 from orchestrator.core.statuses import SESSION_TERMINAL
 
 DEFAULT_API_URL = "http://127.0.0.1:5000"
 REQUEST_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 5.0
 STREAM_READ_TIMEOUT_S = 30.0  # the API sends a keep-alive comment every few seconds
 # Planning happens inside POST /orchestrate and /plans; an LLM planner may take minutes
 PLANNING_TIMEOUT_S = 600.0
@@ -43,101 +48,131 @@ MAX_RECONNECT_FAILURES = 5  # consecutive connection failures before giving up
 POLL_INTERVAL_S = 0.5  # polling replaces the event stream on an API without one
 LOG_PAGE_SIZE = 500
 FINAL_EVENT = "session.finished"  # the server closes the stream after it
+FLOWER_WORKERS_PATH = "/api/workers"  # Flower's shapes, served by the API next to its own
+FLOWER_QUEUES_PATH = "/api/queues/length"
 
 
 class ApiClient:
     """The REST API at ``base_url`` (e.g. http://127.0.0.1:5000), with timeouts on every call.
 
     With a ``token``, every request (the event stream too) carries ``Authorization: Bearer
-    <token>``; the token is never part of a message or an exception.
+    <token>``; the token is never part of a message or an exception. ``http``: the httpx client
+    to send with (tests give one on a ``MockTransport``).
     """
 
     def __init__(
         self,
         base_url: str,
-        http: requests.Session | None = None,
+        http: httpx.Client | None = None,
         timeout_s: float = REQUEST_TIMEOUT_S,
         reconnect_delay_s: float | None = None,
         token: str | None = None,
     ) -> None:
         """Raises ClientError: ``token`` holds whitespace or control characters (it could not
-        be sent as one header value)."""
+        be sent as one header value), or ``base_url`` is not a URL."""
         if token and any(ch.isspace() or not ch.isprintable() for ch in token):
             raise ClientError("the API token must not contain whitespace or control characters")
-        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.http = http or retrying_session()
+        try:
+            # "" rather than None: without a token the SDK would read MEOWSTIK_API_TOKEN itself
+            self.sdk = Client(
+                self.base_url, token or "", timeout_s=timeout_s, max_retries=GET_RETRIES, http=http
+            )
+        except httpx.InvalidURL as exc:
+            raise ClientError(
+                f"the API URL {self.base_url!r} is not valid ({exc}); give --api-url or "
+                "MEOWSTIK_API_URL as http://HOST:PORT"
+            ) from exc
         self.timeout_s = timeout_s
         self.reconnect_delay_s = (
             RECONNECT_DELAY_S if reconnect_delay_s is None else reconnect_delay_s
         )
 
-    def url(self, path: str) -> str:
-        return f"{self.base_url}/api/orchestrator{path}"
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.sdk.close()
+
+    def url(self, api_path: str) -> str:
+        return f"{self.base_url}{API_PREFIX}{api_path}"
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /orchestrate: the new session's snapshot."""
-        return self._call("POST", "/orchestrate", json=body, timeout=self._planning_timeout)
+        """POST /orchestrate: the new session's snapshot. The request carries a new
+        Idempotency-Key, so resending it after a lost answer makes no second session."""
+        call = Call(
+            "POST",
+            path("orchestrate"),
+            json=body,
+            headers={"Idempotency-Key": new_idempotency_key()},
+            timeout_s=self.planning_timeout_s,
+            safe=True,
+        )
+        return self._send(call)
 
     def session(self, session_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/sessions/{session_id}")
+        return self._get(path("sessions", session_id))
 
     def cost(self, session_id: str) -> dict[str, Any]:
         """GET /sessions/<id>/cost: what it spent, by step, agent and model, and the prices."""
-        return self._call("GET", f"/sessions/{session_id}/cost")
+        return self._get(path("sessions", session_id, "cost"))
 
     def preview(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /plans: the plan a request would run, its critical path and estimate."""
-        return self._call("POST", "/plans", json=body, timeout=self._planning_timeout)
+        call = Call("POST", path("plans"), json=body, timeout_s=self.planning_timeout_s)
+        return self._send(call)
 
     @property
-    def _planning_timeout(self) -> tuple[float, float]:
-        """Connect as usual; wait for the planner (an LLM's replies and repairs) much longer."""
-        return (min(self.timeout_s, CONNECT_TIMEOUT_S), max(self.timeout_s, PLANNING_TIMEOUT_S))
+    def planning_timeout_s(self) -> float:
+        """How long to wait for the planner (an LLM's replies and repairs); connecting keeps
+        the usual timeout."""
+        return max(self.timeout_s, PLANNING_TIMEOUT_S)
 
     def templates(self) -> dict[str, Any]:
-        return self._call("GET", "/templates")
+        return self._get(path("templates"))
 
     def cancel(self, session_id: str) -> dict[str, Any]:
         """POST /sessions/<id>/cancel: the session's snapshot after cancelling."""
-        return self._call("POST", f"/sessions/{session_id}/cancel")
+        return self._send(Call("POST", path("sessions", session_id, "cancel")))
 
     def provide_input(self, session_id: str, step_id: str, value: Any) -> dict[str, Any]:
         """POST /sessions/<id>/input ``{"stepId", "value"}``: the session's snapshot."""
         body = {"stepId": step_id, "value": value}
-        return self._call("POST", f"/sessions/{session_id}/input", json=body)
+        return self._send(Call("POST", path("sessions", session_id, "input"), json=body))
 
     def agents(self, metrics: str | None = None) -> dict[str, Any]:
         """GET /agents: ``{"agents": [...], "count"}``; with ``metrics`` (1h, 24h, all),
         ``?metrics=``: each agent with its ``metrics`` over that window."""
-        params = {"metrics": metrics} if metrics else None
-        return self._call("GET", "/agents", params=params)
+        return self._get(path("agents"), metrics=metrics)
 
     def update_agent(self, agent_id: str, change: dict[str, Any]) -> dict[str, Any]:
         """PATCH /agents/<id> (status, priority, maxLoad...): the agent as updated."""
-        return self._call("PATCH", f"/agents/{agent_id}", json=change)
+        return self._send(Call("PATCH", path("agents", agent_id), json=change))
 
     def experiments(self) -> dict[str, Any]:
         """GET /experiments: ``{"experiments": [...], "count"}``, oldest first."""
-        return self._call("GET", "/experiments")
+        return self._get(path("experiments"))
 
     def experiment_report(self, name: str) -> dict[str, Any]:
         """GET /experiments/<name>: the experiment, per variant figures, and the verdicts."""
-        return self._call("GET", f"/experiments/{quote(name, safe='')}")
+        return self._get(path("experiments", name))
 
     def workers(self) -> dict[str, Any]:
         """GET /api/workers (Flower's shape): worker name -> document."""
-        return self._request("GET", f"{self.base_url}/api/workers")
+        return self._get(FLOWER_WORKERS_PATH)
 
     def queue_lengths(self) -> dict[str, Any]:
         """GET /api/queues/length (Flower's shape): ``{"active_queues": [{name, messages}]}``."""
-        return self._request("GET", f"{self.base_url}/api/queues/length")
+        return self._get(FLOWER_QUEUES_PATH)
 
     def logs(self, session_id: str, **query: Any) -> dict[str, Any]:
         """One page of the session's log; ``query`` takes the API's names (level, agentId,
         limit, cursor...); None values are left out."""
-        params = {name: value for name, value in query.items() if value is not None}
-        return self._call("GET", f"/sessions/{session_id}/logs", params=params)
+        return self._get(path("sessions", session_id, "logs"), **query)
 
     def iter_logs(
         self, session_id: str, level: str | None = None, limit: int | None = None
@@ -186,23 +221,23 @@ class ApiClient:
                 return
             time.sleep(POLL_INTERVAL_S)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """``method`` on /api/orchestrator``path``: the JSON answer."""
-        return self._request(method, self.url(path), **kwargs)
+    def _get(self, url: str, /, **params: Any) -> dict[str, Any]:
+        """GET ``url`` (a path under the base URL) with ``params`` (None values left out)."""
+        query = {name: value for name, value in params.items() if value is not None}
+        return self._send(Call("GET", url, params=query or None, safe=True))
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def _send(self, call: Call) -> dict[str, Any]:
+        """Send ``call`` through the SDK (its retries included): the JSON object answered."""
         try:
-            kwargs.setdefault("timeout", self.timeout_s)
-            kwargs["headers"] = {**self._auth, **kwargs.get("headers", {})}
-            response = self.http.request(method, url, **kwargs)
-        except requests.RequestException as exc:
+            answer = self.sdk.request(call)
+        except APIConnectionError as exc:
             raise ApiUnreachable(self.base_url, describe(exc)) from exc
-        if response.status_code >= 400:
-            raise api_error(response)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise ApiError(response.status_code, "invalid_response", "not JSON") from exc
+        except APIError as exc:
+            raise api_error(exc) from exc
+        if not isinstance(answer, dict):
+            kind = type(answer).__name__
+            raise ApiError(200, "invalid_response", f"expected a JSON object, not {kind}")
+        return answer
 
     def follow_events(self, session_id: str) -> Iterator[SseEvent]:
         """The session's events from its first, live, through ``session.finished``.
@@ -219,8 +254,9 @@ class ApiClient:
         parser = SseParser()
         failures = 0
         while True:
+            resumed_after = parser.last_event_id
             try:
-                response = self._open_stream(session_id, parser.last_event_id)
+                finished, dropped = yield from self._connection(session_id, parser)
             except ApiUnreachable:
                 failures += 1
                 if failures >= MAX_RECONNECT_FAILURES:
@@ -228,9 +264,6 @@ class ApiClient:
                 self._pause(parser, failures)
                 continue
             failures = 0
-            parser.reset()
-            resumed_after = parser.last_event_id
-            finished, dropped = yield from self._read_stream(response, parser)
             if finished:
                 return
             quiet = not dropped and parser.last_event_id == resumed_after
@@ -238,66 +271,53 @@ class ApiClient:
                 return
             self._pause(parser, 1)
 
-    def _open_stream(self, session_id: str, last_event_id: str | None) -> requests.Response:
-        headers = {"Accept": "text/event-stream", **self._auth}
-        if last_event_id:
-            headers["Last-Event-ID"] = last_event_id
-        try:
-            response = self.http.get(
-                self.url(f"/sessions/{session_id}/events"),
-                headers=headers,
-                stream=True,
-                timeout=(CONNECT_TIMEOUT_S, STREAM_READ_TIMEOUT_S),
-            )
-        except requests.RequestException as exc:
-            raise ApiUnreachable(self.base_url, describe(exc)) from exc
-        if response.status_code >= 400:
-            error = api_error(response)
-            response.close()
-            if error.status == 404 and error.code != "session_not_found":
-                raise EventsUnavailable(404, error.code, error.message, error.details)
-            if error.status >= 500:
-                raise ApiUnreachable(self.base_url, str(error))
-            raise error
-        return response
-
-    def _read_stream(
-        self, response: requests.Response, parser: SseParser
+    def _connection(
+        self, session_id: str, parser: SseParser
     ) -> Generator[SseEvent, None, tuple[bool, bool]]:
-        """Yield one connection's events; return (saw the final event, connection dropped)."""
-        with response:
-            try:
-                for line in split_lines(arriving_bytes(response)):
+        """Open one event stream, resuming after the parser's last event, and yield its events;
+        return (saw the final event, connection dropped).
+
+        Raises:
+            ApiUnreachable: it could not be opened, or the API answered 5xx.
+            ApiError: the API refused it (EventsUnavailable: it has no such route).
+        """
+        headers = {"Accept": "text/event-stream"}
+        if parser.last_event_id:
+            headers["Last-Event-ID"] = parser.last_event_id
+        url = path("sessions", session_id, "events")
+        call = Call("GET", url, headers=headers, timeout_s=STREAM_READ_TIMEOUT_S)
+        opened = False
+        try:
+            with self.sdk.stream(call) as response:
+                opened = True
+                if response.status_code >= 400:
+                    response.read()
+                    raise self._refusal(api_error(parse_error(response)))
+                parser.reset()
+                for line in split_lines(response.iter_bytes()):
                     event = parser.feed(line)
                     if event is None:
                         continue
                     yield event
                     if event.event == FINAL_EVENT:
                         return True, False
-            except (requests.RequestException, urllib3.exceptions.HTTPError):
-                return False, True
+        except httpx.TransportError as exc:
+            if not opened:
+                raise ApiUnreachable(self.base_url, describe(exc)) from exc
+            return False, True
         return False, False
+
+    def _refusal(self, error: ApiError) -> ClientError:
+        """What an error answer to GET .../events means: no such route on this API (a 404 that
+        is not about the session), an API that cannot serve it now (5xx), or a refusal."""
+        if error.status == 404 and error.code != "session_not_found":
+            return EventsUnavailable(404, error.code, error.message, error.details)
+        if error.status >= 500:
+            return ApiUnreachable(self.base_url, str(error))
+        return error
 
     def _pause(self, parser: SseParser, failures: int) -> None:
         """Wait before reconnecting: the server's ``retry`` if it sent one, growing with
         consecutive failures so a restarting API is not hammered."""
         delay_s = parser.retry_ms / 1000 if parser.retry_ms is not None else self.reconnect_delay_s
         time.sleep(delay_s * failures)
-
-
-def retrying_session() -> requests.Session:
-    """A session whose GETs are retried (twice, briefly) when a connection fails before an
-    answer: a pooled keep-alive connection the server has just closed, an API restarting.
-    POST /orchestrate is retried only when it cannot have reached the server."""
-    retry = Retry(
-        total=GET_RETRIES,
-        connect=GET_RETRIES,
-        read=GET_RETRIES,
-        status=0,
-        allowed_methods=frozenset({"GET"}),
-        backoff_factor=0.1,
-    )
-    session = requests.Session()
-    session.mount("http://", HTTPAdapter(max_retries=retry))
-    session.mount("https://", HTTPAdapter(max_retries=retry))
-    return session

@@ -5,14 +5,17 @@
      └── ApiError             the API answered 4xx/5xx (status, code, message, details)
           └── EventsUnavailable   GET .../events is not a route of this API (404 before any event)
 
-Also how a response or a ``requests`` failure becomes one of them (``api_error``, ``describe``).
+Also how the SDK's errors (meowstik/errors.py), and the httpx failures of an event stream,
+become one of them (``api_error``, ``describe``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import requests
+import httpx
+
+from meowstik.errors import APIConnectionError, APIError
 
 
 class ClientError(Exception):
@@ -48,22 +51,17 @@ class EventsUnavailable(ApiError):
     """This API has no live events route; callers fall back to polling the session."""
 
 
-def api_error(response: requests.Response) -> ApiError:
-    """The API's JSON error as an ApiError; a non-JSON error body (a proxy's) keeps its text."""
-    try:
-        error = response.json()["error"]
-        return ApiError(
-            response.status_code, error["code"], error["message"], error.get("details") or {}
-        )
-    except (ValueError, KeyError, TypeError):
-        text = response.text.strip()[:200] or response.reason or "no body"
-        return ApiError(response.status_code, "http_error", text)
+def api_error(error: APIError) -> ApiError:
+    """The SDK's error answer as the CLI's: the same status, code, message and details."""
+    return ApiError(error.status, error.code, error.message, error.details)
 
 
-def describe(exc: requests.RequestException) -> str:
-    """A one-line reason for a connection failure, without urllib3's nested repr."""
-    if isinstance(exc, requests.Timeout):
+def describe(exc: APIConnectionError | httpx.TransportError) -> str:
+    """A one-line reason for a connection failure (the SDK's names the httpx error it wraps)."""
+    cause = exc.__cause__ if isinstance(exc, APIConnectionError) else exc
+    if isinstance(cause, httpx.TimeoutException):
         return "no answer within the timeout"
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(cause, httpx.NetworkError | httpx.RemoteProtocolError):
         return "connection refused or dropped"
-    return type(exc).__name__
+    text = str(cause if cause is not None else exc)
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__

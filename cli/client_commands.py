@@ -149,8 +149,8 @@ def run(args: argparse.Namespace, action: Callable[[ApiClient, argparse.Namespac
     """Run ``action(client, args)``, turning client failures into messages and exit codes."""
     try:
         token = getattr(args, "api_token", None) or default_api_token()
-        client = ApiClient(args.api_url or default_api_url(), token=token)
-        return action(client, args)
+        with ApiClient(args.api_url or default_api_url(), token=token) as client:
+            return action(client, args)
     except (BadInput, ClientError) as exc:
         print(f"meowstik {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR

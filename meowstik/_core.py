@@ -109,7 +109,13 @@ def new_idempotency_key() -> str:
 @dataclass
 class Call:
     """One API request, and whether it may be sent again when its answer was lost: GETs, and
-    POSTs the server deduplicates (an Idempotency-Key) or that mean the same twice (cancel)."""
+    POSTs the server deduplicates (an Idempotency-Key) or that mean the same twice (cancel).
+
+    ``url`` is a path under the client's base URL: ``path()`` builds the API's (under
+    /api/orchestrator); another, such as Flower's /api/workers, is given as it is.
+    ``timeout_s``: how long to wait for the answer when that differs from the client's timeout
+    (planning, an event stream's silence between keep-alives); connecting keeps the client's.
+    """
 
     method: str
     url: str
@@ -123,6 +129,12 @@ class Call:
         """Whether a failure without an answer may be retried: one that happened before the
         request could reach the server, or any for a safe call."""
         return self.safe or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+
+
+def timeout(call: Call, client_timeout_s: float) -> httpx.Timeout:
+    """The client's timeout for every phase, but reading the answer waits ``call.timeout_s``
+    when the call sets one (a long wait must not make an unreachable host a long wait too)."""
+    return httpx.Timeout(client_timeout_s, read=call.timeout_s or client_timeout_s)
 
 
 def backoff_s(attempt: int, retry_after: str | None = None) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Coroutine
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import httpx
@@ -147,7 +148,7 @@ class AsyncClient:
                     json=call.json,
                     params=call.params,
                     headers=call.headers,
-                    timeout=call.timeout_s or self.timeout_s,
+                    timeout=_core.timeout(call, self.timeout_s),
                 )
             except httpx.TransportError as exc:
                 if attempt > self.max_retries or not call.retries_after(exc):
@@ -162,6 +163,19 @@ class AsyncClient:
                 await asyncio.sleep(_core.backoff_s(attempt, response.headers.get("Retry-After")))
                 continue
             return _core.parse(response)
+
+    def stream(self, call: Call) -> AbstractAsyncContextManager[httpx.Response]:
+        """Open ``call`` once, its answer's body streamed (an event stream), for use in an
+        ``async with``: no retries and no parsing, the caller reads ``status_code`` and iterates
+        the bytes. Opening or reading raises ``httpx.TransportError``; resuming is the caller's."""
+        return self._http.stream(
+            call.method,
+            call.url,
+            json=call.json,
+            params=call.params,
+            headers=call.headers,
+            timeout=_core.timeout(call, self.timeout_s),
+        )
 
 
 class AsyncSession:
@@ -208,13 +222,11 @@ class AsyncSession:
             sent = {"Accept": "text/event-stream"}
             if parser.last_event_id:
                 sent["Last-Event-ID"] = parser.last_event_id
-            timeout = httpx.Timeout(self.client.timeout_s, read=_core.STREAM_READ_TIMEOUT_S)
+            call = Call("GET", url, headers=sent, timeout_s=_core.STREAM_READ_TIMEOUT_S)
             resumed_after = parser.last_event_id
             dropped = False
             try:
-                async with self.client._http.stream(
-                    "GET", url, headers=sent, timeout=timeout
-                ) as got:
+                async with self.client.stream(call) as got:
                     if got.status_code >= 400:
                         await got.aread()
                         error = _core.parse_error(got)

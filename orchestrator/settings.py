@@ -6,8 +6,9 @@ Create it only at process edges (the app factory, the worker start, the CLI) and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.core.access import TokenTable, load_tokens
@@ -273,12 +274,28 @@ class _ServiceSettings(BaseSettings):
         "ended, with backoff from MEOWSTIK_WEBHOOK_BACKOFF_S doubling to 5 minutes; then it is "
         "abandoned (GET .../sessions/<id>/deliveries says so).",
     )
+    user_callbacks: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=200)],
+        Annotated[str, StringConstraints(min_length=1, max_length=2048)],
+    ] = Field(
+        default={},
+        description="Default webhooks by user for sessions submitted without `callbackUrl`: a "
+        'JSON object `{"alice": "https://alice.example/hooks", "*": "https://ops.example/hooks"}` '
+        '(each token names a user, so this is per token; "*": every other user, and open mode). '
+        "Checked like a callbackUrl at each submit.",
+    )
     webhook_backoff_s: float = Field(
         default=1.0, gt=0, le=300, description="The first pause before a webhook is retried."
     )
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="Timeout of one webhook delivery attempt."
     )
+
+    def default_callback(self, user_id: str | None) -> str | None:
+        """The webhook of a session submitted without one: its user's, else "*"'s, else none."""
+        if user_id is not None and user_id in self.user_callbacks:
+            return self.user_callbacks[user_id]
+        return self.user_callbacks.get("*")
 
     @property
     def signing_keys(self) -> list[str]:

@@ -88,11 +88,18 @@ class Submission:
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
         """
+        location = "body.callbackUrl"
+        if request.callback_url is None:  # the user's default (MEOWSTIK_USER_CALLBACKS), if any
+            location = "settings.MEOWSTIK_USER_CALLBACKS"
+            request = request.model_copy(
+                update={"callback_url": self.settings.default_callback(request.user_id)}
+            )
         if request.callback_url is not None:
             try:
-                request.callback_url = check_agent_endpoint(request.callback_url, self.settings)
+                allowed = check_agent_endpoint(request.callback_url, self.settings)
             except EndpointNotAllowedError as refused:
-                raise CallbackNotAllowedError(refused) from None
+                raise CallbackNotAllowedError(refused, location) from None
+            request = request.model_copy(update={"callback_url": allowed})
         sid = session_id or new_session_id(self.context.now_ms())
         tracing.annotate({"meowstik.session.id": sid})
         request, experiment, variant = self.experiments.assignment(request, sid)

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from cli import api_client, client_commands, sse
+from cli import api_client, client_commands
 from cli.api_client import ApiClient
 from cli.api_errors import ApiError, ApiUnreachable, EventsUnavailable
 from cli.client_commands import Progress, ProgressView, render_bar
-from cli.sse import SseParser
+from meowstik import _core, sse
+from meowstik.sse import SseParser
 from tests.support.cluster import wait_for
 from tests.support.http_servers import scripted_api
 
@@ -49,18 +50,28 @@ class FakeApi:
     log_pages: dict[str | None, dict] = field(default_factory=dict)  # by ?cursor=
     orchestrate: tuple[int, dict] | None = None
     events_error: tuple[int, dict] | None = None  # /events answers this instead of a stream
+    drops: int = 0  # so many requests (not /events) are served, then their connection closed
+    sessions_by_key: dict[str, str] = field(default_factory=dict)  # the API's Idempotency-Keys
     requests: list[tuple] = field(default_factory=list)
     url: str = ""
 
-    def answer(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
+    def answer(
+        self, method: str, path: str, query: dict, headers: dict, body: Any
+    ) -> tuple[int, Any]:
         parts = path.removeprefix("/api/orchestrator/").split("/")
         if method == "POST" and parts == ["orchestrate"]:
-            return self.orchestrate or (202, self.snapshots[0])
+            return self.orchestrate or (202, self.snapshots[0] | self.submitted(headers))
         if method == "GET" and parts[0] == "sessions" and len(parts) == 2:
             return 200, self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
         if method == "GET" and parts[-1:] == ["logs"]:
             return 200, self.log_pages[query.get("cursor")]
         return 404, error("not_found", f"no route {method} {path}")
+
+    def submitted(self, headers: dict) -> dict:
+        """A new session for a new Idempotency-Key, the first one's again for a known key."""
+        key = headers.get("Idempotency-Key") or f"no key {len(self.requests)}"
+        sid = self.sessions_by_key.setdefault(key, f"sess-{len(self.sessions_by_key) + 1}")
+        return {"sessionId": sid}
 
 
 def error(code: str, message: str) -> dict:
@@ -85,7 +96,12 @@ class FakeHandler(BaseHTTPRequestHandler):
         api.requests.append((method, url.path, query, dict(self.headers), body))
         if url.path.endswith("/events"):
             return self._json(*api.events_error) if api.events_error else self._stream()
-        self._json(*api.answer(method, url.path, query, body))
+        answer = api.answer(method, url.path, query, dict(self.headers), body)
+        if api.drops:  # done, but the answer is lost with the connection
+            api.drops -= 1
+            self.close_connection = True
+            return None
+        self._json(*answer)
 
     def _json(self, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -139,6 +155,7 @@ def no_waiting(monkeypatch):
     """Reconnect and poll at once: the fake answers immediately, pauses only slow the tests."""
     monkeypatch.setattr(api_client, "RECONNECT_DELAY_S", 0.0)
     monkeypatch.setattr(api_client, "POLL_INTERVAL_S", 0.0)
+    monkeypatch.setattr(_core, "backoff_s", lambda attempt, retry_after=None: 0.0)
 
 
 def snapshot(status: str, steps: dict[str, tuple], errors: list[dict] | None = None) -> dict:
@@ -418,6 +435,42 @@ def test_follow_polls_the_session_when_the_api_has_no_event_stream(api, capsys):
     assert json.loads(capsys.readouterr().out)["status"] == "completed"
     paths = [r[1].rsplit("/", 1)[-1] for r in api.requests]
     assert paths[:2] == ["orchestrate", "events"] and paths[2:5] == [SID] * 3
+
+
+def test_submit_sends_an_idempotency_key_so_a_resend_after_a_lost_answer_makes_one_session(
+    api, capsys
+):
+    # Given an API that makes the session but loses its answer with the connection
+    api.snapshots = [snapshot("executing", {"A": ("queued", None, 0)})]
+    api.drops = 1
+    # When the CLI submits
+    assert cli(api, "submit", "x") == 0
+    # Then it sent the request again with the same key, and one session was made and shown
+    keys = [r[3].get("Idempotency-Key") for r in api.requests]
+    assert len(keys) == 2 and keys[0] == keys[1] and len(keys[0]) == 36
+    assert api.sessions_by_key == {keys[0]: "sess-1"}
+    assert capsys.readouterr().out.startswith("session sess-1: executing\n")
+
+
+def test_each_submit_has_a_key_of_its_own(api, capsys):
+    api.snapshots = [snapshot("executing", {"A": ("queued", None, 0)})]
+    assert cli(api, "submit", "x") == 0 and cli(api, "submit", "x") == 0
+    assert sorted(api.sessions_by_key.values()) == ["sess-1", "sess-2"]
+
+
+def test_a_get_whose_connection_drops_before_the_answer_is_sent_again(api, capsys):
+    api.snapshots = [snapshot("executing", {"A": ("running", "e", 1)})]
+    api.drops = api_client.GET_RETRIES
+    assert cli(api, "status", SID) == 0
+    assert [r[1] for r in api.requests] == [f"/api/orchestrator/sessions/{SID}"] * 3
+
+
+def test_a_post_that_may_have_been_received_is_not_sent_again(api):
+    # an answer to a step carries no Idempotency-Key: a resend could act twice
+    api.drops = 1
+    with pytest.raises(ApiUnreachable, match="connection refused or dropped"):
+        ApiClient(api.url).provide_input(SID, "A", 1)
+    assert [r[1] for r in api.requests] == [f"/api/orchestrator/sessions/{SID}/input"]
 
 
 def test_an_api_error_exits_3_with_the_apis_message_on_stderr(api, capsys):

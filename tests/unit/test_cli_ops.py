@@ -16,6 +16,7 @@ import pytest
 from cli import api_client
 from cli.main import main
 from cli.rendering import format_rate, format_run_time
+from meowstik import _core
 from tests.support.http_servers import scripted_api
 
 SID = "sess-1"
@@ -103,6 +104,7 @@ def clean_env(monkeypatch):
     monkeypatch.delenv("MEOWSTIK_API_URL", raising=False)
     monkeypatch.setattr(api_client, "RECONNECT_DELAY_S", 0.0)
     monkeypatch.setattr(api_client, "POLL_INTERVAL_S", 0.0)
+    monkeypatch.setattr(_core, "backoff_s", lambda attempt, retry_after=None: 0.0)
 
 
 def cli(api: ScriptedApi, *argv: str) -> int:

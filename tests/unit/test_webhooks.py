@@ -175,3 +175,23 @@ def test_a_refused_callback_url_is_a_422_naming_it(world, any_redis):
         "count": 0,
         "pending": [],
     }
+
+
+def test_a_users_default_callback_applies_when_the_session_names_none(any_redis):
+    settings = Settings(
+        http_agent_allowed_hosts="127.0.0.1",
+        user_callbacks={"alice": "http://127.0.0.1:9/alice", "*": "http://127.0.0.1:9/ops"},
+    )
+    world = build_world(any_redis, settings, prefix=settings.key_prefix)
+    alice = submit(world, userId="alice")
+    bob = submit(world, userId="bob")
+    own = submit(world, userId="alice", callbackUrl="http://127.0.0.1:9/mine")
+    assert world.engine.snapshot(alice).callback_url == "http://127.0.0.1:9/alice"
+    assert world.engine.snapshot(bob).callback_url == "http://127.0.0.1:9/ops"
+    assert world.engine.snapshot(own).callback_url == "http://127.0.0.1:9/mine"
+    broken = Settings(user_callbacks={"*": "http://169.254.169.254/"})
+    world = build_world(any_redis, broken, prefix="other")
+    with pytest.raises(CallbackNotAllowedError) as caught:
+        submit(world)
+    assert caught.value.details["errors"][0]["location"] == "settings.MEOWSTIK_USER_CALLBACKS"
+    assert caught.value.message.startswith("MEOWSTIK_USER_CALLBACKS's webhook")

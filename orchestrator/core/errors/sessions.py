@@ -61,16 +61,19 @@ class CallbackNotAllowedError(OrchestratorError):
     code = "callback_not_allowed"
     http_status = 422
 
-    def __init__(self, refused: EndpointNotAllowedError) -> None:
+    def __init__(
+        self, refused: EndpointNotAllowedError, location: str = "body.callbackUrl"
+    ) -> None:
+        what = "callbackUrl" if location.startswith("body.") else f"{location[9:]}'s webhook"
         super().__init__(
-            f"callbackUrl {refused.endpoint!r} is not allowed: {refused.reason}. Webhooks go "
+            f"{what} {refused.endpoint!r} is not allowed: {refused.reason}. Webhooks go "
             "where HTTP agents may: allowed schemes "
             f"{', '.join(refused.allowed_schemes)}, hosts in MEOWSTIK_HTTP_AGENT_ALLOWED_HOSTS "
             f"({', '.join(refused.allowed_hosts) or 'none'}).",
             details={
                 "errors": [
                     {
-                        "location": "body.callbackUrl",
+                        "location": location,
                         "message": refused.reason,
                         "type": "value_error",
                     }
