@@ -331,8 +331,13 @@ def test_in_a_pool_without_limits_a_run_past_its_timeout_is_abandoned_and_its_ou
         target=runtime.execute, args=(sid, "s", "hung-002", RunLimits(None, 0.2)), daemon=True
     )
     run.start()
-    wait_for(lambda: entries(world, sid, "Step timed out"), 10, what="the timeout recorded")
-    step = world.engine.snapshot(sid).steps["s"]
+    # the log entry is written just before the failure is recorded (and the step is queued
+    # before the run claims it): wait for the record, a queued step carrying the error
+    step = wait_for(
+        lambda: (s := world.engine.snapshot(sid).steps["s"]).error and s,
+        10,
+        what="the timeout recorded",
+    )
     assert step.status == "queued" and "timed out after 0.2 s" in step.error
     assert entries(world, sid, "Step timed out")[0]["data"]["stoppedBy"] == "abandoned"
     release.set()
