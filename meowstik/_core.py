@@ -192,3 +192,66 @@ def parse_error(response: httpx.Response) -> APIError:
     except ValueError:
         body = response.text[:500]
     return error_from(response.status_code, body, dict(response.headers))
+
+
+# --- the calls both clients make (built here once; the clients only send them) ----------------
+
+
+def submit_call(goal: str | None, idempotency_key: str | None, fields: dict[str, Any]) -> Call:
+    """POST /orchestrate with ``fields`` (submit_body's, and ``extra``) and an Idempotency-Key
+    (a new UUID unless given), which makes a resend return the first session: safe to retry."""
+    extra = fields.pop("extra", None)
+    return Call(
+        "POST",
+        path("orchestrate"),
+        json=submit_body(goal, extra=extra, **fields),
+        headers={"Idempotency-Key": idempotency_key or new_idempotency_key()},
+        timeout_s=PLANNING_TIMEOUT_S,
+        safe=True,
+    )
+
+
+def preview_call(goal: str | None, fields: dict[str, Any]) -> Call:
+    extra = fields.pop("extra", None)
+    body = submit_body(goal, extra=extra, **fields)
+    return Call("POST", path("plans"), json=body, timeout_s=PLANNING_TIMEOUT_S)
+
+
+def answer_call(session_id: str, step_id: str, value: Any) -> Call:
+    body = {"stepId": step_id, "value": jsonable(value)}
+    return Call("POST", path("sessions", session_id, "input"), json=body)
+
+
+def update_agent_call(agent_id: str, changes: dict[str, Any]) -> Call:
+    """PATCH /agents/<id> from snake_case keyword arguments (max_load -> maxLoad)."""
+    body = {camel(k): jsonable(v) for k, v in changes.items()}
+    return Call("PATCH", path("agents", agent_id), json=body)
+
+
+def events_call(session_id: str, last_event_id: str | None) -> Call:
+    """GET .../events, resuming after ``last_event_id`` when there is one."""
+    sent = {"Accept": "text/event-stream"}
+    if last_event_id:
+        sent["Last-Event-ID"] = last_event_id
+    url = path("sessions", session_id, "events")
+    return Call("GET", url, headers=sent, timeout_s=STREAM_READ_TIMEOUT_S)
+
+
+def stream_refused(response: httpx.Response) -> Exception:
+    """What an events stream answered with an error status (its body read) becomes: the
+    APIError of a 4xx (not 429), to raise; a transport error for a 429 or 5xx, to reconnect."""
+    error = parse_error(response)
+    if error.status < 500 and error.status != 429:
+        return error
+    return httpx.RemoteProtocolError(str(error))
+
+
+def reconnect_delay_s(retry_ms: int | None, failures: int) -> float:
+    """The pause before reconnecting a stream: the server's ``retry`` (else 0.5 s), times the
+    failures in a row."""
+    return (retry_ms / 1000 if retry_ms is not None else 0.5) * max(failures, 1)
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

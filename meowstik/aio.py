@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from meowstik import _core
 from meowstik._core import Call, Event
-from meowstik.client import MAX_RECONNECT_FAILURES, _camel
+from meowstik.client import MAX_RECONNECT_FAILURES
 from meowstik.errors import APIConnectionError, WaitTimeout
 from meowstik.sse import SseParser, asplit_lines
 from orchestrator.core.agent_metrics import AgentDetail
@@ -91,17 +91,7 @@ class AsyncClient:
         template, planner, budget, user_id, chat_id, metadata, failure_policy, max_attempts,
         policy, experiment, agent_overrides, callback_url (a webhook), and ``extra`` (a dict
         sent as is)."""
-        extra = fields.pop("extra", None)
-        body = _core.submit_body(goal, extra=extra, **fields)
-        key = idempotency_key or _core.new_idempotency_key()
-        call = Call(
-            "POST",
-            _core.path("orchestrate"),
-            json=body,
-            headers={"Idempotency-Key": key},
-            timeout_s=_core.PLANNING_TIMEOUT_S,
-            safe=True,  # the key makes a resend return the first session
-        )
+        call = _core.submit_call(goal, idempotency_key, fields)
         return AsyncSession(self, SessionSnapshot.model_validate(await self.request(call)))
 
     async def session(self, session_id: str) -> AsyncSession:
@@ -217,22 +207,15 @@ class AsyncSession:
         MAX_RECONNECT_FAILURES connections in a row failed."""
         parser = SseParser(last_event_id)
         failures = 0
-        url = _core.path("sessions", self.id, "events")
         while True:
-            sent = {"Accept": "text/event-stream"}
-            if parser.last_event_id:
-                sent["Last-Event-ID"] = parser.last_event_id
-            call = Call("GET", url, headers=sent, timeout_s=_core.STREAM_READ_TIMEOUT_S)
+            call = _core.events_call(self.id, parser.last_event_id)
             resumed_after = parser.last_event_id
             dropped = False
             try:
                 async with self.client.stream(call) as got:
                     if got.status_code >= 400:
                         await got.aread()
-                        error = _core.parse_error(got)
-                        if error.status < 500 and error.status != 429:
-                            raise error
-                        raise httpx.RemoteProtocolError(str(error))
+                        raise _core.stream_refused(got)
                     failures = 0
                     parser.reset()
                     async for line in asplit_lines(got.aiter_bytes()):
@@ -250,8 +233,7 @@ class AsyncSession:
             quiet = not dropped and parser.last_event_id == resumed_after
             if quiet and (await self.refresh()).status.value in _core.TERMINAL:
                 return
-            delay = parser.retry_ms / 1000 if parser.retry_ms is not None else 0.5
-            await asyncio.sleep(delay * max(failures, 1))
+            await asyncio.sleep(_core.reconnect_delay_s(parser.retry_ms, failures))
 
     async def cancel(self) -> SessionSnapshot:
         """Stop the session: nothing more starts, running steps are revoked."""
@@ -261,8 +243,7 @@ class AsyncSession:
 
     async def answer(self, step_id: str, value: Any) -> SessionSnapshot:
         """Answer a step waiting for operator input."""
-        url = _core.path("sessions", self.id, "input")
-        body = await self.client.post(url, {"stepId": step_id, "value": _core.jsonable(value)})
+        body = await self.client.request(_core.answer_call(self.id, step_id, value))
         self.snapshot = SessionSnapshot.model_validate(body)
         return self.snapshot
 
@@ -306,8 +287,7 @@ class AsyncAgents:
 
     async def update(self, agent_id: str, **changes: Any) -> RegisteredAgent:
         """PATCH: status, priority, max_load, name, description, metadata."""
-        body = {_camel(k): _core.jsonable(v) for k, v in changes.items()}
-        call = Call("PATCH", _core.path("agents", agent_id), json=body)
+        call = _core.update_agent_call(agent_id, changes)
         return RegisteredAgent.model_validate(await self.client.request(call))
 
     async def delete(self, agent_id: str) -> RegisteredAgent:
@@ -322,9 +302,7 @@ class AsyncPlans:
         self.client = client
 
     async def preview(self, goal: str | None = None, **fields: Any) -> PlanPreview:
-        extra = fields.pop("extra", None)
-        body = _core.submit_body(goal, extra=extra, **fields)
-        call = Call("POST", _core.path("plans"), json=body, timeout_s=_core.PLANNING_TIMEOUT_S)
+        call = _core.preview_call(goal, fields)
         return PlanPreview.model_validate(await self.client.request(call))
 
 

@@ -88,17 +88,7 @@ class Client:
         template, planner, budget, user_id, chat_id, metadata, failure_policy, max_attempts,
         policy, experiment, agent_overrides, callback_url (a webhook), and ``extra`` (a dict
         sent as is)."""
-        extra = fields.pop("extra", None)
-        body = _core.submit_body(goal, extra=extra, **fields)
-        key = idempotency_key or _core.new_idempotency_key()
-        call = Call(
-            "POST",
-            _core.path("orchestrate"),
-            json=body,
-            headers={"Idempotency-Key": key},
-            timeout_s=_core.PLANNING_TIMEOUT_S,
-            safe=True,  # the key makes a resend return the first session
-        )
+        call = _core.submit_call(goal, idempotency_key, fields)
         return Session(self, SessionSnapshot.model_validate(self.request(call)))
 
     def session(self, session_id: str) -> Session:
@@ -214,22 +204,15 @@ class Session:
         MAX_RECONNECT_FAILURES connections in a row failed."""
         parser = SseParser(last_event_id)
         failures = 0
-        url = _core.path("sessions", self.id, "events")
         while True:
-            sent = {"Accept": "text/event-stream"}
-            if parser.last_event_id:
-                sent["Last-Event-ID"] = parser.last_event_id
-            call = Call("GET", url, headers=sent, timeout_s=_core.STREAM_READ_TIMEOUT_S)
+            call = _core.events_call(self.id, parser.last_event_id)
             resumed_after = parser.last_event_id
             dropped = False
             try:
                 with self.client.stream(call) as got:
                     if got.status_code >= 400:
                         got.read()
-                        error = _core.parse_error(got)
-                        if error.status < 500 and error.status != 429:
-                            raise error
-                        raise httpx.RemoteProtocolError(str(error))
+                        raise _core.stream_refused(got)
                     failures = 0
                     parser.reset()
                     for line in split_lines(got.iter_bytes()):
@@ -247,8 +230,7 @@ class Session:
             quiet = not dropped and parser.last_event_id == resumed_after
             if quiet and self.refresh().status.value in _core.TERMINAL:
                 return
-            delay = parser.retry_ms / 1000 if parser.retry_ms is not None else 0.5
-            time.sleep(delay * max(failures, 1))
+            time.sleep(_core.reconnect_delay_s(parser.retry_ms, failures))
 
     def cancel(self) -> SessionSnapshot:
         """Stop the session: nothing more starts, running steps are revoked."""
@@ -258,8 +240,7 @@ class Session:
 
     def answer(self, step_id: str, value: Any) -> SessionSnapshot:
         """Answer a step waiting for operator input."""
-        url = _core.path("sessions", self.id, "input")
-        body = self.client.post(url, {"stepId": step_id, "value": _core.jsonable(value)})
+        body = self.client.request(_core.answer_call(self.id, step_id, value))
         self.snapshot = SessionSnapshot.model_validate(body)
         return self.snapshot
 
@@ -302,8 +283,7 @@ class Agents:
 
     def update(self, agent_id: str, **changes: Any) -> RegisteredAgent:
         """PATCH: status, priority, max_load, name, description, metadata."""
-        body = {_camel(k): _core.jsonable(v) for k, v in changes.items()}
-        call = Call("PATCH", _core.path("agents", agent_id), json=body)
+        call = _core.update_agent_call(agent_id, changes)
         return RegisteredAgent.model_validate(self.client.request(call))
 
     def delete(self, agent_id: str) -> RegisteredAgent:
@@ -318,15 +298,8 @@ class Plans:
         self.client = client
 
     def preview(self, goal: str | None = None, **fields: Any) -> PlanPreview:
-        extra = fields.pop("extra", None)
-        body = _core.submit_body(goal, extra=extra, **fields)
-        call = Call("POST", _core.path("plans"), json=body, timeout_s=_core.PLANNING_TIMEOUT_S)
+        call = _core.preview_call(goal, fields)
         return PlanPreview.model_validate(self.client.request(call))
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 __all__ = ["APIError", "Agents", "Client", "Event", "Plans", "Session"]
