@@ -54,7 +54,7 @@ def test_it_starts_on_the_given_port_and_answers_commands(server: EmbeddedRedis)
     assert client.ping()
     assert client.config_get("port")["port"] == str(server.port)
     assert client.config_get("appendonly")["appendonly"] == "yes"
-    assert client.config_get("appendfsync")["appendfsync"] == "everysec"
+    assert client.config_get("appendfsync")["appendfsync"] == "always"
     assert client.config_get("bind")["bind"] == "127.0.0.1"
 
 

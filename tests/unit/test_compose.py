@@ -122,7 +122,7 @@ def test_api_and_workers_wait_for_a_healthy_redis_with_append_only_persistence(
 
     assert redis["image"].startswith("redis:7")
     assert redis["command"][:1] == ["redis-server"]
-    assert redis["command"][1:] == ["--appendonly", "yes", "--appendfsync", "everysec"]
+    assert redis["command"][1:] == ["--appendonly", "yes", "--appendfsync", "always"]
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
     for name in ["api", *(agent.type for agent in DEFAULT_AGENTS)]:
