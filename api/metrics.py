@@ -57,14 +57,17 @@ class RedisMetricsCollector(Collector):
         yield from cost_families(reading.cost_totals)
 
 
-def metrics_response(reader: MetricsReader) -> tuple[bytes, str]:
-    """The Prometheus text exposition of the orchestrator's metrics, and its content type.
+def metrics_response(
+    reader: MetricsReader, clock: Callable[[], float] = time.time
+) -> tuple[bytes, str]:
+    """The Prometheus text exposition of the orchestrator's metrics, and its content type;
+    ``clock``: the API's (Redis's time, which the workers' heartbeats are on).
 
     A fresh registry holds only this collector, so the answer carries no process metrics of
     whichever API process happened to serve the scrape.
     """
     registry = CollectorRegistry()
-    registry.register(RedisMetricsCollector(reader))
+    registry.register(RedisMetricsCollector(reader, clock=clock))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -45,6 +45,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentNotFoundError, AgentRegistry
 from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
+from orchestrator.store.redis_clock import RedisClock
 from workers.agents.base import replica_id
 
 STATUS_TTL_FACTOR = 5  # the status record outlives a few missed looks, then disappears
@@ -140,7 +141,7 @@ class Autoscaler:
         *,
         client: redis.Redis | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.settings = settings
@@ -151,7 +152,8 @@ class Autoscaler:
         self.keys = Keys(settings.key_prefix)
         self.registry = AgentRegistry(self.client, self.keys)
         self.clock = clock
-        self.wall_clock = wall_clock
+        # the time the agents' heartbeats are compared with: Redis's, as the workers write them
+        self.wall_clock = wall_clock or RedisClock(self.client)
         self.retiring: dict[str, ManagedProcess] = {}  # replica agent id -> stopping process
         self._redis_down = False
 

@@ -14,11 +14,12 @@ import sys
 
 from celery.utils.nodenames import default_nodename, host_format
 
-from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import Clock
 from orchestrator.core.errors import StoreUnavailableError
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
+from orchestrator.store.redis_clock import RedisClock
 from orchestrator.store.workers import WorkerRegistry
 
 REDIS_TIMEOUT_S = 3.0
@@ -63,8 +64,10 @@ def health(workers: WorkerRegistry, name: str, now_ms: int) -> tuple[bool, str]:
     return True, f"{name}: alive"
 
 
-def run(args: argparse.Namespace, clock: Clock = SYSTEM_CLOCK) -> int:
-    """Entry point: print whether the worker is alive; return EXIT_HEALTHY or EXIT_UNHEALTHY."""
+def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
+    """Entry point: print whether the worker is alive; return EXIT_HEALTHY or EXIT_UNHEALTHY.
+    ``clock``: Redis's time unless given (the worker's heartbeat is on it, whatever this host's
+    clock says)."""
     name = host_format(default_nodename(args.name))
     settings = Settings()
     client = client_for(
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace, clock: Clock = SYSTEM_CLOCK) -> int:
     )
     try:
         workers = WorkerRegistry(client, Keys(settings.key_prefix))
-        alive, why = health(workers, name, clock.now_ms())
+        alive, why = health(workers, name, (clock or RedisClock(client)).now_ms())
     except StoreUnavailableError as exc:
         alive, why = False, f"{name}: cannot read Redis: {exc}"
     finally:

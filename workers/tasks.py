@@ -56,6 +56,7 @@ def register_tasks(app: Celery) -> None:
         if extra_args or extra_kwargs or not valid_payload(session_id, step_id, agent_id):
             log.error("dropping malformed step message %r", self.request.id)
             return
+        from workers.etas import eta_after
         from workers.runtime import runtime_for
         from workers.time_limits import RunLimits
 
@@ -65,5 +66,6 @@ def register_tasks(app: Celery) -> None:
             skip = runtime.execute(sid, step, agent, RunLimits.of(self.request))
             note_skip(skip)
         if skip is not None and skip.retry_after_s is not None:
-            # Another run holds a live lease: come back when it would have expired.
-            raise self.retry(countdown=skip.retry_after_s)
+            # Another run holds a live lease: come back when it would have expired (an ETA on
+            # Redis's clock, as the lease is: workers/etas.py).
+            raise self.retry(eta=eta_after(runtime.context.clock, skip.retry_after_s))

@@ -38,6 +38,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -47,6 +48,7 @@ from celery.worker import state
 from celery.worker.request import Request
 
 from orchestrator.core.timeouts import TimeLimits
+from workers.etas import local_eta
 from workers.tasks import valid_payload
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,11 @@ class RunLimits:
 
 class StepRequest(Request):
     """The worker's Request for ``meowstik.run_step`` (the task's ``Request``): a run token per
-    delivery, the time limits of the step's timeout, and the record of a run killed at its hard
-    limit. Its hooks live in the app's configuration (``meowstik_timeouts``: the engine's
-    StepTimeouts, set by workers/hosting.py); without them a message runs with no limit."""
+    delivery, the time limits of the step's timeout, the record of a run killed at its hard
+    limit, and the message's ETA moved from Redis's clock onto this host's (workers/etas.py).
+    Its hooks live in the app's configuration (``meowstik_timeouts``: the engine's StepTimeouts,
+    and ``meowstik_clock``: the main process's clock, set by workers/hosting.py); without them a
+    message runs with no limit, at its ETA as written."""
 
     _limits: tuple[float | None, float | None] | None = None
 
@@ -89,6 +93,11 @@ class StepRequest(Request):
         # set here whatever the message said: header fields become request fields
         self._request_dict[RUN_TOKEN_FIELD] = secrets.token_hex(8)
         self._request_dict[TIMEOUT_FIELD] = None
+
+    @property
+    def eta(self) -> datetime | None:
+        """When to run the message, on this host's wall clock (Celery's timer waits for it)."""
+        return local_eta(self._eta, self._app.conf.get("meowstik_clock"))
 
     @property
     def time_limits(self) -> tuple[float | None, float | None]:

@@ -5,7 +5,6 @@ everyone's, a user only its own)."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -55,7 +54,7 @@ def change_budget(session_id: str):
 def costs():
     """Spending in whole hours between since and until, grouped by user, agent or model."""
     query = query_args(CostsQuery)
-    now_ms = int(time.time() * 1000)
+    now_ms = services().engine.now_ms()  # Redis's time, as the workers' hours are
     until_ms = time_ms(query.until, "until") if query.until is not None else now_ms
     since_ms = time_ms(query.since, "since") if query.since is not None else until_ms - DAY_MS
     if since_ms > until_ms:

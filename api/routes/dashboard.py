@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -324,7 +323,7 @@ def costs_page():
     query = query_args(CostsPageQuery)
     if query.window is not None and query.since is not None:
         raise invalid_query("window", "give since or window, not both")
-    now_ms = int(time.time() * 1000)
+    now_ms = services().engine.now_ms()
     until_ms = time_ms(query.until, "until") if query.until is not None else now_ms
     if query.since is not None:
         since_ms = time_ms(query.since, "since")

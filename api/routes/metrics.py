@@ -14,7 +14,8 @@ blueprint = Blueprint("metrics", __name__)
 @blueprint.get("/metrics")
 def metrics():
     """Prometheus text exposition; a Redis outage is the API's usual JSON 503."""
-    body, content_type = metrics_response(services().metrics)
+    found = services()
+    body, content_type = metrics_response(found.metrics, found.engine.context.clock)
     return Response(body, content_type=content_type)
 
 

@@ -1,5 +1,10 @@
 """The one clock of a process: every engine part and store call takes the time from it, so a
-test (or a skewed host) changes time in one place."""
+test (or a skewed host) changes time in one place.
+
+Every real process (the API, a worker's main and pool processes, the CLI's checks) runs on
+``orchestrator.store.redis_clock.RedisClock``, this class on Redis's time, so times written by
+one host and compared by another (leases, deadlines, heartbeats) agree whatever the hosts' wall
+clocks say. ``SYSTEM_CLOCK``, this host's wall clock, is for tests and pure computations."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.replication import ReplicaAcks
 from orchestrator.store.sessions import SessionStore
 from orchestrator.store.state import StateManager
 from orchestrator.store.workspace import WorkspaceStore
@@ -63,11 +64,12 @@ def build_engine(
     """Wire every engine part over ``client`` (keys under ``settings.key_prefix`` unless
     ``keys`` is given). ``planning`` defaults to the templates read on first use.
     ``tool_names`` are the registered tools agents registered over REST may name (the API
-    passes them; None: not checked)."""
+    passes them; None: not checked). ``clock`` is the process's: processes pass their
+    RedisClock (Redis's time, orchestrator/store/redis_clock.py), tests a fake."""
     keys = keys or Keys(settings.key_prefix)
     logbook = Logbook(client, keys)
     context = EngineContext(
-        sessions=SessionStore(client, keys, logbook),
+        sessions=SessionStore(client, keys, logbook, replica_acks=ReplicaAcks.of(settings)),
         registry=AgentRegistry(client, keys),
         dispatcher=dispatcher,
         settings=settings,
