@@ -1,13 +1,14 @@
 """The orchestration logger's storage: capped Redis Streams, one per session plus a global one.
 
 Entries have the spec's shape (id, timestamp, level, source, message, sessionId, agentId, taskId,
-data, error). Writers append through a pipeline they already send, so a log line costs no extra
-round trip.
+data, error). Writers append through a pipeline they already send, or hand the entries to the
+script they call (``payload``), so a log line costs no extra round trip.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,26 @@ class Logbook:
             )
         pipe.xadd(self._keys.global_logs, fields, maxlen=GLOBAL_LOG_MAX_LEN, approximate=True)
 
+    @staticmethod
+    def payload(entries: Sequence[LogEntry], now_ms: int) -> str:
+        """``entries`` as the last argument of a script that writes its own (lua/_logs.lua):
+        the streams' lengths and each entry's session id and flat field list."""
+        flat = [
+            [
+                entry.session_id or "",
+                [item for pair in entry.fields(now_ms).items() for item in pair],
+            ]
+            for entry in entries
+        ]
+        return json.dumps(
+            {"sessionMax": SESSION_LOG_MAX_LEN, "globalMax": GLOBAL_LOG_MAX_LEN, "entries": flat},
+            separators=(",", ":"),
+        )
+
     def write(self, entry: LogEntry, now_ms: int) -> None:
-        pipe = self._client.pipeline(transaction=False)
+        """Append one entry to both streams in one MULTI: both or neither (a Redis refusing
+        writes refuses the whole transaction)."""
+        pipe = self._client.pipeline(transaction=True)
         self.append(pipe, entry, now_ms)
         pipe.execute()
 

@@ -1,5 +1,5 @@
 """The prelude of the lifecycle scripts: Lua functions for key names, rendered from ``Keys``,
-then the shared functions of lua/_slots.lua (which spells no key).
+then the shared functions of lua/_slots.lua and lua/_logs.lua (which spell no key).
 
 A script gets the keys it knows in advance as KEYS, built in Python by ``Keys``. The keys it
 finds while it runs (the agent a step was routed to, a capability's waiting list, another
@@ -51,6 +51,8 @@ LUA_KEY_FAMILIES = (
     "cost_totals",
     "cost_hour",
     "webhook_outbox",
+    "session_logs",
+    "global_logs",
 )
 """The families the scripts name at run time; each is rendered as ``<family>_key(<ids>)``."""
 
@@ -109,9 +111,10 @@ def render_keys() -> str:
 
 @cache
 def prelude() -> str:
-    """The whole prelude: the rendered key functions, then lua/_slots.lua."""
-    slots = resources.files("orchestrator.store").joinpath("lua", "_slots.lua").read_text()
-    return render_keys() + "\n" + slots
+    """The whole prelude: the rendered key functions, then lua/_slots.lua and lua/_logs.lua."""
+    lua = resources.files("orchestrator.store").joinpath("lua")
+    shared = [lua.joinpath(name).read_text() for name in ("_slots.lua", "_logs.lua")]
+    return "\n".join([render_keys(), *shared])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Calls the Lua scripts of one client, with the log entries a call writes sent in the same
-round trip. Shared by the session store and its operator-input part (composition)."""
+round trip, for the script to write when it did what they say. Shared by the session store and
+its operator-input part (composition)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
 from orchestrator.core.logentry import LogEntry
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.scripts import Scripts
+
+LOGGING_SCRIPTS = frozenset(
+    {
+        "claim_step",
+        "complete_step",
+        "fail_step",
+        "requeue_step",
+        "cancel_session",
+        "await_input",
+        "provide_input",
+    }
+)
+"""The scripts that take log entries as their last argument (lua/_logs.lua)."""
 
 
 class ScriptRunner:
@@ -28,20 +41,16 @@ class ScriptRunner:
         logs: Sequence[LogEntry] = (),
         now_ms: int = 0,
     ) -> Any:
-        """The script's reply. With ``logs``, EVALSHA goes straight into a pipeline with the
-        entries: redis-py's Script in a pipeline asks SCRIPT EXISTS first, one more round trip
-        per call. The script is loaded only if Redis lacks it."""
-        registered = self.scripts[script]
-        if not logs:
-            return registered(keys=keys, args=args)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.evalsha(registered.sha, len(keys), *keys, *args)
-        for entry in logs:
-            self._logbook.append(pipe, entry, now_ms)
-        replies = pipe.execute(raise_on_error=False)
-        if isinstance(replies[0], NoScriptError):
-            return registered(keys=keys, args=args)  # loads it; the log entries are written
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies[0]
+        """The script's reply. A script that logs (LOGGING_SCRIPTS) gets ``logs`` as its last
+        argument and writes them itself, only when it answers "ok" (lua/_logs.lua): a refused
+        call (a late completion, a claim of a leased step) logs nothing, and a Redis refusing
+        writes records the change and its entries together or not at all, in one round trip.
+
+        Raises:
+            ValueError: ``logs`` given to a script that does not log.
+        """
+        if script in LOGGING_SCRIPTS:
+            args = [*args, self._logbook.payload(logs, now_ms)]
+        elif logs:
+            raise ValueError(f"{script}.lua writes no log entries; it was given {len(logs)}")
+        return self.scripts[script](keys=keys, args=args)

@@ -7,6 +7,7 @@ from orchestrator.core.models import OrchestrateRequest
 from orchestrator.core.step_runs import Skip, StepRun
 from orchestrator.core.steps import StepResult
 from orchestrator.settings import Settings
+from orchestrator.store.keys import Keys
 from tests.support.world import build_world
 
 SETTINGS = Settings(lease_s=10, step_max_attempts=2, retry_backoff_s=0.5)
@@ -104,6 +105,24 @@ def test_a_live_lease_blocks_a_second_run_and_an_expired_one_is_taken_over(world
     assert second.attempt == 2
     assert lifecycle.succeed(first, StepResult("late")).code == "stale"
     assert lifecycle.succeed(second, StepResult("ok")).code == "ok"
+
+
+def test_a_refused_claim_and_a_late_completion_write_no_log_entry(any_redis, world):
+    # a duplicate delivery meeting the live lease, and the run that lost its lease finishing
+    # late, change nothing: not even the session's log (its SSE stream)
+    engine, lifecycle, _, clock, _ = world
+    sid = engine.submit(diamond()).session_id
+    first = run(lifecycle, sid, "a")
+    assert isinstance(lifecycle.begin(sid, "a", R), Skip)  # leased
+    clock.advance(11)
+    second = run(lifecycle, sid, "a")
+    assert lifecycle.succeed(first, StepResult("late")).code == "stale"
+    assert lifecycle.succeed(second, StepResult("ok")).code == "ok"
+    entries = any_redis.xrange(Keys("t").session_logs(sid))
+    about_a = [f[b"message"].decode() for _, f in entries if f.get(b"taskId") == b"a"]
+    assert about_a.count("Step started") == 2 and about_a.count("Step completed") == 1
+    everywhere = any_redis.xrange(Keys("t").global_logs)
+    assert len([f for _, f in everywhere if f.get(b"sessionId") == sid.encode()]) == len(entries)
 
 
 def test_session_completes_when_every_step_completes_and_load_returns_to_zero(world):

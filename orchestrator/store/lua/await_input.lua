@@ -6,6 +6,7 @@
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] input requests hash
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] step id   ARGV[4] run token   ARGV[5] now (ms)
 -- ARGV[6] reservation (ms)   ARGV[7] request JSON   ARGV[8] input deadline (ms, 0 for none)
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines and input deadlines, the waiting lists (a freed slot is handed
 -- over), the status indexes.
 --
@@ -31,4 +32,5 @@ set_session_status(sid, KEYS[1], "waiting_for_input", now)
 if tonumber(ARGV[8]) > 0 then
   redis.call("ZADD", input_deadlines_key(), tonumber(ARGV[8]), member)
 end
+write_logs()
 return {"ok", handed}

@@ -11,6 +11,7 @@
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] input requests hash   KEYS[4] errors list
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] now (ms)   ARGV[4] reservation (ms)
 -- ARGV[5] the session's end status ("cancelled" | "failed")   ARGV[6] error JSON ("failed")
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines and schedule deadlines, the agents' slots and waiting lists
 -- (freed reservations are handed over; the session's waiting entries are removed), the status
 -- indexes, the step metrics.
@@ -62,4 +63,5 @@ for i = 1, #all, 2 do
   end
 end
 unpark_all(gone, gone_caps)
+write_logs()
 return {"ok", cancelled, running, handed}

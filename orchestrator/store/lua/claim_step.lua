@@ -10,6 +10,7 @@
 -- KEYS[7] agent hash          KEYS[8] agent slots        KEYS[9] operator answers hash
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)   ARGV[5] lease (ms)
 -- ARGV[6] agent id   ARGV[7] slot member ("<session id>|<step id>")   ARGV[8] session id
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines sorted set, the session's costs hash (its budget).
 --
 -- Returns one of:
@@ -95,6 +96,7 @@ if #deps > 0 then
     table.insert(outputs, values[i] or "null")
   end
 end
+write_logs()
 return {
   "ok",
   rec["attempts"],

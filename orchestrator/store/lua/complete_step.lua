@@ -18,6 +18,7 @@
 --          spending is counted with the session's costs here, once, with the completion;
 --          "hourExpiresAt": when this hour's costs hash expires (unix seconds)
 -- ARGV[13], ARGV[14], ... shared state updates as key, value JSON (each bumps its version)
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines, the agents, their slots and capability sets (inline routing),
 -- the waiting lists (a freed slot is handed over), the status indexes, the step metrics and
 -- the state versions (each state update bumps one).
@@ -60,7 +61,7 @@ if ARGV[12] ~= "" then
 end
 redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
 redis.call("HSET", KEYS[5], ARGV[2], ARGV[5])
-for i = 13, #ARGV, 2 do
+for i = 13, log_argc(), 2 do
   redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1])
   bump_state_version(sid_of(ARGV[7]), "s|" .. ARGV[i], now, ARGV[11])
 end
@@ -150,4 +151,5 @@ if session_status == "executing" or session_status == "waiting_for_input" then
     if set_session_status(sid, KEYS[1], session_status, now) then ended = 1 end
   end
 end
+write_logs()
 return {"ok", session_status, released, handed, ended, routed, parked}

@@ -13,6 +13,7 @@
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token ("" when the step was never claimed)
 -- ARGV[4] now (ms)   ARGV[5] error message   ARGV[6] StepError JSON for the errors list
 -- ARGV[7] slot member   ARGV[8] reservation (ms)   ARGV[9] "1": only if no agent could run it
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines, schedule deadlines and input deadlines, the agents' slots and
 -- the waiting lists (a freed slot is handed over; waiting entries are removed), the agents and
 -- capability sets (ARGV[9]), the status indexes and the step metrics.
@@ -82,6 +83,7 @@ local session_status = redis.call("HGET", KEYS[1], "status")
 local affected = {}
 if session_status ~= "executing" and session_status ~= "waiting_for_input" then
   unpark_all(gone, gone_caps)
+  write_logs()
   return {"ok", session_status, affected, handed, 0}
 end
 local function finish_step(step_id, step_rec, new_status)
@@ -130,4 +132,5 @@ local ended = 0
 if session_status == "failed" then
   if set_session_status(sid_of(ARGV[7]), KEYS[1], "failed", now) then ended = 1 end
 end
+write_logs()
 return {"ok", session_status, affected, handed, ended}

@@ -6,6 +6,7 @@
 -- KEYS[1] session hash   KEYS[2] steps hash   KEYS[3] input requests hash   KEYS[4] answers hash
 -- ARGV[1] key prefix   ARGV[2] session id   ARGV[3] step id   ARGV[4] now (ms)
 -- ARGV[5] answer JSON   ARGV[6] reservation (ms)   ARGV[7] how ("operator" | "default")
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines and input deadlines, the status indexes.
 --
 -- Returns {"ok", step record JSON} | {"not_waiting", step status} | {"ended", session status}
@@ -33,4 +34,5 @@ redis.call("ZADD", deadlines_key(), now + tonumber(ARGV[6]), member)
 if redis.call("HINCRBY", KEYS[1], "waitingSteps", -1) <= 0 then
   set_session_status(sid, KEYS[1], "executing", now)
 end
+write_logs()
 return {"ok", encoded}

@@ -9,6 +9,7 @@
 -- ARGV[1] key prefix   ARGV[2] step id   ARGV[3] run token   ARGV[4] now (ms)
 -- ARGV[5] error message ("" for none)   ARGV[6] mode (retry | reroute)   ARGV[7] slot member
 -- ARGV[8] reservation (ms)   ARGV[9] backoff before the retry (ms)
+-- ARGV[#ARGV] the log entries, written only with an "ok" reply (lua/_logs.lua)
 -- Also (prelude): the deadlines, the waiting lists (a freed slot is handed over), the step
 -- metrics.
 --
@@ -58,4 +59,5 @@ else
   redis.call("ZADD", deadlines_key(), now + tonumber(ARGV[9]) + reserve, ARGV[7])
 end
 redis.call("HSET", KEYS[2], ARGV[2], cjson.encode(rec))
+write_logs()
 return {"ok", rec["attempts"], rec["failedAgents"] or {}, handed}
