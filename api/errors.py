@@ -66,7 +66,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OrchestratorError)
     def _domain(exc: OrchestratorError):
         if isinstance(exc, StoreUnavailableError):
-            log.warning("redis unavailable: %s", exc.__cause__ or exc)
+            log.warning("%s: %s", exc.code, exc.__cause__ or exc)
         status = exc.http_status if 400 <= exc.http_status < 600 else 500
         response = error_response(status, exc.code, exc.message, exc.details)
         response.headers.update(getattr(exc, "headers", {}))

@@ -45,11 +45,21 @@ class Error(Closed):
 # --- health ---------------------------------------------------------------------------------
 
 
+class HealthNote(Closed):
+    code: str = Field(description="e.g. redis_eviction_policy, store_out_of_memory")
+    message: str = Field(description="what is wrong and how to fix it")
+
+
 class Health(Closed):
-    """GET /healthz: ``ok``/``ok`` (200), or ``unavailable`` and the Redis error (503)."""
+    """GET /healthz: ``ok``/``ok`` (200, with ``warnings`` when a risk is allowed by settings),
+    or ``unavailable`` and the Redis error or a summary of ``problems`` (503)."""
 
     status: Literal["ok", "unavailable"]
     redis: str
+    problems: list[HealthNote] | None = Field(
+        None, description="why Redis, though it answers, cannot hold the records (503)"
+    )
+    warnings: list[HealthNote] | None = Field(None, description="risks settings allow (200)")
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -371,6 +381,7 @@ __all__ = [
     "ContextUpdate",
     "Error",
     "Health",
+    "HealthNote",
     "QueueLengths",
     "RecentLogs",
     "RevokeResult",

@@ -1,6 +1,7 @@
 """Bringing a planned cluster up: the embedded Redis (or a check that the configured one
-answers), then the API, the workers and Flower, waiting on readiness probes until the API is
-healthy and every hosted agent is active. The probes are plain HTTP GETs with a short timeout.
+answers), a check that Redis's maxmemory-policy keeps keys, then the API, the workers and
+Flower, waiting on readiness probes until the API is healthy and every hosted agent is active.
+The probes are plain HTTP GETs with a short timeout.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from cli.cluster_plan import ClusterPlan
 from cli.embedded_redis import EmbeddedRedis, redis_answers
 from cli.processes import ManagedProcess, ensure_port_free
 from cli.supervisor import Supervisor
-from orchestrator.store.connection import redact_url
+from cli.supervisor_errors import SupervisorError
+from orchestrator.core.errors import EvictionPolicyError
+from orchestrator.store.connection import redact_url, redis_client
+from orchestrator.store.redis_health import EvictionGuard
 
 REDIS_START_TIMEOUT_S = 15.0
+REDIS_CHECK_TIMEOUT_S = 2.0
 HTTP_PROBE_TIMEOUT_S = 2.0
 AGENTS_PATH = "/api/orchestrator/agents"
 HEALTH_PATH = "/healthz"
@@ -28,6 +33,7 @@ def start_cluster(supervisor: Supervisor, plan: ClusterPlan) -> bool:
     ensure_port_free(s.api_host, s.api_port, setting="MEOWSTIK_API_PORT")
     if not _start_redis(supervisor, plan):
         return False
+    _refuse_evicting_redis(plan)
     for child in plan.app_children():
         supervisor.start(child)
     api_url = plan.api_url
@@ -67,6 +73,28 @@ def _start_redis(supervisor: Supervisor, plan: ClusterPlan) -> bool:
         ping = functools.partial(redis_answers, s.effective_redis_url, s.redis_sentinel_master)
         what = f"Redis at {redact_url(s.effective_redis_url)} (MEOWSTIK_REDIS_URL)"
     return supervisor.wait_until(ping, what=what, timeout_s=REDIS_START_TIMEOUT_S)
+
+
+def _refuse_evicting_redis(plan: ClusterPlan) -> None:
+    """Stop before starting the API and workers (each would refuse it, and be restarted) when
+    Redis's maxmemory-policy may evict keys, unless MEOWSTIK_REDIS_ALLOW_EVICTION is set.
+
+    Raises:
+        SupervisorError: the policy evicts keys; the message says how to fix it.
+    """
+    s = plan.settings
+    client = redis_client(
+        s.effective_redis_url,
+        sentinel_master=s.redis_sentinel_master,
+        socket_timeout=REDIS_CHECK_TIMEOUT_S,
+        socket_connect_timeout=REDIS_CHECK_TIMEOUT_S,
+    )
+    try:
+        EvictionGuard(client, s.redis_allow_eviction, "meowstik up").check_at_start()
+    except EvictionPolicyError as exc:
+        raise SupervisorError(exc.message) from exc
+    finally:
+        client.close()
 
 
 def http_ok(url: str) -> bool:

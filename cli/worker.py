@@ -7,7 +7,7 @@ import sys
 
 from celery.signals import setup_logging
 
-from orchestrator.core.errors import AgentCatalogError
+from orchestrator.core.errors import AgentCatalogError, EvictionPolicyError
 from orchestrator.jsonlog import configure_logging
 from orchestrator.settings import Settings
 from workers.agents.base import ReplicaAgent
@@ -78,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     setup_logging.connect(
         lambda **_: configure_logging(settings.log_format, args.loglevel), weak=False
     )
-    host_agents(app, settings, hosted, remote=args.remote)
+    try:
+        host_agents(app, settings, hosted, remote=args.remote)
+    except EvictionPolicyError as exc:
+        print(f"meowstik worker: {exc}", file=sys.stderr)
+        return 2
     concurrency = (
         args.concurrency
         or settings.worker_concurrency

@@ -1,14 +1,21 @@
-"""Per-caller rate limits kept in Redis (GCRA), so they hold across every API process and host."""
+"""Per-caller rate limits kept in Redis (GCRA), so they hold across every API process and host.
+
+While Redis refuses writes (out of memory, MISCONF) a check cannot record the request: it lets
+the request through rather than answer 503 to every request, reads included; the request's own
+writes are refused anyway (503 ``store_out_of_memory`` / ``store_not_writable``)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
 
 import redis
 
-from orchestrator.store.errors import translates_redis_errors
+from orchestrator.store.errors import refused_write, translates_redis_errors
 from orchestrator.store.keys import Keys
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,14 @@ class RateLimiter:
         if not self.enabled:
             return Verdict(True, 0)
         interval_us = 60_000_000 // self.per_minute
-        allowed, retry_after_ms = self._script(
-            keys=[self._keys.rate_limit(caller)], args=[interval_us, self.burst]
-        )
+        try:
+            allowed, retry_after_ms = self._script(
+                keys=[self._keys.rate_limit(caller)], args=[interval_us, self.burst]
+            )
+        except redis.ResponseError as exc:
+            refused = refused_write(exc)
+            if refused is None:
+                raise
+            log.warning("rate limit not counted, request let through: %s", refused.code)
+            return Verdict(True, 0)
         return Verdict(bool(allowed), 0 if allowed else max(1, -(-int(retry_after_ms) // 1000)))

@@ -41,6 +41,7 @@ SCRIPT_NAMES = (
     "record_call",
     "append_delta",
     "retry_session",
+    "release_idempotency",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 

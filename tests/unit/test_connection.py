@@ -11,6 +11,7 @@ import redis
 from orchestrator.core.errors import RedisUrlError
 from orchestrator.settings import Settings
 from orchestrator.store.connection import (
+    FailoverAwareConnection,
     broker_transport_options,
     broker_url,
     broker_use_ssl,
@@ -61,6 +62,8 @@ def test_settings_build_a_sentinel_client_for_the_configured_master() -> None:
     pool = client.connection_pool
     assert pool.service_name == "meow"
     assert pool.connection_kwargs["db"] == 2
+    # connections that notice a demoted master in a script's refusal too (test_sentinel_failover)
+    assert pool.connection_class is FailoverAwareConnection
 
 
 def test_printed_urls_hide_every_password_and_credential_query() -> None:
@@ -85,7 +88,8 @@ def test_a_bare_tls_url_verifies_the_certificate_in_kombu_as_in_redis_py() -> No
     app = create_celery_app(Settings(redis_url=url))
     with app.connection_for_write() as connection:
         assert connection.ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
-        assert connection.transport_cls == "rediss"
+        # kombu's Redis transport (workers/broker_transport.py's subclass): TLS from .ssl
+        assert connection.transport_cls == "workers.broker_transport:Transport"
 
 
 def test_tls_query_options_are_parsed_once_and_given_to_both_without_the_query() -> None:

@@ -39,6 +39,9 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── LockLostError              a state lock that expired before its release (409)
     ├── StateNotFoundError         a state entry that is absent or expired (404)
     ├── StoreUnavailableError      Redis unreachable or refusing (503); the store raises it
+    │   ├── StoreOutOfMemoryError  Redis at maxmemory (noeviction) refuses writes (OOM)
+    │   ├── StoreNotWritableError  Redis cannot persist and refuses writes (MISCONF)
+    │   └── ReplicaAckTimeoutError a write too few replicas confirmed in time (WAIT)
     ├── DispatchError              broker refused or timed out a publish (503)
     ├── ToolError                  a tool's answer to the model that it failed: a result,
     │   │                          not a step failure (tools/invoke)
@@ -48,6 +51,7 @@ value, and how to fix it. The API renders any of them as ``{"error": {code, mess
     ├── ConfigurationError         settings that cannot be used (also a ValueError)
     │   ├── TokenConfigError       MEOWSTIK_API_TOKENS or its file
     │   ├── RedisUrlError          a Redis URL this product cannot use
+    │   ├── EvictionPolicyError    a Redis whose maxmemory-policy may evict keys
     │   ├── AgentCatalogError      an agent module that fails to load, or a duplicate id
     │   └── ToolCatalogError       a tool module that fails to load, or a duplicate name
     └── StepError                  raised by an agent's work
@@ -69,13 +73,17 @@ from orchestrator.core.errors.base import (
     ApiError,
     ConfigurationError,
     DispatchError,
+    EvictionPolicyError,
     OrchestratorError,
     PermanentStepError,
     RedisUrlError,
     ReplanLoopError,
+    ReplicaAckTimeoutError,
     RetryableStepError,
     StepError,
     StepTimeoutError,
+    StoreNotWritableError,
+    StoreOutOfMemoryError,
     StoreUnavailableError,
     SubPlanError,
     TokenConfigError,
@@ -143,11 +151,15 @@ __all__ = [
     "ReplyTruncatedError",
     "OrchestratorError",
     "StoreUnavailableError",
+    "StoreOutOfMemoryError",
+    "StoreNotWritableError",
+    "ReplicaAckTimeoutError",
     "DispatchError",
     "ApiError",
     "ConfigurationError",
     "TokenConfigError",
     "RedisUrlError",
+    "EvictionPolicyError",
     "AgentCatalogError",
     "StepError",
     "RetryableStepError",
