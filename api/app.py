@@ -32,6 +32,8 @@ from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
 from orchestrator.store.metrics import MetricsReader
 from orchestrator.store.ratelimit import RateLimiter
+from orchestrator.store.redis_clock import RedisClock
+from orchestrator.store.redis_health import EvictionGuard, RedisHealth
 from orchestrator.store.turns import TurnJournal
 from orchestrator.store.workers import WorkerRegistry
 
@@ -53,6 +55,7 @@ class Services:
     metrics: MetricsReader
     workers: WorkerRegistry
     limiter: RateLimiter
+    health: RedisHealth
 
 
 def build_planning(settings: Settings) -> Planning:
@@ -86,7 +89,13 @@ def create_app(
     test_config: dict[str, Any] | None = None,
 ) -> Flask:
     """Build the API. With no arguments (as under gunicorn) it reads MEOWSTIK_* settings,
-    connects to Redis, and publishes steps with Celery."""
+    connects to Redis, and publishes steps with Celery.
+
+    Raises:
+        EvictionPolicyError: Redis's maxmemory-policy may evict keys (anything but noeviction)
+            and MEOWSTIK_REDIS_ALLOW_EVICTION is not set. A Redis that does not answer yet is
+            not waited for: /healthz checks it on every call.
+    """
     if settings is None:  # a real process (gunicorn): log JSON lines like the workers
         settings = Settings()
         configure_logging(settings.log_format)
@@ -105,11 +114,13 @@ def create_app(
         socket_connect_timeout=0.5,
         health_check_interval=30,
     )
+    EvictionGuard(client, settings.redis_allow_eviction, "the API").check_at_start()
+    clock = RedisClock(client)  # times the workers compare with, so Redis's
     if dispatcher is None:
         from workers.celery_app import create_celery_app
         from workers.dispatcher import CeleryDispatcher
 
-        dispatcher = CeleryDispatcher(create_celery_app(settings))
+        dispatcher = CeleryDispatcher(create_celery_app(settings), clock)
     keys = Keys(settings.key_prefix)
     from workers.tools.catalog import load_tools  # the tool names registrations are checked by
 
@@ -117,6 +128,7 @@ def create_app(
         settings,
         client,
         dispatcher,
+        clock=clock,
         planning=build_planning(settings),
         keys=keys,
         tool_names=load_tools(settings).names(),
@@ -137,6 +149,7 @@ def create_app(
         metrics=MetricsReader(client, keys, wired.registry),
         workers=WorkerRegistry(client, keys),
         limiter=limiter,
+        health=RedisHealth(client, settings.redis_allow_eviction),
     )
 
     from api.openapi import MODULES  # the route modules: one list for routes and their docs

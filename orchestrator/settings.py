@@ -23,6 +23,10 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 DEFAULT_SESSION_RETENTION_S = 7 * 24 * 3600
 DEFAULT_SCHEDULE_TIMEOUT_S = 300.0
 DEFAULT_STEP_TIMEOUT_GRACE_S = 5.0
+DEFAULT_WORKER_STORE_RETRY_S = 300.0
+DEFAULT_MIN_REPLICA_ACKS = 0  # a plain Redis has no replica to wait for
+DEFAULT_REPLICA_WAIT_MS = 1000
+MAX_REPLICA_WAIT_MS = 4000  # below the API's 5 s Redis socket timeout (api/app.py)
 
 
 class _ServiceSettings(BaseSettings):
@@ -47,6 +51,28 @@ class _ServiceSettings(BaseSettings):
     redis_sentinel_master: str = Field(
         default="mymaster",
         description="Master name to ask the sentinels for when MEOWSTIK_REDIS_URL is sentinel://.",
+    )
+    redis_allow_eviction: bool = Field(
+        default=False,
+        description="Run on a Redis whose maxmemory-policy may evict keys (anything but "
+        "noeviction) with a warning (and /healthz warnings) instead of refusing to start: an "
+        "evicting Redis silently drops session keys when memory is full. Not recommended.",
+    )
+    redis_min_replica_acks: int = Field(
+        default=DEFAULT_MIN_REPLICA_ACKS,
+        ge=0,
+        le=16,
+        description="Replicas that must confirm a new session (Redis WAIT) before the API "
+        "answers 202, so a failover cannot lose it; 0 waits for none. Set 1 with Sentinel "
+        "(docs/deployment.md).",
+    )
+    redis_replica_wait_ms: int = Field(
+        default=DEFAULT_REPLICA_WAIT_MS,
+        ge=1,
+        le=MAX_REPLICA_WAIT_MS,
+        description="How long a submit waits for MEOWSTIK_REDIS_MIN_REPLICA_ACKS replicas; "
+        "then 503 `replica_ack_timeout` (the session exists on the master: retry with the same "
+        "Idempotency-Key).",
     )
     key_prefix: str = Field(
         default="meowstik",
@@ -235,6 +261,13 @@ class _ServiceSettings(BaseSettings):
         ge=10,
         description="kombu visibility timeout: how long before the broker redelivers an "
         "unacknowledged message.",
+    )
+    worker_store_retry_s: float = Field(
+        default=DEFAULT_WORKER_STORE_RETRY_S,
+        ge=0,
+        description="How long a worker retries claiming a step or recording its outcome while "
+        "Redis does not answer or refuses writes (out of memory, MISCONF), backing off up to "
+        "2 s between tries; then the reconciler takes the step over.",
     )
     unacked_restore_interval_s: int = Field(
         default=10, ge=1, description="How often kombu looks for unacked messages to restore."

@@ -6,9 +6,15 @@ of a ``rediss://`` URL given to kombu explicitly (``broker_use_ssl``), verified 
 redis-py is given them; no result backend (our Redis record is the truth, and without a backend
 a publish never blocks on a backend reconnect); acks_late together with reject_on_worker_lost so
 a killed child's message comes back; prefetch 1 so a busy worker holds no message an idle one
-could run; publish retries bounded so the API answers 503 quickly. kombu puts every key and
-pub/sub channel of the broker under ``Keys.broker("")`` (``global_keyprefix``, from
-MEOWSTIK_KEY_PREFIX), so two deployments on one Redis database share no queue.
+could run; publish retries bounded so the API answers 503 quickly; an error reply from the
+broker (``broker_channel_error_retry``) makes the consumer reconnect rather than the worker exit
+(a master short of ``min-replicas-to-write`` replicas answers NOREPLICAS to every write, as a
+just-promoted one does after a Sentinel failover until a replica attaches; kombu's unacked
+restore, run on every connect, writes). kombu puts every key and pub/sub channel of the broker
+under ``Keys.broker("")`` (``global_keyprefix``, from MEOWSTIK_KEY_PREFIX), so two deployments
+on one Redis database share no queue. kombu's Redis transport is the one of
+workers/broker_transport.py, which keeps a worker consuming while Redis refuses writes (out of
+memory, MISCONF) instead of stopping it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from orchestrator.core.dispatch import RUN_STEP_TASK
 from orchestrator.settings import Settings
 from orchestrator.store.connection import broker_transport_options, broker_url, broker_use_ssl
 from orchestrator.store.keys import Keys
+from workers.broker_transport import transport_for
 
 __all__ = ["RUN_STEP_TASK", "create_celery_app"]
 
@@ -38,7 +45,9 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
+        broker_channel_error_retry=True,
         broker_use_ssl=broker_use_ssl(url),
+        broker_transport=transport_for(url),
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": settings.unacked_restore_interval_s,

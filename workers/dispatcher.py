@@ -1,5 +1,7 @@
 """Publishes step messages with Celery: one pooled producer connection for a batch of released
-steps (a group), deterministic task ids, bounded publish retries."""
+steps (a group), deterministic task ids, bounded publish retries. A broker that does not take a
+message is a DispatchError; one that refuses it because Redis refuses writes (out of memory,
+MISCONF: the broker is the store's Redis) raises the store's own error for that."""
 
 from __future__ import annotations
 
@@ -9,19 +11,27 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from orchestrator import tracing
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.dispatch import StepDispatch
 from orchestrator.core.errors import DispatchError
+from orchestrator.store.errors import refused_write_in
 from workers.celery_app import RUN_STEP_TASK
+from workers.etas import eta_after
 
 
 class CeleryDispatcher:
-    def __init__(self, app: Celery) -> None:
+    """Publishes with ``app``; a delayed message's ETA is on ``clock`` (the process's clock,
+    Redis's time: workers/etas.py)."""
+
+    def __init__(self, app: Celery, clock: Clock = SYSTEM_CLOCK) -> None:
         self.app = app
+        self.clock = clock
 
     def dispatch(self, dispatches: Sequence[StepDispatch], countdown_s: float = 0.0) -> None:
         if not dispatches:
             return
         headers = tracing.carrier() or None  # the sender's span (W3C), when traced
+        eta = eta_after(self.clock, countdown_s) if countdown_s else None
         try:
             with self.app.producer_or_acquire() as producer:
                 for item in dispatches:
@@ -31,11 +41,14 @@ class CeleryDispatcher:
                         task_id=item.job_id,
                         queue=item.queue,
                         routing_key=item.queue,
-                        countdown=countdown_s or None,
+                        eta=eta,
                         producer=producer,
                         headers=headers,
                     )
         except (OperationalError, ConnectionError, OSError) as exc:
+            refused = refused_write_in(exc)
+            if refused is not None:
+                raise refused from exc
             raise DispatchError(
                 f"the broker did not accept {len(dispatches)} step message(s): {exc}. "
                 "Check that Redis is reachable at MEOWSTIK_REDIS_URL and retry.",

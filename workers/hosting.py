@@ -7,6 +7,11 @@ also drops the expired slots of its agents and hands free slots to waiting steps
 that appears without a release (an agent coming online, a dead run's lease expiring) is used,
 and runs the reconciler, which reroutes steps whose run died or whose message was lost.
 
+A worker refuses a Redis whose maxmemory-policy may evict keys (orchestrator/store/
+redis_health.py): at start (``host_agents`` raises EvictionPolicyError), and on every beat while
+it runs, by not heartbeating, so no step is routed to it until the policy is noeviction again.
+MEOWSTIK_REDIS_ALLOW_EVICTION turns both into a warning.
+
 A worker started with ``--remote`` heartbeats the HTTP agents registered over the API, and the
 LLM agents only when its settings name an LLM (MEOWSTIK_LLM_BASE_URL): without one they stay
 unhosted and are never routed to a worker that could not run them.
@@ -27,6 +32,8 @@ from orchestrator.engine.wiring import build_engine
 from orchestrator.settings import Settings
 from orchestrator.store.connection import client_for
 from orchestrator.store.keys import Keys
+from orchestrator.store.redis_clock import RedisClock
+from orchestrator.store.redis_health import EvictionGuard
 from orchestrator.store.workers import WorkerRegistry
 from workers.agents.base import Agent
 from workers.celery_app import RUN_STEP_TASK
@@ -77,14 +84,16 @@ class Presence:
 
     def __init__(self, app: Celery, settings: Settings, agents: Mapping[str, Agent], remote: bool):
         client = client_for(settings, socket_timeout=5)
-        wired = build_engine(settings, client, CeleryDispatcher(app))
+        clock = RedisClock(client)  # the main process's: heartbeats, reconciler, message ETAs
+        wired = build_engine(settings, client, CeleryDispatcher(app, clock), clock=clock)
         self.settings = settings
-        self.clock = wired.context.clock
+        self.clock = clock
         self.agents = dict(agents)
         self.remote = remote
         self.llm = remote and llm_available(settings)
         self.registry = wired.registry
         self.workers = WorkerRegistry(client, Keys(settings.key_prefix))
+        self.eviction = EvictionGuard(client, settings.redis_allow_eviction, "this worker")
         self.sessions = wired.sessions
         self.router = wired.router
         self.reconciler = wired.reconciler
@@ -142,6 +151,8 @@ class Presence:
             return
         now_ms = self.clock.now_ms()
         try:
+            if not self.eviction.allows_work():  # it logged why
+                return
             if not self.consuming(now_ms):
                 log.warning(
                     "worker %s has queued messages but consumes none: not heartbeating", self.worker
@@ -197,12 +208,20 @@ class Presence:
 def host_agents(
     app: Celery, settings: Settings, agents: Mapping[str, Agent], *, remote: bool = False
 ) -> Presence:
-    """Make ``agents`` the ones this worker runs (and remote agents, if ``remote``)."""
+    """Make ``agents`` the ones this worker runs (and remote agents, if ``remote``).
+
+    Raises:
+        EvictionPolicyError: Redis's maxmemory-policy may evict keys (and
+            MEOWSTIK_REDIS_ALLOW_EVICTION is not set); a Redis not answering yet is checked on
+            the heartbeat instead.
+    """
     trace_worker(settings)  # MEOWSTIK_TRACING: before the pool forks (workers/tracing.py)
     app.conf.meowstik_hosted_agents = dict(agents)
     app.conf.meowstik_remote = remote
     presence = Presence(app, settings, agents, remote)
+    presence.eviction.check_at_start()
     app.conf.meowstik_timeouts = presence.timeouts
+    app.conf.meowstik_clock = presence.clock  # step messages' ETAs onto this host's clock
 
     class Heartbeat(bootsteps.StartStopStep):
         requires = {"celery.worker.components:Timer"}

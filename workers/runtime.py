@@ -17,6 +17,7 @@ import requests
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import (
     AgentNotFoundError,
     OrchestratorError,
@@ -37,12 +38,14 @@ from orchestrator.store.connection import client_for
 from orchestrator.store.costs import CostLedger
 from orchestrator.store.deltas import DeltaStream
 from orchestrator.store.keys import Keys
+from orchestrator.store.redis_clock import RedisClock
 from orchestrator.store.turns import TurnJournal
 from workers.agents.base import Agent, coerce_result
 from workers.dispatcher import CeleryDispatcher
 from workers.lease_keeper import LeaseKeeper
 from workers.model_binding import ModelBinder
 from workers.resources import PeakRss
+from workers.store_retry import StoreRetry
 from workers.time_limits import RunLimits, SoftLimitWindow
 from workers.tools.catalog import load_tools
 
@@ -120,8 +123,9 @@ class WorkerRuntime:
         dispatcher: CeleryDispatcher,
         *,
         remote: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        wired = build_engine(settings, client, dispatcher)
+        wired = build_engine(settings, client, dispatcher, clock=clock)
         keys = Keys(settings.key_prefix)
         self.models = ModelBinder(
             settings,
@@ -133,6 +137,7 @@ class WorkerRuntime:
         )
         self.costs = CostLedger(client, keys, history_days=settings.cost_history_days)
         self.peak_rss = PeakRss()
+        self.retry = StoreRetry(settings.worker_store_retry_s)  # claim and outcome writes
         self.settings = settings
         self.agents = dict(agents)
         self.remote = remote
@@ -150,16 +155,23 @@ class WorkerRuntime:
         limits: RunLimits = NO_LIMITS,
     ) -> Skip | None:
         """Run the step on the agent it was routed to, with the run token and timeout the
-        worker's main process chose (``limits``). Returns a Skip when it did not run."""
+        worker's main process chose (``limits``). Returns a Skip when it did not run. The claim
+        and the outcome are retried while Redis does not answer or refuses writes."""
+        ids = {"sessionId": session_id, "stepId": step_id, "agentId": agent_id or ""}
         agent = self._resolve(agent_id) if agent_id else None
         if agent is None:
-            return self._reroute(session_id, step_id, agent_id)
+            reroute = partial(self._reroute, session_id, step_id, agent_id)
+            return self.retry.call(reroute, "route the step again", ids)
         with SoftLimitWindow() as window:
-            run = self.lifecycle.begin(session_id, step_id, agent.definition.id, token=limits.token)
+            begin = partial(
+                self.lifecycle.begin, session_id, step_id, agent.definition.id, token=limits.token
+            )
+            run = self.retry.call(begin, "claim the step", ids)
             if isinstance(run, Skip):
                 self._record_skip(session_id, step_id, agent.definition.id, run)
                 if run.reason == "full":
-                    self._reroute(session_id, step_id, agent_id)
+                    reroute = partial(self._reroute, session_id, step_id, agent_id)
+                    self.retry.call(reroute, "route the step again", ids)
                 return run
             run = replace(run, step_input=replace(run.step_input, timeout_s=limits.timeout_s))
             self._run(agent, run, limits.timeout_s, window)
@@ -193,10 +205,12 @@ class WorkerRuntime:
             self._drop_late_outcome(run)
         elif error is not None:
             timed_out = window.fired or isinstance(error, SoftTimeLimitExceeded)
-            self._settle_error(run, error, timeout_s if timed_out else None)
+            settle = partial(self._settle_error, run, error, timeout_s if timed_out else None)
+            self.retry.call(settle, "record the failure", _ids(run))
         elif result is not None:
             usage = model.usage.document() if model is not None else None
-            transition = self.lifecycle.succeed(run, result, usage)
+            succeed = partial(self.lifecycle.succeed, run, result, usage)
+            transition = self.retry.call(succeed, "record the output", _ids(run))
             log.info(
                 "step %s",
                 "completed" if transition.code == "ok" else transition.code,
@@ -318,36 +332,40 @@ class WorkerRuntime:
         data: dict = {"reason": skip.reason}
         if skip.retry_after_s is not None:
             data["retryAfterS"] = round(skip.retry_after_s, 3)
-        self.sessions.log(
-            LogEntry(
-                "info",
-                "orchestrator",
-                "Delivery not run",
-                session_id=session_id,
-                agent_id=agent_id,
-                task_id=step_id,
-                data=data,
-            ),
-            self.lifecycle.now_ms(),
+        entry = LogEntry(
+            "info",
+            "orchestrator",
+            "Delivery not run",
+            session_id=session_id,
+            agent_id=agent_id,
+            task_id=step_id,
+            data=data,
         )
+        try:
+            self.sessions.log(entry, self.lifecycle.now_ms())
+        except StoreUnavailableError:  # a note in the session's log: not worth holding the run
+            log.warning("could not log a delivery not run", extra={"stepId": step_id})
 
 
 _RUNTIMES: dict[int, WorkerRuntime] = {}
 
 
 def runtime_for(app: Celery) -> WorkerRuntime:
-    """This process's runtime, built on first use after a fork."""
+    """This process's runtime, built on first use after a fork, on Redis's clock (measured by
+    this process: orchestrator/store/redis_clock.py)."""
     pid = os.getpid()
     runtime = _RUNTIMES.get(pid)
     if runtime is None:
         settings: Settings = app.conf.meowstik_settings
         client = client_for(settings, health_check_interval=30)
+        clock = RedisClock(client)
         runtime = WorkerRuntime(
             settings,
             app.conf.meowstik_hosted_agents,
             client,
-            CeleryDispatcher(app),
+            CeleryDispatcher(app, clock),
             remote=bool(app.conf.get("meowstik_remote", False)),
+            clock=clock,
         )
         _RUNTIMES.clear()
         _RUNTIMES[pid] = runtime

@@ -4,6 +4,7 @@ after the first are released by the workers (lifecycle.py). Also the dry run (``
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import replace
 
@@ -13,6 +14,8 @@ from orchestrator.core.errors import (
     CallbackNotAllowedError,
     DispatchError,
     EndpointNotAllowedError,
+    ReplicaAckTimeoutError,
+    StoreUnavailableError,
     UnknownPolicyError,
 )
 from orchestrator.core.graph import (
@@ -43,8 +46,10 @@ from orchestrator.engine.routing import Routed, Router, RouteRequest
 from orchestrator.planning.estimate import StepEstimate, estimate_plan
 from orchestrator.planning.service import Planning, PlanOutcome
 from orchestrator.planning.templates import load_templates
+from orchestrator.store.idempotency import ClaimedKey
 
 _COMPACT = (",", ":")
+log = logging.getLogger(__name__)
 
 
 def new_session_id(now_ms: int) -> str:
@@ -79,14 +84,21 @@ class Submission:
             self._planning = Planning(self.settings, templates)
         return self._planning
 
-    def submit(self, request: OrchestrateRequest, session_id: str | None = None) -> SessionSnapshot:
+    def submit(
+        self,
+        request: OrchestrateRequest,
+        session_id: str | None = None,
+        claim: ClaimedKey | None = None,
+    ) -> SessionSnapshot:
         """Plan, validate, store and start a session (with ``session_id`` when the caller chose
-        it: new_session_id's, claimed for an idempotency key).
+        it: new_session_id's, claimed for an idempotency key, ``claim``, kept with it).
 
         Raises:
             PlanError: the plan is invalid or needs capabilities no registered agent has (422).
             LimitExceededError: the goal or plan is over a configured limit (422).
             DispatchError: the broker did not take the first steps; the session is failed (503).
+            ReplicaAckTimeoutError: stored and started, but too few replicas confirmed it in
+                time (503; ``details.sessionId`` names it).
         """
         location = "body.callbackUrl"
         if request.callback_url is None:  # the user's default (MEOWSTIK_USER_CALLBACKS), if any
@@ -131,8 +143,16 @@ class Submission:
             LogEntry(note.level, "orchestrator", note.message, session_id=sid, data=note.data)
             for note in outcome.notes
         ]
-        self.sessions.create(new, logs=[*notes, created], grace_ms=self.context.reserve_ms)
-        routed = self._dispatch_roots(new, agents)
+        try:
+            self.sessions.create(
+                new, logs=[*notes, created], grace_ms=self.context.reserve_ms, claim=claim
+            )
+        except ReplicaAckTimeoutError as unconfirmed:
+            # it exists on the master: start it like any other (a retry with the key gets it)
+            self._start_stored(new, agents)
+            unconfirmed.details["sessionId"] = sid
+            raise
+        routed = self._start_stored(new, agents)
         return self._created_snapshot(new, routed)
 
     def preview(self, request: OrchestrateRequest) -> PlanPreview:
@@ -256,6 +276,20 @@ class Submission:
             ),
             trace_context=tuple(tracing.carrier().items()),  # the request's span, when traced
         )
+
+    def _start_stored(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:
+        """Route the roots of a session just stored. Redis going away or refusing writes now
+        (out of memory, MISCONF) does not undo the stored session: its roots have deadlines
+        (SessionStore.create), so the reconciler routes them once Redis accepts writes again;
+        the session is accepted with its roots waiting, and a client's retry makes no second
+        one."""
+        try:
+            return self._dispatch_roots(new, agents)
+        except StoreUnavailableError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("session %s stored; its roots wait for Redis: %s", new.session_id, exc)
+            return []
 
     def _dispatch_roots(self, new: NewSession, agents: list[RegisteredAgent]) -> list[Routed]:
         """Route the steps without dependencies, ranking the agents read for planning (the

@@ -19,7 +19,8 @@
   kombu asks the sentinels for the master named by ``MEOWSTIK_REDIS_SENTINEL_MASTER`` (a
   transport option); :func:`redis_client` does the same through redis-py's ``Sentinel``, so
   after a failover both follow the new master. The password is the master's; sentinels are
-  asked without one.
+  asked without one. Our client's connections are :class:`FailoverAwareConnection`: a
+  connection still open to a demoted master is dropped on its first refused script too.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from orchestrator.core.errors import RedisUrlError
 from orchestrator.settings import Settings
@@ -52,6 +53,35 @@ _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")
 _SECRET_QUERY = re.compile(
     r"([?&][^=&#]*(?:pass|passwd|password|pwd|secret|token|key)=)[^&#]*", re.I
 )
+
+
+# a write refused by a replica; a script quotes it inside "Error running script ..." (Redis 6)
+_REPLICA_REFUSAL = "You can't write against a read only replica"
+
+
+class FailoverAwareConnection(SentinelManagedConnection):
+    """A connection to the master Sentinel names that notices when it talks to a replica.
+
+    After a failover a connection opened before it may still reach the old master, now a
+    replica. redis-py drops such a connection on a plain READONLY reply and raises
+    ConnectionError, so the command is retried on a new connection to the master the sentinels
+    name. A Lua script's write is refused differently on Redis 6: a ResponseError "Error
+    running script ... -READONLY ...", which redis-py passes on, keeping the connection, so
+    every script call on it would keep failing. Here that reply is treated like a READONLY
+    one (the script stopped at its first write, having changed nothing: safe to retry).
+    """
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if not (self.connection_pool.is_master and _REPLICA_REFUSAL in str(exc)):
+                raise
+            self.disconnect()
+            raise redis.ConnectionError(
+                "the master this connection reached is now a replica; asking the sentinels "
+                "for the new one"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -183,6 +213,7 @@ def redis_client(url: str, *, sentinel_master: str = "mymaster", **options: Any)
         db=parsed.db,
         username=parsed.username,
         password=parsed.password,
+        connection_class=FailoverAwareConnection,
         **options,
     )
 

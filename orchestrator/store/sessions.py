@@ -23,9 +23,10 @@ from orchestrator.core.records import (
 from orchestrator.store.budgets import BudgetStore
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.experiments import ExperimentStore
-from orchestrator.store.idempotency import IdempotencyStore
+from orchestrator.store.idempotency import ClaimedKey, IdempotencyStore
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.replication import DurableWrites, ReplicaAcks
 from orchestrator.store.run_records import RunRecords
 from orchestrator.store.runner import ScriptRunner
 from orchestrator.store.scripts import (
@@ -51,16 +52,24 @@ class SessionStore:
     """Sessions and their steps. Each lifecycle change is one Lua call (one round trip), with
     any log entries sent in the same pipeline."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, logbook: Logbook | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        logbook: Logbook | None = None,
+        *,
+        replica_acks: ReplicaAcks | None = None,
+    ) -> None:
         self._client = client
         self._keys = keys
+        self._durable = DurableWrites(client, replica_acks or ReplicaAcks())
         self._logbook = logbook or Logbook(client, keys)
         self._run = ScriptRunner(client, self._logbook)
         self.inputs = SessionInputs(client, keys, self._run)
         self.budgets = BudgetStore(client, keys, self._run)
         self.experiments = ExperimentStore(client, keys)
         self.runs = RunRecords(client, keys)
-        self.idempotency = IdempotencyStore(client, keys)
+        self.idempotency = IdempotencyStore(client, keys, self._durable)
         self.webhooks = WebhookStore(client, keys)
 
     @property
@@ -78,11 +87,18 @@ class SessionStore:
         return self.index.prune_expired(now_ms=now_ms, retention_ms=retention_ms)
 
     def create(
-        self, new: NewSession, logs: Sequence[LogEntry] = (), *, grace_ms: int = 60_000
+        self,
+        new: NewSession,
+        logs: Sequence[LogEntry] = (),
+        *,
+        grace_ms: int = 60_000,
+        claim: ClaimedKey | None = None,
     ) -> None:
-        """Write a whole session atomically (MULTI/EXEC). Steps without dependencies are queued."""
+        """Write a whole session atomically (MULTI/EXEC), keeping the Idempotency-Key ``claim``
+        made for it; steps without dependencies are queued. With MEOWSTIK_REDIS_MIN_REPLICA_ACKS
+        it returns once replicas have it, or raises ReplicaAckTimeoutError (it is written)."""
         k, sid = self._keys, new.session_id
-        pipe = self._client.pipeline(transaction=True)
+        pipe = self._durable.transaction()
         pipe.hset(k.session(sid), mapping=hash_fields(session_fields(new)))
         pipe.hset(k.plan(sid), mapping={s.step_id: s.step_json for s in new.steps})
         pipe.hset(k.depends(sid), mapping={s.step_id: dumps(s.depends_on) for s in new.steps})
@@ -104,7 +120,9 @@ class SessionStore:
             pipe.rpush(k.experiment_sessions(new.experiment), f"{new.variant}|{sid}")
         for entry in logs:
             self._logbook.append(pipe, entry, new.created_at_ms)
-        pipe.execute()
+        if claim is not None:
+            self.idempotency.keep(claim, pipeline=pipe)
+        self._durable.commit(pipe)
 
     def claim(
         self,
@@ -445,8 +463,8 @@ class SessionStore:
         self, sid: str, explanations: Mapping[Any, Any], logs: Sequence[LogEntry], now_ms: int
     ) -> None:
         """Keep why steps went where they did (step id -> JSON) with their log entries, in one
-        round trip."""
-        pipe = self._client.pipeline(transaction=False)
+        round trip and one MULTI: both or neither when Redis refuses writes."""
+        pipe = self._client.pipeline(transaction=True)
         pipe.hset(self._keys.routing(sid), mapping=explanations)
         for entry in logs:
             self._logbook.append(pipe, entry, now_ms)

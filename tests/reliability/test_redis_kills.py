@@ -24,7 +24,7 @@ from tests.support.cluster import Cluster
 from tests.support.plans import step
 from tests.support.redis_server import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 SESSIONS = 200
 SUBMITTERS = 4
@@ -138,4 +138,5 @@ def test_every_session_answered_202_survives_redis_sigkills_and_completes(tmp_pa
 
 
 def _status_code(cluster: Cluster, sid: str) -> int:
-    return requests.get(f"{cluster.api_url}/api/orchestrator/sessions/{sid}", timeout=10).status_code
+    url = f"{cluster.api_url}/api/orchestrator/sessions/{sid}"
+    return requests.get(url, timeout=10).status_code

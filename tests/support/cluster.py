@@ -66,12 +66,14 @@ class Cluster:
         # sent with every request: set {"Authorization": "Bearer ..."} for a cluster with tokens
         self.headers: dict[str, str] = {}
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+    def _spawn(
+        self, name: str, command: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -87,7 +89,10 @@ class Cluster:
         *,
         remote: bool = False,
         pool: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
+        """Start ``meowstik worker``; ``env``: variables for this process only (over the
+        cluster's)."""
         command = [sys.executable, "-m", "cli.main", "worker", "--concurrency", str(concurrency)]
         command += ["--name", f"{name}@%h", "--loglevel", "INFO"]
         if agents:
@@ -96,7 +101,7 @@ class Cluster:
             command.append("--remote")
         if pool:
             command += ["--pool", pool]
-        return self._spawn(name, command)
+        return self._spawn(name, command, env)
 
     def kill(self, name: str) -> None:
         """SIGKILL a process and its whole group (a worker and its pool), and forget it."""
