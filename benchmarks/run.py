@@ -43,6 +43,7 @@ from typing import Any
 
 import redis
 
+import cli.embedded_redis
 from benchmarks.http_load import LoadResult, MinimalApp, load
 from benchmarks.raw_celery import RawCelery, child_pids, random_dag, rss_bytes
 from cli.embedded_redis import EmbeddedRedis
@@ -540,7 +541,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (for tests)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument(
+        "--appendfsync",
+        choices=["always", "everysec"],
+        default=cli.embedded_redis.APPENDFSYNC,
+        help="the redis-server's AOF fsync policy (the product's is always: what it costs is"
+        " the difference with everysec)",
+    )
     args = parser.parse_args(argv)
+    cli.embedded_redis.APPENDFSYNC = args.appendfsync
     sizes = QUICK if args.quick else Sizes()
     with tempfile.TemporaryDirectory() as tmp:
         report = bench(sizes, Path(tmp))
@@ -548,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Meowstik vs raw Celery, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()},"
         f" {os.cpu_count()} CPUs, Python {platform.python_version()}, {sizes.runs} runs per shape,"
         " one worker each (prefork, concurrency 2, prefetch 1, JSON), one redis-server"
+        f" (appendfsync {args.appendfsync})"
     )
     report["sizes"] = sizes.__dict__
     print_report(report)
