@@ -9,7 +9,7 @@ The AOF is fsynced before every reply (``appendfsync always``), not once a secon
 slow ("Asynchronous AOF fsync is taking too long" in its log) and answers the clients meanwhile,
 so a SIGKILL in that window loses writes it has acknowledged: a 202 whose session is gone after
 the restart (157 of 1503 sessions in a run with the disk busy; none with ``always``, see
-tests/integration/test_redis_kills.py and docs/architecture.md, "Failures").
+tests/reliability/test_redis_kills.py and docs/architecture.md, "Failures").
 """
 
 from __future__ import annotations
