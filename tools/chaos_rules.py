@@ -164,16 +164,15 @@ def _log_counts(
     sid: str, snapshot: dict[str, Any], logs: list[dict[str, Any]], raw: dict[str, Any]
 ) -> list[str]:
     """The durable log (and so the SSE feed) tells each step's story as its record does: a
-    "Step started" per claim (a delivery whose claim was refused logs "Step started", then
-    "Delivery not run": the pair counts for nothing), one "Step completed" per result, one
+    "Step started" per claim (a delivery whose claim was refused logs only "Delivery not run":
+    the claim script writes its entry when it answers ok), one "Step completed" per result, one
     "Step recovered ..." per recovery (the raw record's ``recoveries``)."""
     counted = Counter((e.get("message"), e.get("taskId")) for e in logs)
     findings = []
     for step_id, step in snapshot.get("steps", {}).items():
         attempts = int(step.get("attempts", 0))
         stories = (
-            (STARTED, counted[(STARTED, step_id)] - counted[(NOT_RUN, step_id)], attempts,
-             f"'{STARTED}' less '{NOT_RUN}' entries", "claim(s)"),
+            (STARTED, counted[(STARTED, step_id)], attempts, f"'{STARTED}' entries", "claim(s)"),
             (COMPLETED, counted[(COMPLETED, step_id)], int(step["status"] == "completed"),
              f"'{COMPLETED}' entries", "result(s)"),
             (RECOVERED, counted[(RECOVERED, step_id)],
