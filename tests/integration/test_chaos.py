@@ -52,4 +52,4 @@ def test_a_short_chaos_run_has_no_finding_and_hits_a_running_step_with_every_fau
     unhit = [kind for kind, row in injections.items() if row["hits"] < 1]
     assert not unhit, f"never hit a running step: {unhit}\n{output}"
     cut_off = [i for i in report["injectionLog"] if i["kind"] in ("freeze", "partition")]
-    assert all(i["durationS"] > LEASE_S for i in cut_off), output
+    assert all(i["duration_s"] > LEASE_S for i in cut_off), output
