@@ -45,7 +45,12 @@ pytestmark = pytest.mark.integration
 
 DATA_CONFIG = 'appendonly yes\nsave ""\nmin-replicas-to-write 1\nmin-replicas-max-lag 2\n'
 ACCEPTED = {200, 202}  # 200: an Idempotency-Key replayed after a retry
-RETRYABLE_CODES = {"store_unavailable", "replica_ack_timeout", "broker_unavailable"}
+RETRYABLE_CODES = {
+    "store_unavailable",
+    "store_not_writable",  # NOREPLICAS, until a replica attaches
+    "replica_ack_timeout",
+    "broker_unavailable",
+}
 TERMINAL = {"completed", "failed", "cancelled"}
 KILL_AFTER_ACCEPTED = 10
 
