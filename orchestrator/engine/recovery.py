@@ -67,6 +67,7 @@ class Reconciler:
             outcomes.append((session_id, step_id, recovery.code))
         outcomes += self._expire_inputs(now)
         outcomes += self._expire_schedules(now)
+        self.sessions.metrics_fold.before_read()  # so no fact waits long for a reader
         return outcomes
 
     def _expire_schedules(self, now: int) -> list[tuple[str, str, str]]:

@@ -1,6 +1,7 @@
 """Agents' metrics across sessions, read from the counters the lifecycle scripts keep
-(_slots.lua ``count_agent``) and the cost counters (record_call.lua, complete_step.lua), in one
-pipeline per read. The view is orchestrator/core/agent_metrics.py's."""
+(_slots.lua ``count_agent``, folded first: metrics_fold.py) and the cost counters
+(record_call.lua, complete_step.lua), in one pipeline per read. The view is
+orchestrator/core/agent_metrics.py's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from orchestrator.core.agent_metrics import (
 )
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
+from orchestrator.store.metrics_fold import MetricsFold
 from orchestrator.store.scripts import text
 from orchestrator.store.turns import MS_PER_HOUR
 
@@ -28,6 +30,7 @@ WINDOW_HOURS = {"1h": 2, "24h": 25}
 class AgentMetricsStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client, self._keys = client, keys
+        self._fold = MetricsFold(client, keys)
 
     def read(self, agent_id: str, window: Window, now_ms: int) -> AgentMetrics:
         return self.read_many([agent_id], window, now_ms)[agent_id]
@@ -35,7 +38,8 @@ class AgentMetricsStore:
     def read_many(
         self, agent_ids: Sequence[str], window: Window, now_ms: int
     ) -> dict[str, AgentMetrics]:
-        """Several agents' metrics over one window, in one round trip."""
+        """Several agents' metrics over one window, in one round trip after the fold."""
+        self._fold.before_read()
         k = self._keys
         pipe = self._client.pipeline(transaction=False)
         buckets = [] if window == "all" else window_buckets(window, now_ms)

@@ -189,6 +189,13 @@ class Keys:
         return f"{self.prefix}:metrics:step_seconds"
 
     @property
+    def metrics_pending(self) -> str:
+        """List of metric facts (JSON) the lifecycle scripts appended and no fold has added to
+        step_counts, step_durations and the agents' metrics hashes yet (_slots.lua
+        ``fold_metrics``; fewer than 200 between folds, and none after a read)."""
+        return f"{self.prefix}:metrics:pending"
+
+    @property
     def cost_totals(self) -> str:
         """Hash of all-time cost counters: "am|<agent>|<model>|" and "u|<user>|" followed by
         calls, prompt, completion, pico, uncosted, uncounted; "a|<agent>|cpu_us" (the
@@ -219,8 +226,8 @@ class Keys:
     def agent_metrics(self, agent_id: str) -> str:
         """Hash: the agent's all-time step counters (started, succeeded, failed, failed|<error
         type>, retried, fallback, timed_out), the same per capability ("c|<cap>|<outcome>"),
-        and run and queue-wait histograms ("run|le=<s>", "run|sum_ms", "wait|..."), counted by
-        the lifecycle scripts with each record (_slots.lua count_agent)."""
+        and run and queue-wait histograms ("run|le=<s>", "run|sum_ms", "wait|..."): the facts the
+        lifecycle scripts append with each record, folded in (_slots.lua ``fold_metrics``)."""
         return f"{self.prefix}:agent:{agent_id}:metrics"
 
     def agent_metrics_window(self, agent_id: str, bucket: str) -> str:

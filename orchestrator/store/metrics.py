@@ -18,6 +18,7 @@ from orchestrator.core.statuses import SessionStatus
 from orchestrator.store.agents import AgentRegistry
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
+from orchestrator.store.metrics_fold import MetricsFold
 from orchestrator.store.scripts import text
 
 
@@ -49,11 +50,13 @@ class MetricsReader:
         self._client = client
         self._keys = keys
         self._registry = registry
+        self._fold = MetricsFold(client, keys)
 
     def read(self, now_ms: int) -> MetricsReading:
         """Read the registry (``now_ms`` decides which agents are offline), then every other
         number in one non-transactional pipeline (one HGETALL per registered agent for its
-        all-time run counters)."""
+        all-time run counters), after folding the pending metric facts."""
+        self._fold.before_read()
         agents = self._registry.list(now_ms)
         queues = known_queues(agents)
         statuses = [status.value for status in SessionStatus]

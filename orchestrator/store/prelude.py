@@ -42,6 +42,7 @@ LUA_KEY_FAMILIES = (
     "sessions_by_status",
     "step_counts",
     "step_durations",
+    "metrics_pending",
     "private_state",
     "private_state_index",
     "temporary_state",

@@ -42,6 +42,7 @@ SCRIPT_NAMES = (
     "append_delta",
     "retry_session",
     "release_idempotency",
+    "fold_metrics",
 )
 PRELUDE_MARKER = "(prepended: prelude)"
 
@@ -64,6 +65,11 @@ class Scripts:
 
     def __getitem__(self, name: str) -> Script:
         return self._by_name[name]
+
+    @staticmethod
+    def one(client: redis.Redis, name: str) -> Script:
+        """Only the script ``name``, registered with ``client``."""
+        return client.register_script(_source(name))
 
 
 def hash_fields(values: Mapping[str, str | int | float]) -> Any:

@@ -26,6 +26,7 @@ from orchestrator.store.experiments import ExperimentStore
 from orchestrator.store.idempotency import ClaimedKey, IdempotencyStore
 from orchestrator.store.keys import Keys
 from orchestrator.store.logbook import Logbook
+from orchestrator.store.metrics_fold import MetricsFold
 from orchestrator.store.replication import DurableWrites, ReplicaAcks
 from orchestrator.store.run_records import RunRecords
 from orchestrator.store.runner import ScriptRunner
@@ -71,6 +72,7 @@ class SessionStore:
         self.runs = RunRecords(client, keys)
         self.idempotency = IdempotencyStore(client, keys, self._durable)
         self.webhooks = WebhookStore(client, keys)
+        self.metrics_fold = MetricsFold(client, keys)
 
     @property
     def keys(self) -> Keys:
@@ -395,6 +397,7 @@ class SessionStore:
 
     def mean_step_seconds(self) -> dict[str, float]:
         """Measured mean step duration per capability, from the /metrics histogram."""
+        self.metrics_fold.before_read()
         raw = self._client.hgetall(self._keys.step_durations)
         fields = {text(key): text(value) for key, value in raw.items()}
         counts: dict[str, int] = {}

@@ -163,57 +163,101 @@ local function sid_of(member) return string.sub(member, 1, string.find(member, "
 --   step_counts_key()     hash "<capability>|<outcome>" -> count
 --   step_durations_key()  hash "<capability>|le=<bound>" -> count (not cumulative),
 --                         and "<capability>|sum_ms" (the count is the buckets' sum)
-local DURATION_BOUNDS_S = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
-
-local function count_step(capability, outcome, duration_ms)
-  redis.call("HINCRBY", step_counts_key(), capability .. "|" .. outcome, 1)
-  if duration_ms == nil then return end
-  local key = step_durations_key()
-  local bound = "+Inf"
-  for _, b in ipairs(DURATION_BOUNDS_S) do
-    if duration_ms <= b * 1000 then bound = tostring(b); break end
-  end
-  redis.call("HINCRBY", key, capability .. "|le=" .. bound, 1)
-  redis.call("HINCRBY", key, capability .. "|sum_ms", math.floor(duration_ms))
-end
-
 -- Agent metrics across sessions (Keys.agent_metrics, read by orchestrator/store/agent_metrics.py):
--- each outcome of a step run on an agent, counted by the script that records it (so a duplicate
--- or stale record counts nothing), also per capability: all-time, and in five-minute and hourly
--- buckets that expire after the windows that read them (1h, 24h). Outcomes: started,
+-- each outcome of a step run on an agent, also per capability: all-time, and in five-minute and
+-- hourly buckets that expire after the windows that read them (1h, 24h). Outcomes: started,
 -- succeeded, failed (and failed|<error type>), retried, fallback, timed_out; run_ms and wait_ms
 -- go to histograms with DURATION_BOUNDS_S.
+--
+-- The script that records an outcome does not write these counters itself: it appends one fact
+-- to metrics_pending_key() (one RPUSH, in the same atomic call as the record, so a duplicate or
+-- stale record counts nothing), and fold_metrics() adds the pending facts to the hashes with one
+-- HINCRBY per distinct field: 31 counter writes per step become 2 appends and a share of a fold.
+-- A fold runs inside the script whose append makes FOLD_AT facts, and before every read
+-- (orchestrator/store/metrics_fold.py), so a reader always sees every outcome recorded before it.
+local DURATION_BOUNDS_S = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 local AGENT_BUCKETS = {{"m5", 300000, 3900}, {"h1", 3600000, 90000}}  -- width ms, TTL s
+local FOLD_AT = 200
 
-local function agent_histogram(key, name, ms)
-  local bound = "+Inf"
+local function duration_bound(ms)
   for _, b in ipairs(DURATION_BOUNDS_S) do
-    if ms <= b * 1000 then bound = tostring(b); break end
+    if ms <= b * 1000 then return tostring(b) end
   end
-  redis.call("HINCRBY", key, name .. "|le=" .. bound, 1)
-  redis.call("HINCRBY", key, name .. "|sum_ms", math.floor(ms))
+  return "+Inf"
+end
+
+-- Facts (JSON arrays): {"s", capability, outcome, duration ms or false} for the step metrics;
+-- {"a", agent id, outcome, now ms, {capability, ...}, error type or false, run ms or false,
+-- wait ms or false} for an agent's. Returns how many facts it folded.
+local function fold_metrics()
+  local pending = metrics_pending_key()
+  local facts = redis.call("LRANGE", pending, 0, -1)
+  if #facts == 0 then return 0 end
+  redis.call("DEL", pending)
+  local sums, order, ttls = {}, {}, {}
+  local function add(hash, field, n)
+    local fields = sums[hash]
+    if not fields then
+      fields = {}
+      sums[hash] = fields
+      table.insert(order, hash)
+    end
+    fields[field] = (fields[field] or 0) + n
+  end
+  local function histogram(hash, name, ms)
+    add(hash, name .. "|le=" .. duration_bound(ms), 1)
+    add(hash, name .. "|sum_ms", math.floor(ms))
+  end
+  for _, raw in ipairs(facts) do
+    local f = cjson.decode(raw)
+    if f[1] == "s" then
+      add(step_counts_key(), f[2] .. "|" .. f[3], 1)
+      if f[4] then histogram(step_durations_key(), f[2], f[4]) end
+    else
+      local agent_id, outcome = f[2], f[3]
+      local hashes = {agent_metrics_key(agent_id)}
+      for _, b in ipairs(AGENT_BUCKETS) do
+        local key = agent_metrics_window_key(agent_id, b[1] .. "-" .. math.floor(f[4] / b[2]))
+        table.insert(hashes, key)
+        ttls[key] = b[3]
+      end
+      for _, hash in ipairs(hashes) do
+        add(hash, outcome, 1)
+        if f[6] then add(hash, outcome .. "|" .. f[6], 1) end
+        for _, cap in ipairs(f[5]) do add(hash, "c|" .. cap .. "|" .. outcome, 1) end
+        if f[7] then histogram(hash, "run", f[7]) end
+        if f[8] then histogram(hash, "wait", f[8]) end
+      end
+    end
+  end
+  for _, hash in ipairs(order) do
+    for field, n in pairs(sums[hash]) do
+      redis.call("HINCRBY", hash, field, n)
+    end
+    if ttls[hash] then redis.call("EXPIRE", hash, ttls[hash]) end
+  end
+  return #facts
+end
+
+local function note_fact(fact)
+  if redis.call("RPUSH", metrics_pending_key(), cjson.encode(fact)) >= FOLD_AT then
+    fold_metrics()
+  end
+end
+
+local function count_step(capability, outcome, duration_ms)
+  note_fact({"s", capability, outcome, duration_ms and math.max(duration_ms, 0) or false})
 end
 
 local function count_agent(agent_id, rec, outcome, now, opts)
   if not agent_id or agent_id == "" or agent_id == cjson.null then return end
   opts = opts or {}
-  local function add(key)
-    redis.call("HINCRBY", key, outcome, 1)
-    if opts.error_type then redis.call("HINCRBY", key, outcome .. "|" .. opts.error_type, 1) end
-    if type(rec["caps"]) == "table" then
-      for _, cap in ipairs(rec["caps"]) do
-        redis.call("HINCRBY", key, "c|" .. cap .. "|" .. outcome, 1)
-      end
-    end
-    if opts.run_ms then agent_histogram(key, "run", opts.run_ms) end
-    if opts.wait_ms then agent_histogram(key, "wait", opts.wait_ms) end
+  local caps = {}
+  if type(rec["caps"]) == "table" then
+    for _, cap in ipairs(rec["caps"]) do table.insert(caps, cap) end
   end
-  add(agent_metrics_key(agent_id))
-  for _, b in ipairs(AGENT_BUCKETS) do
-    local key = agent_metrics_window_key(agent_id, b[1] .. "-" .. math.floor(now / b[2]))
-    add(key)
-    redis.call("EXPIRE", key, b[3])
-  end
+  note_fact({"a", agent_id, outcome, now, caps, opts.error_type or false,
+    opts.run_ms or false, opts.wait_ms or false})
 end
 
 local function first_capability(rec)
