@@ -162,7 +162,17 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def commands_processed(client: redis.Redis) -> int:
     """Every command Redis ran, those inside Lua scripts included (INFO commandstats)."""
-    return sum(int(v["calls"]) for v in client.info("commandstats").values())
+    return sum(command_calls(client).values())
+
+
+def command_calls(client: redis.Redis) -> Counter:
+    """Calls per command name (INFO commandstats: "cmdstat_hincrby" -> "hincrby")."""
+    return Counter(
+        {
+            name.removeprefix("cmdstat_"): int(v["calls"])
+            for name, v in client.info("commandstats").items()
+        }
+    )
 
 
 class Product:
@@ -175,17 +185,20 @@ class Product:
 
     def run(self, name: str, steps: list[dict]) -> dict[str, Any]:
         """One session of ``steps``: wall seconds, Redis commands per step, and its records."""
-        before = commands_processed(self.client)
+        before = command_calls(self.client)
         started = time.time()
         sid = self.cluster.submit({"goal": f"bench {name}", "plan": {"steps": steps}})["sessionId"]
         status, end_ms, polls = self._wait(sid, timeout_s=300)
-        used = commands_processed(self.client) - before - polls - 1  # our HMGETs and INFO
+        by_name = command_calls(self.client) - before
+        by_name.subtract({"hmget": polls, "info": 1})  # our polling and the first INFO
+        used = sum(by_name.values())
         if status != b"completed":
             raise AssertionError(f"{name}: session {sid} ended {status!r}")
         return {
             "sid": sid,
             "wallS": end_ms / 1000 - started,
             "commandsPerStep": used / len(steps),
+            "commandsByName": {n: round(c / len(steps), 2) for n, c in by_name.most_common() if c},
             "submittedMs": started * 1000,
             "records": self.records(sid),
         }
@@ -233,7 +246,8 @@ def compare_shapes(raw: RawCelery, product: Product, sizes: Sizes) -> list[dict]
         (f"mixed DAG {sizes.dag}", mixed(sizes.dag), lambda: raw.dag(random_dag(sizes.dag, 7))),
     ]
     measured: dict[str, dict[str, list]] = {
-        name: {"raw": [], "product": [], "cmds": [], "hops": []} for name, _s, _r in shapes
+        name: {"raw": [], "product": [], "cmds": [], "hops": [], "byName": {}}
+        for name, _s, _r in shapes
     }
     for _ in range(sizes.runs):
         for name, steps, raw_run in shapes:
@@ -241,6 +255,7 @@ def compare_shapes(raw: RawCelery, product: Product, sizes: Sizes) -> list[dict]
             run = product.run(name, steps)
             measured[name]["product"].append(run["wallS"])
             measured[name]["cmds"].append(run["commandsPerStep"])
+            measured[name]["byName"] = run["commandsByName"]  # the last run's
             measured[name]["hops"] += release_latencies_ms(run["records"])
     results = []
     for name, steps, _r in shapes:
@@ -255,6 +270,7 @@ def compare_shapes(raw: RawCelery, product: Product, sizes: Sizes) -> list[dict]
                 "ratio": product_s / raw_s,
                 "productStepsPerS": len(steps) / product_s,
                 "redisCommandsPerStep": statistics.median(m["cmds"]),
+                "redisCommandsPerStepByName": m["byName"],
                 "dependencyDoneToStartMs": percentiles(m["hops"]),
             }
         )
