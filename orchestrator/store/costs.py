@@ -14,6 +14,7 @@ import redis
 
 from orchestrator.store.errors import translates_redis_errors
 from orchestrator.store.keys import Keys
+from orchestrator.store.metrics_fold import MetricsFold
 from orchestrator.store.scripts import Scripts, text
 from orchestrator.store.turns import DEFAULT_HISTORY_DAYS, MS_PER_HOUR, hour_expires_at
 
@@ -25,6 +26,7 @@ class CostLedger:
     ) -> None:
         self._client, self._keys = client, keys
         self._scripts = Scripts(client)
+        self._fold = MetricsFold(client, keys)
         self._history_days = history_days
 
     def add_run(
@@ -46,13 +48,16 @@ class CostLedger:
         hour = now_ms // MS_PER_HOUR
         k = self._keys
         self._scripts["add_run"](
-            keys=[k.costs(session_id), k.cost_totals, k.cost_hour(hour), k.session(session_id)],
+            keys=[k.session(session_id)],
             args=[
+                k.prefix,
+                session_id,
                 step_id,
                 agent_id,
                 cpu_us,
                 wall_ms,
                 "" if peak_rss_kb is None else peak_rss_kb,
+                hour,
                 hour_expires_at(hour, self._history_days),
             ],
         )
@@ -60,6 +65,7 @@ class CostLedger:
     def session(self, session_id: str) -> tuple[list[str], dict[str, int]] | None:
         """The session's step ids in plan order and its counters, in one round trip; None when
         there is no such session."""
+        self._fold.before_read()  # the runs' facts (add_run.lua) counted first
         pipe = self._client.pipeline(transaction=False)
         pipe.hget(self._keys.session(session_id), "jobOrder")
         pipe.hgetall(self._keys.costs(session_id))
@@ -71,17 +77,20 @@ class CostLedger:
 
     def counters(self, session_id: str) -> dict[str, int]:
         """The session's counters by field ({} when it spent nothing yet)."""
+        self._fold.before_read()  # the runs' facts (add_run.lua) counted first
         raw = self._client.hgetall(self._keys.costs(session_id))
         return {text(field): int(value) for field, value in raw.items()}
 
     def totals(self) -> dict[str, int]:
         """The all-time counters by field."""
+        self._fold.before_read()  # the runs' facts (add_run.lua) counted first
         raw = self._client.hgetall(self._keys.cost_totals)
         return {text(field): int(value) for field, value in raw.items()}
 
     def hours(self, first_hour: int, last_hour: int) -> list[dict[str, int]]:
         """The hourly counters of ``first_hour`` to ``last_hour`` (hours since the epoch,
         both included), in one pipeline; expired or empty hours are {}."""
+        self._fold.before_read()  # the runs' facts (add_run.lua) counted first
         pipe = self._client.pipeline(transaction=False)
         for hour in range(first_hour, last_hour + 1):
             pipe.hgetall(self._keys.cost_hour(hour))

@@ -10,8 +10,10 @@ so what it reads includes every outcome recorded before the read.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from orchestrator.core.errors.base import StoreNotWritableError, StoreOutOfMemoryError
 from orchestrator.store.errors import translates_redis_errors
@@ -44,3 +46,19 @@ class MetricsFold:
             self.fold()
         except (StoreOutOfMemoryError, StoreNotWritableError) as exc:
             log.warning("metrics read without folding %s: %s", "pending facts", exc)
+
+    def queue(self, pipe: Any) -> None:
+        """Queue a fold in ``pipe`` before its reads, to fold in the same round trip; execute it
+        with ``raise_on_error=False`` and pass the fold's reply to ``settled``."""
+        pipe.evalsha(self._script.sha, 0, self._prefix)
+
+    def settled(self, reply: Any) -> bool:
+        """Whether the reads queued after the fold can be used: False when Redis did not know
+        the script (after a restart or SCRIPT FLUSH), which is loaded now: read again. A fold
+        that Redis refused to write is logged and the reads stand, as in ``before_read``."""
+        if isinstance(reply, NoScriptError):
+            self._script.registered_client.script_load(self._script.script)
+            return False
+        if isinstance(reply, Exception):
+            log.warning("metrics read without folding %s: %s", "pending facts", reply)
+        return True

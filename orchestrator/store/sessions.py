@@ -428,6 +428,7 @@ class SessionStore:
         """The whole session in one round trip, or None if it does not exist."""
         k = self._keys
         pipe = self._client.pipeline(transaction=False)
+        self.metrics_fold.queue(pipe)  # the costs hash includes every run counted before
         pipe.hgetall(k.session(sid))
         pipe.hgetall(k.steps(sid))
         pipe.hgetall(k.results(sid))
@@ -437,7 +438,12 @@ class SessionStore:
         pipe.lrange(k.subplans(sid), 0, -1)
         pipe.hgetall(k.costs(sid))
         pipe.hgetall(k.routing(sid))
-        replies = pipe.execute()
+        fold, *replies = pipe.execute(raise_on_error=False)
+        if not self.metrics_fold.settled(fold):
+            return self.read(sid)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
         fields, steps, results, errors, depends, requests, subplans, costs, routing = replies
         if not fields:
             return None

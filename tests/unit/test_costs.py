@@ -118,6 +118,7 @@ def test_a_call_is_counted_once_when_recorded_and_never_again(any_redis):
 
 def test_runs_add_cpu_and_wall_time_and_the_view_has_a_row_per_step(any_redis):
     ledger = CostLedger(any_redis, KEYS)
+    any_redis.hset(KEYS.session("s-2"), "status", "executing")
     ledger.add_run("s-2", "a", "agent-1", cpu_s=0.25, wall_s=1.5, peak_rss_kb=51200, now_ms=NOW_MS)
     ledger.add_run("s-2", "a", "agent-1", cpu_s=0.5, wall_s=0.25, peak_rss_kb=20480, now_ms=NOW_MS)
     ledger.add_run("s-2", "b", "agent-2", cpu_s=0, wall_s=0, now_ms=NOW_MS)  # RSS unknown
@@ -136,6 +137,21 @@ def test_runs_add_cpu_and_wall_time_and_the_view_has_a_row_per_step(any_redis):
         ("agent-2", 0.0, 1),
     ]
     assert cost_report(hours, "user", "s", "u", None).groups[0].cpu_seconds == 0.75
+
+
+def test_a_run_counted_after_its_session_ended_expires_with_it_and_none_outlives_it(any_redis):
+    """Runs are folded in later (metric facts, lua/_slots.lua fold_metrics): a session whose
+    keys already expire (it ended) gets a costs hash expiring with it, and a session retention
+    removed gets none (the all-time and hourly counters still count the run)."""
+    ledger = CostLedger(any_redis, KEYS)
+    any_redis.hset(KEYS.session("ended"), "status", "completed")
+    any_redis.pexpire(KEYS.session("ended"), 60_000)
+    ledger.add_run("ended", "a", "agent-1", cpu_s=1, wall_s=1, now_ms=NOW_MS)
+    ledger.add_run("gone", "a", "agent-1", cpu_s=2, wall_s=1, now_ms=NOW_MS)
+    assert ledger.counters("ended")["t|cpu_us"] == 1_000_000
+    assert 0 < any_redis.pttl(KEYS.costs("ended")) <= 60_000
+    assert not any_redis.exists(KEYS.costs("gone"))
+    assert ledger.totals()["a|agent-1|cpu_us"] == 3_000_000
 
 
 def test_reported_spending_is_parsed_strictly():

@@ -188,13 +188,17 @@ end
 
 -- Facts (JSON arrays): {"s", capability, outcome, duration ms or false} for the step metrics;
 -- {"a", agent id, outcome, now ms, {capability, ...}, error type or false, run ms or false,
--- wait ms or false} for an agent's. Returns how many facts it folded.
+-- wait ms or false} for an agent's; {"r", session id, step id, agent id, user ("-": none),
+-- cpu us, wall ms, peak RSS KiB or false, hour, when the hour's hash expires (unix s)} for a
+-- step run's resources (add_run.lua; the counters are described there). Returns how many facts
+-- it folded.
 local function fold_metrics()
   local pending = metrics_pending_key()
   local facts = redis.call("LRANGE", pending, 0, -1)
   if #facts == 0 then return 0 end
   redis.call("DEL", pending)
   local sums, order, ttls = {}, {}, {}
+  local peaks, expire_at, sessions = {}, {}, {}
   local function add(hash, field, n)
     local fields = sums[hash]
     if not fields then
@@ -204,13 +208,43 @@ local function fold_metrics()
     end
     fields[field] = (fields[field] or 0) + n
   end
+  local function run_fact(f)
+    local sid, agent, user = f[2], "a|" .. f[4] .. "|", f[5]
+    local cpu, wall, rss = f[6], f[7], f[8]
+    -- the session's counters, unless the session is gone (retention removed it)
+    if sessions[sid] == nil then
+      sessions[sid] = redis.call("EXISTS", session_key(sid)) == 1
+    end
+    if sessions[sid] then
+      local costs = costs_key(sid)
+      for _, prefix in ipairs({"t|", "s|" .. f[3] .. "|", agent}) do
+        add(costs, prefix .. "cpu_us", cpu)
+        add(costs, prefix .. "wall_ms", wall)
+        add(costs, prefix .. "runs", 1)
+        if rss then
+          peaks[costs] = peaks[costs] or {}
+          local field = prefix .. "rss_kb"
+          if rss > (peaks[costs][field] or -1) then peaks[costs][field] = rss end
+        end
+      end
+    end
+    add(cost_totals_key(), agent .. "cpu_us", cpu)
+    local hour = cost_hour_key(f[9])
+    for _, prefix in ipairs({"u|" .. user .. "|", agent, "ua|" .. user .. "|" .. f[4] .. "|"}) do
+      add(hour, prefix .. "cpu_us", cpu)
+      add(hour, prefix .. "runs", 1)
+    end
+    expire_at[hour] = math.max(expire_at[hour] or 0, f[10])
+  end
   local function histogram(hash, name, ms)
     add(hash, name .. "|le=" .. duration_bound(ms), 1)
     add(hash, name .. "|sum_ms", math.floor(ms))
   end
   for _, raw in ipairs(facts) do
     local f = cjson.decode(raw)
-    if f[1] == "s" then
+    if f[1] == "r" then
+      run_fact(f)
+    elseif f[1] == "s" then
       add(step_counts_key(), f[2] .. "|" .. f[3], 1)
       if f[4] then histogram(step_durations_key(), f[2], f[4]) end
     else
@@ -230,11 +264,35 @@ local function fold_metrics()
       end
     end
   end
+  local session_ms = {}
+  for sid, exists in pairs(sessions) do
+    -- a session's costs hash made by this fold expires with the session (retention set the
+    -- session's keys' TTL when it ended, before the hash existed)
+    if exists and redis.call("EXISTS", costs_key(sid)) == 0 then
+      local ms = redis.call("PTTL", session_key(sid))
+      if ms > 0 then session_ms[costs_key(sid)] = ms end
+    end
+  end
   for _, hash in ipairs(order) do
     for field, n in pairs(sums[hash]) do
       redis.call("HINCRBY", hash, field, n)
     end
     if ttls[hash] then redis.call("EXPIRE", hash, ttls[hash]) end
+    if session_ms[hash] then redis.call("PEXPIRE", hash, session_ms[hash]) end
+    if expire_at[hash] then redis.call("EXPIREAT", hash, expire_at[hash]) end
+  end
+  for hash, fields in pairs(peaks) do  -- the peaks, kept as maxima: one read per hash
+    local names, values = {}, {}
+    for field, value in pairs(fields) do
+      table.insert(names, field)
+      table.insert(values, value)
+    end
+    local current = redis.call("HMGET", hash, unpack(names))
+    for i, field in ipairs(names) do
+      if values[i] > tonumber(current[i] or "-1") then
+        redis.call("HSET", hash, field, values[i])
+      end
+    end
   end
   return #facts
 end
