@@ -111,3 +111,33 @@ def test_the_reconciler_folds_what_no_reader_asked_for(world, any_redis):
     world.reconciler.run_once()
     assert any_redis.llen(world.sessions.keys.metrics_pending) == 0
     assert ints(any_redis, world.sessions.keys.step_counts) == {"work|completed": 3}
+
+
+def test_a_fold_that_fails_does_not_stop_the_script_that_recorded_an_outcome(world, any_redis):
+    """A script's writes are not rolled back: if the fold inside it failed (here, a fact it
+    cannot use: a run fact without its hour), the record it made must still be whole; the facts
+    wait, none is lost."""
+    keys = world.sessions.keys
+    broken = json.dumps(["r", "sid", "step", "agent", "-", 1, 1, False, None, 1])
+    any_redis.rpush(keys.metrics_pending, *[broken] * (FOLD_AT - 1))
+    request = OrchestrateRequest.model_validate(
+        {
+            "goal": "g",
+            "plan": {"steps": [{"id": "s", "title": "t", "requiredCapabilities": ["work"]}]},
+        }
+    )
+    sid = world.engine.submit(request).session_id
+    run = world.lifecycle.begin(sid, "s", world.sessions.step_record(sid, "s")["agentId"])
+    assert isinstance(run, StepRun)  # its fact made FOLD_AT: the fold failed inside the claim
+    assert world.sessions.step_record(sid, "s")["status"] == "running"
+    world.lifecycle.succeed(run, StepResult("done"))
+    assert world.sessions.step_record(sid, "s")["status"] == "completed"
+    assert any_redis.llen(keys.metrics_pending) == FOLD_AT + 2  # nothing folded, nothing lost
+
+
+def test_a_fact_that_is_not_json_is_dropped_and_the_others_count(world, any_redis):
+    keys = world.sessions.keys
+    any_redis.rpush(keys.metrics_pending, "not json", "[1, 2")
+    run_steps(world, 2)
+    assert world.sessions.metrics_fold.fold() == 2 + 6
+    assert ints(any_redis, keys.step_counts) == {"work|completed": 2}

@@ -196,7 +196,6 @@ local function fold_metrics()
   local pending = metrics_pending_key()
   local facts = redis.call("LRANGE", pending, 0, -1)
   if #facts == 0 then return 0 end
-  redis.call("DEL", pending)
   local sums, order, ttls = {}, {}, {}
   local peaks, expire_at, sessions = {}, {}, {}
   local function add(hash, field, n)
@@ -240,14 +239,19 @@ local function fold_metrics()
     add(hash, name .. "|le=" .. duration_bound(ms), 1)
     add(hash, name .. "|sum_ms", math.floor(ms))
   end
+  -- everything is added up before the first write: an error here leaves the facts pending
   for _, raw in ipairs(facts) do
-    local f = cjson.decode(raw)
+    local decoded, f = pcall(cjson.decode, raw)
+    if not decoded or type(f) ~= "table" then
+      redis.log(redis.LOG_WARNING, "meowstik fold_metrics: dropped a fact that is not JSON")
+      f = {}
+    end
     if f[1] == "r" then
       run_fact(f)
     elseif f[1] == "s" then
       add(step_counts_key(), f[2] .. "|" .. f[3], 1)
       if f[4] then histogram(step_durations_key(), f[2], f[4]) end
-    else
+    elseif f[1] == "a" then
       local agent_id, outcome = f[2], f[3]
       local hashes = {agent_metrics_key(agent_id)}
       for _, b in ipairs(AGENT_BUCKETS) do
@@ -264,6 +268,7 @@ local function fold_metrics()
       end
     end
   end
+  redis.call("DEL", pending)
   local session_ms = {}
   for sid, exists in pairs(sessions) do
     -- a session's costs hash made by this fold expires with the session (retention set the
@@ -299,7 +304,10 @@ end
 
 local function note_fact(fact)
   if redis.call("RPUSH", metrics_pending_key(), cjson.encode(fact)) >= FOLD_AT then
-    fold_metrics()
+    -- the calling script has written its record already: a fold that fails must not stop it
+    -- half-way (a script's writes are not rolled back); the facts wait for the next fold
+    local ok, err = pcall(fold_metrics)
+    if not ok then redis.log(redis.LOG_WARNING, "meowstik fold_metrics: " .. tostring(err)) end
   end
 end
 
