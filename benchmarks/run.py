@@ -89,18 +89,22 @@ QUICK = Sizes(
     retention_s=2,
 )
 
-# target name -> (comparison, bound): "max" means the figure must be <= bound
+# target name -> (comparison, bound): "max" means the figure must be <= bound (issue 24's
+# targets, ratios to raw Celery in the same run)
 TARGETS: dict[str, tuple[str, float]] = {
+    "flat ratio": ("max", 1.0),
+    "wide ratio": ("max", 0.9),
+    "chain per-hop ratio": ("max", 0.8),
     "layered ratio": ("max", 0.75),
-    "mixed ratio": ("max", 0.75),
-    "wide ratio": ("max", 1.2),
-    "chain per-hop ratio": ("max", 1.3),
-    "submit -> first start p50 ms": ("max", 10.0),
-    "finished -> dependent start p50 ms": ("max", 3.0),
-    "Redis commands per step (flat)": ("max", 25.0),
-    "Redis KB per finished 10-step session": ("max", 20.0),
-    "extra worker RSS MiB per process": ("max", 20.0),
+    "mixed ratio": ("max", 0.5),
+    "Redis commands per step (mean of shapes)": ("max", 25.0),
+    "submit -> first start p50 ms": ("max", 5.0),
+    "finished -> dependent start p50 ms": ("max", 2.0),
     "status reads / minimal Flask": ("min", 0.5),
+    "orchestrate / minimal Flask": ("min", 0.3),
+    "Redis KB per finished 10-step session": ("max", 12.0),
+    "session keys left after retention": ("max", 0.0),
+    "extra worker RSS MiB per process": ("max", 20.0),
 }
 
 
@@ -422,16 +426,21 @@ def figures(report: dict) -> dict[str, float]:
     product_children = statistics.mean(rss["productWorker"]["children"])
     raw_children = statistics.mean(rss["rawWorker"]["children"])
     return {
-        "layered ratio": shapes["layered"]["ratio"],
-        "mixed ratio": shapes["mixed"]["ratio"],
+        "flat ratio": shapes["flat"]["ratio"],
         "wide ratio": shapes["wide"]["ratio"],
         "chain per-hop ratio": chain_shape["ratio"],
+        "layered ratio": shapes["layered"]["ratio"],
+        "mixed ratio": shapes["mixed"]["ratio"],
+        "Redis commands per step (mean of shapes)": statistics.mean(
+            r["redisCommandsPerStep"] for r in report["shapes"]
+        ),
         "submit -> first start p50 ms": report["latency"]["submitToFirstStartMs"]["p50"],
         "finished -> dependent start p50 ms": chain_shape["dependencyDoneToStartMs"]["p50"],
-        "Redis commands per step (flat)": shapes["flat"]["redisCommandsPerStep"],
-        "Redis KB per finished 10-step session": report["scale"]["redisBytesPerSession"] / 1024,
-        "extra worker RSS MiB per process": (product_children - raw_children) / 2**20,
         "status reads / minimal Flask": report["api"]["statusVsMinimal"],
+        "orchestrate / minimal Flask": report["api"]["submitVsMinimal"],
+        "Redis KB per finished 10-step session": report["scale"]["redisBytesPerSession"] / 1024,
+        "session keys left after retention": rss["afterRetention"]["sessionKeysLeft"],
+        "extra worker RSS MiB per process": (product_children - raw_children) / 2**20,
     }
 
 
@@ -501,9 +510,13 @@ def print_report(report: dict) -> None:
         f" vs baseline {ret['baselineBytes'] / 1024:.1f} KB in {ret['baselineKeys']} keys"
     )
     print()
-    print(f"{'target':<40}{'value':>10}  {'target':<10}met")
+    print(f"{'target':<44}{'value':>10}  {'target':<10}met")
     for name, v in report["targets"].items():
-        print(f"{name:<40}{v['value']:>10.2f}  {v['target']:<10}{'yes' if v['met'] else 'NO'}")
+        print(f"{name:<44}{v['value']:>10.2f}  {v['target']:<10}{'yes' if v['met'] else 'NO'}")
+    print()
+    print("not measured yet (issue 24): the default `make up` cluster's chain and layered")
+    print("against these single-worker figures, a model-calling step's overhead against the")
+    print("zero-latency model fake, and 10,000 sessions of 10 steps at once")
 
 
 # --- main -----------------------------------------------------------------------------------

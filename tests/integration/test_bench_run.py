@@ -25,6 +25,9 @@ def test_quick_bench_reports_every_figure(tmp_path, capsys):
     for shape in report["shapes"]:
         assert shape["rawS"]["median"] > 0 and shape["productS"]["median"] > 0
         assert shape["redisCommandsPerStep"] > 0
+        by_name = shape["redisCommandsPerStepByName"]  # what the per-step figure is made of
+        assert sum(by_name.values()) == pytest.approx(shape["redisCommandsPerStep"], abs=0.5)
+        assert by_name["evalsha"] >= 2  # at least a claim and a completion per step
     assert report["scale"]["completed"] == report["scale"]["sessions"] == run.QUICK.scale_sessions
     assert report["api"]["status"]["requestsPerS"] > 0
     assert report["api"]["ping"]["requestsPerS"] > 0
