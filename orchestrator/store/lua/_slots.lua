@@ -70,11 +70,14 @@ local function handoff(agent_id, now, reserve_ms)
   local have = {}
   for _, cap in ipairs(caps_list) do have[cap] = true end
   local queue = queue_or_default(f[7], agent_id)
+  -- the live load, read once: nothing else changes the slots while this script runs
+  local load = live_load(skey, now)
   for _, cap in ipairs(caps_list) do
+    if load >= max_load then return out end
     local wkey = waiting_key(cap)
     local entries = redis.call("LRANGE", wkey, 0, 99)
     for _, raw in ipairs(entries) do
-      if live_load(skey, now) >= max_load then return out end
+      if load >= max_load then return out end
       local entry = cjson.decode(raw)
       local fits = has_all(have, entry["caps"]) and not excluded(entry["ex"], agent_id)
         and (entry["type"] == nil or entry["type"] == agent_type)
@@ -95,6 +98,7 @@ local function handoff(agent_id, now, reserve_ms)
             rec["queuedAt"] = now
             redis.call("HSET", steps_key(entry["s"]), entry["t"], cjson.encode(rec))
             redis.call("ZADD", skey, now + reserve_ms, member)
+            load = load + 1
             redis.call("ZADD", deadlines_key(), now + reserve_ms, member)
             redis.call("ZREM", schedule_deadlines_key(), member)
             table.insert(out, entry["s"])
