@@ -364,17 +364,40 @@ def scale(product: Product, sessions: int) -> dict[str, Any]:
                 range(sessions),
             )
         )
-    drain(client, timeout_s=600)
+    statuses = terminal_statuses(client, product.keys, sids, timeout_s=600)
     wall = time.time() - started
-    statuses = [client.hget(product.keys.session(sid), "status") for sid in sids]
-    completed = sum(s == b"completed" for s in statuses)
+    completed = sum(s == "completed" for s in statuses.values())
     return {
         "sessions": sessions,
         "completed": completed,
+        "statuses": dict(Counter(statuses.values())),
         "wallS": wall,
         "stepsPerS": sessions * 10 / wall,
         "redisBytesPerSession": (product_memory(client)["bytes"] - memory_before) / sessions,
     }
+
+
+def terminal_statuses(
+    client: redis.Redis, keys: Keys, sids: list[str], timeout_s: float
+) -> dict[str, str]:
+    """Each session's status once it ends ("unfinished" if it has not by ``timeout_s``), read
+    every second as sessions end, so one that ends early and is removed by retention (60 s in
+    the bench) before the last one ends is still counted as what it ended as."""
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(found) < len(sids) and time.monotonic() < deadline:
+        waiting = [sid for sid in sids if sid not in found]
+        pipe = client.pipeline(transaction=False)
+        for sid in waiting:
+            pipe.hget(keys.session(sid), "status")
+        for sid, status in zip(waiting, pipe.execute(), strict=True):
+            if status in TERMINAL:
+                found[sid] = status.decode()
+            elif status is None:
+                found[sid] = "missing"  # never seen ending: lost, or removed unseen
+        if len(found) < len(sids):
+            time.sleep(1.0)
+    return {sid: found.get(sid, "unfinished") for sid in sids}
 
 
 def worker_rss(pid: int) -> dict[str, Any]:
@@ -491,7 +514,8 @@ def print_report(report: dict) -> None:
     )
     sc, fp = report["scale"], report["footprint"]
     print(
-        f"scale: {sc['completed']}/{sc['sessions']} sessions of 10 steps completed in"
+        f"scale: {sc['completed']}/{sc['sessions']} sessions of 10 steps completed"
+        f" ({', '.join(f'{n} {st}' for st, n in sorted(sc['statuses'].items()))}) in"
         f" {sc['wallS']:.1f} s ({sc['stepsPerS']:.0f} steps/s);"
         f" Redis {sc['redisBytesPerSession'] / 1024:.1f} KB per finished session"
     )
