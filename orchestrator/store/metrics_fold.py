@@ -1,10 +1,11 @@
 """Folds the metric facts the lifecycle scripts append into the counters they stand for.
 
 A script that records a step's outcome appends a fact (one RPUSH) instead of writing some
-thirty counters; lua/_slots.lua ``fold_metrics`` adds the pending facts with one HINCRBY per
-distinct field, when 200 have gathered and before every read. Every reader of
-``Keys.step_counts``, ``Keys.step_durations`` and the agents' metrics hashes calls this first,
-so what it reads includes every outcome recorded before the read.
+thirty counters, and add_run.lua appends the run's CPU, wall time and peak RSS the same way;
+lua/_slots.lua ``fold_metrics`` adds the pending facts with one HINCRBY per distinct field, when
+200 have gathered and before every read. Every reader of ``Keys.step_counts``,
+``Keys.step_durations``, the agents' metrics hashes and the cost counters runs a fold first, so
+what it reads includes every outcome recorded before the read.
 """
 
 from __future__ import annotations
