@@ -190,9 +190,10 @@ class Keys:
 
     @property
     def metrics_pending(self) -> str:
-        """List of metric facts (JSON) the lifecycle scripts appended and no fold has added to
-        step_counts, step_durations and the agents' metrics hashes yet (_slots.lua
-        ``fold_metrics``; fewer than 200 between folds, and none after a read)."""
+        """List of metric facts (JSON) the lifecycle scripts and add_run.lua appended and no
+        fold has added yet to step_counts, step_durations, the agents' metrics hashes and the
+        run counters of the cost hashes (_slots.lua ``fold_metrics``; fewer than 200 unless a
+        fold failed, and none after a read)."""
         return f"{self.prefix}:metrics:pending"
 
     @property
