@@ -9,6 +9,7 @@ exports.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 
@@ -65,11 +66,11 @@ class CostLedger:
     def session(self, session_id: str) -> tuple[list[str], dict[str, int]] | None:
         """The session's step ids in plan order and its counters, in one round trip; None when
         there is no such session."""
-        self._fold.before_read()  # the runs' facts (add_run.lua) counted first
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hget(self._keys.session(session_id), "jobOrder")
-        pipe.hgetall(self._keys.costs(session_id))
-        order, raw = pipe.execute()
+        k = self._keys
+        order, raw = self._fold.read(  # the runs' facts (add_run.lua) counted first
+            self._client,
+            lambda pipe: pipe.hget(k.session(session_id), "jobOrder").hgetall(k.costs(session_id)),
+        )
         if order is None:
             return None
         counters = {text(field): int(value) for field, value in raw.items()}
@@ -90,8 +91,10 @@ class CostLedger:
     def hours(self, first_hour: int, last_hour: int) -> list[dict[str, int]]:
         """The hourly counters of ``first_hour`` to ``last_hour`` (hours since the epoch,
         both included), in one pipeline; expired or empty hours are {}."""
-        self._fold.before_read()  # the runs' facts (add_run.lua) counted first
-        pipe = self._client.pipeline(transaction=False)
-        for hour in range(first_hour, last_hour + 1):
-            pipe.hgetall(self._keys.cost_hour(hour))
-        return [{text(field): int(value) for field, value in raw.items()} for raw in pipe.execute()]
+
+        def reads(pipe: Any) -> None:
+            for hour in range(first_hour, last_hour + 1):
+                pipe.hgetall(self._keys.cost_hour(hour))
+
+        replies = self._fold.read(self._client, reads)  # the runs' facts counted first
+        return [{text(field): int(value) for field, value in raw.items()} for raw in replies]

@@ -11,6 +11,7 @@ what it reads includes every outcome recorded before the read.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -48,18 +49,22 @@ class MetricsFold:
         except (StoreOutOfMemoryError, StoreNotWritableError) as exc:
             log.warning("metrics read without folding %s: %s", "pending facts", exc)
 
-    def queue(self, pipe: Any) -> None:
-        """Queue a fold in ``pipe`` before its reads, to fold in the same round trip; execute it
-        with ``raise_on_error=False`` and pass the fold's reply to ``settled``."""
-        pipe.evalsha(self._script.sha, 0, self._prefix)
-
-    def settled(self, reply: Any) -> bool:
-        """Whether the reads queued after the fold can be used: False when Redis did not know
-        the script (after a restart or SCRIPT FLUSH), which is loaded now: read again. A fold
-        that Redis refused to write is logged and the reads stand, as in ``before_read``."""
-        if isinstance(reply, NoScriptError):
-            self._script.registered_client.script_load(self._script.script)
-            return False
-        if isinstance(reply, Exception):
-            log.warning("metrics read without folding %s: %s", "pending facts", reply)
-        return True
+    def read(self, client: redis.Redis, queue_reads: Callable[[Any], None]) -> list[Any]:
+        """The replies of the reads ``queue_reads`` adds to a pipeline, after a fold queued
+        first in the same pipeline: one round trip. When Redis did not know the script (after a
+        restart or SCRIPT FLUSH) it is loaded and the whole read made again; a fold that Redis
+        refused to write is logged and the reads stand, as in ``before_read``."""
+        while True:
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(self._script.sha, 0, self._prefix)
+            queue_reads(pipe)
+            fold, *replies = pipe.execute(raise_on_error=False)
+            if isinstance(fold, NoScriptError):
+                self._script.registered_client.script_load(self._script.script)
+                continue
+            if isinstance(fold, Exception):
+                log.warning("metrics read without folding %s: %s", "pending facts", fold)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return replies

@@ -427,23 +427,19 @@ class SessionStore:
     def read(self, sid: str) -> SessionRecord | None:
         """The whole session in one round trip, or None if it does not exist."""
         k = self._keys
-        pipe = self._client.pipeline(transaction=False)
-        self.metrics_fold.queue(pipe)  # the costs hash includes every run counted before
-        pipe.hgetall(k.session(sid))
-        pipe.hgetall(k.steps(sid))
-        pipe.hgetall(k.results(sid))
-        pipe.lrange(k.errors(sid), 0, -1)
-        pipe.hgetall(k.depends(sid))
-        pipe.hgetall(k.input_requests(sid))
-        pipe.lrange(k.subplans(sid), 0, -1)
-        pipe.hgetall(k.costs(sid))
-        pipe.hgetall(k.routing(sid))
-        fold, *replies = pipe.execute(raise_on_error=False)
-        if not self.metrics_fold.settled(fold):
-            return self.read(sid)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+
+        def reads(pipe: Any) -> None:
+            pipe.hgetall(k.session(sid))
+            pipe.hgetall(k.steps(sid))
+            pipe.hgetall(k.results(sid))
+            pipe.lrange(k.errors(sid), 0, -1)
+            pipe.hgetall(k.depends(sid))
+            pipe.hgetall(k.input_requests(sid))
+            pipe.lrange(k.subplans(sid), 0, -1)
+            pipe.hgetall(k.costs(sid))  # with every run counted before (the fold first)
+            pipe.hgetall(k.routing(sid))
+
+        replies = self.metrics_fold.read(self._client, reads)
         fields, steps, results, errors, depends, requests, subplans, costs, routing = replies
         if not fields:
             return None
